@@ -1,0 +1,33 @@
+# The README's two commands: `make repro` (run the pipeline) and `make test` (run the tests).
+# Both set up a virtual environment in .venv on first use.
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+# The CPU build of torch; on this project's machines it lies on local disk. Elsewhere, e.g.:
+#   make TORCH='torch --index-url https://download.pytorch.org/whl/cpu'   (or TORCH=torch for CUDA)
+TORCH  ?= torch==2.13.0
+STAMP  := $(VENV)/.installed
+export PATH := $(abspath $(VENV))/bin:$(PATH)
+export DVC_NO_ANALYTICS := 1
+
+.PHONY: install repro test test-slow bench clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install -q $(TORCH) 2>&1 | grep -v "is ignored: it is neither" || true
+	$(PY) -m pip install -q -e '.[dev]' 2>&1 | grep -v "is ignored: it is neither" || true
+	$(PY) -c "import torch, gensim, sentencepiece, datasets, accelerate, sklearn, dvc, pytest"
+	touch $@
+
+repro: install
+	dvc repro
+
+test: install
+	$(PY) -m pytest -q
+
+test-slow: install
+	$(PY) -m pytest -q -m slow
+
+clean:
+	rm -rf data/prepared metrics

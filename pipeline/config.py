@@ -1,0 +1,228 @@
+"""Typed configs: one dataclass per stage, loaded strictly from YAML.
+
+Resolution order (later wins), each layer validated on its own so an error names its file:
+
+    defaults in these dataclasses
+      → configs/presets/<name>.yaml for each name in ``presets:`` (in order)
+      → the sections of the params file (``params.yaml``, DVC's default params file)
+
+An unknown section or key, or a value of the wrong type, is a ``PipelineError`` naming the
+file and the dotted key. Defaults live here, once.
+"""
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, Optional
+
+import yaml
+
+from pipeline.errors import PipelineError
+
+PRESET_DIR = Path(__file__).resolve().parent.parent / "configs" / "presets"
+
+
+@dataclass
+class PrepareConfig:
+    """Raw corpus → tokenized splits, vocabulary, character ids and shards (`prepare` stage)."""
+
+    # Corpus spec: a file, a directory, a glob, a .gz file, ``hf:NAME:CONFIG:SPLIT:FIELD``
+    # (Hugging Face datasets; NAME may be a local data directory), or ``default``
+    # (the embedded corpus, see pipeline/data/corpus.py).
+    corpus: str = "default"
+    valid: Optional[str] = None  # a corpus spec for the validation split; None = carve from corpus
+    test: Optional[str] = None  # likewise for the test split
+    valid_fraction: float = 0.05  # used only when ``valid`` is None
+    test_fraction: float = 0.05  # used only when ``test`` is None
+    split_seed: int = 0
+    hf_streaming: bool = True  # stream Hugging Face datasets instead of downloading them whole
+    encoding_errors: Literal["error", "replace"] = "replace"  # invalid UTF-8: stop, or U+FFFD (counted)
+    split_sentences: bool = False  # split pre-tokenized paragraphs after . ! ? tokens (WikiText)
+    lowercase: bool = False
+    tokenizer: Literal["whitespace", "sentencepiece"] = "whitespace"
+    sp_vocab_size: int = 8000
+    sp_model_type: Literal["unigram", "bpe"] = "unigram"
+    sp_character_coverage: float = 0.9995
+    sp_max_sentences: int = 1_000_000  # sentences of the train split used to train SentencePiece
+    min_count: int = 1  # words seen fewer times in train map to <UNK> in the softmax vocabulary
+    max_vocab_size: Optional[int] = None  # most frequent words kept (specials not counted)
+    max_chars: int = 50  # character ids per token, including begin/end-of-word markers
+    max_sentence_length: int = 100  # longer lines are split into pieces of this many tokens
+    shard_tokens: int = 5_000_000  # tokens per on-disk shard
+
+    def validate(self, where: str) -> None:
+        def bad(key: str, msg: str) -> PipelineError:
+            return PipelineError(f"{where}: prepare.{key}: {msg}")
+
+        for key in ("valid_fraction", "test_fraction"):
+            v = getattr(self, key)
+            if not 0.0 <= v < 1.0:
+                raise bad(key, f"must be in [0, 1), got {v}")
+        if self.valid_fraction + self.test_fraction >= 1.0:
+            raise bad("valid_fraction", "valid_fraction + test_fraction must be below 1")
+        if self.max_chars < 3:
+            raise bad("max_chars", f"must be at least 3 (two word markers and a byte), got {self.max_chars}")
+        for key in ("min_count", "max_sentence_length", "shard_tokens", "sp_vocab_size", "sp_max_sentences"):
+            if getattr(self, key) < 1:
+                raise bad(key, f"must be at least 1, got {getattr(self, key)}")
+        if self.max_vocab_size is not None and self.max_vocab_size < 1:
+            raise bad("max_vocab_size", f"must be at least 1 or null, got {self.max_vocab_size}")
+        if not 0.0 < self.sp_character_coverage <= 1.0:
+            raise bad("sp_character_coverage", f"must be in (0, 1], got {self.sp_character_coverage}")
+
+
+@dataclass
+class Params:
+    """The whole pipeline's configuration: one section per stage."""
+
+    presets: list[str] = field(default_factory=list)
+    prepare: PrepareConfig = field(default_factory=PrepareConfig)
+
+
+SECTIONS = {name: tp for name, tp in typing.get_type_hints(Params).items() if name != "presets"}
+
+
+# ---------------------------------------------------------------------------------------------
+# strict conversion of plain YAML values to typed dataclasses
+
+
+def _type_name(tp: Any) -> str:
+    origin = typing.get_origin(tp)
+    if origin is Literal:
+        return "one of " + ", ".join(repr(a) for a in typing.get_args(tp))
+    if origin in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(tp) if a is not type(None)]
+        return " or ".join(_type_name(a) for a in args) + " or null"
+    if origin is list:
+        return f"list of {_type_name(typing.get_args(tp)[0])}"
+    return getattr(tp, "__name__", str(tp))
+
+
+def _convert(value: Any, tp: Any, where: str) -> Any:
+    """Check ``value`` against the annotation ``tp``; return it converted (int→float only)."""
+    origin = typing.get_origin(tp)
+    wrong = PipelineError(f"{where}: expected {_type_name(tp)}, got {value!r} ({type(value).__name__})")
+    if origin is Literal:
+        if value not in typing.get_args(tp):
+            raise wrong
+        return value
+    if origin in (typing.Union, types.UnionType):
+        args = typing.get_args(tp)
+        if value is None and type(None) in args:
+            return None
+        for arg in args:
+            if arg is type(None):
+                continue
+            try:
+                return _convert(value, arg, where)
+            except PipelineError:
+                pass
+        raise wrong
+    if origin is list:
+        if not isinstance(value, list):
+            raise wrong
+        (item_tp,) = typing.get_args(tp)
+        return [_convert(v, item_tp, f"{where}[{i}]") for i, v in enumerate(value)]
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise wrong
+        return value
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise wrong
+        return value
+    if tp is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise wrong
+        return float(value)
+    if tp is str:
+        if not isinstance(value, str):
+            raise wrong
+        return value
+    raise TypeError(f"unsupported config annotation {tp!r}")  # a bug in this file, not a user error
+
+
+def check_section(cls: type, data: Any, where: str) -> dict:
+    """Validate a mapping of overrides for dataclass ``cls``; return the converted mapping."""
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise PipelineError(f"{where}: expected a mapping of keys, got {type(data).__name__}")
+    hints = typing.get_type_hints(cls)
+    names = [f.name for f in dataclasses.fields(cls)]
+    out = {}
+    for key, value in data.items():
+        if key not in names:
+            raise PipelineError(f"{where}.{key}: unknown key (known keys: {', '.join(names)})")
+        out[key] = _convert(value, hints[key], f"{where}.{key}")
+    return out
+
+
+def _read_yaml(path: Path) -> dict:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise PipelineError(f"{path}: config file not found") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise PipelineError(f"{path}: cannot read config file: {e}") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        line = f":{mark.line + 1}" if mark is not None else ""
+        raise PipelineError(f"{path}{line}: invalid YAML: {getattr(e, 'problem', e)}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise PipelineError(f"{path}: expected a mapping of sections at the top level")
+    return data
+
+
+def _check_layer(path: Path, data: dict, allow_presets: bool) -> dict[str, dict]:
+    layer: dict[str, dict] = {}
+    for section, body in data.items():
+        if section == "presets":
+            if not allow_presets:
+                raise PipelineError(f"{path}: presets: a preset cannot name other presets")
+            continue
+        if section not in SECTIONS:
+            raise PipelineError(f"{path}: {section}: unknown section (known: presets, {', '.join(SECTIONS)})")
+        layer[section] = check_section(SECTIONS[section], body, f"{path}: {section}")
+    return layer
+
+
+def available_presets(preset_dir: Path = PRESET_DIR) -> list[str]:
+    return sorted(p.stem for p in preset_dir.glob("*.yaml"))
+
+
+def load_params(path: str | Path = "params.yaml", preset_dir: Path | None = None) -> Params:
+    """Load the params file, applying its presets over the defaults, then its own sections."""
+    path = Path(path)
+    preset_dir = Path(preset_dir) if preset_dir is not None else PRESET_DIR
+    data = _read_yaml(path)
+    presets = _convert(data.get("presets", []) or [], list[str], f"{path}: presets")
+    layers = []
+    for name in presets:
+        preset_path = preset_dir / f"{name}.yaml"
+        if not preset_path.is_file():
+            known = ", ".join(available_presets(preset_dir)) or "none"
+            raise PipelineError(f"{path}: presets: no preset named {name!r} in {preset_dir} (available: {known})")
+        layers.append((preset_path, _check_layer(preset_path, _read_yaml(preset_path), allow_presets=False)))
+    layers.append((path, _check_layer(path, data, allow_presets=True)))
+
+    merged: dict[str, dict] = {name: {} for name in SECTIONS}
+    for _, layer in layers:
+        for section, values in layer.items():
+            merged[section].update(values)
+    sections = {name: SECTIONS[name](**values) for name, values in merged.items()}
+    for name, cfg in sections.items():
+        if hasattr(cfg, "validate"):
+            cfg.validate(str(path))
+    return Params(presets=presets, **sections)
+
+
+def to_dict(cfg: Any) -> dict:
+    return dataclasses.asdict(cfg)

@@ -1,0 +1,22 @@
+"""DVC stage `prepare`: raw corpus → tokenized splits, vocab, char ids, shards; stats as metrics."""
+import argparse
+
+from pipeline.config import load_params
+from pipeline.data.prepare import prepare_corpus
+from pipeline.errors import run_main
+from pipeline.io import write_json_atomic
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__)
+    p.add_argument("--params", default="params.yaml")
+    p.add_argument("--out", default="data/prepared")
+    p.add_argument("--metrics", default="metrics/prepare.json")
+    args = p.parse_args(argv)
+    params = load_params(args.params)
+    stats = prepare_corpus(params.prepare, args.out)
+    write_json_atomic(args.metrics, stats)
+
+
+if __name__ == "__main__":
+    run_main(main)

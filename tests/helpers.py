@@ -1,0 +1,40 @@
+"""Test helpers: run the `elmo` CLI and DVC in a temporary copy of the repository."""
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+from conftest import REPO
+
+BIN = Path(sys.executable).parent
+
+
+def env() -> dict:
+    e = dict(os.environ)
+    e["PATH"] = f"{BIN}{os.pathsep}{e.get('PATH', '')}"  # `python` in dvc.yaml = this interpreter
+    e["DVC_NO_ANALYTICS"] = "1"
+    return e
+
+
+def run(args: list[str], cwd: Path, check: bool = False) -> subprocess.CompletedProcess:
+    p = subprocess.run(args, cwd=cwd, env=env(), capture_output=True, text=True, stdin=subprocess.DEVNULL)
+    if check and p.returncode != 0:
+        raise AssertionError(f"{args} failed ({p.returncode}):\n{p.stdout}\n{p.stderr}")
+    return p
+
+
+def elmo(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    return run([sys.executable, "-m", "pipeline.cli", *args], cwd=cwd)
+
+
+def copy_repo(dest: Path) -> Path:
+    """Copy what `dvc repro` needs into ``dest`` and make it a DVC project (no git)."""
+    for name in ("dvc.yaml", "params.yaml"):
+        shutil.copy(REPO / name, dest / name)
+    for name in ("stages", "pipeline", "configs", "data/raw"):
+        shutil.copytree(REPO / name, dest / name, ignore=shutil.ignore_patterns("__pycache__"))
+    run([str(BIN / "dvc"), "init", "--no-scm", "-q"], cwd=dest, check=True)
+    return dest

@@ -1,0 +1,83 @@
+import pytest
+
+from pipeline.config import PrepareConfig, load_params
+from pipeline.errors import PipelineError
+
+
+def test_defaults_when_params_file_is_minimal(write):
+    p = load_params(write("params.yaml", "prepare: {}\n"))
+    assert p.prepare == PrepareConfig()
+    assert p.presets == []
+
+
+def test_unknown_key_names_file_and_key(write):
+    path = write("params.yaml", "prepare:\n  corpus: x.txt\n  min_cout: 3\n")
+    with pytest.raises(PipelineError) as e:
+        load_params(path)
+    assert str(path) in str(e.value) and "prepare.min_cout: unknown key" in str(e.value)
+
+
+def test_unknown_section(write):
+    with pytest.raises(PipelineError, match="prepar: unknown section"):
+        load_params(write("params.yaml", "prepar:\n  corpus: x\n"))
+
+
+@pytest.mark.parametrize(
+    "line, expect",
+    [
+        ("min_count: three", "prepare.min_count: expected int, got 'three'"),
+        ("min_count: 2.5", "prepare.min_count: expected int"),
+        ("lowercase: 1", "prepare.lowercase: expected bool"),
+        ("tokenizer: bpe", "prepare.tokenizer: expected one of 'whitespace', 'sentencepiece'"),
+        ("max_vocab_size: [1]", "prepare.max_vocab_size: expected int or null"),
+        ("corpus: 5", "prepare.corpus: expected str"),
+    ],
+)
+def test_wrong_type_names_file_and_key(write, line, expect):
+    path = write("params.yaml", f"prepare:\n  {line}\n")
+    with pytest.raises(PipelineError, match="params.yaml") as e:
+        load_params(path)
+    assert expect in str(e.value)
+
+
+def test_int_is_accepted_for_float_and_range_checked(write):
+    p = load_params(write("params.yaml", "prepare:\n  valid_fraction: 0\n"))
+    assert p.prepare.valid_fraction == 0.0 and isinstance(p.prepare.valid_fraction, float)
+    with pytest.raises(PipelineError, match="valid_fraction: must be in"):
+        load_params(write("params.yaml", "prepare:\n  valid_fraction: 1.5\n"))
+
+
+def test_presets_apply_in_order_then_params_file_wins(write, tmp_path):
+    presets = tmp_path / "presets"
+    write("presets/a.yaml", "prepare:\n  min_count: 5\n  lowercase: true\n")
+    write("presets/b.yaml", "prepare:\n  min_count: 7\n")
+    p = load_params(write("params.yaml", "presets: [a, b]\nprepare:\n  lowercase: false\n"), preset_dir=presets)
+    assert p.prepare.min_count == 7 and p.prepare.lowercase is False
+    assert p.presets == ["a", "b"]
+
+
+def test_bad_preset_errors(write, tmp_path):
+    write("presets/a.yaml", "prepare:\n  min_count: x\n")
+    with pytest.raises(PipelineError, match=r"no preset named 'zz'.*available: a"):
+        load_params(write("params.yaml", "presets: [zz]\n"), preset_dir=tmp_path / "presets")
+    with pytest.raises(PipelineError, match=r"a\.yaml: prepare\.min_count: expected int"):
+        load_params(write("params.yaml", "presets: [a]\n"), preset_dir=tmp_path / "presets")
+
+
+def test_invalid_yaml_and_missing_file(write, tmp_path):
+    with pytest.raises(PipelineError, match=r"params\.yaml:2: invalid YAML"):
+        load_params(write("params.yaml", "prepare:\n\tcorpus: x\n"))
+    with pytest.raises(PipelineError, match="config file not found"):
+        load_params(tmp_path / "nope.yaml")
+
+
+def test_repo_params_and_every_preset_load(tmp_path):
+    from conftest import REPO
+    from pipeline.config import PRESET_DIR, available_presets
+
+    load_params(REPO / "params.yaml")
+    names = available_presets(PRESET_DIR)
+    assert {"ptb", "wikitext2"} <= set(names)
+    for name in names:
+        (tmp_path / "params.yaml").write_text(f"presets: [{name}]\n")
+        load_params(tmp_path / "params.yaml")
