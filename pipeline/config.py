@@ -47,7 +47,7 @@ class PrepareConfig:
     sp_model_type: Literal["unigram", "bpe"] = "unigram"
     sp_character_coverage: float = 0.9995
     sp_max_sentences: int = 1_000_000  # sentences of the train split used to train SentencePiece
-    min_count: int = 1  # words seen fewer times in train map to <UNK> in the softmax vocabulary
+    min_count: int = 2  # words seen fewer times in train map to <UNK> in the softmax vocabulary
     max_vocab_size: Optional[int] = None  # most frequent words kept (specials not counted)
     max_chars: int = 50  # character ids per token, including begin/end-of-word markers
     max_sentence_length: int = 100  # longer lines are split into pieces of this many tokens

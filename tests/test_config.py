@@ -81,3 +81,16 @@ def test_repo_params_and_every_preset_load(tmp_path):
     for name in names:
         (tmp_path / "params.yaml").write_text(f"presets: [{name}]\n")
         load_params(tmp_path / "params.yaml")
+
+
+def test_repo_params_file_leaves_dataset_keys_to_presets(tmp_path):
+    """`dvc exp run -S 'presets=[ptb]'` must select PTB: params.yaml may not pin the corpus."""
+    import yaml
+
+    from conftest import REPO
+
+    params = yaml.safe_load((REPO / "params.yaml").read_text())
+    params["presets"] = ["ptb"]
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    cfg = load_params(tmp_path / "params.yaml").prepare
+    assert cfg.corpus.endswith("ptb/ptb.train.txt") and cfg.test.endswith("ptb/ptb.test.txt")

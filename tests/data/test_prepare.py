@@ -68,7 +68,9 @@ def test_given_split_files_long_lines_and_lowercase(write, tmp_path):
     train = write("train.txt", "A b c\n" + " ".join(["w"] * 25) + "\n")
     valid = write("valid.txt", "B c d\n")
     test = write("test.txt", "\nC\n")
-    cfg = PrepareConfig(corpus=str(train), valid=str(valid), test=str(test), max_sentence_length=10, lowercase=True)
+    cfg = PrepareConfig(
+        corpus=str(train), valid=str(valid), test=str(test), max_sentence_length=10, lowercase=True, min_count=1
+    )
     stats = prepare_corpus(cfg, tmp_path / "out", progress=False)
     data = PreparedData(tmp_path / "out")
     assert decoded(data, "train") == ["a b c", " ".join(["w"] * 10), " ".join(["w"] * 10), " ".join(["w"] * 5)]
