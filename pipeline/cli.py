@@ -30,6 +30,32 @@ def _cmd_prepare(args) -> int:
     return 0
 
 
+def _cmd_word2vec_eval(args) -> int:
+    from pipeline.io import write_json_atomic
+    from pipeline.word2vec import evaluate_analogies, evaluate_pairs, gensim_datapath, load_vectors
+
+    kv = load_vectors(args.vectors)
+    analogies = args.analogies or gensim_datapath("questions-words.txt")
+    a = evaluate_analogies(kv, analogies, args.restrict_vocab).summary()
+    result = {"vectors": str(args.vectors), "words": len(kv), "dim": kv.vector_size, "analogy": a}
+    for name, path in (("wordsim353", args.wordsim or gensim_datapath("wordsim353.tsv")),
+                       ("simlex999", args.simlex or gensim_datapath("simlex999.txt"))):
+        result[name] = evaluate_pairs(kv, path, args.restrict_vocab)
+    if args.json:
+        write_json_atomic(args.json, result)
+    if not args.quiet:
+        print(f"{args.vectors}: {len(kv)} words x {kv.vector_size} dims")
+        print(f"analogy    accuracy {a['accuracy']:.4f}  semantic {a['semantic']:.4f}  "
+              f"syntactic {a['syntactic']:.4f}  evaluated {a['evaluated']}  oov {a['oov_rate']:.1%}"
+              + (f"  malformed lines {a['malformed_lines']}" if a["malformed_lines"] else ""))
+        for name in ("wordsim353", "simlex999"):
+            r = result[name]
+            rho = "n/a" if r["spearman"] is None else f"{r['spearman']:.4f}"
+            print(f"{name:<10} spearman {rho}  pairs {r['pairs']}  oov {r['oov_rate']:.1%}"
+                  + (f"  malformed lines {r['malformed_lines']}" if r["malformed_lines"] else ""))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("-q", "--quiet", action="store_true", help="no progress bars or summaries")
@@ -46,6 +72,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="data/prepared", help="output directory (default: data/prepared)")
     p.add_argument("--metrics", default=None, help="also write the stats JSON here")
     p.set_defaults(func=_cmd_prepare)
+
+    p = sub.add_parser("word2vec-eval", parents=[common],
+                       help="evaluate any word2vec-format vectors (analogies, WordSim-353, SimLex-999)")
+    p.add_argument("vectors", help="word2vec text or binary file (format detected), or a gensim .kv file")
+    p.add_argument("--analogies", help="analogy questions file (default: gensim's questions-words.txt)")
+    p.add_argument("--wordsim", help="word-pair similarity file (default: gensim's wordsim353.tsv)")
+    p.add_argument("--simlex", help="word-pair similarity file (default: gensim's simlex999.txt)")
+    p.add_argument("--restrict-vocab", type=int, default=300_000,
+                   help="consider only this many most frequent words (default: 300000, as gensim)")
+    p.add_argument("--json", help="also write the results as JSON here")
+    p.set_defaults(func=_cmd_word2vec_eval)
     return parser
 
 

@@ -75,11 +75,45 @@ class PrepareConfig:
 
 
 @dataclass
+class Word2VecConfig:
+    """Skip-gram word vectors with gensim on the prepared train split (`word2vec` stage)."""
+
+    vector_size: int = 100
+    window: int = 5
+    negative: int = 5  # negative samples per positive (skip-gram with negative sampling, no hs)
+    min_count: int = 2
+    sample: float = 1e-3  # down-sampling threshold for frequent words
+    epochs: int = 5
+    alpha: float = 0.025
+    min_alpha: float = 0.0001
+    # 1 thread = bit-identical vectors for a seed; more threads are faster but their
+    # interleaving changes the result (gensim's documented behaviour).
+    workers: int = 1
+    seed: int = 1
+    format: Literal["binary", "text"] = "binary"  # the word2vec-format file: vectors.bin or vectors.txt
+    oov_vector: Literal["random", "zero"] = "random"  # aligned-matrix rows for words without a vector
+    restrict_vocab: int = 300_000  # evaluation considers only this many most frequent words (gensim)
+    probe_words: list[str] = field(default_factory=list)  # nearest-neighbour report; [] = frequent words
+    n_neighbours: int = 10
+
+    def validate(self, where: str) -> None:
+        for key in ("vector_size", "window", "negative", "min_count", "epochs", "workers",
+                    "restrict_vocab", "n_neighbours"):
+            if getattr(self, key) < 1:
+                raise PipelineError(f"{where}: word2vec.{key}: must be at least 1, got {getattr(self, key)}")
+        if not 0.0 < self.alpha <= 1.0 or not 0.0 <= self.min_alpha <= self.alpha:
+            raise PipelineError(f"{where}: word2vec.alpha/min_alpha: need 0 <= min_alpha <= alpha <= 1")
+        if self.sample < 0:
+            raise PipelineError(f"{where}: word2vec.sample: must be >= 0, got {self.sample}")
+
+
+@dataclass
 class Params:
     """The whole pipeline's configuration: one section per stage."""
 
     presets: list[str] = field(default_factory=list)
     prepare: PrepareConfig = field(default_factory=PrepareConfig)
+    word2vec: Word2VecConfig = field(default_factory=Word2VecConfig)
 
 
 SECTIONS = {name: tp for name, tp in typing.get_type_hints(Params).items() if name != "presets"}

@@ -1,17 +1,24 @@
 import json
 
+import numpy as np
 import yaml
 
 from helpers import BIN, copy_repo, elmo, run
 from test_data_helpers import make_corpus
 
 
-def test_dvc_repro_prepare_in_a_copy_of_the_repo(tmp_path):
+def _repo_with_corpus(tmp_path, n=120, **word2vec):
     repo = copy_repo(tmp_path)
-    (repo / "data" / "raw" / "corpus.txt").write_text(make_corpus(120))
+    (repo / "data" / "raw" / "corpus.txt").write_text(make_corpus(n))
     params = yaml.safe_load((repo / "params.yaml").read_text())
-    params["prepare"].update(corpus="data/raw/corpus.txt", valid_fraction=0.1, test_fraction=0.1, min_count=1)
+    params["prepare"] = dict(corpus="data/raw/corpus.txt", valid_fraction=0.1, test_fraction=0.1, min_count=1)
+    params["word2vec"] = word2vec
     (repo / "params.yaml").write_text(yaml.safe_dump(params))
+    return repo
+
+
+def test_dvc_repro_prepare_in_a_copy_of_the_repo(tmp_path):
+    repo = _repo_with_corpus(tmp_path)
 
     p = run([str(BIN / "dvc"), "repro", "prepare"], cwd=repo, check=True)
     assert "Running stage 'prepare'" in p.stdout
@@ -51,3 +58,36 @@ def test_cli_prepare_writes_outputs(tmp_path):
     assert p.stdout == ""  # quiet
     assert json.loads((tmp_path / "m.json").read_text())["train_sentences"] > 0
     assert (tmp_path / "prep" / "train" / "tokens-00000.npy").exists()
+
+
+def test_dvc_repro_word2vec(tmp_path):
+    repo = _repo_with_corpus(tmp_path, n=300, epochs=2, format="text", probe_words=["cat", "nosuchword"])
+    run([str(BIN / "dvc"), "repro", "word2vec"], cwd=repo, check=True)
+    metrics = json.loads((repo / "metrics" / "word2vec.json").read_text())
+    for key in ("analogy_accuracy", "analogy_semantic", "analogy_syntactic", "analogy_oov_rate",
+                "wordsim353_spearman", "wordsim353_oov_rate", "simlex999_spearman", "simlex999_oov_rate",
+                "train_words_per_sec", "vocab_coverage"):
+        assert key in metrics
+    assert metrics["vocab_coverage"] == 1.0  # every word of this corpus is frequent enough
+    out = repo / "data" / "word2vec"
+    n_vocab = len((repo / "data" / "prepared" / "vocab.txt").read_text().splitlines())
+    assert np.load(out / "embeddings.npy").shape == (n_vocab, 100)
+    assert (out / "vectors.txt").read_text().split("\n", 1)[0] == f"{n_vocab - 4} 100"  # specials not trained
+    report = (repo / "reports" / "word2vec_neighbours.txt").read_text().splitlines()
+    assert report[0].startswith("cat: ") and report[1] == "nosuchword: (not in vocabulary)"
+    shown = run([str(BIN / "dvc"), "metrics", "show", "--json"], cwd=repo, check=True).stdout
+    assert "analogy_accuracy" in shown and "simlex999_oov_rate" in shown  # spearman is null: < 2 pairs
+
+
+def test_cli_word2vec_eval(tmp_path):
+    (tmp_path / "v.txt").write_text("3 2\nman 1 0\nwoman 0 1\nking 1 1\n")
+    (tmp_path / "q.txt").write_text(": family\nman woman king queen\nman woman king\n")
+    p = elmo("word2vec-eval", "v.txt", "--analogies", "q.txt", "--json", "r.json", cwd=tmp_path)
+    assert p.returncode == 0, p.stderr
+    assert "malformed lines 1" in p.stdout
+    r = json.loads((tmp_path / "r.json").read_text())
+    assert r["words"] == 3 and r["analogy"]["oov_rate"] == 1.0 and r["analogy"]["malformed_lines"] == 1
+    (tmp_path / "bad.txt").write_text("not vectors\n")
+    p = elmo("word2vec-eval", "bad.txt", cwd=tmp_path)
+    assert p.returncode == 1 and p.stderr.startswith("error: bad.txt:1: not word2vec format")
+    assert "Traceback" not in p.stderr

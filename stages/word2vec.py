@@ -1,0 +1,25 @@
+"""DVC stage `word2vec`: skip-gram vectors on the prepared corpus, aligned matrix, intrinsic metrics."""
+import argparse
+
+from pipeline.config import load_params
+from pipeline.errors import run_main
+from pipeline.io import write_json_atomic, write_text_atomic
+from pipeline.word2vec import run_word2vec
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__)
+    p.add_argument("--params", default="params.yaml")
+    p.add_argument("--prepared", default="data/prepared")
+    p.add_argument("--out", default="data/word2vec")
+    p.add_argument("--metrics", default="metrics/word2vec.json")
+    p.add_argument("--report", default="reports/word2vec_neighbours.txt")
+    args = p.parse_args(argv)
+    params = load_params(args.params)
+    result = run_word2vec(params.word2vec, args.prepared, args.out)
+    write_json_atomic(args.metrics, result["metrics"])
+    write_text_atomic(args.report, result["neighbours"])
+
+
+if __name__ == "__main__":
+    run_main(main)
