@@ -108,12 +108,94 @@ class Word2VecConfig:
 
 
 @dataclass
+class ModelConfig:
+    """Architecture of the biLM (the ``model`` section). Presets: tiny, cpu, small, original."""
+
+    char_embed_dim: int = 16  # E
+    # [[width, filters], ...]; ELMo's original CNN (F = 2048)
+    filters: list[list[int]] = field(
+        default_factory=lambda: [[1, 32], [2, 32], [3, 64], [4, 128], [5, 256], [6, 512], [7, 1024]]
+    )
+    n_highway: int = 2
+    projection_dim: int = 512  # P
+    cell_dim: int = 4096  # H
+    n_layers: int = 2  # L
+    dropout: float = 0.1
+    cell_clip: Optional[float] = None  # ELMo clipped at 3; needs the (slower) unfused LSTM loop
+    proj_clip: Optional[float] = None
+    softmax: Literal["full", "sampled", "adaptive"] = "full"
+    n_samples: int = 8192  # sampled softmax: distinct negative classes per batch
+    adaptive_cutoffs: list[int] = field(default_factory=list)  # adaptive softmax; [] = V/20, V/4
+
+    @property
+    def n_filters(self) -> int:  # F
+        return sum(n for _, n in self.filters)
+
+    def validate(self, where: str) -> None:
+        def bad(key, msg):
+            return PipelineError(f"{where}: model.{key}: {msg}")
+
+        if not self.filters or any(len(f) != 2 or f[0] < 1 or f[1] < 1 for f in self.filters):
+            raise bad("filters", "must be a non-empty list of [width, filters] pairs of positive ints")
+        for key in ("char_embed_dim", "projection_dim", "cell_dim", "n_layers", "n_samples"):
+            if getattr(self, key) < 1:
+                raise bad(key, f"must be at least 1, got {getattr(self, key)}")
+        if self.n_highway < 0:
+            raise bad("n_highway", "must be >= 0")
+        if self.projection_dim >= self.cell_dim:
+            raise bad("projection_dim", f"must be smaller than cell_dim ({self.cell_dim}) for a projected LSTM")
+        if not 0.0 <= self.dropout < 1.0:
+            raise bad("dropout", f"must be in [0, 1), got {self.dropout}")
+
+
+
+@dataclass
+class PretrainConfig:
+    """biLM training (the ``pretrain`` stage): optimizer, schedule, budget, evaluation, checkpoints."""
+
+    seed: int = 0
+    max_tokens: int = 4096  # padded tokens per batch, summed over all processes
+    grad_accum: int = 1  # batches per optimizer step
+    epochs: int = 1
+    max_steps: Optional[int] = None  # optimizer steps; stops at whichever budget ends first
+    max_minutes: Optional[float] = None  # wall-clock budget for this run
+    optimizer: Literal["adagrad", "adam", "adamw"] = "adam"
+    lr: float = 1e-3
+    adagrad_init_acc: float = 1.0  # Adagrad's initial accumulator (ELMo: lr 0.2, accumulator 1.0)
+    weight_decay: float = 0.0
+    grad_clip: Optional[float] = 10.0  # max global grad norm (ELMo: 10)
+    warmup_steps: int = 0
+    decay: Literal["constant", "linear", "cosine"] = "constant"  # after warm-up, towards 0 at max_steps
+    eval_every: int = 500  # optimizer steps between validations (and a final one)
+    eval_max_tokens: int = 8192  # padded tokens per validation batch
+    eval_max_sentences: Optional[int] = None  # validate on the first N valid sentences (None = all)
+    checkpoint_every: int = 500
+    keep_checkpoints: int = 2
+    log_every: int = 20
+    mixed_precision: Literal["auto", "no", "bf16", "fp16"] = "auto"  # auto = bf16 on GPU, no on CPU
+
+    def validate(self, where: str) -> None:
+        for key in ("max_tokens", "grad_accum", "epochs", "eval_every", "eval_max_tokens",
+                    "checkpoint_every", "keep_checkpoints", "log_every"):
+            if getattr(self, key) < 1:
+                raise PipelineError(f"{where}: pretrain.{key}: must be at least 1, got {getattr(self, key)}")
+        if self.lr <= 0:
+            raise PipelineError(f"{where}: pretrain.lr: must be positive, got {self.lr}")
+        if self.warmup_steps < 0:
+            raise PipelineError(f"{where}: pretrain.warmup_steps: must be >= 0")
+        if self.decay != "constant" and self.max_steps is None:
+            raise PipelineError(f"{where}: pretrain.decay: {self.decay!r} needs pretrain.max_steps")
+
+
+@dataclass
 class Params:
     """The whole pipeline's configuration: one section per stage."""
 
     presets: list[str] = field(default_factory=list)
     prepare: PrepareConfig = field(default_factory=PrepareConfig)
     word2vec: Word2VecConfig = field(default_factory=Word2VecConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    pretrain: PretrainConfig = field(default_factory=PretrainConfig)
 
 
 SECTIONS = {name: tp for name, tp in typing.get_type_hints(Params).items() if name != "presets"}
