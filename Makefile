@@ -29,5 +29,10 @@ test: install
 test-slow: install
 	$(PY) -m pytest -q -m slow
 
+bench: install
+	$(PY) bench/word2vec.py
+	$(PY) bench/pretrain_throughput.py
+
+# Remove the pipeline's generated data and models (metrics/ and reports/ are tracked in git).
 clean:
-	rm -rf data/prepared metrics
+	rm -rf data/prepared data/word2vec models plots

@@ -43,16 +43,17 @@ def _cmd_word2vec_eval(args) -> int:
         result[name] = evaluate_pairs(kv, path, args.restrict_vocab)
     if args.json:
         write_json_atomic(args.json, result)
-    if not args.quiet:
-        print(f"{args.vectors}: {len(kv)} words x {kv.vector_size} dims")
-        print(f"analogy    accuracy {a['accuracy']:.4f}  semantic {a['semantic']:.4f}  "
-              f"syntactic {a['syntactic']:.4f}  evaluated {a['evaluated']}  oov {a['oov_rate']:.1%}"
-              + (f"  malformed lines {a['malformed_lines']}" if a["malformed_lines"] else ""))
-        for name in ("wordsim353", "simlex999"):
-            r = result[name]
-            rho = "n/a" if r["spearman"] is None else f"{r['spearman']:.4f}"
-            print(f"{name:<10} spearman {rho}  pairs {r['pairs']}  oov {r['oov_rate']:.1%}"
-                  + (f"  malformed lines {r['malformed_lines']}" if r["malformed_lines"] else ""))
+    def num(x):
+        return "n/a" if x is None else f"{x:.4f}"
+
+    print(f"{args.vectors}: {len(kv)} words x {kv.vector_size} dims")
+    print(f"analogy    accuracy {num(a['accuracy'])}  semantic {num(a['semantic'])}  "
+          f"syntactic {num(a['syntactic'])}  evaluated {a['evaluated']}  oov {a['oov_rate']:.1%}"
+          + (f"  malformed lines {a['malformed_lines']}" if a["malformed_lines"] else ""))
+    for name in ("wordsim353", "simlex999"):
+        r = result[name]
+        print(f"{name:<10} spearman {num(r['spearman'])}  pairs {r['pairs']}  oov {r['oov_rate']:.1%}"
+              + (f"  malformed lines {r['malformed_lines']}" if r["malformed_lines"] else ""))
     return 0
 
 

@@ -312,7 +312,7 @@ def batch_inputs(type_ids: torch.Tensor, char_table: np.ndarray | torch.Tensor, 
 
     ``dedup=False`` gives every position its own row (the straightforward baseline).
     """
-    table = torch.as_tensor(np.asarray(char_table)) if not torch.is_tensor(char_table) else char_table
+    table = char_table if torch.is_tensor(char_table) else torch.from_numpy(np.array(char_table, dtype=np.int64))
     if dedup:
         uniq, inverse = torch.unique(type_ids, return_inverse=True)
         return table[uniq].long(), inverse

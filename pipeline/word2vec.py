@@ -157,18 +157,18 @@ class AnalogyResult:
     oov: int = 0  # skipped: a word outside the restricted vocabulary
     malformed: int = 0  # skipped: not four words
 
-    def _acc(self, names) -> float:
+    def _acc(self, names) -> float | None:
         c = sum(self.sections[n][0] for n in names)
         t = sum(self.sections[n][1] for n in names)
-        return c / t if t else 0.0
+        return round(c / t, 6) if t else None  # None: no question of that kind was in vocabulary
 
     def summary(self) -> dict:
         semantic = [n for n in self.sections if not n.startswith("gram")]
         syntactic = [n for n in self.sections if n.startswith("gram")]
         return {
-            "accuracy": round(self._acc(self.sections), 6),
-            "semantic": round(self._acc(semantic), 6),
-            "syntactic": round(self._acc(syntactic), 6),
+            "accuracy": self._acc(self.sections),
+            "semantic": self._acc(semantic),
+            "syntactic": self._acc(syntactic),
             "evaluated": sum(v[1] for v in self.sections.values()),
             "oov_rate": round(self.oov / self.questions, 6) if self.questions else 0.0,
             "malformed_lines": self.malformed,

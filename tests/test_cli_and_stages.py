@@ -76,7 +76,8 @@ def test_dvc_repro_word2vec(tmp_path):
     report = (repo / "reports" / "word2vec_neighbours.txt").read_text().splitlines()
     assert report[0].startswith("cat: ") and report[1] == "nosuchword: (not in vocabulary)"
     shown = run([str(BIN / "dvc"), "metrics", "show", "--json"], cwd=repo, check=True).stdout
-    assert "analogy_accuracy" in shown and "simlex999_oov_rate" in shown  # spearman is null: < 2 pairs
+    # accuracies and spearman are null here (no question or pair in this toy vocabulary), so not shown
+    assert "analogy_oov_rate" in shown and "simlex999_oov_rate" in shown
 
 
 def test_cli_word2vec_eval(tmp_path):

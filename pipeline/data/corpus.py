@@ -172,9 +172,12 @@ def default_corpus_path() -> Path:
 
 def _read_default(stats: ReadStats) -> Iterator[Line]:
     path = default_corpus_path()
-    for doc in _read_file(path, "replace", stats):
+    inner = ReadStats()  # the installed path differs per machine: record the corpus by name
+    stats.sources.append("default (gensim test data: lee_background.cor)")
+    for doc in _read_file(path, "replace", inner):
+        stats.lines += 1
         for sentence in split_sentences_raw(doc.text):
-            yield Line(" ".join(simple_tokenize(sentence)), doc.source, doc.lineno)
+            yield Line(" ".join(simple_tokenize(sentence)), "lee_background.cor", doc.lineno)
 
 
 # --- entry point -----------------------------------------------------------------------------

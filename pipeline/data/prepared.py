@@ -113,6 +113,7 @@ class PreparedData:
         extra = (self.dir / "extra_types.txt").read_text(encoding="utf-8").splitlines()
         self.types = self.vocab.tokens + extra  # type id → token string
         self.char_ids = np.load(self.dir / "char_ids.npy", mmap_mode="r")  # (n_types, max_chars)
+        self._char_tensor = None
         self.max_chars = int(self.meta["max_chars"])
         self._splits: dict[str, PreparedSplit] = {}
 
@@ -122,6 +123,15 @@ class PreparedData:
         if name not in self._splits:
             self._splits[name] = PreparedSplit(self.dir / name)
         return self._splits[name]
+
+    @property
+    def char_tensor(self):
+        """The char-id table as a torch int64 tensor (n_types, max_chars), loaded once."""
+        if self._char_tensor is None:
+            import torch
+
+            self._char_tensor = torch.from_numpy(np.array(self.char_ids, dtype=np.int64))
+        return self._char_tensor
 
     def targets(self, type_ids: np.ndarray) -> np.ndarray:
         """Softmax target ids for type ids: out-of-vocabulary types become ``<UNK>``."""

@@ -1,0 +1,58 @@
+"""Perplexity of a biLM on a prepared split: forward, backward and average (exact softmax).
+
+The average perplexity is exp of the mean of the two directions' per-token NLL (their geometric mean).
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+
+from pipeline.data.batching import BucketBatcher, make_batch
+from pipeline.data.prepared import PreparedData
+from pipeline.model import BiLM, batch_inputs
+
+
+@torch.no_grad()
+def lm_sums(model: BiLM, data: PreparedData, split: str, max_tokens: int, rank: int = 0, world: int = 1,
+            max_sentences: int | None = None, device="cpu") -> torch.Tensor:
+    """Summed (forward NLL, backward NLL, targets) over this process's share of the split's batches."""
+    sp = data.split(split)
+    lengths = sp.lengths[:max_sentences] if max_sentences else sp.lengths
+    batches = BucketBatcher(lengths, max(max_tokens, int(lengths.max()) + 2), shuffle=False).batches()
+    was_training = model.training
+    model.eval()
+    sums = torch.zeros(3, dtype=torch.float64)
+    for idx in batches[rank::world]:
+        b = make_batch([sp.sentence(int(i)) for i in idx], len(data.vocab), idx)
+        chars, index = batch_inputs(b.type_ids, data.char_tensor)
+        out = model(chars.to(device), index.to(device), b.mask.to(device))
+        f, bw = model.lm_nll(out, b.fwd_targets.to(device), b.bwd_targets.to(device))
+        sums += torch.tensor([f.item(), bw.item(), b.n_targets], dtype=torch.float64)
+    model.train(was_training)
+    return sums
+
+
+def perplexities(sums: torch.Tensor) -> dict:
+    f, b, n = sums.tolist()
+    n = max(n, 1.0)
+    return {
+        "forward_ppl": math.exp(f / n),
+        "backward_ppl": math.exp(b / n),
+        "average_ppl": math.exp((f + b) / (2 * n)),
+        "tokens": int(n),
+    }
+
+
+def evaluate_saved(model_dir, prepared_dir, split: str = "test", max_tokens: int = 8192) -> dict:
+    """Perplexities of a saved biLM (``models/pretrain/best``) on a split of the prepared data."""
+    from pipeline.errors import PipelineError
+    from pipeline.train.checkpoint import load_bilm
+
+    model, config = load_bilm(model_dir)
+    data = PreparedData(prepared_dir)
+    if config["vocab_size"] != len(data.vocab):
+        raise PipelineError(f"{model_dir}: trained with {config['vocab_size']} words, but {prepared_dir} has "
+                            f"{len(data.vocab)}: was the prepare stage re-run with other settings?")
+    out = perplexities(lm_sums(model, data, split, max_tokens))
+    return {f"{split}_{k}": v for k, v in out.items()}

@@ -1,0 +1,20 @@
+"""DVC stage `evaluate_lm`: test-set perplexity (forward, backward, average) of the best biLM."""
+import argparse
+
+from pipeline.errors import run_main
+from pipeline.io import write_json_atomic
+from pipeline.train.evaluate import evaluate_saved
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__)
+    p.add_argument("--model", default="models/pretrain/best")
+    p.add_argument("--prepared", default="data/prepared")
+    p.add_argument("--split", default="test")
+    p.add_argument("--metrics", default="metrics/evaluate_lm.json")
+    args = p.parse_args(argv)
+    write_json_atomic(args.metrics, evaluate_saved(args.model, args.prepared, args.split))
+
+
+if __name__ == "__main__":
+    run_main(main)

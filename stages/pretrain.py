@@ -1,0 +1,25 @@
+"""DVC stage `pretrain`: train the biLM (run through `python -m pipeline.train.launch`, i.e. accelerate)."""
+import argparse
+
+from pipeline.config import load_params
+from pipeline.errors import run_main
+from pipeline.train.pretrain import pretrain
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__)
+    p.add_argument("--params", default="params.yaml")
+    p.add_argument("--prepared", default="data/prepared")
+    p.add_argument("--out", default="models/pretrain")
+    p.add_argument("--metrics", default="metrics/pretrain.json")
+    p.add_argument("--plots", default="plots/pretrain")
+    p.add_argument("--no-resume", action="store_true", help="ignore existing checkpoints")
+    p.add_argument("-q", "--quiet", action="store_true")
+    args = p.parse_args(argv)
+    params = load_params(args.params)
+    pretrain(params.model, params.pretrain, args.prepared, args.out, args.metrics, args.plots,
+             resume=not args.no_resume, progress=not args.quiet)
+
+
+if __name__ == "__main__":
+    run_main(main)
