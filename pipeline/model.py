@@ -282,10 +282,12 @@ class BiLM(nn.Module):
         self.backward_lstm = LSTMStack(cfg)
         self.softmax = SoftmaxHead(cfg, vocab_size)
         self.dropout = nn.Dropout(cfg.dropout)
+        self.trim = True  # False only for the straightforward baseline in bench/
 
     def encode(self, chars: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
         """Token layer: chars (U, C) of distinct tokens, index (B, T) into U → (B, T, P)."""
-        chars = trim_chars(chars, self.encoder.cnn.max_width)
+        if self.trim:
+            chars = trim_chars(chars, self.encoder.cnn.max_width)
         return self.encoder(chars)[index]
 
     def forward(self, chars: torch.Tensor, index: torch.Tensor, mask: torch.Tensor) -> BiLMOutput:

@@ -24,6 +24,9 @@ def main(argv=None) -> int:
     n_gpus = torch.cuda.device_count()
     if n_gpus > 1:
         cmd += ["--multi_gpu", "--num_processes", str(n_gpus)]
+    elif n_gpus == 0 and "OMP_NUM_THREADS" not in os.environ:
+        # why: accelerate launch otherwise runs a lone CPU process with OMP_NUM_THREADS=1 (one core)
+        cmd += ["--num_cpu_threads_per_process", str(os.cpu_count() or 1)]
     return subprocess.call(cmd + argv)
 
 

@@ -1,0 +1,150 @@
+"""Benchmark: biLM training tokens/s, ours vs. a straightforward implementation, and FLOP/s vs. matmul peak.
+
+    .venv/bin/python bench/pretrain_throughput.py                 # cpu and small presets, PTB sentences
+    .venv/bin/python bench/pretrain_throughput.py --presets small --steps 10
+    python bench/pretrain_throughput.py --presets small --device cuda --bf16 --steps 50   # on a GPU
+
+"Ours" runs the token encoder once per distinct token of a batch and only over the character
+columns the batch needs (pipeline/model.py: batch_inputs, trim_chars). The baseline is the same
+model and weights on the same batches, with every token position encoded over all 50 character
+ids. Batches are each preset's own size (``pretrain.max_tokens`` padded tokens; bigger batches
+repeat more words, so de-duplication saves more). Tokens are real tokens (words + </S>) per second of training (forward, backward, optimizer
+step). FLOPs are counted analytically for what each variant computes (×3 for forward + backward)
+and compared with this machine's fp32 matmul rate measured in the same run (torch.mm, 1024²).
+Medians over the timed steps.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from pipeline.config import load_params  # noqa: E402
+from pipeline.data.batching import BucketBatcher, make_batch  # noqa: E402
+from pipeline.data.prepare import prepare_corpus  # noqa: E402
+from pipeline.data.prepared import PreparedData  # noqa: E402
+from pipeline.model import BiLM, batch_inputs, trim_chars  # noqa: E402
+from pipeline.train.pretrain import make_optimizer  # noqa: E402
+
+
+def sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+
+
+def matmul_flops(device: torch.device, dtype: torch.dtype, n: int, reps: int = 20) -> float:
+    a = torch.randn(n, n, device=device, dtype=dtype)
+    b = torch.randn(n, n, device=device, dtype=dtype)
+    for _ in range(3):
+        a @ b
+    times = []
+    for _ in range(reps):
+        sync(device)
+        t = time.perf_counter()
+        a @ b
+        sync(device)
+        times.append(time.perf_counter() - t)
+    return 2 * n**3 / statistics.median(times)
+
+
+def step_flops(model: BiLM, chars: torch.Tensor, b) -> float:
+    """Forward FLOPs of one batch as computed (chars: the rows and columns actually encoded) × 3."""
+    cfg = model.cfg
+    U, C = chars.shape
+    E, F, P, H, L = cfg.char_embed_dim, cfg.n_filters, cfg.projection_dim, cfg.cell_dim, cfg.n_layers
+    cnn = sum(2 * E * w * n * max(C - w + 1, 0) for w, n in cfg.filters) * U
+    highway = cfg.n_highway * 2 * F * 2 * F * U
+    proj = 2 * F * P * U
+    positions = b.type_ids.numel()  # the LSTMs run over every (padded) position
+    lstm = 2 * L * positions * 2 * (4 * H * P + 4 * H * P + H * P)
+    targets = 2 * b.n_targets
+    n_out = model.vocab_size if cfg.softmax != "sampled" else cfg.n_samples + 1
+    softmax = targets * 2 * P * n_out
+    return 3.0 * (cnn + highway + proj + lstm + softmax)
+
+
+def bench(model: BiLM, params, data: PreparedData, batches, dedup: bool, warmup: int,
+          device: torch.device, bf16: bool):
+    model.trim = dedup
+    model.to(device)
+    opt = make_optimizer(model, params.pretrain)
+    train = data.split("train")
+    rates, flops = [], []
+    for k, idx in enumerate(batches):
+        b = make_batch([train.sentence(int(i)) for i in idx], len(data.vocab), idx)
+        sync(device)
+        t = time.perf_counter()
+        chars, index = batch_inputs(b.type_ids, data.char_tensor, dedup=dedup)
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
+            out = model(chars.to(device), index.to(device), b.mask.to(device))
+            f, bw = model.lm_nll(out, b.fwd_targets.to(device), b.bwd_targets.to(device))
+        ((f + bw) / (2 * b.n_targets)).backward()
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+        sync(device)
+        dt = time.perf_counter() - t
+        if k >= warmup:
+            rates.append(b.n_targets / dt)
+            used = trim_chars(chars, model.encoder.cnn.max_width) if dedup else chars
+            flops.append(step_flops(model, used, b) / dt)
+    return statistics.median(rates), statistics.median(flops)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--presets", default="cpu,small")
+    ap.add_argument("--data", default="ptb",
+                    help="dataset preset for the sentences (default: ptb), or 'default' for the embedded corpus")
+    ap.add_argument("--steps", type=int, default=8, help="timed steps per variant")
+    ap.add_argument("--warmup", type=int, default=2)
+    ap.add_argument("--device", default="cpu", help="cpu or cuda")
+    ap.add_argument("--bf16", action="store_true", help="bf16 autocast; peak = bf16 matmul rate")
+    ap.add_argument("--no-baseline", action="store_true", help="time only our implementation")
+    ap.add_argument("--max-tokens", type=int, default=None,
+                    help="padded tokens per batch (default: each preset's pretrain.max_tokens)")
+    args = ap.parse_args()
+    torch.manual_seed(0)
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        (tmp / "d.yaml").write_text("presets: []\n" if args.data == "default" else f"presets: [{args.data}]\n")
+        os.chdir(REPO)
+        prepare_corpus(load_params(tmp / "d.yaml").prepare, tmp / "prep", progress=False)
+        data = PreparedData(tmp / "prep")
+        lengths = data.split("train").lengths
+        device = torch.device(args.device)
+        dtype = torch.bfloat16 if args.bf16 else torch.float32
+        peak = matmul_flops(device, dtype, 8192 if device.type == "cuda" else 1024)
+        where = torch.cuda.get_device_name() if device.type == "cuda" else f"{torch.get_num_threads()} CPU threads"
+        print(f"{args.data}: {len(lengths):,} train sentences, vocab {len(data.vocab):,}; {where}; "
+              f"{'bf16' if args.bf16 else 'fp32'} matmul peak {peak / 1e9:.1f} GFLOP/s")
+        print(f"{'preset':<8} {'batch':>6} {'params':>11} {'ours tok/s':>11} {'baseline tok/s':>15} {'ratio':>6} "
+              f"{'ours GFLOP/s':>13} {'of peak':>8} {'baseline GFLOP/s':>17} {'of peak':>8}")
+        for name in args.presets.split(","):
+            (tmp / "p.yaml").write_text(f"presets: [{name}]\n")
+            params = load_params(tmp / "p.yaml")
+            max_tokens = args.max_tokens or params.pretrain.max_tokens
+            batches = BucketBatcher(lengths, max_tokens, seed=0).batches(0)[: args.warmup + args.steps]
+            torch.manual_seed(0)
+            model = BiLM(params.model, len(data.vocab)).train()
+            ours, ours_f = bench(model, params, data, batches, True, args.warmup, device, args.bf16)
+            base = base_f = float("nan")
+            if not args.no_baseline:
+                torch.manual_seed(0)
+                model = BiLM(params.model, len(data.vocab)).train()
+                base, base_f = bench(model, params, data, batches, False, args.warmup, device, args.bf16)
+            print(f"{name:<8} {max_tokens:>6} {model.n_params():>11,} {ours:>11,.0f} {base:>15,.0f} {ours / base:>5.2f}x "
+                  f"{ours_f / 1e9:>13.2f} {ours_f / peak:>8.1%} {base_f / 1e9:>17.2f} {base_f / peak:>8.1%}",
+                  flush=True)
+
+
+if __name__ == "__main__":
+    main()
