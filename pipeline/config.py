@@ -192,6 +192,13 @@ class PretrainConfig:
 
 
 @dataclass
+class ExportConfig:
+    """The exported encoder (``export`` stage)."""
+
+    with_softmax: bool = False  # keep the softmax weights (`elmo generate` and `elmo lm-score` need them)
+
+
+@dataclass
 class Params:
     """The whole pipeline's configuration: one section per stage."""
 
@@ -200,6 +207,7 @@ class Params:
     word2vec: Word2VecConfig = field(default_factory=Word2VecConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     pretrain: PretrainConfig = field(default_factory=PretrainConfig)
+    export: ExportConfig = field(default_factory=ExportConfig)
 
 
 SECTIONS = {name: tp for name, tp in typing.get_type_hints(Params).items() if name != "presets"}

@@ -292,7 +292,10 @@ class BiLM(nn.Module):
 
     def forward(self, chars: torch.Tensor, index: torch.Tensor, mask: torch.Tensor) -> BiLMOutput:
         """chars (U, C), index (B, T), mask (B, T) bool → :class:`BiLMOutput`."""
-        x = self.encode(chars, index)  # (B, T, P)
+        return self.contextualize(self.encode(chars, index), mask)
+
+    def contextualize(self, x: torch.Tensor, mask: torch.Tensor) -> BiLMOutput:
+        """Token layer x (B, T, P) and mask (B, T) → :class:`BiLMOutput` (the LSTM stacks)."""
         lengths = mask.sum(dim=1)  # (B,)
         fwd = self.forward_lstm(x)  # L × (B, T, P)
         bwd = [reverse_padded(h, lengths) for h in self.backward_lstm(reverse_padded(x, lengths))]

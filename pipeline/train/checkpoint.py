@@ -3,7 +3,8 @@
 A checkpoint directory ``step-NNNNNNN/`` holds ``model.safetensors`` (weights), ``optimizer.pt``
 and ``state.pt`` (scheduler, RNG states, data position: tensors and plain values only, loaded with
 ``weights_only=True`` so no code is unpickled) and ``state.json`` (the same position, readable).
-A model directory (``best/``) holds ``model.safetensors`` and ``config.json``.
+A model directory (``best/``) holds ``model.safetensors`` and ``config.json``; checkpoints hold
+``config.json`` too, so either can be exported or evaluated.
 """
 from __future__ import annotations
 
@@ -60,12 +61,13 @@ def checkpoint_name(step: int) -> str:
     return f"step-{step:07d}"
 
 
-def save_checkpoint(ckpt_dir: Path, step: int, model, optimizer, state: dict, keep: int) -> Path:
+def save_checkpoint(ckpt_dir: Path, step: int, model, optimizer, state: dict, keep: int, config: dict) -> Path:
     """Write ``ckpt_dir/step-NNNNNNN`` atomically; delete all but the newest ``keep``."""
     target = ckpt_dir / checkpoint_name(step)
     with atomic_path(target) as tmp:
         tmp.mkdir()
         save_file(_state_dict_for_save(model), str(tmp / MODEL_FILE))
+        (tmp / CONFIG_FILE).write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")  # loadable by load_bilm
         torch.save(optimizer.state_dict(), tmp / "optimizer.pt")
         torch.save(state, tmp / "state.pt")
         readable = {k: v for k, v in state.items() if isinstance(v, (int, float, str, bool, type(None)))}

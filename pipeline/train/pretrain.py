@@ -185,7 +185,8 @@ def pretrain(
     raw_model = accelerator.unwrap_model(model)
     train_table = _Table(plots_dir / "train.tsv", TRAIN_COLS, step if resumed_from else None) if main else None
     valid_table = _Table(plots_dir / "valid.tsv", VALID_COLS, step if resumed_from else None) if main else None
-    config_json = model_config_dict(model_cfg, V, data.max_chars, {"fingerprint": fp})
+    config_json = model_config_dict(model_cfg, V, data.max_chars,
+                                    {"fingerprint": fp, "prepared_dir": str(prepared_dir)})
 
     def validate() -> dict:
         sums = lm_sums(raw_model, data, "valid", cfg.eval_max_tokens, rank, world, cfg.eval_max_sentences, device)
@@ -201,7 +202,8 @@ def pretrain(
         if torch.cuda.is_available():
             state["rng_cuda"] = torch.cuda.get_rng_state()
         if main:
-            save_checkpoint(ckpt_dir, step, raw_model, optimizer, state, cfg.keep_checkpoints)
+            save_checkpoint(ckpt_dir, step, raw_model, optimizer, state, cfg.keep_checkpoints,
+                            {**config_json, "step": step})
         accelerator.wait_for_everyone()
 
     if main:

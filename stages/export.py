@@ -1,0 +1,25 @@
+"""DVC stage `export`: the best biLM as a self-contained encoder directory with a model card."""
+import argparse
+import json
+from pathlib import Path
+
+from pipeline.config import load_params
+from pipeline.errors import run_main
+from pipeline.export import export_encoder
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__)
+    p.add_argument("--params", default="params.yaml")
+    p.add_argument("--model", default="models/pretrain/best")
+    p.add_argument("--prepared", default="data/prepared")
+    p.add_argument("--test-metrics", default="metrics/evaluate_lm.json")
+    p.add_argument("--out", default="models/encoder")
+    args = p.parse_args(argv)
+    params = load_params(args.params)
+    test = json.loads(Path(args.test_metrics).read_text()) if Path(args.test_metrics).is_file() else None
+    export_encoder(args.model, args.out, args.prepared, params.export.with_softmax, test)
+
+
+if __name__ == "__main__":
+    run_main(main)

@@ -1,0 +1,168 @@
+import json
+import subprocess
+import sys
+
+import h5py
+import numpy as np
+import pytest
+import torch
+
+from pipeline.config import ModelConfig, PrepareConfig, PretrainConfig
+from pipeline.data.corpus import read_corpus
+from pipeline.data.prepare import prepare_corpus
+from pipeline.errors import PipelineError
+from pipeline.export import Encoder, embed_file, export_encoder
+from pipeline.train.evaluate import lm_sums, perplexities
+from pipeline.data.prepared import PreparedData
+from pipeline.train.checkpoint import load_bilm
+from pipeline.train.pretrain import pretrain
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """A small biLM trained briefly on 200 real sentences, exported with its softmax."""
+    d = tmp_path_factory.mktemp("export")
+    lines = [line.text for line in read_corpus("default")][:200]
+    (d / "c.txt").write_text("\n".join(lines) + "\n")
+    prepare_corpus(PrepareConfig(corpus=str(d / "c.txt"), valid_fraction=0.1, test_fraction=0.1, min_count=2),
+                   d / "prep", progress=False)
+    mc = ModelConfig(filters=[[1, 4], [2, 4], [3, 8]], n_highway=1, projection_dim=16, cell_dim=32, dropout=0.1)
+    pretrain(mc, PretrainConfig(max_tokens=600, max_steps=15, eval_every=15, checkpoint_every=15),
+             d / "prep", d / "model", progress=False)
+    export_encoder(d / "model" / "best", d / "enc", d / "prep", with_softmax=True)
+    return d
+
+
+SENTS = [["The", "fire", "was", "burning", "."], ["Zyzzyva", "unseenword", "!"], ["a"]]
+
+
+def test_round_trip_is_bit_identical(trained, tmp_path):
+    model, _ = load_bilm(trained / "model" / "best")
+    enc = Encoder.from_pretrained(trained / "enc")
+    direct = Encoder(model, enc.config, enc.vocab, enc.tokenizer)
+    a, b = direct.embed(SENTS), enc.embed(SENTS)
+    assert all(np.array_equal(x, y) for x, y in zip(a, b))
+    enc.save_pretrained(tmp_path / "again")
+    c = Encoder.from_pretrained(tmp_path / "again").embed(SENTS)
+    assert all(np.array_equal(x, y) for x, y in zip(a, c))
+    assert [x.shape for x in a] == [(3, 5, 32), (3, 3, 32), (3, 1, 32)]
+    assert np.array_equal(a[0][0][:, :16], a[0][0][:, 16:])  # token layer duplicated
+
+
+def test_cache_equals_uncached_and_vocab_precompute(trained):
+    enc = Encoder.from_pretrained(trained / "enc", cache_size=3)
+    enc.use_cache = False
+    plain = enc.embed(SENTS)
+    enc.use_cache = True
+    first, again = enc.embed(SENTS), enc.embed(SENTS)  # the second call is served from the LRU
+    enc.precompute_vocab()
+    pinned = enc.embed(SENTS)
+    assert len(enc._cache) <= 3 and len(enc._pinned) == len(enc.vocab)
+    for run in (first, again, pinned):
+        assert all(np.allclose(x, y, atol=1e-6, rtol=0) for x, y in zip(plain, run))
+
+
+def test_vectors_do_not_depend_on_batch_companions(trained):
+    enc = Encoder.from_pretrained(trained / "enc")
+    alone = enc.embed([SENTS[0]])[0]
+    crowd = enc.embed([["x"] * 30, SENTS[0], ["Antidisestablishmentarianism", "is", "long"]], batch_tokens=40)[1]
+    assert np.allclose(alone, crowd, atol=1e-6, rtol=0)
+    assert np.array_equal(enc.embed([SENTS[0]])[0], alone)  # and calls do not carry state
+
+
+def test_hdf5_matches_the_api_for_every_line(trained, tmp_path):
+    enc = Encoder.from_pretrained(trained / "enc")
+    text = "The fire was burning .\n\nZyzzyva unseenword !\n" + " ".join(["long"] * 300) + "\n"
+    (tmp_path / "in.txt").write_text(text)
+    n = embed_file(enc, tmp_path / "in.txt", tmp_path / "out.h5", "all", batch_tokens=64, chunk_lines=2,
+                   progress=False)
+    api = enc.embed([line.split() for line in text.splitlines()])
+    with h5py.File(tmp_path / "out.h5") as f:
+        assert n == 4 and sorted(f.keys()) == ["0", "1", "2", "3"]
+        for i, ref in enumerate(api):
+            assert f[str(i)].shape == ref.shape
+            assert np.allclose(f[str(i)][()], ref, atol=1e-6, rtol=0)
+        assert f["1"].shape == (3, 0, 32)  # the empty line keeps its place
+    embed_file(enc, tmp_path / "in.txt", tmp_path / "top.h5", "top", progress=False)
+    embed_file(enc, tmp_path / "in.txt", tmp_path / "avg.h5", "average", progress=False)
+    with h5py.File(tmp_path / "top.h5") as t, h5py.File(tmp_path / "avg.h5") as a:
+        assert np.allclose(t["0"][()], api[0][-1], atol=1e-6) and np.allclose(a["0"][()], api[0].mean(0), atol=1e-6)
+
+
+def test_generate_is_reproducible_and_emits_vocabulary_words(trained):
+    enc = Encoder.from_pretrained(trained / "enc")
+    a = enc.generate("The fire", max_tokens=25, seed=7)
+    assert a == enc.generate("The fire", max_tokens=25, seed=7)
+    assert a != enc.generate("The fire", max_tokens=25, seed=8)
+    specials = {"<PAD>", "<UNK>", "<S>", "</S>"}
+    for seed in range(5):
+        for w in enc.generate("", max_tokens=25, seed=seed, top_k=20, temperature=0.8):
+            assert w in enc.vocab.index and w not in specials
+
+
+def test_lm_score_agrees_with_training_evaluation(trained):
+    enc = Encoder.from_pretrained(trained / "enc")
+    data = PreparedData(trained / "prep")
+    sentences = data.text_file("test").read_text().splitlines()
+    s = enc.lm_sums(sentences)
+    ref = perplexities(lm_sums(enc.model, data, "test", 4096))
+    assert s["tokens"] == ref["tokens"]
+    assert np.exp(s["forward_nll"] / s["tokens"]) == pytest.approx(ref["forward_ppl"], rel=1e-4)
+    assert np.exp(s["backward_nll"] / s["tokens"]) == pytest.approx(ref["backward_ppl"], rel=1e-4)
+
+
+def test_without_softmax(trained, tmp_path):
+    export_encoder(trained / "model" / "best", tmp_path / "e", trained / "prep")
+    enc = Encoder.from_pretrained(tmp_path / "e")
+    assert enc.embed(SENTS)[0].shape == (3, 5, 32)
+    with pytest.raises(PipelineError, match="--with-softmax"):
+        enc.generate("x")
+
+
+def _tamper(trained, tmp_path, edit):
+    import shutil
+
+    d = tmp_path / "t"
+    shutil.copytree(trained / "enc", d)
+    cfg = json.loads((d / "config.json").read_text())
+    edit(d, cfg)
+    if (d / "config.json").exists() and isinstance(cfg, dict):
+        (d / "config.json").write_text(json.dumps(cfg))
+    return d
+
+
+@pytest.mark.parametrize("edit, message", [
+    (lambda d, c: c.update(format_version=99), "format version 99 is newer than this code"),
+    (lambda d, c: c["model"].update(projection_dim=24), "has shape .* config.json implies"),
+    (lambda d, c: c["model"].update(n_layers=3), "weights do not match config.json"),
+    (lambda d, c: c.update(vocab_size=5), "vocab.txt has .* tokens but config.json says 5"),
+    (lambda d, c: c["model"].update(bogus=1), "bad or missing architecture field"),
+    (lambda d, c: c.pop("format_version"), "no integer format_version"),
+    (lambda d, c: (d / "model.safetensors").unlink(), r"not an exported encoder \(model.safetensors missing"),
+])
+def test_tampered_exports_fail_cleanly(trained, tmp_path, edit, message):
+    d = _tamper(trained, tmp_path, edit)
+    with pytest.raises(PipelineError, match=message):
+        Encoder.from_pretrained(d)
+
+
+def test_cli_embed_generate_lm_score_and_errors(trained, tmp_path):
+    def elmo(*args):
+        return subprocess.run([sys.executable, "-m", "pipeline.cli", *args], capture_output=True, text=True,
+                              cwd=tmp_path)
+
+    (tmp_path / "in.txt").write_text("The fire .\n\nA new blaze .\n")
+    p = elmo("-q", "embed", "in.txt", "--encoder", str(trained / "enc"), "--out", "o.h5", "--layers", "top")
+    assert p.returncode == 0, p.stderr
+    with h5py.File(tmp_path / "o.h5") as f:
+        assert f["0"].shape == (3, 32) and f["1"].shape == (0, 32)
+    p = elmo("generate", "--encoder", str(trained / "enc"), "--prompt", "The fire", "--seed", "3", "--max-tokens", "5")
+    assert p.returncode == 0 and p.stdout.startswith("The fire")
+    p = elmo("lm-score", "in.txt", "--encoder", str(trained / "enc"), "--json", "s.json")
+    assert p.returncode == 0 and json.loads((tmp_path / "s.json").read_text())["sentences"] == 2
+    (tmp_path / "bad.txt").write_bytes(b"ok\nbad \xff byte\n")
+    p = elmo("embed", "bad.txt", "--encoder", str(trained / "enc"), "--out", "b.h5")
+    assert p.returncode == 1 and p.stderr.strip().startswith("error: bad.txt:2: invalid UTF-8")
+    assert not (tmp_path / "b.h5").exists()  # nothing half-written
+    p = elmo("embed", "in.txt", "--encoder", str(tmp_path), "--out", "x.h5")
+    assert p.returncode == 1 and "not an exported encoder" in p.stderr and "Traceback" not in p.stderr
