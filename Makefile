@@ -32,6 +32,7 @@ test-slow: install
 bench: install
 	$(PY) bench/word2vec.py
 	$(PY) bench/pretrain_throughput.py
+	$(PY) bench/embed_throughput.py
 
 # Remove the pipeline's generated data and models (metrics/ and reports/ are tracked in git).
 clean:

@@ -63,7 +63,10 @@ def _cmd_export(args) -> int:
 
     test = None
     if args.test_metrics:
-        test = json.loads(open(args.test_metrics, encoding="utf-8").read())
+        try:
+            test = json.loads(Path(args.test_metrics).read_text(encoding="utf-8"))
+        except (OSError, ValueError) as e:
+            raise PipelineError(f"{args.test_metrics}: cannot read test metrics JSON ({e})") from None
     out = export_encoder(args.checkpoint, args.out_dir, args.prepared, args.with_softmax, test)
     if not args.quiet:
         print(f"exported encoder to {out}")

@@ -150,6 +150,8 @@ class ModelConfig:
             raise bad("projection_dim", f"must be smaller than cell_dim ({self.cell_dim}) for a projected LSTM")
         if not 0.0 <= self.dropout < 1.0:
             raise bad("dropout", f"must be in [0, 1), got {self.dropout}")
+        if self.adaptive_cutoffs != sorted(set(self.adaptive_cutoffs)) or any(c < 1 for c in self.adaptive_cutoffs):
+            raise bad("adaptive_cutoffs", f"must be increasing positive ints, got {self.adaptive_cutoffs}")
 
 
 
@@ -185,6 +187,10 @@ class PretrainConfig:
                 raise PipelineError(f"{where}: pretrain.{key}: must be at least 1, got {getattr(self, key)}")
         if self.lr <= 0:
             raise PipelineError(f"{where}: pretrain.lr: must be positive, got {self.lr}")
+        if self.max_steps is not None and self.max_steps < 1:
+            raise PipelineError(f"{where}: pretrain.max_steps: must be at least 1 or null, got {self.max_steps}")
+        if self.max_minutes is not None and self.max_minutes <= 0:
+            raise PipelineError(f"{where}: pretrain.max_minutes: must be positive or null, got {self.max_minutes}")
         if self.warmup_steps < 0:
             raise PipelineError(f"{where}: pretrain.warmup_steps: must be >= 0")
         if self.decay != "constant" and self.max_steps is None:

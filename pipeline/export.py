@@ -82,13 +82,19 @@ class Encoder:
         try:
             model_cfg = ModelConfig(**config["model"])
             vocab_size, max_chars = int(config["vocab_size"]), int(config["max_chars"])
-        except (KeyError, TypeError, ValueError) as e:
-            raise PipelineError(f"{d / 'config.json'}: bad or missing architecture field ({e})") from None
+            model_cfg.validate(str(d / "config.json"))
+            model = BiLM(model_cfg, vocab_size)
+        except PipelineError:
+            raise
+        except Exception as e:  # missing or mistyped fields that the model cannot be built from
+            raise PipelineError(f"{d / 'config.json'}: bad or missing architecture field ({type(e).__name__}: {e})") from None
         vocab = Vocab.load(d / "vocab.txt")
         if len(vocab) != vocab_size:
             raise PipelineError(f"{d}: vocab.txt has {len(vocab)} tokens but config.json says {vocab_size}")
-        model = BiLM(model_cfg, vocab_size)
-        state = load_file(str(d / "model.safetensors"))
+        try:
+            state = load_file(str(d / "model.safetensors"))
+        except Exception as e:  # safetensors raises its own error type for corrupt files
+            raise PipelineError(f"{d / 'model.safetensors'}: cannot read weights ({e})") from None
         with_softmax = bool(config.get("with_softmax", False))
         expected = {k: v.shape for k, v in model.state_dict().items() if with_softmax or not k.startswith("softmax.")}
         got = {k: v.shape for k, v in state.items()}
@@ -115,7 +121,7 @@ class Encoder:
 
     def save_pretrained(self, directory: str | Path, readme: str | None = None) -> None:
         """Write this encoder as a self-contained directory (atomically)."""
-        with atomic_path(directory) as tmp:
+        with atomic_path(directory, marker="config.json") as tmp:
             tmp.mkdir()
             state = {k: v.detach().contiguous().cpu() for k, v in self.model.state_dict().items()
                      if self.has_softmax or not k.startswith("softmax.")}
@@ -177,6 +183,8 @@ class Encoder:
     def _as_tokens(self, sentence) -> list[str]:
         if isinstance(sentence, str):
             return self.tokenize(sentence)
+        if getattr(self.tokenizer, "lowercase", False):  # the casing the model was trained with
+            return [t.lower() for t in sentence]
         return list(sentence)
 
     def _run(self, batch: list[list[str]]):
@@ -271,6 +279,10 @@ class Encoder:
         self._need_softmax("Sampling")
         if temperature <= 0:
             raise PipelineError(f"temperature must be positive, got {temperature}")
+        if top_k is not None and top_k < 1:
+            raise PipelineError(f"top-k must be at least 1, got {top_k}")
+        if max_tokens < 0:
+            raise PipelineError(f"max-tokens must be >= 0, got {max_tokens}")
         gen = torch.Generator().manual_seed(seed)
         tokens = [BOS_TOKEN, *self._as_tokens(prompt)]
         banned = torch.tensor([PAD_ID, UNK_ID, BOS_ID])
@@ -306,6 +318,7 @@ def model_card(config: dict) -> str:
         "| | |",
         "|---|---|",
         f"| training corpus | {', '.join(t.get('sources', [])) or 'unknown'} |",
+        f"| presets | {'unknown' if t.get('presets') is None else ', '.join(t['presets']) or 'none (defaults)'} |",
         f"| training tokens / sentences | {t.get('train_tokens', '?'):,} / {t.get('train_sentences', '?'):,} |"
         if isinstance(t.get("train_tokens"), int) else "| training tokens | unknown |",
         f"| tokenizer | {config.get('tokenizer', {}).get('type', '?')}, lowercase={config.get('tokenizer', {}).get('lowercase')} |",
@@ -342,7 +355,8 @@ def _ppl(d: dict | None, prefix: str = "") -> str:
 
 
 def export_encoder(model_dir: str | Path, out_dir: str | Path, prepared_dir: str | Path | None = None,
-                   with_softmax: bool = False, test_metrics: dict | None = None) -> Path:
+                   with_softmax: bool = False, test_metrics: dict | None = None,
+                   presets: list[str] | None = None) -> Path:
     """Turn a trained biLM (``models/pretrain/best`` or a checkpoint) into an encoder directory."""
     from pipeline.data.prepared import PreparedData
     from pipeline.train.checkpoint import load_bilm
@@ -367,6 +381,7 @@ def export_encoder(model_dir: str | Path, out_dir: str | Path, prepared_dir: str
         "with_softmax": with_softmax,
         "training": {
             "sources": meta.get("sources", []),
+            "presets": presets,
             "train_tokens": meta["stats"]["train_tokens"],
             "train_sentences": meta["stats"]["train_sentences"],
             "steps": train_cfg.get("step"),
@@ -382,23 +397,16 @@ def export_encoder(model_dir: str | Path, out_dir: str | Path, prepared_dir: str
 
 
 def _read_lines(path: Path, encoding_errors: str) -> Iterator[tuple[int, str]]:
-    """(0-based line number, text) of a UTF-8 file; undecodable bytes → error naming file and line."""
-    try:
-        f = open(path, "rb")
-    except FileNotFoundError:
-        raise PipelineError(f"{path}: input file not found") from None
-    except IsADirectoryError:
-        raise PipelineError(f"{path}: is a directory, not a text file") from None
-    with f:
-        for i, raw in enumerate(f):
-            try:
-                text = raw.decode("utf-8")
-            except UnicodeDecodeError as e:
-                if encoding_errors == "error":
-                    raise PipelineError(f"{path}:{i + 1}: invalid UTF-8 at byte {e.start} "
-                                        f"(use --encoding-errors replace to embed it anyway)") from None
-                text = raw.decode("utf-8", errors="replace")
-            yield i, text.rstrip("\r\n")
+    """(0-based line number, text) of a text file (plain or .gz); bad UTF-8 → error naming file and line."""
+    from pipeline.data.corpus import ReadStats, _read_file
+
+    path = Path(path)
+    if path.is_dir():
+        raise PipelineError(f"{path}: is a directory; give one text file")
+    if not path.is_file():
+        raise PipelineError(f"{path}: input file not found")
+    for line in _read_file(path, encoding_errors, ReadStats()):
+        yield line.lineno - 1, line.text
 
 
 def select_layers(layers: np.ndarray, mode: str) -> np.ndarray:
@@ -422,7 +430,7 @@ def embed_file(encoder: Encoder, input_path: str | Path, out_path: str | Path, l
 
     input_path = Path(input_path)
     total = None
-    if progress and input_path.is_file():
+    if progress and input_path.is_file() and input_path.suffix != ".gz":
         with open(input_path, "rb") as f:
             total = sum(chunk.count(b"\n") for chunk in iter(lambda: f.read(1 << 20), b""))
     bar = None

@@ -9,15 +9,25 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
+from pipeline.errors import PipelineError
+
 
 @contextmanager
-def atomic_path(path: str | os.PathLike, suffix: str = "") -> Iterator[Path]:
+def atomic_path(path: str | os.PathLike, suffix: str = "", marker: str | None = None) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; rename it onto ``path`` only on success.
 
     Works for files and directories (whatever the body creates at the yielded path).
     On an exception the temporary is removed and ``path`` is left as it was.
+    An existing directory at ``path`` is replaced only if it is empty or holds ``marker`` (a file
+    every output of this kind has): a mistyped output path never deletes an unrelated directory.
     """
     path = Path(path)
+    if path.is_dir() and not path.is_symlink():
+        if marker is None:
+            raise PipelineError(f"{path}: is a directory; give a file path")
+        if any(path.iterdir()) and not (path / marker).exists():
+            raise PipelineError(f"{path}: exists and is not an output of this kind (no {marker} in it); "
+                                f"refusing to replace it: choose another path or remove it first")
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
     target = tmp / ("out" + suffix)

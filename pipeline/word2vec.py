@@ -365,7 +365,7 @@ def run_word2vec(cfg: Word2VecConfig, prepared_dir: str | Path, out_dir: str | P
     probes = cfg.probe_words or default_probes(kv)
     report = neighbours_report(kv, probes, cfg.n_neighbours)
 
-    with atomic_path(out_dir) as tmp:
+    with atomic_path(out_dir, marker=OUT_ALIGN) as tmp:
         tmp.mkdir()
         kv.save(str(tmp / OUT_KV))
         name = "vectors.bin" if cfg.format == "binary" else "vectors.txt"

@@ -18,7 +18,7 @@ def main(argv=None):
     args = p.parse_args(argv)
     params = load_params(args.params)
     test = json.loads(Path(args.test_metrics).read_text()) if Path(args.test_metrics).is_file() else None
-    export_encoder(args.model, args.out, args.prepared, params.export.with_softmax, test)
+    export_encoder(args.model, args.out, args.prepared, params.export.with_softmax, test, params.presets)
 
 
 if __name__ == "__main__":

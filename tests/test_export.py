@@ -139,6 +139,9 @@ def _tamper(trained, tmp_path, edit):
     (lambda d, c: c["model"].update(bogus=1), "bad or missing architecture field"),
     (lambda d, c: c.pop("format_version"), "no integer format_version"),
     (lambda d, c: (d / "model.safetensors").unlink(), r"not an exported encoder \(model.safetensors missing"),
+    (lambda d, c: c["model"].update(projection_dim=64), "projection_dim: must be smaller than cell_dim"),
+    (lambda d, c: c["model"].update(filters=[[1, "a"]]), "bad or missing architecture field"),
+    (lambda d, c: (d / "model.safetensors").write_bytes(b"garbage"), "cannot read weights"),
 ])
 def test_tampered_exports_fail_cleanly(trained, tmp_path, edit, message):
     d = _tamper(trained, tmp_path, edit)
@@ -166,3 +169,17 @@ def test_cli_embed_generate_lm_score_and_errors(trained, tmp_path):
     assert not (tmp_path / "b.h5").exists()  # nothing half-written
     p = elmo("embed", "in.txt", "--encoder", str(tmp_path), "--out", "x.h5")
     assert p.returncode == 1 and "not an exported encoder" in p.stderr and "Traceback" not in p.stderr
+
+
+def test_export_never_replaces_an_unrelated_directory(trained, tmp_path):
+    (tmp_path / "models").mkdir()
+    (tmp_path / "models" / "notes.txt").write_text("keep me")
+    with pytest.raises(PipelineError, match="not an output of this kind"):
+        export_encoder(trained / "model" / "best", tmp_path / "models", trained / "prep")
+    assert (tmp_path / "models" / "notes.txt").read_text() == "keep me"
+    export_encoder(trained / "model" / "best", tmp_path / "enc", trained / "prep")
+    export_encoder(trained / "model" / "best", tmp_path / "enc", trained / "prep")  # its own output: replaced
+    enc = Encoder.from_pretrained(tmp_path / "enc")
+    with pytest.raises(PipelineError, match="top-k must be at least 1"):
+        Encoder.from_pretrained(trained / "enc").generate("x", top_k=0)
+    assert enc.config["training"]["presets"] is None

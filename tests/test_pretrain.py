@@ -158,3 +158,13 @@ def test_dvc_repro_pretrain_and_evaluate_lm_with_tiny_preset(tmp_path):
     assert len((repo / "plots" / "pretrain" / "valid.tsv").read_text().splitlines()) == 1 + 2
     shown = run([str(BIN / "dvc"), "metrics", "show", "--json"], cwd=repo, check=True).stdout
     assert "test_average_ppl" in shown and "best_valid_average_ppl" in shown
+
+
+def test_pretraining_path_imports_only_what_a_bare_gpu_machine_has():
+    code = (
+        "import sys, stages.pretrain, pipeline.train.pretrain, pipeline.train.launch;"
+        "bad = {'gensim', 'datasets', 'sentencepiece', 'sklearn', 'h5py', 'dvc', 'scipy', 'pandas'};"
+        "print(sorted(bad & {m.split('.')[0] for m in sys.modules}))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"

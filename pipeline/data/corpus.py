@@ -69,7 +69,7 @@ def _read_file(path: Path, errors: str, stats: ReadStats) -> Iterator[Line]:
                     if errors == "error":
                         raise PipelineError(
                             f"{path}:{lineno}: invalid UTF-8 at byte {e.start} "
-                            f"(set prepare.encoding_errors: replace to replace such bytes)"
+                            f"(encoding_errors: replace would replace such bytes)"
                         ) from None
                     text = raw.decode("utf-8", errors="replace")
                     stats.replaced_utf8 += 1

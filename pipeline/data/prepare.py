@@ -116,7 +116,7 @@ def _sentences(text: str, split_sentences: bool) -> Iterator[str]:
 def prepare_corpus(cfg: PrepareConfig, out_dir: str | Path, progress: bool = True) -> dict:
     """Run the prepare stage into ``out_dir`` (replaced atomically); return the stats dict."""
     out_dir = Path(out_dir)
-    with atomic_path(out_dir) as tmp:
+    with atomic_path(out_dir, marker="meta.json") as tmp:
         tmp.mkdir()
         stats = _prepare_into(cfg, tmp, progress)
     return stats

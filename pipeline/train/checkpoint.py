@@ -29,7 +29,7 @@ def _state_dict_for_save(model: torch.nn.Module) -> dict[str, torch.Tensor]:
 
 
 def save_model_dir(path: Path, model: torch.nn.Module, config: dict) -> None:
-    with atomic_path(path) as tmp:
+    with atomic_path(path, marker=CONFIG_FILE) as tmp:
         tmp.mkdir()
         save_file(_state_dict_for_save(model), str(tmp / MODEL_FILE))
         (tmp / CONFIG_FILE).write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
@@ -44,9 +44,16 @@ def load_bilm(path: str | Path, device: str | torch.device = "cpu"):
     for f in (cfg_file, weights):
         if not f.is_file():
             raise PipelineError(f"{path}: not a saved biLM ({f.name} missing)")
-    config = json.loads(cfg_file.read_text(encoding="utf-8"))
-    model = BiLM(ModelConfig(**config["model"]), config["vocab_size"])
-    state = load_file(str(weights), device=str(device))
+    try:
+        config = json.loads(cfg_file.read_text(encoding="utf-8"))
+        model_cfg = ModelConfig(**config["model"])
+        model_cfg.validate(str(cfg_file))
+        model = BiLM(model_cfg, int(config["vocab_size"]))
+        state = load_file(str(weights), device=str(device))
+    except PipelineError:
+        raise
+    except Exception as e:  # bad JSON, missing or mistyped fields, corrupt safetensors
+        raise PipelineError(f"{path}: cannot load the saved biLM: {type(e).__name__}: {e}") from None
     missing, unexpected = model.load_state_dict(state, strict=False)
     if missing or unexpected:
         raise PipelineError(f"{weights}: weights do not match config.json (missing {missing[:3]}, unexpected {unexpected[:3]})")
@@ -64,7 +71,7 @@ def checkpoint_name(step: int) -> str:
 def save_checkpoint(ckpt_dir: Path, step: int, model, optimizer, state: dict, keep: int, config: dict) -> Path:
     """Write ``ckpt_dir/step-NNNNNNN`` atomically; delete all but the newest ``keep``."""
     target = ckpt_dir / checkpoint_name(step)
-    with atomic_path(target) as tmp:
+    with atomic_path(target, marker="state.pt") as tmp:
         tmp.mkdir()
         save_file(_state_dict_for_save(model), str(tmp / MODEL_FILE))
         (tmp / CONFIG_FILE).write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")  # loadable by load_bilm

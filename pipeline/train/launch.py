@@ -22,7 +22,9 @@ def main(argv=None) -> int:
     config = os.environ.get("ELMO_ACCELERATE_CONFIG", str(DEFAULT_CONFIG))
     cmd = [sys.executable, "-m", "accelerate.commands.launch", "--config_file", config]
     n_gpus = torch.cuda.device_count()
-    if n_gpus > 1:
+    if "ELMO_ACCELERATE_CONFIG" in os.environ:
+        pass  # the user's config (e.g. multi-node) sets the process count itself
+    elif n_gpus > 1:
         cmd += ["--multi_gpu", "--num_processes", str(n_gpus)]
     elif n_gpus == 0 and "OMP_NUM_THREADS" not in os.environ:
         # why: accelerate launch otherwise runs a lone CPU process with OMP_NUM_THREADS=1 (one core)

@@ -49,6 +49,7 @@ from pipeline.train.checkpoint import (
 )
 from pipeline.train.evaluate import lm_sums, perplexities
 
+CHECKPOINT_FORMAT = 2  # bump when the checkpoint contents change: older ones are then not resumed
 TRAIN_COLS = ["step", "epoch", "loss", "ppl", "tokens_per_sec", "lr", "elapsed_sec"]
 VALID_COLS = ["step", "forward_ppl", "backward_ppl", "average_ppl"]
 # Settings that may change between a run and its resumption (budgets and reporting).
@@ -58,7 +59,7 @@ RESUMABLE_KEYS = {"epochs", "max_steps", "max_minutes", "eval_every", "eval_max_
 
 def fingerprint(model_cfg: ModelConfig, cfg: PretrainConfig, data: PreparedData) -> str:
     train = {k: v for k, v in dataclasses.asdict(cfg).items() if k not in RESUMABLE_KEYS}
-    blob = json.dumps({"model": dataclasses.asdict(model_cfg), "train": train,
+    blob = json.dumps({"checkpoint_format": CHECKPOINT_FORMAT, "model": dataclasses.asdict(model_cfg), "train": train,
                        "vocab": data.vocab.tokens, "splits": data.meta["splits"]}, sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
@@ -115,6 +116,13 @@ def _progress(total: int, initial: int, enabled: bool):
     return tqdm(total=total, initial=initial, unit="step", desc="pretrain", mininterval=1.0, dynamic_ncols=True)
 
 
+def _diverged(what: str, step: int, ckpt_dir: Path) -> None:
+    last = list_checkpoints(ckpt_dir)
+    keep = f"the last good checkpoint is {last[-1]}" if last else "no checkpoint was written yet"
+    raise PipelineError(f"{what} at step {step + 1}; training stopped ({keep}). "
+                        f"Try a lower pretrain.lr or pretrain.grad_clip")
+
+
 def pretrain(
     model_cfg: ModelConfig,
     cfg: PretrainConfig,
@@ -129,12 +137,15 @@ def pretrain(
     ``out_dir/best``. Returns the final metrics (also written to ``metrics_file`` by the main process).
     """
     from accelerate import Accelerator
+    from accelerate.utils import DistributedDataParallelKwargs, gather_object
 
     mp = cfg.mixed_precision
     if mp == "auto":
         mp = "bf16" if torch.cuda.is_available() else "no"
+    # why: adaptive softmax leaves tail clusters without gradient in batches that lack their words
+    ddp = [DistributedDataParallelKwargs(find_unused_parameters=True)] if model_cfg.softmax == "adaptive" else []
     # cpu=True without a GPU: accelerate then treats torchrun/accelerate-launch workers as MULTI_CPU (gloo)
-    accelerator = Accelerator(mixed_precision=mp, cpu=not torch.cuda.is_available())
+    accelerator = Accelerator(mixed_precision=mp, cpu=not torch.cuda.is_available(), kwargs_handlers=ddp)
     rank, world, main = accelerator.process_index, accelerator.num_processes, accelerator.is_main_process
     device = accelerator.device
 
@@ -148,6 +159,8 @@ def pretrain(
 
     torch.manual_seed(cfg.seed)  # same initial weights on every process
     model = BiLM(model_cfg, V)
+    if rank:
+        torch.manual_seed(cfg.seed + rank)  # but each process its own dropout stream
     optimizer = make_optimizer(model, cfg)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_factor(s, cfg))
     sampler_gen = torch.Generator().manual_seed(cfg.seed * 1000 + rank)
@@ -162,6 +175,7 @@ def pretrain(
 
     # --- resume ------------------------------------------------------------------------------
     step, epoch, batch_pos, best = 0, 0, 0, math.inf
+    log_nll = log_tok = 0.0  # loss sums since the last row of train.tsv
     resumed_from = None
     ckpts = list_checkpoints(ckpt_dir) if resume else []
     if ckpts:
@@ -169,16 +183,21 @@ def pretrain(
         if meta.get("fingerprint") == fp:
             state = load_checkpoint(ckpts[-1], model, optimizer)
             scheduler.load_state_dict(state["scheduler"])
-            torch.set_rng_state(state["rng_torch"])
-            sampler_gen.set_state(state["rng_sampler"][rank] if rank < len(state["rng_sampler"]) else state["rng_sampler"][0])
-            if torch.cuda.is_available() and "rng_cuda" in state:
-                torch.cuda.set_rng_state(state["rng_cuda"])
+            # every process's random streams (same process count), else the main one's
+            mine = state["rng"][rank] if len(state["rng"]) == world else state["rng"][0]
+            torch.set_rng_state(mine[0])
+            sampler_gen.set_state(mine[1])
+            if torch.cuda.is_available() and len(mine) > 2:
+                torch.cuda.set_rng_state(mine[2])
             step, epoch, batch_pos, best = state["step"], state["epoch"], state["batch_pos"], state["best"]
+            log_nll, log_tok = state["log_nll"], state["log_tok"]
             resumed_from = str(ckpts[-1])
         elif main:
             print(f"pretrain: checkpoints in {ckpt_dir} are from other settings; starting afresh", file=sys.stderr)
-    if resumed_from is None and main and ckpt_dir.exists():
-        shutil.rmtree(ckpt_dir)
+    if resumed_from is None and main:  # a fresh start: nothing from an earlier run may survive
+        for old in (ckpt_dir, out_dir / "best"):
+            if old.exists():
+                shutil.rmtree(old)
     accelerator.wait_for_everyone()
 
     model, optimizer = accelerator.prepare(model, optimizer)
@@ -194,13 +213,14 @@ def pretrain(
         return perplexities(sums)
 
     def checkpoint() -> None:
+        rng = [torch.get_rng_state(), sampler_gen.get_state()]
+        if torch.cuda.is_available():
+            rng.append(torch.cuda.get_rng_state())
         state = {
             "step": step, "epoch": epoch, "batch_pos": batch_pos, "best": best, "fingerprint": fp,
-            "scheduler": scheduler.state_dict(), "rng_torch": torch.get_rng_state(),
-            "rng_sampler": [sampler_gen.get_state()],  # main process's; others reseed per rank
+            "log_nll": log_nll, "log_tok": log_tok, "scheduler": scheduler.state_dict(),
+            "rng": gather_object([rng]) if world > 1 else [rng],  # one entry per process
         }
-        if torch.cuda.is_available():
-            state["rng_cuda"] = torch.cuda.get_rng_state()
         if main:
             save_checkpoint(ckpt_dir, step, raw_model, optimizer, state, cfg.keep_checkpoints,
                             {**config_json, "step": step})
@@ -213,7 +233,6 @@ def pretrain(
 
     bar = _progress(total_steps, step, progress and main)
     t_start = time.perf_counter()
-    log_nll = log_tok = 0.0
     log_t = time.perf_counter()
     total_tok = 0
     last_valid: dict | None = None
@@ -237,16 +256,19 @@ def pretrain(
                     out = model(chars.to(device), index.to(device), b.mask.to(device))
                     f, bw = raw_model.lm_nll(out, b.fwd_targets.to(device), b.bwd_targets.to(device))
                     loss = (f + bw) / (2 * window_targets) * world * (0.0 if dummy else 1.0)
-                if not torch.isfinite(loss):
-                    last = list_checkpoints(ckpt_dir)
-                    keep = f"the last good checkpoint is {last[-1]}" if last else "no checkpoint was written yet"
-                    raise PipelineError(f"loss is {loss.item()} at step {step + 1}; training stopped ({keep}). "
-                                        f"Try a lower pretrain.lr or pretrain.grad_clip")
+                bad = torch.tensor([float(not torch.isfinite(loss))], device=device)
+                if world > 1:  # every process stops together, or the others would wait forever
+                    bad = accelerator.reduce(bad, "max")
+                if bad.item():
+                    what = f"loss is {loss.item()}" if not torch.isfinite(loss) else "loss is not finite in another process"
+                    _diverged(what, step, ckpt_dir)
                 accelerator.backward(loss)
                 if not dummy:
                     nll_sum += (f + bw).detach().double().cpu()
-            if cfg.grad_clip is not None:
-                accelerator.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+            # the norm is the same on every process (gradients are already averaged)
+            norm = accelerator.clip_grad_norm_(model.parameters(), cfg.grad_clip or float("inf"))
+            if not torch.isfinite(torch.as_tensor(norm)):
+                _diverged(f"the gradient norm is {float(norm)}", step, ckpt_dir)
             optimizer.step()
             scheduler.step()
             optimizer.zero_grad(set_to_none=True)

@@ -121,7 +121,8 @@ def test_sentencepiece_tokenizer_on_default_corpus(tmp_path):
 
 def test_bad_input_errors_and_nothing_half_written(write, tmp_path):
     out = tmp_path / "out"
-    out.mkdir()
+    ok = write("ok.txt", "a b c\n" * 40)
+    prepare_corpus(PrepareConfig(corpus=str(ok), valid=str(ok), test=str(ok)), out, progress=False)  # a previous run
     (out / "sentinel").write_text("previous run")
 
     def fails(cfg, pattern):
@@ -129,6 +130,7 @@ def test_bad_input_errors_and_nothing_half_written(write, tmp_path):
             prepare_corpus(cfg, out, progress=False)
         assert (out / "sentinel").read_text() == "previous run"  # untouched
         assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".out")] == []  # no temp left
+        assert (out / "meta.json").is_file()
 
     fails(PrepareConfig(corpus=str(tmp_path / "missing.txt")), "missing.txt: corpus file not found")
     fails(PrepareConfig(corpus=str(write("e.txt", "\n  \n\n"))), "corpus is empty")
@@ -139,3 +141,13 @@ def test_bad_input_errors_and_nothing_half_written(write, tmp_path):
     fails(PrepareConfig(corpus=str(bad), encoding_errors="error"), r"bad\.txt:51: invalid UTF-8")
     stats = prepare_corpus(PrepareConfig(corpus=str(bad), valid=str(one), test=str(one)), out, progress=False)
     assert stats["invalid_utf8_lines_replaced"] == 1 and not (out / "sentinel").exists()
+
+
+def test_refuses_to_replace_an_unrelated_directory(write, tmp_path):
+    """A mistyped output path must not delete someone's directory."""
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "thesis.tex").write_text("precious")
+    corpus = write("c.txt", make_corpus(50))
+    with pytest.raises(PipelineError, match="exists and is not an output of this kind"):
+        prepare_corpus(PrepareConfig(corpus=str(corpus)), tmp_path / "mine", progress=False)
+    assert (tmp_path / "mine" / "thesis.tex").read_text() == "precious"

@@ -1,0 +1,145 @@
+"""Benchmark: `elmo embed` / Encoder.embed throughput on CPU, token cache on and off, peak memory.
+
+    .venv/bin/python bench/embed_throughput.py                  # cpu and small presets, PTB sentences
+    .venv/bin/python bench/embed_throughput.py --presets cpu --sentences 1000 --rss 10000,100000
+
+For each preset (random weights: speed does not depend on training) on real PTB sentences
+(`../shared/data/ptb/ptb.train.txt`), prints sentences/s and tokens/s of ``Encoder.embed`` with
+the token cache off, with the LRU cache (cold at the start of the run) and with the vocabulary
+precomputed; the same for a straightforward per-sentence loop (one sentence per forward, every
+token encoded over all 50 characters) and the ratio. Then it runs ``elmo embed --layers top`` as a
+subprocess on files of 10k and 100k sentences and prints each run's peak RSS (must stay flat).
+Medians of 3 repeats for the timed runs.
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import itertools
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from pipeline.config import load_params  # noqa: E402
+from pipeline.data.chars import char_table  # noqa: E402
+from pipeline.data.vocab import Vocab  # noqa: E402
+from pipeline.export import FORMAT_VERSION, Encoder  # noqa: E402
+from pipeline.data.tokenizers import WhitespaceTokenizer  # noqa: E402
+from pipeline.model import BiLM  # noqa: E402
+
+PTB = REPO.parent / "shared" / "data" / "ptb" / "ptb.train.txt"
+
+RSS_CODE = (
+    "import resource, subprocess, sys; subprocess.run(sys.argv[1:], check=True); "
+    "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)"
+)
+
+
+def build_encoder(preset: str, sentences: list[list[str]], tmp: Path) -> Encoder:
+    (tmp / "p.yaml").write_text(f"presets: [{preset}]\n")
+    cfg = load_params(tmp / "p.yaml").model
+    from collections import Counter
+
+    vocab = Vocab.build(Counter(t for s in sentences for t in s), len(sentences), min_count=1)
+    torch.manual_seed(0)
+    model = BiLM(cfg, len(vocab))
+    config = {"format_version": FORMAT_VERSION, "model": dataclasses.asdict(cfg), "vocab_size": len(vocab),
+              "max_chars": 50, "tokenizer": {"type": "whitespace", "lowercase": False}, "with_softmax": False}
+    return Encoder(model, config, vocab, WhitespaceTokenizer())
+
+
+def per_sentence_baseline(enc: Encoder, sentences: list[list[str]]) -> None:
+    """One sentence per forward; every position encoded over all 50 char ids (no de-duplication)."""
+    model = enc.model
+    for s in sentences:
+        rows = ["<S>", *s, "</S>"]
+        chars = torch.from_numpy(char_table(rows, 50).astype("int64"))
+        with torch.no_grad():
+            x = model.encoder(chars)[None]  # (1, T, P)
+            model.contextualize(x, torch.ones(1, len(rows), dtype=torch.bool))
+
+
+def timed(fn, repeats: int) -> float:
+    times = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t)
+    return statistics.median(times)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--presets", default="cpu,small")
+    ap.add_argument("--sentences", type=int, default=2000, help="sentences per timed run")
+    ap.add_argument("--baseline-sentences", type=int, default=300)
+    ap.add_argument("--rss", default="10000,100000", help="line counts for the peak-RSS runs ('' to skip)")
+    ap.add_argument("--rss-preset", default="cpu")
+    ap.add_argument("--repeats", type=int, default=3)
+    args = ap.parse_args()
+    if not PTB.is_file():
+        sys.exit(f"{PTB} not found")
+    lines = [line.split() for line in PTB.read_text().splitlines() if line.strip()]
+    sample = lines[: args.sentences]
+    n_tok = sum(len(s) for s in sample)
+    base_sample = lines[: args.baseline_sentences]
+    base_tok = sum(len(s) for s in base_sample)
+    print(f"PTB train sentences: {args.sentences} for the API runs ({n_tok:,} tokens), "
+          f"{args.baseline_sentences} for the per-sentence loop; {torch.get_num_threads()} threads")
+    print(f"{'preset':<7} {'variant':<22} {'sent/s':>9} {'tokens/s':>10} {'vs loop':>8}")
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        for preset in args.presets.split(","):
+            enc = build_encoder(preset, lines, tmp)
+            loop = timed(lambda: per_sentence_baseline(enc, base_sample), 1)
+            loop_rate = args.baseline_sentences / loop
+            results = []
+            enc.use_cache = False
+            results.append(("no cache", timed(lambda: enc.embed(sample), args.repeats)))
+            enc.use_cache = True
+
+            def cold():
+                enc._cache.clear()
+                enc.embed(sample)
+
+            results.append(("LRU cache (cold)", timed(cold, args.repeats)))
+            enc.precompute_vocab()
+            results.append(("vocab precomputed", timed(lambda: enc.embed(sample), args.repeats)))
+            print(f"{preset:<7} {'per-sentence loop':<22} {loop_rate:>9,.1f} {base_tok / loop:>10,.0f} {1.0:>7.2f}x")
+            for name, t in results:
+                rate = args.sentences / t
+                print(f"{preset:<7} {name:<22} {rate:>9,.1f} {n_tok / t:>10,.0f} {rate / loop_rate:>7.2f}x", flush=True)
+
+        if args.rss:
+            enc = build_encoder(args.rss_preset, lines, tmp)
+            enc.save_pretrained(tmp / "enc")
+            for n in (int(x) for x in args.rss.split(",")):
+                src = tmp / f"in{n}.txt"
+                with open(src, "w") as f:
+                    for s in itertools.islice(itertools.cycle(lines), n):
+                        f.write(" ".join(s) + "\n")
+                t = time.perf_counter()
+                out = subprocess.run(
+                    [sys.executable, "-c", RSS_CODE, sys.executable, "-m", "pipeline.cli", "-q", "embed", str(src),
+                     "--encoder", str(tmp / "enc"), "--out", str(tmp / "o.h5"), "--layers", "top"],
+                    capture_output=True, text=True, check=True, env=dict(os.environ),
+                )
+                dt = time.perf_counter() - t
+                rss_mb = int(out.stdout.strip().splitlines()[-1]) / 1024
+                size = (tmp / "o.h5").stat().st_size / 1e9
+                print(f"elmo embed --layers top, {args.rss_preset} preset, {n:,} sentences: peak RSS {rss_mb:,.0f} MB, "
+                      f"{dt:.1f} s ({n / dt:,.0f} sent/s incl. start-up), output {size:.2f} GB", flush=True)
+                (tmp / "o.h5").unlink()
+
+
+if __name__ == "__main__":
+    main()
