@@ -288,7 +288,10 @@ class BiLM(nn.Module):
         """Token layer: chars (U, C) of distinct tokens, index (B, T) into U → (B, T, P)."""
         if self.trim:
             chars = trim_chars(chars, self.encoder.cnn.max_width)
-        return self.encoder(chars)[index]
+        tokens = self.encoder(chars)  # (U, P)
+        # why index_select: its backward (index_add) is deterministic on CPU with several threads;
+        # advanced indexing's backward (index_put with accumulate) is not, which broke same-seed runs
+        return tokens.index_select(0, index.reshape(-1)).view(*index.shape, tokens.shape[-1])
 
     def forward(self, chars: torch.Tensor, index: torch.Tensor, mask: torch.Tensor) -> BiLMOutput:
         """chars (U, C), index (B, T), mask (B, T) bool → :class:`BiLMOutput`."""

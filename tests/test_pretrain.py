@@ -168,3 +168,17 @@ def test_pretraining_path_imports_only_what_a_bare_gpu_machine_has():
     )
     out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_same_seed_same_weights_with_several_threads(tmp_path):
+    """Determinism on a multi-threaded CPU: the token gather's backward must not race (it did)."""
+    lines = [line.text for line in read_corpus("default")][:600]
+    (tmp_path / "c.txt").write_text("\n".join(lines) + "\n")
+    c = str(tmp_path / "c.txt")
+    prepare_corpus(PrepareConfig(corpus=c, valid=c, test=c), tmp_path / "prep", progress=False)
+    cfg = PretrainConfig(max_tokens=1024, max_steps=3, eval_every=3, checkpoint_every=3, seed=5)
+    runs = []
+    for name in ("a", "b"):
+        pretrain(ModelConfig(), cfg, tmp_path / "prep", tmp_path / name, progress=False)
+        runs.append(load_file(str(tmp_path / name / "checkpoints" / "step-0000003" / "model.safetensors")))
+    assert all(torch.equal(runs[0][k], runs[1][k]) for k in runs[0])

@@ -332,7 +332,7 @@ def pretrain(
         "best_valid_backward_ppl": best_cfg.get("valid", {}).get("backward_ppl"),
         "best_valid_average_ppl": best_cfg.get("valid", {}).get("average_ppl"),
         "last_valid_average_ppl": last_valid["average_ppl"],
-        "train_tokens_per_sec": round(total_tok / max(elapsed, 1e-9), 1),
+        "train_tokens_per_sec": round(total_tok / max(elapsed, 1e-9), 1) if total_tok else None,  # None: no step ran
         "train_minutes_this_run": round(elapsed / 60, 3),
         "processes": world,
         "resumed_from_step": int(resumed_from.rsplit("-", 1)[1]) if resumed_from else None,
