@@ -183,3 +183,13 @@ def test_export_never_replaces_an_unrelated_directory(trained, tmp_path):
     with pytest.raises(PipelineError, match="top-k must be at least 1"):
         Encoder.from_pretrained(trained / "enc").generate("x", top_k=0)
     assert enc.config["training"]["presets"] is None
+
+
+def test_embed_mixed_with_a_scalar_mix(trained):
+    from pipeline.scalar_mix import ScalarMix
+
+    enc = Encoder.from_pretrained(trained / "enc")
+    mixed = enc.embed_mixed(SENTS, ScalarMix(enc.n_layers))  # uniform weights, gamma 1 = layer average
+    for m, layers in zip(mixed, enc.embed(SENTS)):
+        assert m.shape == layers.shape[1:]
+        assert np.allclose(m, layers.mean(axis=0), atol=1e-6)
