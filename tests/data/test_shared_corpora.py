@@ -43,3 +43,13 @@ def test_wikitext2_preset(tmp_path):
     assert stats["train_tokens"] == 2_088_628 - 36_718
     assert stats["sentence_length"]["max"] <= 100
     assert stats["blank_lines"] > 0 and stats["train_sentences"] > 80_000
+
+
+def test_conll2003_reads_with_the_readme_counts():
+    from pipeline.data.tags import read_conll
+
+    counts = {}
+    for split, n in (("train", 14_041), ("valid", 3_250), ("test", 3_453)):
+        d = read_conll(shared("conll2003", f"{split}.txt"), scheme="iob2", target="bioes")
+        counts[split] = len(d.sentences)
+        assert counts[split] == n and d.repaired == 0

@@ -1,0 +1,157 @@
+"""Tag schemes for chunk labels (IOB1, IOB2, BIOES), converted through spans, and a CoNLL reader.
+
+Spans are ``(label, start, end)`` with ``end`` exclusive. Reading a tag sequence into spans is
+lenient in a documented way: under IOB2 and BIOES an ``I-X`` that does not continue a chunk of
+type ``X`` (e.g. after ``O``) starts a new chunk and is counted as repaired (``invalid: repair``),
+or is an error naming the file and line (``invalid: error``).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+from pipeline.errors import PipelineError
+
+Scheme = Literal["iob1", "iob2", "bioes"]
+Span = tuple[str, int, int]
+
+
+def _split(tag: str) -> tuple[str, str | None]:
+    if tag == "O":
+        return "O", None
+    prefix, sep, label = tag.partition("-")
+    if not sep or prefix not in ("B", "I", "E", "S") or not label:
+        raise ValueError(f"malformed tag {tag!r} (expected O or B-/I-/E-/S-LABEL)")
+    return prefix, label
+
+
+def to_spans(tags: list[str], scheme: Scheme) -> tuple[list[Span], list[int]]:
+    """Tags → (spans, positions of tags that did not fit the scheme and were repaired)."""
+    spans: list[Span] = []
+    bad: list[int] = []
+    cur: list | None = None  # [label, start]
+
+    def close(end: int) -> None:
+        nonlocal cur
+        if cur is not None:
+            spans.append((cur[0], cur[1], end))
+            cur = None
+
+    for i, tag in enumerate(tags):
+        prefix, label = _split(tag)
+        if prefix == "O":
+            close(i)
+        elif prefix == "B":
+            close(i)
+            cur = [label, i]
+        elif prefix == "I":
+            if cur is None or cur[0] != label:
+                if scheme != "iob1":
+                    bad.append(i)
+                close(i)
+                cur = [label, i]
+        elif prefix in ("E", "S"):
+            if scheme != "bioes":
+                raise ValueError(f"tag {tag!r} does not exist in {scheme.upper()}")
+            if prefix == "S" or cur is None or cur[0] != label:
+                if prefix == "E":
+                    bad.append(i)
+                close(i)
+                spans.append((label, i, i + 1))
+            else:
+                spans.append((label, cur[1], i + 1))
+                cur = None
+    close(len(tags))
+    return spans, bad
+
+
+def from_spans(spans: list[Span], n: int, scheme: Scheme) -> list[str]:
+    tags = ["O"] * n
+    prev_end: dict[int, str] = {}
+    for label, s, e in sorted(spans, key=lambda x: x[1]):
+        if scheme == "iob2":
+            tags[s] = f"B-{label}"
+            for i in range(s + 1, e):
+                tags[i] = f"I-{label}"
+        elif scheme == "iob1":
+            for i in range(s, e):
+                tags[i] = f"I-{label}"
+            if prev_end.get(s) == label:  # a chunk right after one of the same type
+                tags[s] = f"B-{label}"
+        else:
+            if e - s == 1:
+                tags[s] = f"S-{label}"
+            else:
+                tags[s], tags[e - 1] = f"B-{label}", f"E-{label}"
+                for i in range(s + 1, e - 1):
+                    tags[i] = f"I-{label}"
+        prev_end[e] = label
+    return tags
+
+
+def convert(tags: list[str], source: Scheme, target: Scheme) -> list[str]:
+    return from_spans(to_spans(tags, source)[0], len(tags), target)
+
+
+@dataclass
+class TaggedData:
+    sentences: list[list[str]] = field(default_factory=list)
+    tags: list[list[str]] = field(default_factory=list)
+    repaired: int = 0  # tags that did not fit the scheme and were repaired
+
+
+def read_conll(path: str | Path, token_col: int = 0, label_col: int = -1, scheme: Scheme = "iob2",
+               target: Scheme = "iob2", invalid: Literal["repair", "error"] = "repair") -> TaggedData:
+    """A CoNLL column file (blank line between sentences, ``-DOCSTART-`` lines skipped)."""
+    path = Path(path)
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except FileNotFoundError:
+        raise PipelineError(f"{path}: file not found") from None
+    except UnicodeDecodeError as e:
+        raise PipelineError(f"{path}: not UTF-8 ({e})") from None
+    out = TaggedData()
+    toks: list[str] = []
+    tags: list[str] = []
+    first_line = 0
+    n_cols = None
+
+    def flush() -> None:
+        nonlocal toks, tags
+        if not toks:
+            return
+        try:
+            spans, bad = to_spans(tags, scheme)
+        except ValueError as e:
+            raise PipelineError(f"{path}:{first_line}: {e}") from None
+        if bad and invalid == "error":
+            raise PipelineError(f"{path}:{first_line + bad[0]}: tag {tags[bad[0]]!r} does not continue a chunk "
+                                f"of its type under {scheme.upper()} (set invalid: repair to accept it)")
+        out.repaired += len(bad)
+        out.sentences.append(toks)
+        out.tags.append(from_spans(spans, len(toks), target))
+        toks, tags = [], []
+
+    for lineno, line in enumerate(lines, start=1):
+        if not line.strip():
+            flush()
+            continue
+        cols = line.split()
+        if cols[0] == "-DOCSTART-":
+            flush()
+            continue
+        if n_cols is None:
+            n_cols = len(cols)
+        if len(cols) != n_cols:
+            raise PipelineError(f"{path}:{lineno}: expected {n_cols} columns like the first data line, got {len(cols)}")
+        try:
+            token, tag = cols[token_col], cols[label_col]
+        except IndexError:
+            raise PipelineError(f"{path}:{lineno}: no column {token_col} or {label_col} in {len(cols)} columns") from None
+        if not toks:
+            first_line = lineno
+        toks.append(token)
+        tags.append(tag)
+    flush()
+    return out
