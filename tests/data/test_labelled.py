@@ -1,0 +1,34 @@
+import pytest
+
+from conftest import shared
+from pipeline.data.labelled import read_classification
+from pipeline.errors import PipelineError
+
+
+def test_tsv_csv_jsonl(write):
+    d = read_classification(write("a.tsv", 'label\tsentence\n1\tIt \'s "good" .\n0\t   \n0\tbad\n'))
+    assert d.texts == ['It \'s "good" .', "bad"] and d.labels == ["1", "0"] and d.empty == 1
+    d = read_classification(write("a.csv", 'text,y\n"a, b",pos\nc,neg\n'), text_field="text", label_field="y")
+    assert d.texts == ["a, b", "c"] and d.labels == ["pos", "neg"]
+    d = read_classification(write("a.jsonl", '{"text": "x y", "label": 2}\n\n{"text": "z", "label": 0}\n'),
+                            text_field="text")
+    assert d.texts == ["x y", "z"] and d.labels == ["2", "0"]
+
+
+def test_bad_rows_name_file_and_line(write):
+    with pytest.raises(PipelineError, match=r"b\.tsv:3: expected 2 columns like the header, got 3"):
+        read_classification(write("b.tsv", "label\tsentence\n1\tok\n1\tx\ty\n"))
+    with pytest.raises(PipelineError, match=r"b\.jsonl:2: no 'sentence' field"):
+        read_classification(write("b.jsonl", '{"sentence": "a", "label": 1}\n{"text": "b", "label": 0}\n'))
+    with pytest.raises(PipelineError, match=r"h\.tsv:1: header has no 'sentence' column"):
+        read_classification(write("h.tsv", "label\ttext\n1\ta\n"))
+    with pytest.raises(PipelineError, match=r"j\.jsonl:1: not valid JSON"):
+        read_classification(write("j.jsonl", "{nope\n"))
+
+
+@pytest.mark.slow
+def test_sst_counts():
+    for name, n in (("sst5_train.tsv", 8_544), ("sst5_test.tsv", 2_210), ("sst2_train.tsv", 6_920)):
+        d = read_classification(shared("sst", name))
+        assert len(d.texts) == n and d.empty == 0
+    assert set(read_classification(shared("sst", "sst5_dev.tsv")).labels) == {"0", "1", "2", "3", "4"}
