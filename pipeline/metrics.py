@@ -1,0 +1,39 @@
+"""Downstream metrics: entity-level NER scores (seqeval, conlleval-equivalent) and classification scores."""
+from __future__ import annotations
+
+
+def ner_scores(gold: list[list[str]], pred: list[list[str]], scheme: str = "iob2") -> dict:
+    """Entity-level precision/recall/F1, overall (micro) and per type.
+
+    Tags are first converted to IOB2 so every scheme is scored alike; seqeval's default mode
+    matches the conlleval script (a chunk counts only with its exact span and type).
+    """
+    from seqeval.metrics import f1_score, precision_score, recall_score
+    from seqeval.metrics.sequence_labeling import get_entities
+
+    from pipeline.data.tags import convert
+
+    if scheme != "iob2":
+        gold = [convert(g, scheme, "iob2") for g in gold]
+        pred = [convert(p, scheme, "iob2") for p in pred]
+    out = {"precision": precision_score(gold, pred), "recall": recall_score(gold, pred),
+           "f1": f1_score(gold, pred), "per_type": {}}
+    types = sorted({t for seq in gold + pred for t, _, _ in get_entities(seq)})
+    for t in types:
+        g = [[tag if tag.endswith("-" + t) else "O" for tag in seq] for seq in gold]
+        p = [[tag if tag.endswith("-" + t) else "O" for tag in seq] for seq in pred]
+        out["per_type"][t] = {"precision": precision_score(g, p), "recall": recall_score(g, p),
+                              "f1": f1_score(g, p), "support": sum(1 for seq in g for _ in get_entities(seq))}
+    return {k: (round(v, 6) if isinstance(v, float) else v) for k, v in out.items()}
+
+
+def classification_scores(gold: list[str], pred: list[str], labels: list[str]) -> dict:
+    """Accuracy, macro-F1 and the confusion matrix (rows gold, columns predicted) with scikit-learn."""
+    from sklearn.metrics import accuracy_score, confusion_matrix, f1_score
+
+    return {
+        "accuracy": round(float(accuracy_score(gold, pred)), 6),
+        "macro_f1": round(float(f1_score(gold, pred, labels=labels, average="macro", zero_division=0)), 6),
+        "labels": labels,
+        "confusion": confusion_matrix(gold, pred, labels=labels).tolist(),
+    }
