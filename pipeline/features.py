@@ -1,0 +1,67 @@
+"""Per-token task inputs: ``[word2vec vector ; ELMo scalar mix]`` (ELMo §3.3), each part switchable.
+
+With the encoder frozen (the default) the biLM layers of every sentence are computed once and
+kept, so training a task pays for the biLM only once per sentence; the task's ScalarMix (and the
+dropout on the ELMo part) is applied on top, per batch.
+"""
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+import torch
+from torch import nn
+
+from pipeline.scalar_mix import ScalarMix
+
+
+class Features(nn.Module):
+    """Sentences (token lists) → (x (B, T, D), mask (B, T)). ``encoder`` and/or ``word2vec`` may be None."""
+
+    def __init__(self, encoder=None, word2vec=None, layer_norm: bool = False, elmo_dropout: float = 0.5):
+        super().__init__()
+        if encoder is None and word2vec is None:
+            raise ValueError("Features need the ELMo encoder, word2vec vectors, or both")
+        self.encoder = encoder
+        self.word2vec = word2vec  # a pipeline.word2vec.VectorLookup
+        self.mix = ScalarMix(encoder.n_layers, layer_norm=layer_norm) if encoder is not None else None
+        self.dropout = nn.Dropout(elmo_dropout)
+        self.dim = (encoder.dim if encoder is not None else 0) + (word2vec.dim if word2vec is not None else 0)
+        self._layers: dict[tuple[str, ...], np.ndarray] = {}
+        self._w2v: dict[str, np.ndarray] = {}
+
+    def precompute(self, sentences: Sequence[Sequence[str]], batch_tokens: int = 4096) -> None:
+        """Compute and keep the biLM layers of these sentences (frozen encoder)."""
+        if self.encoder is None:
+            return
+        todo = list(dict.fromkeys(tuple(s) for s in sentences if tuple(s) not in self._layers))
+        for key, layers in zip(todo, self.encoder.embed([list(k) for k in todo], batch_tokens)):
+            self._layers[key] = layers
+
+    def _word_vector(self, token: str) -> np.ndarray:
+        v = self._w2v.get(token)
+        if v is None:
+            v = self._w2v[token] = self.word2vec.vector(token)[0]
+        return v
+
+    def forward(self, sentences: Sequence[Sequence[str]]) -> tuple[torch.Tensor, torch.Tensor]:
+        B, T = len(sentences), max(1, max(len(s) for s in sentences))
+        mask = torch.zeros(B, T, dtype=torch.bool)
+        for b, s in enumerate(sentences):
+            mask[b, : len(s)] = True
+        parts = []
+        if self.word2vec is not None:
+            w = torch.zeros(B, T, self.word2vec.dim)
+            for b, s in enumerate(sentences):
+                if s:
+                    w[b, : len(s)] = torch.from_numpy(np.stack([self._word_vector(t) for t in s]))
+            parts.append(w)
+        if self.encoder is not None:
+            self.precompute([s for s in sentences if s])
+            L = self.encoder.n_layers
+            layers = torch.zeros(L, B, T, self.encoder.dim)
+            for b, s in enumerate(sentences):
+                if s:
+                    layers[:, b, : len(s)] = torch.from_numpy(self._layers[tuple(s)])
+            parts.append(self.dropout(self.mix(list(layers), mask)))
+        return torch.cat(parts, dim=-1), mask
