@@ -296,12 +296,9 @@ def check_section(cls: type, data: Any, where: str) -> dict:
 
 
 def _read_yaml(path: Path) -> dict:
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise PipelineError(f"{path}: config file not found") from None
-    except (OSError, UnicodeDecodeError) as e:
-        raise PipelineError(f"{path}: cannot read config file: {e}") from None
+    from pipeline.io import read_text
+
+    text = read_text(path, "config file")
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as e:

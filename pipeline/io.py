@@ -47,6 +47,19 @@ def atomic_path(path: str | os.PathLike, suffix: str = "", marker: str | None = 
         shutil.rmtree(tmp, ignore_errors=True)
 
 
+def read_text(path: str | os.PathLike, what: str = "file") -> str:
+    """A UTF-8 text file's contents; a missing, unreadable or non-UTF-8 file is a one-line error."""
+    path = Path(path)
+    try:
+        return path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise PipelineError(f"{path}: {what} not found") from None
+    except UnicodeDecodeError as e:
+        raise PipelineError(f"{path}: {what} is not UTF-8 text ({e})") from None
+    except OSError as e:  # a directory, no permission, ...
+        raise PipelineError(f"{path}: cannot read {what}: {e.strerror or e}") from None
+
+
 def write_text_atomic(path: str | os.PathLike, text: str) -> None:
     with atomic_path(path) as tmp:
         tmp.write_text(text, encoding="utf-8")

@@ -27,7 +27,7 @@ import numpy as np
 
 from pipeline.config import Word2VecConfig
 from pipeline.errors import PipelineError
-from pipeline.io import atomic_path
+from pipeline.io import atomic_path, read_text
 
 OUT_KV = "vectors.kv"
 OUT_MATRIX = "embeddings.npy"
@@ -176,12 +176,7 @@ class AnalogyResult:
 
 
 def _read_lines(path: Path) -> list[str]:
-    try:
-        return Path(path).read_text(encoding="utf-8").splitlines()
-    except FileNotFoundError:
-        raise PipelineError(f"{path}: evaluation file not found") from None
-    except UnicodeDecodeError as e:
-        raise PipelineError(f"{path}: not UTF-8 text ({e})") from None
+    return read_text(path, "evaluation file").splitlines()
 
 
 def _case_insensitive_vocab(kv, restrict_vocab: int) -> dict[str, int]:

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from pipeline.errors import PipelineError
+from pipeline.io import read_text
 
 
 @dataclass
@@ -28,12 +29,7 @@ def read_classification(path: str | Path, text_field: str = "sentence", label_fi
     fmt = fmt or {".tsv": "tsv", ".csv": "csv", ".jsonl": "jsonl", ".json": "jsonl"}.get(path.suffix.lower())
     if fmt not in ("tsv", "csv", "jsonl"):
         raise PipelineError(f"{path}: unknown format; name it .tsv, .csv or .jsonl (or give the format)")
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise PipelineError(f"{path}: file not found") from None
-    except UnicodeDecodeError as e:
-        raise PipelineError(f"{path}: not UTF-8 ({e})") from None
+    text = read_text(path)
     out = LabelledData()
 
     def add(lineno: int, t, y) -> None:

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Literal
 
 from pipeline.errors import PipelineError
+from pipeline.io import read_text
 
 Scheme = Literal["iob1", "iob2", "bioes"]
 Span = tuple[str, int, int]
@@ -105,12 +106,7 @@ def read_conll(path: str | Path, token_col: int = 0, label_col: int = -1, scheme
                target: Scheme = "iob2", invalid: Literal["repair", "error"] = "repair") -> TaggedData:
     """A CoNLL column file (blank line between sentences, ``-DOCSTART-`` lines skipped)."""
     path = Path(path)
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except FileNotFoundError:
-        raise PipelineError(f"{path}: file not found") from None
-    except UnicodeDecodeError as e:
-        raise PipelineError(f"{path}: not UTF-8 ({e})") from None
+    lines = read_text(path).splitlines()
     out = TaggedData()
     toks: list[str] = []
     tags: list[str] = []

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from pipeline.data.chars import BOS_TOKEN, EOS_TOKEN
 from pipeline.errors import PipelineError
-from pipeline.io import write_text_atomic
+from pipeline.io import read_text, write_text_atomic
 
 PAD_TOKEN = "<PAD>"
 UNK_TOKEN = "<UNK>"
@@ -53,12 +53,7 @@ class Vocab:
     def load(cls, path: str | Path) -> "Vocab":
         path = Path(path)
         tokens, counts = [], []
-        try:
-            lines = path.read_text(encoding="utf-8").splitlines()
-        except FileNotFoundError:
-            raise PipelineError(f"{path}: vocabulary file not found") from None
-        except UnicodeDecodeError as e:
-            raise PipelineError(f"{path}: vocabulary is not UTF-8 ({e})") from None
+        lines = read_text(path, "vocabulary file").splitlines()
         for lineno, line in enumerate(lines, start=1):
             parts = line.split("\t")
             if len(parts) != 2 or not parts[0] or not parts[1].isdigit():
