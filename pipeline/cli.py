@@ -122,6 +122,107 @@ def _cmd_lm_score(args) -> int:
     return 0
 
 
+# --- downstream tasks --------------------------------------------------------------------------
+
+FINETUNE_OPTIONS = ("task", "train", "dev", "test", "encoder", "word2vec", "inputs", "epochs", "seed", "lr",
+                    "batch_size", "patience", "finetune_encoder", "max_minutes")
+
+
+def _parse_set(items: list[str]) -> dict:
+    import yaml
+
+    out = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise PipelineError(f"--set {item!r}: expected KEY=VALUE (e.g. --set pooling=attention)")
+        try:
+            out[key.strip()] = yaml.safe_load(value)
+        except yaml.YAMLError:
+            raise PipelineError(f"--set {item!r}: the value is not valid YAML") from None
+    return out
+
+
+def _cmd_finetune(args) -> int:
+    from pipeline.config import _read_yaml, load_finetune_config
+    from pipeline.train.finetune import finetune, write_outputs
+
+    overrides = _parse_set(args.set)
+    for key in FINETUNE_OPTIONS:
+        value = getattr(args, key)
+        if value is not None and value is not False:
+            overrides[key] = value
+    from_file = _read_yaml(Path(args.config)) if args.config else {}
+    if "inputs" not in overrides and "inputs" not in from_file:  # infer from what was given
+        has_enc = "encoder" in overrides or "encoder" in from_file
+        has_w2v = "word2vec" in overrides or "word2vec" in from_file
+        if has_enc != has_w2v:
+            overrides["inputs"] = "elmo" if has_enc else "word2vec"
+    cfg = load_finetune_config(args.config, overrides)
+    for key in ("train", "dev"):
+        if not getattr(cfg, key):
+            raise PipelineError(f"--{key} is required (or `{key}:` in the --config file)")
+    result = finetune(cfg, args.out, args.plots, progress=not args.quiet, log=lambda m: print(m, file=sys.stderr))
+    write_outputs(result, args.metrics, args.plots)
+    if not args.quiet:
+        key = "f1" if cfg.task == "ner" else "accuracy"
+        line = f"saved {args.out}: dev {key} {result['dev'][key]:.4f}"
+        if "test" in result:
+            line += f", test {key} {result['test'][key]:.4f}"
+        print(line + f" (best epoch {result['best_epoch']} of {result['epochs_run']}, {result['seconds']:.0f} s)")
+    return 0
+
+
+def _cmd_predict(args) -> int:
+    from pipeline.export import _read_lines
+    from pipeline.task import TaskModel, predictions_as_records
+
+    model = TaskModel.load(args.model)
+    src = Path(args.input)
+    lines = [(n, text) for n, text in _read_lines(src, "error")]
+    sentences = [model.tokenize(text) for _, text in lines]
+    records = predictions_as_records(model, sentences)
+    out = "".join(json.dumps({"line": n + 1, **r}, ensure_ascii=False) + "\n" for (n, _), r in zip(lines, records))
+    if args.output:
+        from pipeline.io import write_text_atomic
+
+        write_text_atomic(args.output, out)
+        if not args.quiet:
+            print(f"wrote {len(records)} predictions to {args.output}", file=sys.stderr)
+    else:
+        sys.stdout.write(out)
+    return 0
+
+
+def _cmd_evaluate(args) -> int:
+    from pipeline.task import TaskModel, check_labels, read_task_data
+
+    model = TaskModel.load(args.model)
+    data = read_task_data(model.cfg, args.file, model.tokenize)
+    if not data.sentences:
+        raise PipelineError(f"{args.file}: no labelled examples")
+    check_labels(data, model.labels, model.cfg.task)
+    scores = model.scores(data)
+    result = {"model": str(args.model), "file": str(args.file), "examples": len(data.sentences), **scores}
+    if args.metrics:
+        from pipeline.io import write_json_atomic
+
+        write_json_atomic(args.metrics, result)
+    if model.cfg.task == "ner":
+        print(f"{args.file}: {len(data.sentences)} sentences; entity precision {scores['precision']:.4f} "
+              f"recall {scores['recall']:.4f} F1 {scores['f1']:.4f}")
+        for t, s in scores["per_type"].items():
+            print(f"  {t:<8} P {s['precision']:.4f}  R {s['recall']:.4f}  F1 {s['f1']:.4f}  support {s['support']}")
+    else:
+        print(f"{args.file}: {len(data.sentences)} examples; accuracy {scores['accuracy']:.4f} "
+              f"macro-F1 {scores['macro_f1']:.4f}")
+        width = max(len(x) for x in scores["labels"])
+        print(" " * (width + 2) + " ".join(f"{x:>{width}}" for x in scores["labels"]) + "   (rows gold, columns predicted)")
+        for lab, row in zip(scores["labels"], scores["confusion"]):
+            print(f"  {lab:>{width}}" + " ".join(f"{c:>{width}}" for c in row))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("-q", "--quiet", action="store_true", help="no progress bars or summaries")
@@ -182,6 +283,43 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--encoder", required=True)
     p.add_argument("--json", help="also write the result here")
     p.set_defaults(func=_cmd_lm_score)
+
+    p = sub.add_parser("finetune", parents=[common],
+                       help="train a NER tagger or a sentence classifier on [word2vec ; ELMo mix] inputs")
+    p.add_argument("--task", choices=["ner", "classify"], help="ner: CoNLL column files; classify: TSV/CSV/JSONL")
+    p.add_argument("--train", help="labelled training file")
+    p.add_argument("--dev", help="labelled dev file (early stopping, best model)")
+    p.add_argument("--test", help="labelled test file (scored once at the end)")
+    p.add_argument("--encoder", help="an exported encoder directory (ELMo inputs)")
+    p.add_argument("--word2vec", help="word2vec vectors (text/binary word2vec format or .kv)")
+    p.add_argument("--inputs", choices=["both", "elmo", "word2vec"],
+                   help="default: both, or whichever of --encoder/--word2vec was given")
+    p.add_argument("--out", required=True, help="model directory to write (best dev model, replaced atomically)")
+    p.add_argument("--config", help="YAML file of finetune options (keys as in params.yaml's finetune_ner)")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="any finetune option, e.g. --set pooling=attention --set label_field=polarity")
+    p.add_argument("--epochs", type=int)
+    p.add_argument("--batch-size", type=int)
+    p.add_argument("--lr", type=float)
+    p.add_argument("--patience", type=int)
+    p.add_argument("--seed", type=int)
+    p.add_argument("--max-minutes", type=float)
+    p.add_argument("--finetune-encoder", action="store_true", help="update the biLM too (at encoder_lr)")
+    p.add_argument("--metrics", help="write dev/test scores and the training history as JSON here")
+    p.add_argument("--plots", help="directory for live train.tsv/dev.tsv curves (and confusion.json)")
+    p.set_defaults(func=_cmd_finetune)
+
+    p = sub.add_parser("predict", parents=[common], help="tag or classify each line of a text file → JSONL")
+    p.add_argument("input", help="UTF-8 text, one sentence per line (tokenized as the model was trained)")
+    p.add_argument("--model", required=True, help="a model directory from `elmo finetune`")
+    p.add_argument("--output", help="write the JSONL here (default: stdout)")
+    p.set_defaults(func=_cmd_predict)
+
+    p = sub.add_parser("evaluate", parents=[common], help="score a finetuned model on a labelled file")
+    p.add_argument("file", help="labelled file in the format the model was trained on")
+    p.add_argument("--model", required=True, help="a model directory from `elmo finetune`")
+    p.add_argument("--metrics", help="also write the scores as JSON here")
+    p.set_defaults(func=_cmd_evaluate)
     return parser
 
 

@@ -205,6 +205,81 @@ class ExportConfig:
 
 
 @dataclass
+class FinetuneConfig:
+    """A downstream task on ``[word2vec ; ELMo scalar mix]`` inputs (``finetune_ner`` and
+    ``finetune_sentiment`` stages, ``elmo finetune``). Paths are relative to the working directory."""
+
+    task: Literal["ner", "classify"] = "ner"
+    train: str = ""  # labelled files: CoNLL columns (ner) or TSV/CSV/JSONL (classify)
+    dev: str = ""
+    test: Optional[str] = None
+    encoder: Optional[str] = "models/encoder"  # an exported encoder directory (`elmo export`)
+    word2vec: Optional[str] = "data/word2vec/vectors.bin"  # word2vec text/binary format or gensim .kv
+    inputs: Literal["both", "elmo", "word2vec"] = "both"  # word2vec only is the baseline
+    # NER files
+    token_column: int = 0
+    label_column: int = -1
+    tag_scheme: Literal["iob1", "iob2", "bioes"] = "iob2"  # the scheme the files are written in
+    model_scheme: Literal["iob2", "bioes"] = "iob2"  # the scheme the CRF learns (converted on read)
+    invalid_tags: Literal["repair", "error"] = "repair"  # e.g. I-PER after O under IOB2
+    # classification files
+    format: Optional[Literal["tsv", "csv", "jsonl"]] = None  # None = from the file suffix
+    text_field: str = "sentence"
+    label_field: str = "label"
+    # model
+    hidden: int = 100  # task BiLSTM cell size per direction
+    dropout: float = 0.5
+    pooling: Literal["max", "attention"] = "max"  # classify only
+    layer_norm: bool = False  # ScalarMix layer norm over unmasked positions
+    elmo_dropout: float = 0.5  # dropout on the ELMo part of the input
+    mix_l2: float = 0.0  # L2 penalty on the ScalarMix weights
+    finetune_encoder: bool = False  # update the biLM too (with encoder_lr); default frozen
+    encoder_lr: float = 1e-4
+    # training
+    epochs: int = 20
+    batch_size: int = 32
+    lr: float = 1e-3
+    patience: int = 3  # epochs without a better dev score before stopping
+    max_minutes: Optional[float] = None  # wall-clock budget (checked after each epoch)
+    seed: int = 0
+
+    def validate(self, where: str, section: str = "finetune") -> None:
+        def bad(key: str, msg: str) -> PipelineError:
+            return PipelineError(f"{where}: {section}.{key}: {msg}")
+
+        for key in ("hidden", "epochs", "batch_size", "patience"):
+            if getattr(self, key) < 1:
+                raise bad(key, f"must be at least 1, got {getattr(self, key)}")
+        for key in ("dropout", "elmo_dropout"):
+            if not 0.0 <= getattr(self, key) < 1.0:
+                raise bad(key, f"must be in [0, 1), got {getattr(self, key)}")
+        for key in ("lr", "encoder_lr"):
+            if getattr(self, key) <= 0:
+                raise bad(key, f"must be positive, got {getattr(self, key)}")
+        if self.mix_l2 < 0:
+            raise bad("mix_l2", "must be >= 0")
+        if self.max_minutes is not None and self.max_minutes <= 0:
+            raise bad("max_minutes", "must be positive or null")
+        if self.inputs != "word2vec" and not self.encoder:
+            raise bad("encoder", f"inputs {self.inputs!r} need an encoder directory")
+        if self.inputs != "elmo" and not self.word2vec:
+            raise bad("word2vec", f"inputs {self.inputs!r} need a word2vec vector file")
+        if self.finetune_encoder and self.inputs == "word2vec":
+            raise bad("finetune_encoder", "there is no encoder to finetune with inputs 'word2vec'")
+
+
+def _ner_defaults() -> FinetuneConfig:
+    return FinetuneConfig(task="ner", train="data/samples/ner/train.conll", dev="data/samples/ner/dev.conll",
+                          test="data/samples/ner/test.conll", epochs=30, patience=5, batch_size=16)
+
+
+def _sentiment_defaults() -> FinetuneConfig:
+    return FinetuneConfig(task="classify", train="data/samples/sentiment/train.tsv",
+                          dev="data/samples/sentiment/dev.tsv", test="data/samples/sentiment/test.tsv",
+                          epochs=40, patience=8, batch_size=16, lr=0.01)
+
+
+@dataclass
 class Params:
     """The whole pipeline's configuration: one section per stage."""
 
@@ -214,6 +289,8 @@ class Params:
     model: ModelConfig = field(default_factory=ModelConfig)
     pretrain: PretrainConfig = field(default_factory=PretrainConfig)
     export: ExportConfig = field(default_factory=ExportConfig)
+    finetune_ner: FinetuneConfig = field(default_factory=_ner_defaults)
+    finetune_sentiment: FinetuneConfig = field(default_factory=_sentiment_defaults)
 
 
 SECTIONS = {name: tp for name, tp in typing.get_type_hints(Params).items() if name != "presets"}
@@ -348,12 +425,28 @@ def load_params(path: str | Path = "params.yaml", preset_dir: Path | None = None
     for _, layer in layers:
         for section, values in layer.items():
             merged[section].update(values)
-    sections = {name: SECTIONS[name](**values) for name, values in merged.items()}
+    defaults = Params()
+    sections = {name: dataclasses.replace(getattr(defaults, name), **values) for name, values in merged.items()}
     for name, cfg in sections.items():
-        if hasattr(cfg, "validate"):
+        if isinstance(cfg, FinetuneConfig):
+            cfg.validate(str(path), name)
+        elif hasattr(cfg, "validate"):
             cfg.validate(str(path))
     return Params(presets=presets, **sections)
 
 
 def to_dict(cfg: Any) -> dict:
     return dataclasses.asdict(cfg)
+
+
+def load_finetune_config(path: str | Path | None = None, overrides: dict | None = None,
+                         base: FinetuneConfig | None = None) -> FinetuneConfig:
+    """A FinetuneConfig from ``base`` (default: the dataclass defaults), then the keys of a flat YAML
+    file (``elmo finetune --config``), then ``overrides`` (command-line options that were given)."""
+    values: dict = {}
+    if path is not None:
+        values.update(check_section(FinetuneConfig, _read_yaml(Path(path)), f"{path}"))
+    values.update(check_section(FinetuneConfig, overrides or {}, "command line"))
+    cfg = dataclasses.replace(base or FinetuneConfig(), **values)
+    cfg.validate(str(path) if path else "command line", "finetune")
+    return cfg

@@ -44,6 +44,20 @@ FORMAT_VERSION = 1
 REQUIRED = ("config.json", "model.safetensors", "vocab.txt")
 
 
+def _rows_index(batch: list[list[str]]):
+    """Token lists → (rows [<S>, ..., </S>], distinct tokens (U,), index (B, T) into them, mask (B, T))."""
+    rows = [[BOS_TOKEN, *s, EOS_TOKEN] for s in batch]
+    distinct = list(dict.fromkeys(t for r in rows for t in r))
+    where = {t: i for i, t in enumerate(distinct)}
+    B, T = len(rows), max(len(r) for r in rows)
+    index = torch.zeros(B, T, dtype=torch.long)
+    mask = torch.zeros(B, T, dtype=torch.bool)
+    for b, r in enumerate(rows):
+        index[b, : len(r)] = torch.tensor([where[t] for t in r])
+        mask[b, : len(r)] = True
+    return rows, distinct, index, mask
+
+
 class Encoder:
     """A pretrained biLM for embedding text (and, with its softmax, scoring and sampling)."""
 
@@ -189,16 +203,8 @@ class Encoder:
 
     def _run(self, batch: list[list[str]]):
         """Sentences (token lists, non-empty) → BiLMOutput over [<S>, tokens..., </S>]."""
-        rows = [[BOS_TOKEN, *s, EOS_TOKEN] for s in batch]
-        distinct = list(dict.fromkeys(t for r in rows for t in r))
-        where = {t: i for i, t in enumerate(distinct)}
+        rows, distinct, index, mask = _rows_index(batch)
         vecs = self.token_vectors(distinct)  # (U, P)
-        B, T = len(rows), max(len(r) for r in rows)
-        index = torch.zeros(B, T, dtype=torch.long)
-        mask = torch.zeros(B, T, dtype=torch.bool)
-        for b, r in enumerate(rows):
-            index[b, : len(r)] = torch.tensor([where[t] for t in r])
-            mask[b, : len(r)] = True
         x = vecs[index] * mask[..., None]  # (B, T, P); padding rows are zero
         with torch.no_grad():
             return self.model.contextualize(x, mask), rows
@@ -231,6 +237,23 @@ class Encoder:
                 out[i] = stacked[b, :, 1 : n + 1].numpy().astype(np.float32, copy=True)
         empty = np.zeros((self.n_layers, 0, self.dim), dtype=np.float32)
         return [o if o is not None else empty.copy() for o in out]
+
+    def layers(self, sentences: Sequence[Sequence[str]]) -> torch.Tensor:
+        """Differentiable (for finetuning the biLM): non-empty token lists → (L+1, B, T, 2P), zero
+        past each sentence's end, <S>/</S> removed. No token cache (the weights may be changing);
+        dropout follows ``self.model.training``."""
+        _, distinct, index, mask = _rows_index([self._as_tokens(s) for s in sentences])
+        chars = torch.from_numpy(np.stack([token_char_ids(t, self.max_chars) for t in distinct]).astype(np.int64))
+        B, T = mask.shape
+        device = next(self.model.parameters()).device
+        mask = mask.to(device)
+        x = self.model.encode(chars.to(device), index.to(device)) * mask[..., None]  # (B, T, P)
+        res = self.model.contextualize(x, mask)
+        inner = mask.clone()
+        inner[:, 0] = False
+        inner[torch.arange(B), mask.sum(1) - 1] = False  # the </S> of each row
+        stacked = torch.stack(res.layers) * inner[None, :, :, None]  # (L+1, B, T, 2P)
+        return stacked[:, :, 1 : T - 1]
 
     def embed_mixed(self, sentences, scalar_mix, batch_tokens: int = 4096) -> list[np.ndarray]:
         """Apply a ScalarMix-like callable (list of L+1 (1, n, 2P) tensors → (1, n, 2P)) per sentence."""

@@ -34,7 +34,24 @@ def copy_repo(dest: Path) -> Path:
     """Copy what `dvc repro` needs into ``dest`` and make it a DVC project (no git)."""
     for name in ("dvc.yaml", "params.yaml"):
         shutil.copy(REPO / name, dest / name)
-    for name in ("stages", "pipeline", "configs", "data/raw"):
+    for name in ("stages", "pipeline", "configs", "data/raw", "data/samples"):
         shutil.copytree(REPO / name, dest / name, ignore=shutil.ignore_patterns("__pycache__"))
     run([str(BIN / "dvc"), "init", "--no-scm", "-q"], cwd=dest, check=True)
     return dest
+
+
+def tiny_repo(dest: Path, **sections) -> Path:
+    """A copy of the repository with the tiny preset on a small generated corpus; ``sections``
+    (e.g. ``pretrain={...}``) are written into its params.yaml."""
+    import yaml
+
+    from test_data_helpers import make_corpus
+
+    repo = copy_repo(dest)
+    (repo / "data" / "raw" / "corpus.txt").write_text(make_corpus(200))
+    params = yaml.safe_load((repo / "params.yaml").read_text())
+    params["presets"] = ["tiny"]
+    params["prepare"] = dict(corpus="data/raw/corpus.txt", valid_fraction=0.1, test_fraction=0.1, min_count=1)
+    params.update(sections)
+    (repo / "params.yaml").write_text(yaml.safe_dump(params))
+    return repo

@@ -13,7 +13,7 @@ import yaml
 from safetensors.torch import load_file
 
 from conftest import REPO
-from helpers import BIN, copy_repo, env, run
+from helpers import BIN, env, run, tiny_repo
 from pipeline.config import ModelConfig, PrepareConfig, PretrainConfig
 from pipeline.data.corpus import read_corpus
 from pipeline.data.prepare import prepare_corpus
@@ -140,15 +140,7 @@ def test_two_processes_match_one_with_the_same_global_batch(twenty, tmp_path):
 
 
 def test_dvc_repro_pretrain_and_evaluate_lm_with_tiny_preset(tmp_path):
-    from test_data_helpers import make_corpus
-
-    repo = copy_repo(tmp_path)
-    (repo / "data" / "raw" / "corpus.txt").write_text(make_corpus(200))
-    params = yaml.safe_load((repo / "params.yaml").read_text())
-    params["presets"] = ["tiny"]
-    params["prepare"] = dict(corpus="data/raw/corpus.txt", valid_fraction=0.1, test_fraction=0.1, min_count=1)
-    params["pretrain"] = dict(max_steps=8, eval_every=4, checkpoint_every=4)
-    (repo / "params.yaml").write_text(yaml.safe_dump(params))
+    repo = tiny_repo(tmp_path, pretrain=dict(max_steps=8, eval_every=4, checkpoint_every=4))
     run([str(BIN / "dvc"), "repro", "evaluate_lm"], cwd=repo, check=True)
     m = json.loads((repo / "metrics" / "pretrain.json").read_text())
     assert m["steps"] == 8 and m["best_valid_average_ppl"] > 1

@@ -20,6 +20,7 @@ class LabelledData:
     texts: list[str] = field(default_factory=list)
     labels: list[str] = field(default_factory=list)
     empty: int = 0
+    lines: list[int] = field(default_factory=list)  # the file line of each kept row
 
 
 def read_classification(path: str | Path, text_field: str = "sentence", label_field: str = "label",
@@ -44,6 +45,7 @@ def read_classification(path: str | Path, text_field: str = "sentence", label_fi
             return
         out.texts.append(t)
         out.labels.append(y)
+        out.lines.append(lineno)
 
     if fmt == "jsonl":
         for lineno, line in enumerate(text.splitlines(), start=1):

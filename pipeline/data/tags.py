@@ -100,6 +100,7 @@ class TaggedData:
     sentences: list[list[str]] = field(default_factory=list)
     tags: list[list[str]] = field(default_factory=list)
     repaired: int = 0  # tags that did not fit the scheme and were repaired
+    lines: list[int] = field(default_factory=list)  # the file line each sentence starts on
 
 
 def read_conll(path: str | Path, token_col: int = 0, label_col: int = -1, scheme: Scheme = "iob2",
@@ -126,6 +127,7 @@ def read_conll(path: str | Path, token_col: int = 0, label_col: int = -1, scheme
                                 f"of its type under {scheme.upper()} (set invalid: repair to accept it)")
         out.repaired += len(bad)
         out.sentences.append(toks)
+        out.lines.append(first_line)
         out.tags.append(from_spans(spans, len(toks), target))
         toks, tags = [], []
 

@@ -1,124 +1,173 @@
-"""Finetuning loops for the downstream heads: epochs over shuffled batches, dev score after each
-epoch, early stopping, the best weights restored at the end.
+"""Finetuning a downstream task (NER tagger or sentence classifier) on accelerate.
+
+    read train/dev(/test) ─▶ label set from train (dev/test labels must be known)
+        ─▶ TaskModel(features [word2vec ; ELMo mix], head) on accelerator.device
+        ─▶ epochs of shuffled batches (Adam; the biLM in its own group at encoder_lr if finetuned)
+            after each epoch: dev score → plots/{train,dev}.tsv, best so far → out_dir (atomic)
+        ─▶ early stopping after `patience` epochs without improvement, best weights restored
+        ─▶ test scores, model directory rewritten with its scores
+
+One process (one device): the tasks are small next to pretraining. Same config + seed → same model
+on the same machine.
 """
 from __future__ import annotations
 
 import copy
 import random
-from typing import Callable
+import time
+from pathlib import Path
 
 import torch
 
-from pipeline.data.tags import TaggedData
-from pipeline.metrics import classification_scores, ner_scores
+from pipeline.config import FinetuneConfig
+from pipeline.errors import PipelineError
+from pipeline.task import TaskModel, check_labels, label_set, read_task_data, tokenizer_for
 
 
-def _fit(modules: list[torch.nn.Module], loss_of: Callable[[list[int]], torch.Tensor], n_train: int,
-         dev_score: Callable[[], float], epochs: int, batch_size: int, lr: float, patience: int,
-         seed: int) -> dict:
-    """The shared loop: Adam over the modules' trainable parameters, dev score after each epoch,
-    early stopping after ``patience`` epochs without improvement, best weights restored."""
-    params = [p for m in modules for p in m.parameters() if p.requires_grad]
-    opt = torch.optim.Adam(params, lr=lr)
-    rng = random.Random(seed)
-    torch.manual_seed(seed)
-    order = list(range(n_train))
-    best, best_state, history, bad_epochs = -1.0, None, [], 0
-    for epoch in range(epochs):
-        for m in modules:
-            m.train()
+def _write_tsv(path: Path, header: list[str], rows: list[list]) -> None:
+    from pipeline.io import write_text_atomic
+
+    write_text_atomic(path, "\t".join(header) + "\n" + "".join("\t".join(str(x) for x in r) + "\n" for r in rows))
+
+
+def load_inputs(cfg: FinetuneConfig):
+    """(encoder, word2vec lookup) as ``cfg.inputs`` asks; unused ones are not loaded."""
+    encoder = word2vec = None
+    if cfg.inputs in ("both", "elmo"):
+        from pipeline.export import Encoder
+
+        encoder = Encoder.from_pretrained(cfg.encoder)
+    if cfg.inputs in ("both", "word2vec"):
+        from pipeline.task import load_word2vec_lookup
+
+        word2vec = load_word2vec_lookup(cfg.word2vec, cfg.seed)
+    return encoder, word2vec
+
+
+def finetune(cfg: FinetuneConfig, out_dir: str | Path, plots_dir: str | Path | None = None,
+             progress: bool = True, inputs=None, log=print, layer_cache: dict | None = None) -> dict:
+    """Train, keep the best dev model in ``out_dir``, return metrics (dev, test, history, data counts).
+
+    ``inputs``: an already loaded (encoder, word2vec) pair to reuse (e.g. across seeds);
+    ``layer_cache``: a dict of frozen-biLM layers per sentence shared across runs with that encoder."""
+    from accelerate import Accelerator
+    from tqdm import tqdm
+
+    start = time.time()
+    encoder, word2vec = inputs if inputs is not None else load_inputs(cfg)
+    if cfg.finetune_encoder and inputs is not None:
+        encoder = copy.deepcopy(encoder)  # the caller's encoder stays as it was
+    tokenize = tokenizer_for(encoder if cfg.inputs != "word2vec" else None)
+    train = read_task_data(cfg, cfg.train, tokenize)
+    dev = read_task_data(cfg, cfg.dev, tokenize)
+    test = read_task_data(cfg, cfg.test, tokenize) if cfg.test else None
+    train_idx = [i for i, s in enumerate(train.sentences) if s]
+    if not train_idx:
+        raise PipelineError(f"{cfg.train}: no labelled examples")
+    if not dev.sentences:
+        raise PipelineError(f"{cfg.dev}: no labelled examples")
+    labels = label_set(cfg, train)
+    if cfg.task == "classify" and len(labels) < 2:
+        raise PipelineError(f"{cfg.train}: only one label ({labels[0]!r}); a classifier needs at least two")
+    for d in (dev, test):
+        if d is not None:
+            check_labels(d, labels, cfg.task)
+
+    random.seed(cfg.seed)
+    torch.manual_seed(cfg.seed)
+    accelerator = Accelerator(cpu=not torch.cuda.is_available())
+    model = TaskModel(cfg, labels, encoder, word2vec if cfg.inputs != "elmo" else None)
+    if not cfg.finetune_encoder and model.features.encoder is not None:
+        if layer_cache is not None:
+            model.features._layers = layer_cache
+        model.features.precompute(train.sentences + dev.sentences + (test.sentences if test else []))
+    bilm = [p for n, p in model.named_parameters() if n.startswith("features.bilm.")]
+    rest = [p for n, p in model.named_parameters() if not n.startswith("features.bilm.") and p.requires_grad]
+    groups = [{"params": rest, "lr": cfg.lr}] + ([{"params": bilm, "lr": cfg.encoder_lr}] if bilm else [])
+    optimizer = torch.optim.Adam(groups)
+    model, optimizer = accelerator.prepare(model, optimizer)
+    net = accelerator.unwrap_model(model)
+
+    rng = random.Random(cfg.seed)
+    plots = Path(plots_dir) if plots_dir else None
+    train_rows, dev_rows, history = [], [], []
+    best, best_state, bad_epochs, step = -1.0, None, 0, 0
+    metric = "f1" if cfg.task == "ner" else "accuracy"
+    counts = {"train": len(train_idx), "dev": len(dev.sentences), "test": len(test.sentences) if test else 0,
+              "labels": len(labels), "repaired_tags": train.repaired + dev.repaired + (test.repaired if test else 0),
+              "skipped_empty": train.skipped_empty + dev.skipped_empty + (test.skipped_empty if test else 0)}
+    for epoch in range(1, cfg.epochs + 1):
+        model.train()
+        order = list(train_idx)
         rng.shuffle(order)
-        total = 0.0
-        for i in range(0, len(order), batch_size):
-            idx = order[i : i + batch_size]
-            loss = loss_of(idx)
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            total += float(loss) * len(idx)
-        score = dev_score()
-        history.append({"epoch": epoch + 1, "train_loss": total / max(n_train, 1), "dev_score": score})
-        if score > best:
+        total, n_seen = 0.0, 0
+        batches = range(0, len(order), cfg.batch_size)
+        bar = tqdm(batches, desc=f"{cfg.task} epoch {epoch}", disable=not progress, leave=False, unit="batch")
+        for i in bar:
+            idx = order[i : i + cfg.batch_size]
+            loss = net.loss([train.sentences[j] for j in idx], [train.targets[j] for j in idx])
+            optimizer.zero_grad()
+            accelerator.backward(loss)
+            optimizer.step()
+            step += 1
+            total += float(loss.detach()) * len(idx)
+            n_seen += len(idx)
+            bar.set_postfix(loss=f"{total / n_seen:.4f}")
+        bar.close()
+        dev_scores = net.scores(dev)
+        score = net.dev_metric(dev_scores)
+        history.append({"epoch": epoch, "step": step, "train_loss": round(total / n_seen, 6), f"dev_{metric}": score})
+        train_rows.append([epoch, step, round(total / n_seen, 6)])
+        dev_rows.append([epoch, step, score])
+        improved = score > best
+        if improved:
             best, bad_epochs = score, 0
-            best_state = [copy.deepcopy(m.state_dict()) for m in modules]
+            best_state = {k: v.detach().clone() for k, v in net.state_dict().items()}
+            net.save(out_dir, {"dev_scores": dev_scores, "epoch": epoch})  # best so far, on disk, atomic
         else:
             bad_epochs += 1
-            if bad_epochs >= patience:
-                break
-    for m, state in zip(modules, best_state):
-        m.load_state_dict(state)
-    return {"best_dev": best, "epochs_run": len(history), "history": history}
+        if plots is not None:
+            _write_tsv(plots / "train.tsv", ["epoch", "step", "loss"], train_rows)
+            _write_tsv(plots / "dev.tsv", ["epoch", "step", metric], dev_rows)
+        if progress:
+            log(f"epoch {epoch}: train loss {total / n_seen:.4f}  dev {metric} {score:.4f}"
+                + ("  (best)" if improved else ""))
+        if bad_epochs >= cfg.patience:
+            break
+        if cfg.max_minutes is not None and time.time() - start > 60 * cfg.max_minutes:
+            if progress:
+                log(f"stopping: time budget of {cfg.max_minutes} minutes used")
+            break
+    net.load_state_dict(best_state)
+    dev_scores = net.scores(dev)
+    result = {"task": cfg.task, "inputs": cfg.inputs, "seed": cfg.seed, "labels": labels, "data": counts,
+              "epochs_run": len(history), "best_epoch": max(history, key=lambda h: h[f"dev_{metric}"])["epoch"],
+              "dev": dev_scores, "history": history}
+    if net.features.mix is not None:
+        result["scalar_mix"] = {"weights": [round(w, 4) for w in torch.softmax(net.features.mix.scalars.detach(), 0).tolist()],
+                                "gamma": round(float(net.features.mix.gamma.detach()), 4)}
+    if test is not None:
+        result["test"] = net.scores(test)
+        result["test_predictions"] = net.predict(test.sentences)
+        result["test_targets"] = test.targets
+    result["seconds"] = round(time.time() - start, 1)
+    net.save(out_dir, {"dev_scores": dev_scores, "test_scores": result.get("test"),
+                       "epoch": result["best_epoch"]})
+    return result
 
 
-def train_tagger(features, tagger, train: TaggedData, dev: TaggedData, tag_list: list[str], epochs: int = 20,
-                 batch_size: int = 32, lr: float = 1e-3, patience: int = 3, seed: int = 0,
-                 mix_l2: float = 0.0) -> dict:
-    """Train ``tagger`` on ``features`` of ``train``; keep the weights with the best dev entity F1."""
-    index = {t: i for i, t in enumerate(tag_list)}
+def write_outputs(result: dict, metrics: str | Path | None = None, plots_dir: str | Path | None = None) -> dict:
+    """Metrics JSON (scores, no predictions) and, for a classifier, the confusion matrix of the test
+    split (the dev split without one) as a DVC plot: rows of ``{"actual", "predicted"}``."""
+    from pipeline.io import write_json_atomic
 
-    def loss_of(idx: list[int]) -> torch.Tensor:
-        x, mask = features([train.sentences[j] for j in idx])
-        y = torch.zeros(mask.shape, dtype=torch.long)
-        for b, j in enumerate(idx):
-            y[b, : len(train.tags[j])] = torch.tensor([index[t] for t in train.tags[j]])
-        loss = tagger.loss(x, mask, y)
-        if mix_l2 and features.mix is not None:
-            loss = loss + mix_l2 * features.mix.penalty()
-        return loss
-
-    return _fit([tagger, features], loss_of, len(train.sentences),
-                lambda: evaluate_tagger(features, tagger, dev, tag_list)["f1"], epochs, batch_size, lr, patience, seed)
-
-
-def train_classifier(features, classifier, train_tokens: list[list[str]], train_labels: list[str],
-                     dev_tokens: list[list[str]], dev_labels: list[str], labels: list[str], epochs: int = 20,
-                     batch_size: int = 32, lr: float = 1e-3, patience: int = 3, seed: int = 0) -> dict:
-    """Train ``classifier`` on ``features`` of tokenized sentences; keep the best dev accuracy."""
-    index = {t: i for i, t in enumerate(labels)}
-
-    def loss_of(idx: list[int]) -> torch.Tensor:
-        x, mask = features([train_tokens[j] for j in idx])
-        y = torch.tensor([index[train_labels[j]] for j in idx])
-        return torch.nn.functional.cross_entropy(classifier(x, mask), y)
-
-    def dev_accuracy() -> float:
-        pred = predict_labels(features, classifier, dev_tokens, labels)
-        return classification_scores(dev_labels, [p for p, _ in pred], labels)["accuracy"]
-
-    return _fit([classifier, features], loss_of, len(train_tokens), dev_accuracy, epochs, batch_size, lr,
-                patience, seed)
-
-
-@torch.no_grad()
-def predict_labels(features, classifier, sentences: list[list[str]], labels: list[str], batch_size: int = 64):
-    """(label, probabilities) per sentence; an empty sentence gets (None, {})."""
-    classifier.eval()
-    features.eval()
-    out: list[tuple] = [(None, {}) for _ in sentences]
-    real = [i for i, s in enumerate(sentences) if s]
-    for k in range(0, len(real), batch_size):
-        idx = real[k : k + batch_size]
-        x, mask = features([sentences[i] for i in idx])
-        probs = torch.softmax(classifier(x, mask), dim=-1)
-        for i, p in zip(idx, probs.tolist()):
-            out[i] = (labels[max(range(len(p)), key=p.__getitem__)], dict(zip(labels, p)))
-    return out
-
-
-@torch.no_grad()
-def predict_tags(features, tagger, sentences: list[list[str]], tag_list: list[str], batch_size: int = 64):
-    tagger.eval()
-    features.eval()
-    out: list[list[str]] = [[] for _ in sentences]
-    real = [i for i, s in enumerate(sentences) if s]  # an empty sentence gets no tags, not an error
-    for k in range(0, len(real), batch_size):
-        idx = real[k : k + batch_size]
-        x, mask = features([sentences[i] for i in idx])
-        for i, path in zip(idx, tagger.decode(x, mask)):
-            out[i] = [tag_list[t] for t in path]
-    return out
-
-
-def evaluate_tagger(features, tagger, data: TaggedData, tag_list: list[str]) -> dict:
-    pred = predict_tags(features, tagger, data.sentences, tag_list)
-    return ner_scores(data.tags, pred)
+    summary = {k: v for k, v in result.items() if k not in ("test_predictions", "test_targets")}
+    if metrics:
+        write_json_atomic(metrics, summary)
+    if plots_dir and result["task"] == "classify":
+        split = "test" if "test" in result else "dev"
+        scores = result[split]
+        rows = [{"actual": a, "predicted": p} for i, a in enumerate(scores["labels"])
+                for j, p in enumerate(scores["labels"]) for _ in range(scores["confusion"][i][j])]
+        write_json_atomic(Path(plots_dir) / "confusion.json", rows)
+    return summary

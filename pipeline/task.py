@@ -1,0 +1,308 @@
+"""A finetuned downstream model: inputs (word2vec and/or ELMo scalar mix) + a head, its labelled
+data, predictions, scores, and its self-contained directory.
+
+Model directory (``TaskModel.save`` / ``TaskModel.load``; no pickle anywhere)::
+
+    config.json          format version, task, label set, the finetune config, dev/test scores
+    model.safetensors    head + ScalarMix weights (and the biLM's when it was finetuned)
+    encoder/             a copy of the exported encoder (with finetuned weights if any)
+    word2vec.safetensors the word2vec matrix + word2vec.vocab.txt (one word per line)
+    README.md            a model card
+
+Sentence inputs are token lists; raw text is tokenized with the encoder's tokenizer (whitespace
+without an encoder), so word2vec vectors and biLM tokens agree with how they were trained.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import torch
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+from pipeline.config import FinetuneConfig
+from pipeline.data.tags import to_spans
+from pipeline.errors import PipelineError
+from pipeline.features import Features
+from pipeline.heads import Classifier, Tagger
+from pipeline.io import atomic_path
+
+FORMAT_VERSION = 1
+KIND = "elmo-pipeline task model"
+
+
+# --- labelled data -----------------------------------------------------------------------------
+
+
+@dataclass
+class TaskData:
+    """Tokenized sentences with their targets: a tag list per sentence (ner) or one label (classify)."""
+
+    path: str
+    sentences: list[list[str]]
+    targets: list  # list[list[str]] (ner) or list[str] (classify)
+    lines: list[int]  # the file line each example starts on (for messages)
+    repaired: int = 0  # ner: tags that did not fit the scheme and were repaired
+    skipped_empty: int = 0  # classify: rows with empty text
+
+
+def tokenizer_for(encoder):
+    if encoder is not None:
+        return encoder.tokenize
+    return str.split
+
+
+def read_task_data(cfg: FinetuneConfig, path: str | Path, tokenize=str.split) -> TaskData:
+    """Read a labelled file as ``cfg`` describes it (CoNLL columns for ner; TSV/CSV/JSONL for classify)."""
+    if cfg.task == "ner":
+        from pipeline.data.tags import read_conll
+
+        d = read_conll(path, cfg.token_column, cfg.label_column, cfg.tag_scheme, cfg.model_scheme, cfg.invalid_tags)
+        return TaskData(str(path), d.sentences, d.tags, d.lines, repaired=d.repaired)
+    from pipeline.data.labelled import read_classification
+
+    d = read_classification(path, cfg.text_field, cfg.label_field, cfg.format)
+    return TaskData(str(path), [tokenize(t) for t in d.texts], d.labels, d.lines, skipped_empty=d.empty)
+
+
+def label_set(cfg: FinetuneConfig, train: TaskData) -> list[str]:
+    """Sorted labels of the training data (ner: tags, with every B-/I-(/E-/S-) of each entity type)."""
+    if cfg.task == "classify":
+        return sorted(set(train.targets))
+    types = sorted({label for tags in train.targets for label, _, _ in to_spans(tags, cfg.model_scheme)[0]})
+    prefixes = ("B", "I") if cfg.model_scheme == "iob2" else ("B", "I", "E", "S")
+    return ["O"] + [f"{p}-{t}" for t in types for p in prefixes]
+
+
+def check_labels(data: TaskData, labels: list[str], task: str) -> None:
+    """A dev/test label the model cannot predict is an error naming its file and line."""
+    known = set(labels)
+    for i, target in enumerate(data.targets):
+        bad = [t for t in (target if task == "ner" else [target]) if t not in known]
+        if bad:
+            raise PipelineError(f"{data.path}:{data.lines[i]}: label {bad[0]!r} does not occur in the training "
+                                f"data (known: {', '.join(labels[:12])}{' ...' if len(labels) > 12 else ''})")
+
+
+def crf_constraints(tags: list[str], scheme: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """Allowed transitions (K, K) and start tags (K,) for ``scheme``: e.g. I-X only after B-X or I-X."""
+    K = len(tags)
+    split = [(t, None) if t == "O" else tuple(t.split("-", 1)) for t in tags]
+    allowed = torch.ones(K, K, dtype=torch.bool)
+    start = torch.ones(K, dtype=torch.bool)
+    for j, (pj, lj) in enumerate(split):
+        inside = pj in ("I", "E")
+        if inside:
+            start[j] = False
+        for i, (pi, li) in enumerate(split):
+            if scheme == "iob2":  # I-X only continues a chunk of type X
+                allowed[i, j] = not inside or (pi in ("B", "I") and li == lj)
+            elif pi in ("B", "I"):  # bioes: an open chunk X must go on with I-X or end with E-X
+                allowed[i, j] = inside and li == lj
+            else:  # bioes: after O, E-X or S-X a chunk can only start (B, S) or not (O)
+                allowed[i, j] = not inside
+    return allowed, start
+
+
+# --- the model ---------------------------------------------------------------------------------
+
+
+class TaskModel(nn.Module):
+    """Features + head for one task. ``labels`` is the ordered label (ner: tag) set."""
+
+    def __init__(self, cfg: FinetuneConfig, labels: list[str], encoder=None, word2vec=None):
+        super().__init__()
+        self.cfg = cfg
+        self.labels = list(labels)
+        self.index = {t: i for i, t in enumerate(self.labels)}
+        use_elmo, use_w2v = cfg.inputs in ("both", "elmo"), cfg.inputs in ("both", "word2vec")
+        self.features = Features(encoder if use_elmo else None, word2vec if use_w2v else None,
+                                 layer_norm=cfg.layer_norm, elmo_dropout=cfg.elmo_dropout,
+                                 finetune_encoder=cfg.finetune_encoder)
+        self.tokenize = tokenizer_for(self.features.encoder)
+        if cfg.task == "ner":
+            allowed, start = crf_constraints(self.labels, cfg.model_scheme)
+            self.head = Tagger(self.features.dim, len(self.labels), cfg.hidden, cfg.dropout, allowed, start)
+        else:
+            self.head = Classifier(self.features.dim, len(self.labels), cfg.hidden, cfg.dropout, cfg.pooling)
+
+    def loss(self, sentences: list[list[str]], targets: list) -> torch.Tensor:
+        """Mean loss of a batch of non-empty sentences (+ the ScalarMix L2 penalty if configured)."""
+        x, mask = self.features(sentences)
+        if self.cfg.task == "ner":
+            y = torch.zeros(mask.shape, dtype=torch.long, device=mask.device)
+            for b, tags in enumerate(targets):
+                y[b, : len(tags)] = torch.tensor([self.index[t] for t in tags])
+            loss = self.head.loss(x, mask, y)
+        else:
+            y = torch.tensor([self.index[t] for t in targets], device=x.device)
+            loss = torch.nn.functional.cross_entropy(self.head(x, mask), y)
+        if self.cfg.mix_l2 and self.features.mix is not None:
+            loss = loss + self.cfg.mix_l2 * self.features.mix.penalty()
+        return loss
+
+    @torch.no_grad()
+    def predict(self, sentences: Sequence[Sequence[str]], batch_size: int = 64) -> list:
+        """ner: a tag list per sentence; classify: (label, {label: probability}) per sentence.
+        An empty sentence gets [] or (None, {}), not an error."""
+        self.eval()
+        ner = self.cfg.task == "ner"
+        out: list = [[] if ner else (None, {}) for _ in sentences]
+        real = sorted((i for i, s in enumerate(sentences) if s), key=lambda i: len(sentences[i]))
+        for k in range(0, len(real), batch_size):
+            idx = real[k : k + batch_size]
+            x, mask = self.features([list(sentences[i]) for i in idx])
+            if ner:
+                for i, path in zip(idx, self.head.decode(x, mask)):
+                    out[i] = [self.labels[t] for t in path]
+            else:
+                probs = torch.softmax(self.head(x, mask), dim=-1).cpu()
+                for i, p in zip(idx, probs.tolist()):
+                    out[i] = (self.labels[int(np.argmax(p))], dict(zip(self.labels, p)))
+        return out
+
+    def scores(self, data: TaskData) -> dict:
+        """ner: entity P/R/F1 overall and per type (seqeval); classify: accuracy, macro-F1, confusion."""
+        from pipeline.metrics import classification_scores, ner_scores
+
+        pred = self.predict(data.sentences)
+        if self.cfg.task == "ner":
+            return ner_scores(data.targets, pred, self.cfg.model_scheme)
+        return classification_scores(data.targets, [p for p, _ in pred], self.labels)
+
+    def dev_metric(self, scores: dict) -> float:
+        return scores["f1"] if self.cfg.task == "ner" else scores["accuracy"]
+
+    def entities(self, tokens: list[str], tags: list[str]) -> list[dict]:
+        spans, _ = to_spans(tags, self.cfg.model_scheme)
+        return [{"label": label, "start": s, "end": e, "text": " ".join(tokens[s:e])} for label, s, e in spans]
+
+    # --- the model directory -----------------------------------------------------------------
+
+    def state_for_saving(self) -> dict[str, torch.Tensor]:
+        return {k: v.detach().contiguous().cpu() for k, v in self.state_dict().items()
+                if not k.startswith("features.bilm.")}  # the biLM goes to encoder/ (finetuned or not)
+
+    def save(self, directory: str | Path, extra: dict | None = None) -> None:
+        """Write the self-contained model directory atomically."""
+        enc, w2v = self.features.encoder, self.features.word2vec
+        config = {"format_version": FORMAT_VERSION, "kind": KIND, "task": self.cfg.task, "labels": self.labels,
+                  "finetune": dataclasses.asdict(self.cfg), "encoder": "encoder" if enc is not None else None,
+                  "word2vec": None, **(extra or {})}
+        with atomic_path(directory, marker="config.json") as tmp:
+            tmp.mkdir()
+            save_file(self.state_for_saving(), str(tmp / "model.safetensors"))
+            if enc is not None:
+                enc.save_pretrained(tmp / "encoder")
+            if w2v is not None:
+                kv = w2v.kv
+                save_file({"vectors": torch.from_numpy(np.ascontiguousarray(kv.vectors, dtype=np.float32))},
+                          str(tmp / "word2vec.safetensors"))
+                (tmp / "word2vec.vocab.txt").write_text("".join(w + "\n" for w in kv.index_to_key), encoding="utf-8")
+                config["word2vec"] = {"vectors": "word2vec.safetensors", "vocab": "word2vec.vocab.txt",
+                                      "oov_vector": w2v.oov_vector, "seed": w2v.seed}
+            (tmp / "config.json").write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
+            (tmp / "README.md").write_text(model_card(config), encoding="utf-8")
+
+    @classmethod
+    def load(cls, directory: str | Path) -> "TaskModel":
+        d = Path(directory)
+        cfg_file = d / "config.json"
+        if not cfg_file.is_file():
+            raise PipelineError(f"{d}: not a finetuned model directory (no config.json; see `elmo finetune`)")
+        try:
+            config = json.loads(cfg_file.read_text(encoding="utf-8"))
+        except (json.JSONDecodeError, UnicodeDecodeError) as e:
+            raise PipelineError(f"{cfg_file}: not valid JSON ({e})") from None
+        if not isinstance(config, dict) or config.get("kind") != KIND:
+            raise PipelineError(f"{cfg_file}: not a finetuned task model (an encoder? use it with --encoder)")
+        if int(config.get("format_version", 0)) > FORMAT_VERSION:
+            raise PipelineError(f"{cfg_file}: format version {config['format_version']} is newer than this code")
+        from pipeline.config import check_section
+
+        try:
+            cfg = FinetuneConfig(**check_section(FinetuneConfig, config["finetune"], f"{cfg_file}: finetune"))
+            labels = [str(x) for x in config["labels"]]
+        except (KeyError, TypeError) as e:
+            raise PipelineError(f"{cfg_file}: missing or bad field ({e})") from None
+        encoder = word2vec = None
+        if config.get("encoder"):
+            from pipeline.export import Encoder
+
+            encoder = Encoder.from_pretrained(d / config["encoder"])
+        if config.get("word2vec"):
+            word2vec = _load_word2vec(d, config["word2vec"])
+        model = cls(cfg, labels, encoder, word2vec)
+        try:
+            state = load_file(str(d / "model.safetensors"))
+        except Exception as e:  # safetensors' own error types
+            raise PipelineError(f"{d / 'model.safetensors'}: cannot read weights ({e})") from None
+        expected = model.state_for_saving()
+        if set(state) != set(expected) or any(state[k].shape != expected[k].shape for k in expected):
+            raise PipelineError(f"{d / 'model.safetensors'}: weights do not match config.json")
+        model.load_state_dict(state, strict=False)
+        model.config = config
+        return model.eval()
+
+
+def _load_word2vec(d: Path, spec: dict):
+    from gensim.models import KeyedVectors
+
+    from pipeline.word2vec import VectorLookup
+
+    try:
+        vectors = load_file(str(d / spec["vectors"]))["vectors"].numpy()
+    except Exception as e:
+        raise PipelineError(f"{d / spec.get('vectors', '?')}: cannot read word2vec vectors ({e})") from None
+    words = (d / spec["vocab"]).read_text(encoding="utf-8").split("\n")[:-1]
+    if len(words) != len(vectors):
+        raise PipelineError(f"{d / spec['vocab']}: {len(words)} words for {len(vectors)} vectors")
+    kv = KeyedVectors(vector_size=vectors.shape[1])
+    if words:
+        kv.add_vectors(words, vectors)
+    return VectorLookup(kv, spec.get("oov_vector", "random"), int(spec.get("seed", 0)))
+
+
+def model_card(config: dict) -> str:
+    f = config["finetune"]
+    lines = [f"# {config['task']} model (elmo-pipeline)", "",
+             f"- inputs: {f['inputs']} (encoder {'finetuned' if f['finetune_encoder'] else 'frozen'})",
+             f"- labels ({len(config['labels'])}): {', '.join(config['labels'])}",
+             f"- trained on: {f['train']} (dev {f['dev']})"]
+    for split in ("dev", "test"):
+        s = config.get(f"{split}_scores")
+        if s:
+            key = "f1" if config["task"] == "ner" else "accuracy"
+            lines.append(f"- {split} {key}: {s[key]:.4f}")
+    lines += ["", "Use: `elmo predict --model THIS_DIR input.txt` (one sentence per line) or "
+              "`elmo evaluate --model THIS_DIR labelled_file`.", ""]
+    return "\n".join(lines)
+
+
+def load_word2vec_lookup(path: str | Path, seed: int = 0):
+    from pipeline.word2vec import VectorLookup, load_vectors
+
+    return VectorLookup(load_vectors(path), "random", seed)
+
+
+def predictions_as_records(model: TaskModel, sentences: list[list[str]], texts: list[str] | None = None) -> list[dict]:
+    """JSON-able prediction records: ner → tokens, tags, entities (token spans, end exclusive);
+    classify → label and probabilities."""
+    out = []
+    for i, (toks, pred) in enumerate(zip(sentences, model.predict(sentences))):
+        rec: dict = {"tokens": toks}
+        if texts is not None:
+            rec = {"text": texts[i], **rec}
+        if model.cfg.task == "ner":
+            rec["tags"] = pred
+            rec["entities"] = model.entities(toks, pred) if toks else []
+        else:
+            rec["label"], rec["probabilities"] = pred[0], {k: round(v, 6) for k, v in pred[1].items()}
+        out.append(rec)
+    return out
+

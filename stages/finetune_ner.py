@@ -1,0 +1,26 @@
+"""DVC stage `finetune_ner` (and, with --section finetune_sentiment, `finetune_sentiment`):
+train a task model on the `finetune_*` section of the params, write the model directory,
+metrics (dev/test scores, history) and live plots."""
+import argparse
+
+from pipeline.config import load_params
+from pipeline.errors import run_main
+from pipeline.train.finetune import finetune, write_outputs
+
+
+def main(argv=None, section: str = "finetune_ner"):
+    p = argparse.ArgumentParser(description=__doc__)
+    p.add_argument("--params", default="params.yaml")
+    p.add_argument("--section", default=section, choices=["finetune_ner", "finetune_sentiment"])
+    p.add_argument("--out", required=True, help="model directory")
+    p.add_argument("--metrics", required=True)
+    p.add_argument("--plots", required=True)
+    p.add_argument("-q", "--quiet", action="store_true")
+    args = p.parse_args(argv)
+    cfg = getattr(load_params(args.params), args.section)
+    result = finetune(cfg, args.out, args.plots, progress=not args.quiet)
+    write_outputs(result, args.metrics, args.plots)
+
+
+if __name__ == "__main__":
+    run_main(main)
