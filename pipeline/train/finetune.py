@@ -30,6 +30,19 @@ def _write_tsv(path: Path, header: list[str], rows: list[list]) -> None:
     write_text_atomic(path, "\t".join(header) + "\n" + "".join("\t".join(str(x) for x in r) + "\n" for r in rows))
 
 
+def _batches(indices: list[int], lengths: list[int], size: int, rng: random.Random, pool: int = 20) -> list[list[int]]:
+    """Shuffled batches of similar lengths: shuffle, sort each run of ``pool`` batches' worth by
+    length, cut, shuffle the batches (less padding for the task LSTM and the CRF's time loop)."""
+    order = list(indices)
+    rng.shuffle(order)
+    batches = []
+    for k in range(0, len(order), size * pool):
+        chunk = sorted(order[k : k + size * pool], key=lambda i: lengths[i])
+        batches += [chunk[i : i + size] for i in range(0, len(chunk), size)]
+    rng.shuffle(batches)
+    return batches
+
+
 def load_inputs(cfg: FinetuneConfig):
     """(encoder, word2vec lookup) as ``cfg.inputs`` asks; unused ones are not loaded."""
     encoder = word2vec = None
@@ -98,13 +111,10 @@ def finetune(cfg: FinetuneConfig, out_dir: str | Path, plots_dir: str | Path | N
               "skipped_empty": train.skipped_empty + dev.skipped_empty + (test.skipped_empty if test else 0)}
     for epoch in range(1, cfg.epochs + 1):
         model.train()
-        order = list(train_idx)
-        rng.shuffle(order)
+        batches = _batches(train_idx, [len(s) for s in train.sentences], cfg.batch_size, rng)
         total, n_seen = 0.0, 0
-        batches = range(0, len(order), cfg.batch_size)
         bar = tqdm(batches, desc=f"{cfg.task} epoch {epoch}", disable=not progress, leave=False, unit="batch")
-        for i in bar:
-            idx = order[i : i + cfg.batch_size]
+        for idx in bar:
             loss = net.loss([train.sentences[j] for j in idx], [train.targets[j] for j in idx])
             optimizer.zero_grad()
             accelerator.backward(loss)
