@@ -54,8 +54,8 @@ class Features(nn.Module):
             v = self._w2v[token] = self.word2vec.vector(token)[0]
         return v
 
-    def _elmo_layers(self, sentences: Sequence[Sequence[str]], B: int, T: int) -> torch.Tensor:
-        """(L+1, B, T, 2P); rows of empty sentences are zero."""
+    def _elmo_layers(self, sentences: Sequence[Sequence[str]], B: int, T: int, store: bool) -> torch.Tensor:
+        """(L+1, B, T, 2P); rows of empty sentences are zero. ``store``: keep new sentences' layers."""
         L = self.encoder.n_layers
         real = [b for b, s in enumerate(sentences) if s]
         if self.finetune_encoder:
@@ -66,13 +66,19 @@ class Features(nn.Module):
                 layers = layers.index_copy(1, torch.tensor(real, device=device),
                                            torch.nn.functional.pad(out, (0, 0, 0, T - out.shape[2])))
             return layers
-        self.precompute([sentences[b] for b in real])
+        if store:
+            self.precompute([sentences[b] for b in real])
+        missing = list(dict.fromkeys(tuple(sentences[b]) for b in real if tuple(sentences[b]) not in self._layers))
+        fresh = dict(zip(missing, self.encoder.embed([list(k) for k in missing]))) if missing else {}
         layers = torch.zeros(L, B, T, self.encoder.dim)
         for b in real:
-            layers[:, b, : len(sentences[b])] = torch.from_numpy(self._layers[tuple(sentences[b])])
+            key = tuple(sentences[b])
+            layers[:, b, : len(key)] = torch.from_numpy(self._layers[key] if key in self._layers else fresh[key])
         return layers
 
-    def forward(self, sentences: Sequence[Sequence[str]]) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(self, sentences: Sequence[Sequence[str]], store: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+        """``store=False`` (prediction on new text): use kept layers, but keep none of the new ones,
+        so memory does not grow with the input."""
         B, T = len(sentences), max(1, max((len(s) for s in sentences), default=0))
         mask = torch.zeros(B, T, dtype=torch.bool)
         for b, s in enumerate(sentences):
@@ -85,7 +91,7 @@ class Features(nn.Module):
                     w[b, : len(s)] = torch.from_numpy(np.stack([self._word_vector(t) for t in s]))
             parts.append(w)
         if self.encoder is not None:
-            layers = self._elmo_layers(sentences, B, T).to(self.mix.scalars.device)
+            layers = self._elmo_layers(sentences, B, T, store).to(self.mix.scalars.device)
             mask_d = mask.to(layers.device)
             parts.append(self.dropout(self.mix(list(layers), mask_d)))
         device = self.mix.scalars.device if self.mix is not None else torch.device("cpu")

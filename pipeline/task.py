@@ -156,7 +156,7 @@ class TaskModel(nn.Module):
         real = sorted((i for i, s in enumerate(sentences) if s), key=lambda i: len(sentences[i]))
         for k in range(0, len(real), batch_size):
             idx = real[k : k + batch_size]
-            x, mask = self.features([list(sentences[i]) for i in idx])
+            x, mask = self.features([list(sentences[i]) for i in idx], store=False)
             if ner:
                 for i, path in zip(idx, self.head.decode(x, mask)):
                     out[i] = [self.labels[t] for t in path]
