@@ -276,7 +276,7 @@ def _ner_defaults() -> FinetuneConfig:
 def _sentiment_defaults() -> FinetuneConfig:
     return FinetuneConfig(task="classify", train="data/samples/sentiment/train.tsv",
                           dev="data/samples/sentiment/dev.tsv", test="data/samples/sentiment/test.tsv",
-                          epochs=40, patience=8, batch_size=16, lr=0.01)
+                          epochs=60, patience=15, batch_size=16, lr=0.01)
 
 
 @dataclass
