@@ -179,7 +179,7 @@ def _cmd_predict(args) -> int:
 
     model = TaskModel.load(args.model)
     src = Path(args.input)
-    lines = [(n, text) for n, text in _read_lines(src, "error")]
+    lines = [(n, text) for n, text in _read_lines(src, args.encoding_errors)]
     sentences = [model.tokenize(text) for _, text in lines]
     records = predictions_as_records(model, sentences)
     out = "".join(json.dumps({"line": n + 1, **r}, ensure_ascii=False) + "\n" for (n, _), r in zip(lines, records))
@@ -198,12 +198,17 @@ def _cmd_evaluate(args) -> int:
     from pipeline.task import TaskModel, check_labels, read_task_data
 
     model = TaskModel.load(args.model)
-    data = read_task_data(model.cfg, args.file, model.tokenize)
+    try:
+        data = read_task_data(model.cfg, args.file, model.tokenize)
+    except PipelineError as e:
+        wants = "CoNLL columns" if model.cfg.task == "ner" else "a TSV/CSV/JSONL file with text and label fields"
+        raise PipelineError(f"{e} (this is a {model.cfg.task} model: it reads {wants})") from None
     if not data.sentences:
         raise PipelineError(f"{args.file}: no labelled examples")
     check_labels(data, model.labels, model.cfg.task)
     scores = model.scores(data)
-    result = {"model": str(args.model), "file": str(args.file), "examples": len(data.sentences), **scores}
+    result = {"model": str(args.model), "file": str(args.file), "examples": len(data.sentences),
+              "repaired_tags": data.repaired, "skipped_empty": data.skipped_empty, **scores}
     if args.metrics:
         from pipeline.io import write_json_atomic
 
@@ -295,7 +300,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--inputs", choices=["both", "elmo", "word2vec"],
                    help="default: both, or whichever of --encoder/--word2vec was given")
     p.add_argument("--out", required=True, help="model directory to write (best dev model, replaced atomically)")
-    p.add_argument("--config", help="YAML file of finetune options (keys as in params.yaml's finetune_ner)")
+    p.add_argument("--config", help="YAML file of finetune options: a flat mapping with the keys of params.yaml's "
+                                    "finetune_ner section (a copied `finetune_ner:` section works too)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="any finetune option, e.g. --set pooling=attention --set label_field=polarity")
     p.add_argument("--epochs", type=int)
@@ -313,6 +319,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("input", help="UTF-8 text, one sentence per line (tokenized as the model was trained)")
     p.add_argument("--model", required=True, help="a model directory from `elmo finetune`")
     p.add_argument("--output", help="write the JSONL here (default: stdout)")
+    p.add_argument("--encoding-errors", choices=["error", "replace"], default="error",
+                   help="invalid UTF-8: stop with file:line (default) or replace with U+FFFD")
     p.set_defaults(func=_cmd_predict)
 
     p = sub.add_parser("evaluate", parents=[common], help="score a finetuned model on a labelled file")

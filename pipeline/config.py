@@ -445,8 +445,11 @@ def load_finetune_config(path: str | Path | None = None, overrides: dict | None 
     file (``elmo finetune --config``), then ``overrides`` (command-line options that were given)."""
     values: dict = {}
     if path is not None:
-        values.update(check_section(FinetuneConfig, _read_yaml(Path(path)), f"{path}"))
-    values.update(check_section(FinetuneConfig, overrides or {}, "command line"))
+        data = _read_yaml(Path(path))
+        if len(data) == 1 and next(iter(data)) in ("finetune_ner", "finetune_sentiment"):
+            data = next(iter(data.values())) or {}  # a section copied from params.yaml, header and all
+        values.update(check_section(FinetuneConfig, data, f"{path}: finetune"))
+    values.update(check_section(FinetuneConfig, overrides or {}, "command line: finetune"))
     cfg = dataclasses.replace(base or FinetuneConfig(), **values)
     cfg.validate(str(path) if path else "command line", "finetune")
     return cfg

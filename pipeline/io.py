@@ -22,12 +22,7 @@ def atomic_path(path: str | os.PathLike, suffix: str = "", marker: str | None = 
     every output of this kind has): a mistyped output path never deletes an unrelated directory.
     """
     path = Path(path)
-    if path.is_dir() and not path.is_symlink():
-        if marker is None:
-            raise PipelineError(f"{path}: is a directory; give a file path")
-        if any(path.iterdir()) and not (path / marker).exists():
-            raise PipelineError(f"{path}: exists and is not an output of this kind (no {marker} in it); "
-                                f"refusing to replace it: choose another path or remove it first")
+    check_replaceable(path, marker)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
     target = tmp / ("out" + suffix)
@@ -45,6 +40,18 @@ def atomic_path(path: str | os.PathLike, suffix: str = "", marker: str | None = 
             os.replace(target, path)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def check_replaceable(path: str | os.PathLike, marker: str | None = None) -> None:
+    """Raise unless ``path`` may be (re)written by :func:`atomic_path` with this ``marker``
+    (call it before long work, so a bad output path fails at once)."""
+    path = Path(path)
+    if path.is_dir() and not path.is_symlink():
+        if marker is None:
+            raise PipelineError(f"{path}: is a directory; give a file path")
+        if any(path.iterdir()) and not (path / marker).exists():
+            raise PipelineError(f"{path}: exists and is not an output of this kind (no {marker} in it); "
+                                f"refusing to replace it: choose another path or remove it first")
 
 
 def read_text(path: str | os.PathLike, what: str = "file") -> str:

@@ -94,3 +94,18 @@ def test_repo_params_file_leaves_dataset_keys_to_presets(tmp_path):
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
     cfg = load_params(tmp_path / "params.yaml").prepare
     assert cfg.corpus.endswith("ptb/ptb.train.txt") and cfg.test.endswith("ptb/ptb.test.txt")
+
+
+def test_finetune_config_file_flat_or_copied_section(tmp_path):
+    from pipeline.config import load_finetune_config
+
+    (tmp_path / "flat.yaml").write_text("task: classify\npooling: attention\n")
+    (tmp_path / "section.yaml").write_text("finetune_sentiment:\n  task: classify\n  pooling: attention\n")
+    for name in ("flat.yaml", "section.yaml"):
+        cfg = load_finetune_config(tmp_path / name, {"hidden": 7})
+        assert (cfg.task, cfg.pooling, cfg.hidden) == ("classify", "attention", 7)
+    (tmp_path / "bad.yaml").write_text("poolng: max\n")
+    with pytest.raises(PipelineError, match=r"bad\.yaml: finetune\.poolng: unknown key"):
+        load_finetune_config(tmp_path / "bad.yaml")
+    with pytest.raises(PipelineError, match=r"command line: finetune\.hidden: expected int"):
+        load_finetune_config(None, {"hidden": "abc"})

@@ -202,6 +202,7 @@ def test_cli_bad_labelled_data_is_one_line_error(trained, vectors, tmp_path):  #
         "cols.conll": ("EU B-ORG\nrejects O O\n", r"cols\.conll:2: expected 2 columns"),
         "unseen.conll": ("Acme B-COMPANY\n", r"unseen\.conll:1: label 'B-COMPANY' does not occur"),
         "badtag.conll": ("Acme X-ORG\n", r"badtag\.conll:1: malformed tag"),
+        "onecol.conll": ("Acme\n", r"onecol\.conll:1: expected a token and a label column"),
     }
     for name, (text, pattern) in cases.items():
         (tmp_path / name).write_text(text)
@@ -227,6 +228,12 @@ def test_cli_bad_labelled_data_is_one_line_error(trained, vectors, tmp_path):  #
     p = elmo("finetune", "--task", "ner", "--train", ok_train, "--dev", ok_train, "--set", "hidden=zero",
              "--word2vec", str(vectors), "--out", str(tmp_path / "x"), "-q", cwd=tmp_path)
     assert p.returncode == 1 and "hidden" in p.stderr and "Traceback" not in p.stderr
+    (tmp_path / "notes").mkdir()
+    (tmp_path / "notes" / "todo.txt").write_text("mine")
+    p = elmo("finetune", "--task", "ner", "--train", ok_train, "--dev", ok_train, "--word2vec", str(vectors),
+             "--out", str(tmp_path / "notes"), cwd=tmp_path)  # refused before any training
+    assert p.returncode == 1 and "not an output of this kind" in p.stderr and "epoch" not in p.stderr
+    assert (tmp_path / "notes" / "todo.txt").read_text() == "mine"
     p = elmo("predict", "--model", str(trained / "enc"), ok_train, cwd=tmp_path)
     assert p.returncode == 1 and "not a finetuned task model" in p.stderr
 

@@ -124,7 +124,7 @@ def read_conll(path: str | Path, token_col: int = 0, label_col: int = -1, scheme
             raise PipelineError(f"{path}:{first_line}: {e}") from None
         if bad and invalid == "error":
             raise PipelineError(f"{path}:{first_line + bad[0]}: tag {tags[bad[0]]!r} does not continue a chunk "
-                                f"of its type under {scheme.upper()} (set invalid: repair to accept it)")
+                                f"of its type under {scheme.upper()} (set invalid_tags: repair to accept it)")
         out.repaired += len(bad)
         out.sentences.append(toks)
         out.lines.append(first_line)
@@ -141,6 +141,9 @@ def read_conll(path: str | Path, token_col: int = 0, label_col: int = -1, scheme
             continue
         if n_cols is None:
             n_cols = len(cols)
+            if n_cols < 2 or token_col % n_cols == label_col % n_cols:
+                raise PipelineError(f"{path}:{lineno}: expected a token and a label column (columns {token_col} "
+                                    f"and {label_col}), got {n_cols} column(s)")
         if len(cols) != n_cols:
             raise PipelineError(f"{path}:{lineno}: expected {n_cols} columns like the first data line, got {len(cols)}")
         try:

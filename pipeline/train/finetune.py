@@ -66,6 +66,9 @@ def finetune(cfg: FinetuneConfig, out_dir: str | Path, plots_dir: str | Path | N
     from accelerate import Accelerator
     from tqdm import tqdm
 
+    from pipeline.io import check_replaceable
+
+    check_replaceable(out_dir, "config.json")  # a bad --out fails now, not after an epoch
     start = time.time()
     encoder, word2vec = inputs if inputs is not None else load_inputs(cfg)
     if cfg.finetune_encoder and inputs is not None:
@@ -116,6 +119,9 @@ def finetune(cfg: FinetuneConfig, out_dir: str | Path, plots_dir: str | Path | N
         bar = tqdm(batches, desc=f"{cfg.task} epoch {epoch}", disable=not progress, leave=False, unit="batch")
         for idx in bar:
             loss = net.loss([train.sentences[j] for j in idx], [train.targets[j] for j in idx])
+            if not torch.isfinite(loss):
+                raise PipelineError(f"loss is {float(loss)} at epoch {epoch}, step {step + 1}; training stopped "
+                                    f"(the best model so far, if any, is in {out_dir}); try a lower lr")
             optimizer.zero_grad()
             accelerator.backward(loss)
             optimizer.step()
@@ -148,6 +154,8 @@ def finetune(cfg: FinetuneConfig, out_dir: str | Path, plots_dir: str | Path | N
             if progress:
                 log(f"stopping: time budget of {cfg.max_minutes} minutes used")
             break
+    if best_state is None:
+        raise PipelineError(f"the dev {metric} was never a number ({score}); nothing was saved")
     net.load_state_dict(best_state)
     dev_scores = net.scores(dev)
     result = {"task": cfg.task, "inputs": cfg.inputs, "seed": cfg.seed, "labels": labels, "data": counts,
