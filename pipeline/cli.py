@@ -295,8 +295,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--train", help="labelled training file")
     p.add_argument("--dev", help="labelled dev file (early stopping, best model)")
     p.add_argument("--test", help="labelled test file (scored once at the end)")
-    p.add_argument("--encoder", help="an exported encoder directory (ELMo inputs)")
-    p.add_argument("--word2vec", help="word2vec vectors (text/binary word2vec format or .kv)")
+    p.add_argument("--encoder", help="an exported encoder directory (ELMo inputs; default: models/encoder)")
+    p.add_argument("--word2vec", help="word2vec vectors, text/binary word2vec format or .kv (default: data/word2vec/vectors.bin)")
     p.add_argument("--inputs", choices=["both", "elmo", "word2vec"],
                    help="default: both, or whichever of --encoder/--word2vec was given")
     p.add_argument("--out", required=True, help="model directory to write (best dev model, replaced atomically)")
