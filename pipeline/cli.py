@@ -144,7 +144,8 @@ def _parse_set(items: list[str]) -> dict:
 
 
 def _cmd_finetune(args) -> int:
-    from pipeline.config import _read_yaml, load_finetune_config
+    from pipeline.config import load_finetune_config
+    from pipeline.task import METRIC
     from pipeline.train.finetune import finetune, write_outputs
 
     overrides = _parse_set(args.set)
@@ -152,20 +153,14 @@ def _cmd_finetune(args) -> int:
         value = getattr(args, key)
         if value is not None and value is not False:
             overrides[key] = value
-    from_file = _read_yaml(Path(args.config)) if args.config else {}
-    if "inputs" not in overrides and "inputs" not in from_file:  # infer from what was given
-        has_enc = "encoder" in overrides or "encoder" in from_file
-        has_w2v = "word2vec" in overrides or "word2vec" in from_file
-        if has_enc != has_w2v:
-            overrides["inputs"] = "elmo" if has_enc else "word2vec"
-    cfg = load_finetune_config(args.config, overrides)
+    cfg = load_finetune_config(args.config, overrides, infer_inputs=True)
     for key in ("train", "dev"):
         if not getattr(cfg, key):
             raise PipelineError(f"--{key} is required (or `{key}:` in the --config file)")
     result = finetune(cfg, args.out, args.plots, progress=not args.quiet, log=lambda m: print(m, file=sys.stderr))
     write_outputs(result, args.metrics, args.plots)
     if not args.quiet:
-        key = "f1" if cfg.task == "ner" else "accuracy"
+        key = METRIC[cfg.task]
         line = f"saved {args.out}: dev {key} {result['dev'][key]:.4f}"
         if "test" in result:
             line += f", test {key} {result['test'][key]:.4f}"

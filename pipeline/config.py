@@ -440,9 +440,11 @@ def to_dict(cfg: Any) -> dict:
 
 
 def load_finetune_config(path: str | Path | None = None, overrides: dict | None = None,
-                         base: FinetuneConfig | None = None) -> FinetuneConfig:
+                         base: FinetuneConfig | None = None, infer_inputs: bool = False) -> FinetuneConfig:
     """A FinetuneConfig from ``base`` (default: the dataclass defaults), then the keys of a flat YAML
-    file (``elmo finetune --config``), then ``overrides`` (command-line options that were given)."""
+    file (``elmo finetune --config``), then ``overrides`` (command-line options that were given).
+    ``infer_inputs``: when ``inputs`` is set nowhere and only one of ``encoder``/``word2vec`` is,
+    use only that one (``elmo finetune --encoder DIR`` means ELMo inputs)."""
     values: dict = {}
     if path is not None:
         data = _read_yaml(Path(path))
@@ -450,6 +452,8 @@ def load_finetune_config(path: str | Path | None = None, overrides: dict | None 
             data = next(iter(data.values())) or {}  # a section copied from params.yaml, header and all
         values.update(check_section(FinetuneConfig, data, f"{path}: finetune"))
     values.update(check_section(FinetuneConfig, overrides or {}, "command line: finetune"))
+    if infer_inputs and "inputs" not in values and ("encoder" in values) != ("word2vec" in values):
+        values["inputs"] = "elmo" if "encoder" in values else "word2vec"
     cfg = dataclasses.replace(base or FinetuneConfig(), **values)
     cfg.validate(str(path) if path else "command line", "finetune")
     return cfg

@@ -40,13 +40,16 @@ class Features(nn.Module):
         self._layers: dict[tuple[str, ...], np.ndarray] = {}
         self._w2v: dict[str, np.ndarray] = {}
 
+    def _unkept(self, sentences: Sequence[Sequence[str]], batch_tokens: int = 4096) -> dict:
+        """biLM layers of the distinct non-empty sentences not kept yet (frozen encoder)."""
+        todo = list(dict.fromkeys(tuple(s) for s in sentences if s and tuple(s) not in self._layers))
+        return dict(zip(todo, self.encoder.embed([list(k) for k in todo], batch_tokens))) if todo else {}
+
     def precompute(self, sentences: Sequence[Sequence[str]], batch_tokens: int = 4096) -> None:
         """Compute and keep the biLM layers of these sentences (frozen encoder only)."""
         if self.encoder is None or self.finetune_encoder:
             return
-        todo = list(dict.fromkeys(tuple(s) for s in sentences if s and tuple(s) not in self._layers))
-        for key, layers in zip(todo, self.encoder.embed([list(k) for k in todo], batch_tokens)):
-            self._layers[key] = layers
+        self._layers.update(self._unkept(sentences, batch_tokens))
 
     def _word_vector(self, token: str) -> np.ndarray:
         v = self._w2v.get(token)
@@ -66,14 +69,13 @@ class Features(nn.Module):
                 layers = layers.index_copy(1, torch.tensor(real, device=device),
                                            torch.nn.functional.pad(out, (0, 0, 0, T - out.shape[2])))
             return layers
+        fresh = self._unkept([sentences[b] for b in real])
         if store:
-            self.precompute([sentences[b] for b in real])
-        missing = list(dict.fromkeys(tuple(sentences[b]) for b in real if tuple(sentences[b]) not in self._layers))
-        fresh = dict(zip(missing, self.encoder.embed([list(k) for k in missing]))) if missing else {}
+            self._layers.update(fresh)
         layers = torch.zeros(L, B, T, self.encoder.dim)
         for b in real:
             key = tuple(sentences[b])
-            layers[:, b, : len(key)] = torch.from_numpy(self._layers[key] if key in self._layers else fresh[key])
+            layers[:, b, : len(key)] = torch.from_numpy(fresh[key] if key in fresh else self._layers[key])
         return layers
 
     def forward(self, sentences: Sequence[Sequence[str]], store: bool = True) -> tuple[torch.Tensor, torch.Tensor]:

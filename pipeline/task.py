@@ -34,6 +34,7 @@ from pipeline.io import atomic_path
 
 FORMAT_VERSION = 1
 KIND = "elmo-pipeline task model"
+METRIC = {"ner": "f1", "classify": "accuracy"}  # the dev score that picks the best model
 
 
 # --- labelled data -----------------------------------------------------------------------------
@@ -166,17 +167,18 @@ class TaskModel(nn.Module):
                     out[i] = (self.labels[int(np.argmax(p))], dict(zip(self.labels, p)))
         return out
 
-    def scores(self, data: TaskData) -> dict:
-        """ner: entity P/R/F1 overall and per type (seqeval); classify: accuracy, macro-F1, confusion."""
+    def scores(self, data: TaskData, pred: list | None = None) -> dict:
+        """ner: entity P/R/F1 overall and per type (seqeval); classify: accuracy, macro-F1, confusion.
+        ``pred``: this model's predictions for ``data`` if already made."""
         from pipeline.metrics import classification_scores, ner_scores
 
-        pred = self.predict(data.sentences)
+        pred = self.predict(data.sentences) if pred is None else pred
         if self.cfg.task == "ner":
             return ner_scores(data.targets, pred, self.cfg.model_scheme)
         return classification_scores(data.targets, [p for p, _ in pred], self.labels)
 
     def dev_metric(self, scores: dict) -> float:
-        return scores["f1"] if self.cfg.task == "ner" else scores["accuracy"]
+        return scores[METRIC[self.cfg.task]]
 
     def entities(self, tokens: list[str], tags: list[str]) -> list[dict]:
         spans, _ = to_spans(tags, self.cfg.model_scheme)
@@ -277,7 +279,7 @@ def model_card(config: dict) -> str:
     for split in ("dev", "test"):
         s = config.get(f"{split}_scores")
         if s:
-            key = "f1" if config["task"] == "ner" else "accuracy"
+            key = METRIC[config["task"]]
             lines.append(f"- {split} {key}: {s[key]:.4f}")
     lines += ["", "Use: `elmo predict --model THIS_DIR input.txt` (one sentence per line) or "
               "`elmo evaluate --model THIS_DIR labelled_file`.", ""]
@@ -290,14 +292,12 @@ def load_word2vec_lookup(path: str | Path, seed: int = 0):
     return VectorLookup(load_vectors(path), "random", seed)
 
 
-def predictions_as_records(model: TaskModel, sentences: list[list[str]], texts: list[str] | None = None) -> list[dict]:
+def predictions_as_records(model: TaskModel, sentences: list[list[str]]) -> list[dict]:
     """JSON-able prediction records: ner → tokens, tags, entities (token spans, end exclusive);
     classify → label and probabilities."""
     out = []
-    for i, (toks, pred) in enumerate(zip(sentences, model.predict(sentences))):
+    for toks, pred in zip(sentences, model.predict(sentences)):
         rec: dict = {"tokens": toks}
-        if texts is not None:
-            rec = {"text": texts[i], **rec}
         if model.cfg.task == "ner":
             rec["tags"] = pred
             rec["entities"] = model.entities(toks, pred) if toks else []

@@ -109,3 +109,15 @@ def test_finetune_config_file_flat_or_copied_section(tmp_path):
         load_finetune_config(tmp_path / "bad.yaml")
     with pytest.raises(PipelineError, match=r"command line: finetune\.hidden: expected int"):
         load_finetune_config(None, {"hidden": "abc"})
+
+
+def test_finetune_inputs_inferred_from_the_one_source_given(tmp_path):
+    from pipeline.config import load_finetune_config
+
+    assert load_finetune_config(None, {"encoder": "enc"}, infer_inputs=True).inputs == "elmo"
+    assert load_finetune_config(None, {"word2vec": "v.bin"}, infer_inputs=True).inputs == "word2vec"
+    assert load_finetune_config(None, {"encoder": "e", "word2vec": "v"}, infer_inputs=True).inputs == "both"
+    assert load_finetune_config(None, {"encoder": "enc"}).inputs == "both"  # only the CLI infers
+    (tmp_path / "s.yaml").write_text("finetune_ner:\n  word2vec: v.bin\n")  # a copied section counts too
+    assert load_finetune_config(tmp_path / "s.yaml", {}, infer_inputs=True).inputs == "word2vec"
+    assert load_finetune_config(tmp_path / "s.yaml", {"inputs": "both", "encoder": "e"}, infer_inputs=True).inputs == "both"

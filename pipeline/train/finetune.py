@@ -21,7 +21,7 @@ import torch
 
 from pipeline.config import FinetuneConfig
 from pipeline.errors import PipelineError
-from pipeline.task import TaskModel, check_labels, label_set, read_task_data, tokenizer_for
+from pipeline.task import METRIC, TaskModel, check_labels, label_set, read_task_data, tokenizer_for
 
 
 def _write_tsv(path: Path, header: list[str], rows: list[list]) -> None:
@@ -107,8 +107,8 @@ def finetune(cfg: FinetuneConfig, out_dir: str | Path, plots_dir: str | Path | N
     rng = random.Random(cfg.seed)
     plots = Path(plots_dir) if plots_dir else None
     train_rows, dev_rows, history = [], [], []
-    best, best_state, bad_epochs, step = -1.0, None, 0, 0
-    metric = "f1" if cfg.task == "ner" else "accuracy"
+    best, best_state, best_dev, best_epoch, bad_epochs, step = -1.0, None, None, 0, 0, 0
+    metric = METRIC[cfg.task]
     counts = {"train": len(train_idx), "dev": len(dev.sentences), "test": len(test.sentences) if test else 0,
               "labels": len(labels), "repaired_tags": train.repaired + dev.repaired + (test.repaired if test else 0),
               "skipped_empty": train.skipped_empty + dev.skipped_empty + (test.skipped_empty if test else 0)}
@@ -137,7 +137,7 @@ def finetune(cfg: FinetuneConfig, out_dir: str | Path, plots_dir: str | Path | N
         dev_rows.append([epoch, step, score])
         improved = score > best
         if improved:
-            best, bad_epochs = score, 0
+            best, best_dev, best_epoch, bad_epochs = score, dev_scores, epoch, 0
             best_state = {k: v.detach().clone() for k, v in net.state_dict().items()}
             net.save(out_dir, {"dev_scores": dev_scores, "epoch": epoch})  # best so far, on disk, atomic
         else:
@@ -156,21 +156,18 @@ def finetune(cfg: FinetuneConfig, out_dir: str | Path, plots_dir: str | Path | N
             break
     if best_state is None:
         raise PipelineError(f"the dev {metric} was never a number ({score}); nothing was saved")
-    net.load_state_dict(best_state)
-    dev_scores = net.scores(dev)
+    net.load_state_dict(best_state)  # the dev scores of these weights are best_dev
     result = {"task": cfg.task, "inputs": cfg.inputs, "seed": cfg.seed, "labels": labels, "data": counts,
-              "epochs_run": len(history), "best_epoch": max(history, key=lambda h: h[f"dev_{metric}"])["epoch"],
-              "dev": dev_scores, "history": history}
+              "epochs_run": len(history), "best_epoch": best_epoch, "dev": best_dev, "history": history}
     if net.features.mix is not None:
         result["scalar_mix"] = {"weights": [round(w, 4) for w in torch.softmax(net.features.mix.scalars.detach(), 0).tolist()],
                                 "gamma": round(float(net.features.mix.gamma.detach()), 4)}
     if test is not None:
-        result["test"] = net.scores(test)
         result["test_predictions"] = net.predict(test.sentences)
+        result["test"] = net.scores(test, result["test_predictions"])
         result["test_targets"] = test.targets
     result["seconds"] = round(time.time() - start, 1)
-    net.save(out_dir, {"dev_scores": dev_scores, "test_scores": result.get("test"),
-                       "epoch": result["best_epoch"]})
+    net.save(out_dir, {"dev_scores": best_dev, "test_scores": result.get("test"), "epoch": best_epoch})
     return result
 
 
