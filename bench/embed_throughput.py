@@ -32,7 +32,7 @@ sys.path.insert(0, str(REPO))
 from pipeline.config import load_params  # noqa: E402
 from pipeline.data.chars import char_table  # noqa: E402
 from pipeline.data.vocab import Vocab  # noqa: E402
-from pipeline.export import FORMAT_VERSION, Encoder  # noqa: E402
+from pipeline.encoder import FORMAT_VERSION, Encoder  # noqa: E402
 from pipeline.data.tokenizers import WhitespaceTokenizer  # noqa: E402
 from pipeline.model import BiLM  # noqa: E402
 
@@ -64,7 +64,7 @@ def per_sentence_baseline(enc: Encoder, sentences: list[list[str]]) -> None:
         rows = ["<S>", *s, "</S>"]
         chars = torch.from_numpy(char_table(rows, 50).astype("int64"))
         with torch.no_grad():
-            x = model.encoder(chars)[None]  # (1, T, P)
+            x = model.token_encoder(chars)[None]  # (1, T, P)
             model.contextualize(x, torch.ones(1, len(rows), dtype=torch.bool))
 
 

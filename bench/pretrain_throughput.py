@@ -94,7 +94,7 @@ def bench(model: BiLM, params, data: PreparedData, batches, dedup: bool, warmup:
         dt = time.perf_counter() - t
         if k >= warmup:
             rates.append(b.n_targets / dt)
-            used = trim_chars(chars, model.encoder.cnn.max_width) if dedup else chars
+            used = trim_chars(chars, model.token_encoder.cnn.max_width) if dedup else chars
             flops.append(step_flops(model, used, b) / dt)
     return statistics.median(rates), statistics.median(flops)
 

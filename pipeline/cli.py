@@ -33,15 +33,12 @@ def _cmd_prepare(args) -> int:
 
 def _cmd_word2vec_eval(args) -> int:
     from pipeline.io import write_json_atomic
-    from pipeline.word2vec import evaluate_analogies, evaluate_pairs, gensim_datapath, load_vectors
+    from pipeline.word2vec import evaluation_report, load_vectors
 
     kv = load_vectors(args.vectors)
-    analogies = args.analogies or gensim_datapath("questions-words.txt")
-    a = evaluate_analogies(kv, analogies, args.restrict_vocab).summary()
-    result = {"vectors": str(args.vectors), "words": len(kv), "dim": kv.vector_size, "analogy": a}
-    for name, path in (("wordsim353", args.wordsim or gensim_datapath("wordsim353.tsv")),
-                       ("simlex999", args.simlex or gensim_datapath("simlex999.txt"))):
-        result[name] = evaluate_pairs(kv, path, args.restrict_vocab)
+    report = evaluation_report(kv, args.restrict_vocab, args.analogies, args.wordsim, args.simlex)
+    result = {"vectors": str(args.vectors), "words": len(kv), "dim": kv.vector_size, **report}
+    a = result["analogy"]
     if args.json:
         write_json_atomic(args.json, result)
     def num(x):
@@ -74,7 +71,7 @@ def _cmd_export(args) -> int:
 
 
 def _cmd_embed(args) -> int:
-    from pipeline.export import Encoder, embed_file
+    from pipeline.encoder import Encoder, embed_file
 
     if args.batch_tokens < 3:
         raise PipelineError("--batch-tokens must be at least 3")
@@ -87,7 +84,7 @@ def _cmd_embed(args) -> int:
 
 
 def _cmd_generate(args) -> int:
-    from pipeline.export import Encoder
+    from pipeline.encoder import Encoder
 
     enc = Encoder.from_pretrained(args.encoder)
     words = enc.generate(args.prompt, args.max_tokens, args.temperature, args.top_k, args.seed)
@@ -97,21 +94,17 @@ def _cmd_generate(args) -> int:
 
 
 def _cmd_lm_score(args) -> int:
-    import math
-
-    from pipeline.export import Encoder, _read_lines
+    from pipeline.data.corpus import read_lines
+    from pipeline.encoder import Encoder
+    from pipeline.lm import lm_sums, perplexities
 
     enc = Encoder.from_pretrained(args.encoder)
-    lines = [text for _, text in _read_lines(Path(args.input), "error") if text.strip()]
+    lines = [text for _, text in read_lines(args.input, "error") if text.strip()]
     if not lines:
         raise PipelineError(f"{args.input}: no non-blank lines to score")
-    s = enc.lm_sums(lines)
-    n = max(s["tokens"], 1)
-    result = {
-        "forward_ppl": math.exp(s["forward_nll"] / n), "backward_ppl": math.exp(s["backward_nll"] / n),
-        "average_ppl": math.exp((s["forward_nll"] + s["backward_nll"]) / (2 * n)),
-        "tokens": s["tokens"], "oov_rate": s["oov_tokens"] / n, "sentences": len(lines),
-    }
+    s = lm_sums(enc, lines)
+    result = {**perplexities(s["forward_nll"], s["backward_nll"], s["tokens"]),
+              "oov_rate": s["oov_tokens"] / max(s["tokens"], 1), "sentences": len(lines)}
     if args.json:
         from pipeline.io import write_json_atomic
 
@@ -128,27 +121,12 @@ FINETUNE_OPTIONS = ("task", "train", "dev", "test", "encoder", "word2vec", "inpu
                     "batch_size", "patience", "finetune_encoder", "max_minutes")
 
 
-def _parse_set(items: list[str]) -> dict:
-    import yaml
-
-    out = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            raise PipelineError(f"--set {item!r}: expected KEY=VALUE (e.g. --set pooling=attention)")
-        try:
-            out[key.strip()] = yaml.safe_load(value)
-        except yaml.YAMLError:
-            raise PipelineError(f"--set {item!r}: the value is not valid YAML") from None
-    return out
-
-
 def _cmd_finetune(args) -> int:
-    from pipeline.config import load_finetune_config
-    from pipeline.task import METRIC
+    from pipeline.config import load_finetune_config, parse_set
+    from pipeline.tasks.model import METRIC
     from pipeline.train.finetune import finetune, write_outputs
 
-    overrides = _parse_set(args.set)
+    overrides = parse_set(args.set)
     for key in FINETUNE_OPTIONS:
         value = getattr(args, key)
         if value is not None and value is not False:
@@ -169,18 +147,18 @@ def _cmd_finetune(args) -> int:
 
 
 def _cmd_predict(args) -> int:
-    from pipeline.export import _read_lines
-    from pipeline.task import TaskModel, predictions_as_records
+    from pipeline.data.corpus import read_lines
+    from pipeline.tasks.model import TaskModel, predictions_as_records
 
     model = TaskModel.load(args.model)
-    src = Path(args.input)
-    lines = [(n, text) for n, text in _read_lines(src, args.encoding_errors)]
+    lines = list(read_lines(args.input, args.encoding_errors))
     sentences = [model.tokenize(text) for _, text in lines]
     records = predictions_as_records(model, sentences)
     out = "".join(json.dumps({"line": n + 1, **r}, ensure_ascii=False) + "\n" for (n, _), r in zip(lines, records))
     if args.output:
-        from pipeline.io import write_text_atomic
+        from pipeline.io import check_output_file, write_text_atomic
 
+        check_output_file(args.output, _is_predictions_file, "a JSONL of `elmo predict`")
         write_text_atomic(args.output, out)
         if not args.quiet:
             print(f"wrote {len(records)} predictions to {args.output}", file=sys.stderr)
@@ -189,8 +167,19 @@ def _cmd_predict(args) -> int:
     return 0
 
 
+def _is_predictions_file(path: Path) -> bool:
+    """Empty, or its first line is a JSON object with a "line" key (what `elmo predict` writes)."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            first = f.readline()
+        return not first or "line" in json.loads(first)
+    except (OSError, ValueError, TypeError):
+        return False
+
+
 def _cmd_evaluate(args) -> int:
-    from pipeline.task import TaskModel, check_labels, read_task_data
+    from pipeline.tasks.data import check_labels, read_task_data
+    from pipeline.tasks.model import TaskModel
 
     model = TaskModel.load(args.model)
     try:

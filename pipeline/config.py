@@ -457,3 +457,19 @@ def load_finetune_config(path: str | Path | None = None, overrides: dict | None 
     cfg = dataclasses.replace(base or FinetuneConfig(), **values)
     cfg.validate(str(path) if path else "command line", "finetune")
     return cfg
+
+
+def parse_set(items: list[str]) -> dict:
+    """``--set KEY=VALUE`` options → {key: value}, each value read as YAML (``3`` → 3, ``true`` → True)."""
+    import yaml
+
+    out = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise PipelineError(f"--set {item!r}: expected KEY=VALUE (e.g. --set pooling=attention)")
+        try:
+            out[key.strip()] = yaml.safe_load(value)
+        except yaml.YAMLError:
+            raise PipelineError(f"--set {item!r}: the value is not valid YAML") from None
+    return out

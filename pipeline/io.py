@@ -1,4 +1,19 @@
-"""Atomic writes: a reader never sees a half-written file or directory."""
+"""Files and model directories on disk: atomic writes, directory kinds, the model-directory format.
+
+Every output is written to a temporary path beside its target and renamed into place, so a
+reader never sees a half-written file or directory, and an interrupted write leaves the previous
+output intact.
+
+Each output directory has a **kind**. A model directory records it in ``config.json``
+(``"kind": "encoder"``); directories written before kinds existed, and the data directories, are
+recognised by what they hold (:func:`directory_kind`). An existing directory is only replaced by
+an output of the same kind: a mistyped ``--out`` never deletes an encoder, a task model or data.
+
+A model directory (every kind of saved weights: the pretrained biLM, a checkpoint, an exported
+encoder, a task model) is ``config.json`` + ``model.safetensors`` + side files of its own;
+:func:`write_model_dir` writes one, :func:`read_model_config` and :func:`read_weights` read it.
+Loading never unpickles code.
+"""
 from __future__ import annotations
 
 import json
@@ -7,22 +22,137 @@ import shutil
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 from pipeline.errors import PipelineError
 
+CONFIG_FILE = "config.json"
+WEIGHTS_FILE = "model.safetensors"
 
-@contextmanager
-def atomic_path(path: str | os.PathLike, suffix: str = "", marker: str | None = None) -> Iterator[Path]:
-    """Yield a temporary path beside ``path``; rename it onto ``path`` only on success.
+# kind → how messages name it
+KINDS = {
+    "bilm": "a saved biLM (pretrain best/)",
+    "checkpoint": "a pretraining checkpoint",
+    "pretrain-run": "a pretraining output directory (best/ and checkpoints/)",
+    "encoder": "an exported encoder",
+    "task-model": "a finetuned task model",
+    "prepared-data": "prepared data (the prepare stage's output)",
+    "word2vec": "word2vec vectors (the word2vec stage's output)",
+    "plots": "a plots directory",
+}
+LEGACY_TASK_KIND = "elmo-pipeline task model"  # what task models wrote before kinds existed
 
-    Works for files and directories (whatever the body creates at the yielded path).
-    On an exception the temporary is removed and ``path`` is left as it was.
-    An existing directory at ``path`` is replaced only if it is empty or holds ``marker`` (a file
-    every output of this kind has): a mistyped output path never deletes an unrelated directory.
+
+# --- directory kinds ---------------------------------------------------------------------------
+
+
+def _config_of(path: Path) -> dict | None:
+    try:
+        config = json.loads((path / CONFIG_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return config if isinstance(config, dict) else None
+
+
+def directory_kind(path: str | os.PathLike) -> str | None:
+    """The kind of output ``path`` holds (a key of :data:`KINDS`), or None for anything else.
+
+    Directories written before kinds existed are recognised by their files: a task model by its
+    old ``kind`` string, an encoder by ``format_version`` + ``vocab.txt``, a checkpoint by
+    ``state.pt``, a saved biLM by ``config.json`` with a ``model`` section, a pretraining run by
+    its ``best/`` or ``checkpoints/``, prepared data by ``meta.json``, word2vec by ``embeddings.json``.
     """
     path = Path(path)
-    check_replaceable(path, marker)
+    if not path.is_dir():
+        return None
+    config = _config_of(path)
+    if config is not None:
+        kind = config.get("kind")
+        if kind in KINDS:
+            return kind
+        if kind == LEGACY_TASK_KIND:
+            return "task-model"
+        if (path / "state.pt").is_file():
+            return "checkpoint"
+        if "model" in config and "format_version" in config and (path / "vocab.txt").is_file():
+            return "encoder"
+        if "model" in config and "vocab_size" in config:
+            return "bilm"
+        return None
+    if (path / "best").is_dir() or (path / "checkpoints").is_dir():
+        return "pretrain-run"
+    if (path / "meta.json").is_file() and (path / "vocab.txt").is_file():
+        return "prepared-data"
+    if (path / "embeddings.json").is_file():
+        return "word2vec"
+    return None
+
+
+def describe(path: Path) -> str:
+    kind = directory_kind(path)
+    return KINDS[kind] if kind else "files that are not this pipeline's output"
+
+
+def check_replaceable(path: str | os.PathLike, kind: str | None = None) -> None:
+    """Raise unless ``path`` may be (re)written with an output of ``kind`` (None: a single file).
+
+    Call it before long work, so a bad output path fails at once. A missing path or an empty
+    directory is always fine; a directory is replaced only when it holds the same kind.
+    """
+    path = Path(path)
+    if not (path.is_dir() and not path.is_symlink()):
+        if kind is not None and path.exists():
+            raise PipelineError(f"{path}: is a file, not a directory; refusing to replace it")
+        return
+    if kind is None:
+        raise PipelineError(f"{path}: is a directory; give a file path")
+    if not any(path.iterdir()) or directory_kind(path) == kind:
+        return
+    raise PipelineError(f"{path}: holds {describe(path)}; refusing to replace it with {KINDS[kind]}: "
+                        f"choose another path or remove it first")
+
+
+def check_plots_dir(path: str | os.PathLike, names: tuple[str, ...]) -> None:
+    """A plots directory may hold only the files the command writes itself (``names``)."""
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise PipelineError(f"{path}: is a file; --plots needs a directory")
+    if path.is_dir():
+        others = sorted(p.name for p in path.iterdir() if p.name not in names)
+        if others:
+            raise PipelineError(f"{path}: holds other files ({', '.join(others[:3])}{' ...' if len(others) > 3 else ''}); "
+                                f"a plots directory may hold only {', '.join(names)}: choose another path")
+
+
+def check_output_file(path: str | os.PathLike, is_ours: Callable[[Path], bool], what: str) -> None:
+    """An existing file at ``path`` is replaced only if ``is_ours(path)``: it looks like ``what``
+    (the output this command writes), so an input or an unrelated file is never overwritten."""
+    path = Path(path)
+    check_replaceable(path)
+    if path.exists() and not is_ours(path):
+        raise PipelineError(f"{path}: exists and is not {what}; refusing to replace it: "
+                            f"choose another path or remove it first")
+
+
+def is_json(path: Path) -> bool:
+    """True for a file that parses as JSON (e.g. an earlier metrics file)."""
+    try:
+        json.loads(path.read_text(encoding="utf-8"))
+        return True
+    except (OSError, ValueError):
+        return False
+
+
+@contextmanager
+def atomic_path(path: str | os.PathLike, suffix: str = "", kind: str | None = None) -> Iterator[Path]:
+    """Yield a temporary path beside ``path``; rename it onto ``path`` only on success.
+
+    Works for files and directories (whatever the body creates at the yielded path). On an
+    exception the temporary is removed and ``path`` is left as it was. An existing directory is
+    replaced only when :func:`check_replaceable` allows it for ``kind``.
+    """
+    path = Path(path)
+    check_replaceable(path, kind)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
     target = tmp / ("out" + suffix)
@@ -42,16 +172,7 @@ def atomic_path(path: str | os.PathLike, suffix: str = "", marker: str | None = 
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def check_replaceable(path: str | os.PathLike, marker: str | None = None) -> None:
-    """Raise unless ``path`` may be (re)written by :func:`atomic_path` with this ``marker``
-    (call it before long work, so a bad output path fails at once)."""
-    path = Path(path)
-    if path.is_dir() and not path.is_symlink():
-        if marker is None:
-            raise PipelineError(f"{path}: is a directory; give a file path")
-        if any(path.iterdir()) and not (path / marker).exists():
-            raise PipelineError(f"{path}: exists and is not an output of this kind (no {marker} in it); "
-                                f"refusing to replace it: choose another path or remove it first")
+# --- text and JSON files -----------------------------------------------------------------------
 
 
 def read_text(path: str | os.PathLike, what: str = "file") -> str:
@@ -73,4 +194,109 @@ def write_text_atomic(path: str | os.PathLike, text: str) -> None:
 
 
 def write_json_atomic(path: str | os.PathLike, obj) -> None:
+    """Write (or replace) a JSON output; an existing file that is not JSON is never replaced."""
+    check_output_file(path, is_json, "a JSON file")
     write_text_atomic(path, json.dumps(obj, indent=2, sort_keys=False) + "\n")
+
+
+def write_json(path: Path, obj) -> None:
+    """Write JSON inside a directory that is being built (already atomic as a whole)."""
+    path.write_text(json.dumps(obj, indent=2) + "\n", encoding="utf-8")
+
+
+class PlotTable:
+    """An append-only TSV (a DVC plot), one row per call of :meth:`add`, flushed at once so
+    plots are live. ``keep_until``: on resume, keep the rows whose first column is ≤ it; else
+    the table starts empty."""
+
+    def __init__(self, path: str | os.PathLike, cols: list[str], keep_until: int | None = None):
+        self.path, self.cols = Path(path), cols
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        rows = []
+        if keep_until is not None and self.path.is_file():
+            lines = self.path.read_text(encoding="utf-8").split("\n")
+            rows = [r for r in lines[1:] if r and int(r.split("\t")[0]) <= keep_until]
+        write_text_atomic(self.path, "\t".join(cols) + "\n" + "".join(r + "\n" for r in rows))
+
+    def add(self, **row) -> None:
+        with open(self.path, "a", encoding="utf-8") as f:
+            f.write("\t".join(_fmt(row[c]) for c in self.cols) + "\n")
+
+
+def _fmt(v) -> str:
+    return f"{v:.6g}" if isinstance(v, float) else str(v)
+
+
+# --- model directories -------------------------------------------------------------------------
+
+
+def state_dict_cpu(module, skip_prefixes: tuple[str, ...] = ()) -> dict:
+    """A module's state as contiguous CPU tensors (what safetensors writes), minus ``skip_prefixes``."""
+    return {k: v.detach().contiguous().cpu() for k, v in module.state_dict().items()
+            if not k.startswith(skip_prefixes)}
+
+
+def write_model_dir(path: str | os.PathLike, kind: str, config: dict, tensors: dict,
+                    side_files: Callable[[Path], None] | None = None) -> None:
+    """Write ``config.json`` (with ``kind``), ``model.safetensors`` and ``side_files(tmp_dir)``
+    as one directory, atomically; ``path`` is replaced only if it holds the same kind."""
+    from safetensors.torch import save_file
+
+    with atomic_path(path, kind=kind) as tmp:
+        tmp.mkdir()
+        save_file(tensors, str(tmp / WEIGHTS_FILE))
+        write_json(tmp / CONFIG_FILE, {"kind": kind, **{k: v for k, v in config.items() if k != "kind"}})
+        if side_files is not None:
+            side_files(tmp)
+
+
+def read_model_config(path: str | os.PathLike, kind: str, format_version: int | None = None,
+                      hint: str = "") -> dict:
+    """``config.json`` of a model directory of ``kind``; anything else is a one-line error.
+
+    ``format_version``: the newest version this code reads (the directory's must not be newer).
+    """
+    d = Path(path)
+    if not d.is_dir():
+        raise PipelineError(f"{d}: directory not found (expected {KINDS[kind]}){hint}")
+    found = directory_kind(d)
+    if found != kind:
+        what = KINDS[found] if found else ("no config.json" if not (d / CONFIG_FILE).is_file() else "an unknown config.json")
+        raise PipelineError(f"{d}: not {KINDS[kind]} (it holds {what}){hint}")
+    cfg_file = d / CONFIG_FILE
+    config = _config_of(d)
+    if config is None:
+        raise PipelineError(f"{cfg_file}: not a valid JSON object")
+    version = config.get("format_version")
+    if format_version is not None:
+        if not isinstance(version, int):
+            raise PipelineError(f"{cfg_file}: no integer format_version: not {KINDS[kind]}")
+        if version > format_version:
+            raise PipelineError(f"{cfg_file}: format version {version} is newer than this code "
+                                f"({format_version}); upgrade elmo-pipeline")
+    return config
+
+
+def read_weights(path: str | os.PathLike, device: str = "cpu") -> dict:
+    """The tensors of ``path/model.safetensors`` (or a .safetensors file); a one-line error if unreadable."""
+    from safetensors.torch import load_file
+
+    f = Path(path)
+    f = f / WEIGHTS_FILE if f.is_dir() else f
+    if not f.is_file():
+        raise PipelineError(f"{f}: weights file not found")
+    try:
+        return load_file(str(f), device=device)
+    except Exception as e:  # safetensors raises its own error types for corrupt files
+        raise PipelineError(f"{f}: cannot read weights ({e})") from None
+
+
+def check_weights(file: str | os.PathLike, state: dict, expected: dict) -> None:
+    """``state`` must have exactly the names and shapes of ``expected`` (name → tensor or shape)."""
+    if set(state) != set(expected):
+        extra, lost = sorted(set(state) - set(expected)), sorted(set(expected) - set(state))
+        raise PipelineError(f"{file}: weights do not match config.json (missing {lost[:3]}, unexpected {extra[:3]})")
+    for k, want in expected.items():
+        shape = tuple(getattr(want, "shape", want))
+        if tuple(state[k].shape) != shape:
+            raise PipelineError(f"{file}: {k} has shape {tuple(state[k].shape)}, config.json implies {shape}")

@@ -29,9 +29,8 @@ import torch.nn.functional as Fn
 from torch import nn
 
 from pipeline.config import ModelConfig
+from pipeline.data.batching import IGNORE
 from pipeline.data.chars import N_CHAR_IDS, PAD_CHAR
-
-IGNORE = -100
 
 # PyTorch notes once that oneDNN lacks projected LSTMs and uses its own C++ kernel: expected here.
 warnings.filterwarnings("ignore", message="LSTM with projections is not supported with oneDNN")
@@ -277,7 +276,7 @@ class BiLM(nn.Module):
         super().__init__()
         self.cfg = cfg
         self.vocab_size = vocab_size
-        self.encoder = TokenEncoder(cfg)
+        self.token_encoder = TokenEncoder(cfg)
         self.forward_lstm = LSTMStack(cfg)
         self.backward_lstm = LSTMStack(cfg)
         self.softmax = SoftmaxHead(cfg, vocab_size)
@@ -287,8 +286,8 @@ class BiLM(nn.Module):
     def encode(self, chars: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
         """Token layer: chars (U, C) of distinct tokens, index (B, T) into U → (B, T, P)."""
         if self.trim:
-            chars = trim_chars(chars, self.encoder.cnn.max_width)
-        tokens = self.encoder(chars)  # (U, P)
+            chars = trim_chars(chars, self.token_encoder.cnn.max_width)
+        tokens = self.token_encoder(chars)  # (U, P)
         # why index_select: its backward (index_add) is deterministic on CPU with several threads;
         # advanced indexing's backward (index_put with accumulate) is not, which broke same-seed runs
         return tokens.index_select(0, index.reshape(-1)).view(*index.shape, tokens.shape[-1])
@@ -326,3 +325,54 @@ def batch_inputs(type_ids: torch.Tensor, char_table: np.ndarray | torch.Tensor, 
         return table[uniq].long(), inverse
     B, T = type_ids.shape
     return table[type_ids.reshape(-1)].long(), torch.arange(B * T).view(B, T)
+
+
+# --- a saved biLM ------------------------------------------------------------------------------
+
+# state-dict names renamed since the first saved models: old prefix → new prefix
+RENAMED_WEIGHTS = {"encoder.": "token_encoder."}
+
+
+def upgrade_state(state: dict, renamed: dict[str, str] = RENAMED_WEIGHTS) -> dict:
+    """Weights saved under old names (e.g. ``encoder.cnn...``) renamed to today's."""
+    out = {}
+    for k, v in state.items():
+        for old, new in renamed.items():
+            if k.startswith(old):
+                k = new + k[len(old):]
+                break
+        out[k] = v
+    return out
+
+
+def build_bilm(config: dict, source: str) -> BiLM:
+    """A BiLM from a saved ``config.json``'s ``model`` and ``vocab_size``; a missing or mistyped
+    field is a one-line error naming ``source``."""
+    from pipeline.errors import PipelineError
+
+    try:
+        model_cfg = ModelConfig(**config["model"])
+        vocab_size = int(config["vocab_size"])
+        model_cfg.validate(source)
+        return BiLM(model_cfg, vocab_size)
+    except PipelineError:
+        raise
+    except Exception as e:  # missing or mistyped fields that the model cannot be built from
+        raise PipelineError(f"{source}: bad or missing architecture field ({type(e).__name__}: {e})") from None
+
+
+def load_bilm(path, device: str | torch.device = "cpu") -> tuple[BiLM, dict]:
+    """A biLM saved by pretraining (``models/pretrain/best`` or a checkpoint): (model in eval mode, config)."""
+    from pathlib import Path
+
+    from pipeline.io import CONFIG_FILE, check_weights, directory_kind, read_model_config, read_weights
+
+    path = Path(path)
+    kind = "checkpoint" if directory_kind(path) == "checkpoint" else "bilm"
+    hint = "; pass its best/ directory" if directory_kind(path) == "pretrain-run" else ""
+    config = read_model_config(path, kind, hint=hint)
+    model = build_bilm(config, str(path / CONFIG_FILE))
+    state = upgrade_state(read_weights(path, str(device)))
+    check_weights(path / "model.safetensors", state, model.state_dict())
+    model.load_state_dict(state)
+    return model.to(device).eval(), config

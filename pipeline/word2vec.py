@@ -269,22 +269,26 @@ def evaluate_pairs(kv, path: str | Path, restrict_vocab: int = 300_000) -> dict:
     return out
 
 
-def evaluate_vectors(kv, restrict_vocab: int = 300_000, analogies=None, wordsim=None, simlex=None) -> dict:
-    """The standard intrinsic metrics as one flat dict (gensim's shipped files by default)."""
+def evaluation_report(kv, restrict_vocab: int = 300_000, analogies=None, wordsim=None, simlex=None) -> dict:
+    """Analogy summary and the two word-pair similarity results (gensim's shipped files by default):
+    ``{"analogy": {...}, "wordsim353": {...}, "simlex999": {...}}``."""
     analogies = analogies or gensim_datapath("questions-words.txt")
-    wordsim = wordsim or gensim_datapath("wordsim353.tsv")
-    simlex = simlex or gensim_datapath("simlex999.txt")
-    a = evaluate_analogies(kv, analogies, restrict_vocab).summary()
-    out = {
-        "analogy_accuracy": a["accuracy"],
-        "analogy_semantic": a["semantic"],
-        "analogy_syntactic": a["syntactic"],
-        "analogy_oov_rate": a["oov_rate"],
-    }
-    for name, path in (("wordsim353", wordsim), ("simlex999", simlex)):
-        p = evaluate_pairs(kv, path, restrict_vocab)
-        out[f"{name}_spearman"] = p["spearman"]
-        out[f"{name}_oov_rate"] = p["oov_rate"]
+    out = {"analogy": evaluate_analogies(kv, analogies, restrict_vocab).summary()}
+    for name, path in (("wordsim353", wordsim or gensim_datapath("wordsim353.tsv")),
+                       ("simlex999", simlex or gensim_datapath("simlex999.txt"))):
+        out[name] = evaluate_pairs(kv, path, restrict_vocab)
+    return out
+
+
+def evaluate_vectors(kv, restrict_vocab: int = 300_000, analogies=None, wordsim=None, simlex=None) -> dict:
+    """The standard intrinsic metrics as one flat dict (the word2vec stage's metrics)."""
+    r = evaluation_report(kv, restrict_vocab, analogies, wordsim, simlex)
+    a = r["analogy"]
+    out = {"analogy_accuracy": a["accuracy"], "analogy_semantic": a["semantic"],
+           "analogy_syntactic": a["syntactic"], "analogy_oov_rate": a["oov_rate"]}
+    for name in ("wordsim353", "simlex999"):
+        out[f"{name}_spearman"] = r[name]["spearman"]
+        out[f"{name}_oov_rate"] = r[name]["oov_rate"]
     return out
 
 
@@ -360,7 +364,7 @@ def run_word2vec(cfg: Word2VecConfig, prepared_dir: str | Path, out_dir: str | P
     probes = cfg.probe_words or default_probes(kv)
     report = neighbours_report(kv, probes, cfg.n_neighbours)
 
-    with atomic_path(out_dir, marker=OUT_ALIGN) as tmp:
+    with atomic_path(out_dir, kind="word2vec") as tmp:
         tmp.mkdir()
         kv.save(str(tmp / OUT_KV))
         name = "vectors.bin" if cfg.format == "binary" else "vectors.txt"

@@ -16,8 +16,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from pipeline.cli import _parse_set
-from pipeline.config import load_finetune_config, load_params
+from pipeline.config import load_finetune_config, load_params, parse_set
 from pipeline.errors import run_main
 from pipeline.io import write_json_atomic
 
@@ -64,12 +63,12 @@ def main(argv=None) -> int:
     if args.table:
         print(table(results))
         return 0
-    from pipeline.export import Encoder
-    from pipeline.task import load_word2vec_lookup
+    from pipeline.encoder import Encoder
+    from pipeline.tasks.model import load_word2vec_lookup
     from pipeline.train.finetune import finetune
 
     encoder = Encoder.from_pretrained(args.encoder)
-    overrides = _parse_set(args.set)
+    overrides = parse_set(args.set)
     results["encoder"] = {"path": args.encoder, "training": encoder.config.get("training")}
     results["word2vec"] = args.word2vec
     results["overrides"] = overrides

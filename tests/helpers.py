@@ -1,4 +1,4 @@
-"""Test helpers: run the `elmo` CLI and DVC in a temporary copy of the repository."""
+"""Test helpers: run the `elmo` CLI and DVC in a temporary copy of the repository; small data."""
 from __future__ import annotations
 
 import os
@@ -6,6 +6,8 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+
+import numpy as np
 
 from conftest import REPO
 
@@ -55,3 +57,23 @@ def tiny_repo(dest: Path, **sections) -> Path:
     params.update(sections)
     (repo / "params.yaml").write_text(yaml.safe_dump(params))
     return repo
+
+
+# --- small data ---------------------------------------------------------------------------------
+
+SENTS = [["The", "fire", "was", "burning", "."], ["Zyzzyva", "unseenword", "!"], ["a"]]
+
+
+def kv_from(words_vectors):
+    from gensim.models import KeyedVectors
+
+    kv = KeyedVectors(vector_size=len(next(iter(words_vectors.values()))))
+    kv.add_vectors(list(words_vectors), np.array(list(words_vectors.values()), dtype=np.float32))
+    return kv
+
+
+# dims: royal, male, female, child
+TOY = {
+    "man": [0, 1, 0, 0], "woman": [0, 0, 1, 0], "king": [1, 1, 0, 0], "queen": [1, 0, 1, 0],
+    "boy": [0, 1, 0, 1], "girl": [0, 0, 1, 1],
+}

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from conftest import REPO
+from helpers import TOY, kv_from
 from pipeline.config import PrepareConfig, Word2VecConfig
 from pipeline.data.prepare import prepare_corpus
 from pipeline.errors import PipelineError
@@ -18,20 +19,6 @@ from pipeline.word2vec import (
     train_word2vec,
 )
 
-
-def kv_from(words_vectors):
-    from gensim.models import KeyedVectors
-
-    kv = KeyedVectors(vector_size=len(next(iter(words_vectors.values()))))
-    kv.add_vectors(list(words_vectors), np.array(list(words_vectors.values()), dtype=np.float32))
-    return kv
-
-
-# dims: royal, male, female, child
-TOY = {
-    "man": [0, 1, 0, 0], "woman": [0, 0, 1, 0], "king": [1, 1, 0, 0], "queen": [1, 0, 1, 0],
-    "boy": [0, 1, 0, 1], "girl": [0, 0, 1, 1],
-}
 
 ANALOGIES = """: family
 man woman king queen

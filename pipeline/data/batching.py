@@ -68,6 +68,26 @@ def make_batch(sentences: Sequence[np.ndarray], vocab_size: int, sentence_ids: S
     return Batch(torch.from_numpy(type_ids), torch.from_numpy(mask), torch.from_numpy(fwd), torch.from_numpy(bwd), ids)
 
 
+def cut_sorted(order, lengths, max_tokens: int | None = None, max_rows: int | None = None) -> list[list[int]]:
+    """Cut ``order`` (sentence indices sorted by length) greedily into consecutive batches of at
+    most ``max_rows`` rows with rows × (longest + 2) ≤ ``max_tokens`` (+2: <S> and </S>).
+    A sentence longer than the budget alone gets a batch of its own. The one length-batching rule
+    of the project: pretraining, evaluation, embedding and the task models all cut with it."""
+    batches: list[list[int]] = []
+    batch: list[int] = []
+    for i in order:
+        padded = int(lengths[i]) + 2  # the longest so far: ``order`` is sorted
+        rows = len(batch) + 1
+        if batch and ((max_rows is not None and rows > max_rows)
+                      or (max_tokens is not None and rows * padded > max_tokens)):
+            batches.append(batch)
+            batch = []
+        batch.append(int(i))
+    if batch:
+        batches.append(batch)
+    return batches
+
+
 class BucketBatcher:
     """Cuts a split's sentences into length-bucketed batches of at most ``max_tokens`` padded tokens."""
 
@@ -92,17 +112,7 @@ class BucketBatcher:
             order = np.lexsort((tiebreak, self.lengths))  # by length, then a random tie order
         else:
             order = np.argsort(self.lengths, kind="stable")
-        padded = self.lengths[order] + 2
-        out: list[np.ndarray] = []
-        start = 0
-        n = len(order)
-        while start < n:
-            # Largest end with (end - start) * padded[end - 1] <= max_tokens; padded is sorted.
-            end = start + 1
-            while end < n and (end + 1 - start) * padded[end] <= self.max_tokens:
-                end += 1
-            out.append(order[start:end])
-            start = end
+        out = [np.asarray(b, dtype=np.int64) for b in cut_sorted(order, self.lengths, max_tokens=self.max_tokens)]
         if self.shuffle:
             perm = rng.permutation(len(out))
             out = [out[i] for i in perm]

@@ -83,6 +83,19 @@ def _read_file(path: Path, errors: str, stats: ReadStats) -> Iterator[Line]:
         raise PipelineError(f"{path}: permission denied") from None
 
 
+def read_lines(path: str | os.PathLike, encoding_errors: str = "error",
+               stats: ReadStats | None = None) -> Iterator[tuple[int, str]]:
+    """(0-based line number, text) of one text file (plain or .gz): the input of embed, predict
+    and lm-score. Invalid UTF-8 stops with an error naming file and line, or is replaced and counted."""
+    path = Path(path)
+    if path.is_dir():
+        raise PipelineError(f"{path}: is a directory; give one text file")
+    if not path.is_file():
+        raise PipelineError(f"{path}: input file not found")
+    for line in _read_file(path, encoding_errors, stats if stats is not None else ReadStats()):
+        yield line.lineno - 1, line.text
+
+
 def _expand(spec: str) -> list[Path]:
     """Files named by a path, directory or glob spec, sorted; errors if there are none."""
     if any(ch in spec for ch in "*?["):

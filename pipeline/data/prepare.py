@@ -116,65 +116,98 @@ def _sentences(text: str, split_sentences: bool) -> Iterator[str]:
 def prepare_corpus(cfg: PrepareConfig, out_dir: str | Path, progress: bool = True) -> dict:
     """Run the prepare stage into ``out_dir`` (replaced atomically); return the stats dict."""
     out_dir = Path(out_dir)
-    with atomic_path(out_dir, marker="meta.json") as tmp:
+    with atomic_path(out_dir, kind="prepared-data") as tmp:
         tmp.mkdir()
         stats = _prepare_into(cfg, tmp, progress)
     return stats
 
 
 def _prepare_into(cfg: PrepareConfig, out: Path, progress: bool) -> dict:
-    read_stats = ReadStats()
-    sources = _Sources(cfg, read_stats)
+    """Run passes 1–4 into the existing directory ``out``; return the stats dict (also in meta.json)."""
+    sources = _Sources(cfg, ReadStats())
+    tokenizer = _make_tokenizer(cfg, sources, out)
+    tokenized = _tokenize_into_split_files(cfg, sources, tokenizer, out, progress)
+    _check_splits_not_empty(cfg, tokenized.n_sent)
+    vocab = Vocab.build(tokenized.counts, tokenized.n_sent["train"], cfg.min_count, cfg.max_vocab_size)
+    vocab.save(out / "vocab.txt")
+    split_info, extra = _write_shards(out, vocab, cfg.shard_tokens)
+    types = vocab.tokens + extra
+    _write_types(out, extra, types, cfg.max_chars)
+    stats = _stats(out, tokenized, split_info, len(vocab), sources.read_stats)
+    _write_meta(out, cfg, len(vocab), types, split_info, sources.read_stats, stats)
+    return stats
 
-    # 1. tokenizer
-    if cfg.tokenizer == "sentencepiece":
-        def train_sample() -> Iterator[str]:
-            n = 0
-            for split, line in sources:
-                if split != "train":
-                    continue
-                for sent in _sentences(line.text.strip(), cfg.split_sentences):
-                    yield sent.lower() if cfg.lowercase else sent
-                    n += 1
-                    if n >= cfg.sp_max_sentences:
-                        return
 
-        train_sentencepiece(
-            train_sample(), out / SP_MODEL_FILE, cfg.sp_vocab_size, cfg.sp_model_type, cfg.sp_character_coverage
-        )
-        tokenizer = SentencePieceTokenizer(out / SP_MODEL_FILE, lowercase=cfg.lowercase)
-        read_stats = sources.read_stats = ReadStats()  # count the main pass only
-    else:
-        tokenizer = WhitespaceTokenizer(lowercase=cfg.lowercase)
+def _sentencepiece_sample(cfg: PrepareConfig, sources: _Sources) -> Iterator[str]:
+    """The first ``cfg.sp_max_sentences`` train sentences (lowercased if configured)."""
+    n = 0
+    for split, line in sources:
+        if split != "train":
+            continue
+        for sent in _sentences(line.text.strip(), cfg.split_sentences):
+            yield sent.lower() if cfg.lowercase else sent
+            n += 1
+            if n >= cfg.sp_max_sentences:
+                return
 
-    # 2. tokenize into {split}.txt, count train tokens
-    counts: Counter = Counter()
-    n_sent = dict.fromkeys(SPLITS, 0)
-    blank = long_split = 0
+
+def _make_tokenizer(cfg: PrepareConfig, sources: _Sources, out: Path):
+    """Pass 1: the configured tokenizer. SentencePiece is trained on a train sample and saved as
+    ``out/SP_MODEL_FILE``; ``sources.read_stats`` is then reset so it counts the main pass only."""
+    if cfg.tokenizer != "sentencepiece":
+        return WhitespaceTokenizer(lowercase=cfg.lowercase)
+    train_sentencepiece(
+        _sentencepiece_sample(cfg, sources), out / SP_MODEL_FILE, cfg.sp_vocab_size, cfg.sp_model_type,
+        cfg.sp_character_coverage,
+    )
+    sources.read_stats = ReadStats()  # count the main pass only
+    return SentencePieceTokenizer(out / SP_MODEL_FILE, lowercase=cfg.lowercase)
+
+
+@dataclasses.dataclass
+class _Tokenized:
+    """What pass 2 counted: train token counts, sentences per split, skipped and cut lines."""
+
+    counts: Counter
+    n_sent: dict
+    blank_lines: int = 0
+    long_sentences_split: int = 0
+
+
+def _tokenize_into_split_files(
+    cfg: PrepareConfig, sources: _Sources, tokenizer, out: Path, progress: bool
+) -> _Tokenized:
+    """Pass 2: tokenize every source line, cut sentences longer than ``cfg.max_sentence_length``
+    into pieces and append each piece to ``out/{split}.txt`` (space-separated tokens, one a line)."""
+    result = _Tokenized(Counter(), dict.fromkeys(SPLITS, 0))
+    m = cfg.max_sentence_length
     files = {s: open(out / f"{s}.txt", "w", encoding="utf-8") for s in SPLITS}
     try:
         for split, line in _progress(sources, "prepare: tokenize", progress):
             if split == "blank":
-                blank += 1
+                result.blank_lines += 1
                 continue
             for sent in _sentences(line.text.strip(), cfg.split_sentences):
                 tokens = tokenizer.tokenize(sent)
                 if not tokens:
-                    blank += 1
+                    result.blank_lines += 1
                     continue
-                if len(tokens) > cfg.max_sentence_length:
-                    long_split += 1
-                m = cfg.max_sentence_length
+                if len(tokens) > m:
+                    result.long_sentences_split += 1
                 for start in range(0, len(tokens), m):
                     piece = tokens[start : start + m]
                     files[split].write(" ".join(piece) + "\n")
-                    n_sent[split] += 1
+                    result.n_sent[split] += 1
                     if split == "train":
-                        counts.update(piece)
+                        result.counts.update(piece)
     finally:
         for f in files.values():
             f.close()
+    return result
 
+
+def _check_splits_not_empty(cfg: PrepareConfig, n_sent: dict) -> None:
+    """Raise a one-line PipelineError naming the first split (train, valid, test) with no sentence."""
     for split in SPLITS:
         if n_sent[split] == 0:
             if split == "train":
@@ -187,28 +220,23 @@ def _prepare_into(cfg: PrepareConfig, out: Path, progress: bool) -> dict:
             )
             raise PipelineError(f"{split} split is empty: {hint}")
 
-    # 3. vocabulary
-    vocab = Vocab.build(counts, n_sent["train"], cfg.min_count, cfg.max_vocab_size)
-    vocab.save(out / "vocab.txt")
-    V = len(vocab)
 
-    # 4. shards (type ids); out-of-vocabulary types get ids V, V+1, ... in order of appearance
+def _write_shards(out: Path, vocab: Vocab, shard_tokens: int) -> tuple[dict, list[str]]:
+    """Pass 4: re-read each ``out/{split}.txt`` and write its type ids as shards to ``out/{split}/``.
+
+    Out-of-vocabulary types get ids V, V+1, ... in order of appearance (train, valid, test).
+    Returns ``(split_info, extra)``: per split its sentences, tokens, shards and oov_rate; and the
+    out-of-vocabulary types in id order."""
+    V = len(vocab)
     type_index = dict(vocab.index)
     extra: list[str] = []
     split_info = {}
     for split in SPLITS:
-        writer = ShardWriter(out / split, cfg.shard_tokens)
+        writer = ShardWriter(out / split, shard_tokens)
         oov = 0
         with open(out / f"{split}.txt", encoding="utf-8") as f:
             for text in f:
-                tokens = text.split()
-                ids = np.empty(len(tokens), dtype=np.int32)
-                for k, tok in enumerate(tokens):
-                    tid = type_index.get(tok)
-                    if tid is None:
-                        tid = type_index[tok] = V + len(extra)
-                        extra.append(tok)
-                    ids[k] = tid
+                ids = _type_ids(text.split(), type_index, extra, V)
                 oov += int((ids >= V).sum())
                 writer.add(ids)
         writer.flush()
@@ -218,16 +246,39 @@ def _prepare_into(cfg: PrepareConfig, out: Path, progress: bool) -> dict:
             "shards": writer.n_shards,
             "oov_rate": oov / max(writer.n_tokens, 1),
         }
-    (out / "extra_types.txt").write_text("".join(t + "\n" for t in extra), encoding="utf-8")
-    types = vocab.tokens + extra
-    np.save(out / "char_ids.npy", char_table(types, cfg.max_chars, pad_rows=[PAD_ID]))
+    return split_info, extra
 
+
+def _type_ids(tokens: list[str], type_index: dict, extra: list[str], V: int) -> np.ndarray:
+    """Type ids (int32, one per token); a type not yet in ``type_index`` gets the id
+    ``V + len(extra)`` and is added to ``type_index`` and appended to ``extra``."""
+    ids = np.empty(len(tokens), dtype=np.int32)
+    for k, tok in enumerate(tokens):
+        tid = type_index.get(tok)
+        if tid is None:
+            tid = type_index[tok] = V + len(extra)
+            extra.append(tok)
+        ids[k] = tid
+    return ids
+
+
+def _write_types(out: Path, extra: list[str], types: list[str], max_chars: int) -> None:
+    """Write ``out/extra_types.txt`` (the out-of-vocabulary types, one a line) and
+    ``out/char_ids.npy`` (the character ids of every type, vocabulary then extra; the padding type's row is all
+    padding)."""
+    (out / "extra_types.txt").write_text("".join(t + "\n" for t in extra), encoding="utf-8")
+    np.save(out / "char_ids.npy", char_table(types, max_chars, pad_rows=[PAD_ID]))
+
+
+def _stats(out: Path, tokenized: _Tokenized, split_info: dict, V: int, read_stats: ReadStats) -> dict:
+    """The stage's metrics dict: sizes per split, vocabulary size, OOV rates, train sentence
+    lengths (read back from the ``out/train/lengths-*.npy`` shards) and bad-input counts."""
     lengths = np.concatenate([np.load(p) for p in sorted((out / "train").glob("lengths-*.npy"))])
     pct = {f"p{q}": float(np.percentile(lengths, q)) for q in (50, 90, 99)}
-    stats = {
+    return {
         "train_sentences": split_info["train"]["sentences"],
         "train_tokens": split_info["train"]["tokens"],
-        "train_types": len(counts),
+        "train_types": len(tokenized.counts),
         "valid_sentences": split_info["valid"]["sentences"],
         "valid_tokens": split_info["valid"]["tokens"],
         "test_sentences": split_info["test"]["sentences"],
@@ -236,10 +287,17 @@ def _prepare_into(cfg: PrepareConfig, out: Path, progress: bool) -> dict:
         "valid_oov_rate": round(split_info["valid"]["oov_rate"], 6),
         "test_oov_rate": round(split_info["test"]["oov_rate"], 6),
         "sentence_length": {**pct, "max": int(lengths.max()), "mean": round(float(lengths.mean()), 3)},
-        "blank_lines": blank,
-        "long_sentences_split": long_split,
+        "blank_lines": tokenized.blank_lines,
+        "long_sentences_split": tokenized.long_sentences_split,
         "invalid_utf8_lines_replaced": read_stats.replaced_utf8,
     }
+
+
+def _write_meta(
+    out: Path, cfg: PrepareConfig, V: int, types: list[str], split_info: dict, read_stats: ReadStats, stats: dict
+) -> None:
+    """Write ``out/meta.json``: format version, tokenizer and char settings, sizes, sources, the
+    stats and the config. Written last; it is also the marker that lets a later run replace this directory."""
     meta = {
         "format_version": FORMAT_VERSION,
         "tokenizer": cfg.tokenizer,
@@ -256,5 +314,3 @@ def _prepare_into(cfg: PrepareConfig, out: Path, progress: bool) -> dict:
         "config": dataclasses.asdict(cfg),
     }
     (out / "meta.json").write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
-    return stats
-

@@ -1,16 +1,13 @@
-"""Perplexity of a biLM on a prepared split: forward, backward and average (exact softmax).
-
-The average perplexity is exp of the mean of the two directions' per-token NLL (their geometric mean).
-"""
+"""Perplexity of a biLM on a prepared split: forward, backward and average (exact softmax;
+the formula is :func:`pipeline.lm.perplexities`)."""
 from __future__ import annotations
-
-import math
 
 import torch
 
 from pipeline.data.batching import BucketBatcher, make_batch
 from pipeline.data.prepared import PreparedData
-from pipeline.model import BiLM, batch_inputs
+from pipeline.lm import perplexities
+from pipeline.model import BiLM, batch_inputs, load_bilm
 
 
 @torch.no_grad()
@@ -33,26 +30,14 @@ def lm_sums(model: BiLM, data: PreparedData, split: str, max_tokens: int, rank: 
     return sums
 
 
-def perplexities(sums: torch.Tensor) -> dict:
-    f, b, n = sums.tolist()
-    n = max(n, 1.0)
-    return {
-        "forward_ppl": math.exp(f / n),
-        "backward_ppl": math.exp(b / n),
-        "average_ppl": math.exp((f + b) / (2 * n)),
-        "tokens": int(n),
-    }
-
-
 def evaluate_saved(model_dir, prepared_dir, split: str = "test", max_tokens: int = 8192) -> dict:
     """Perplexities of a saved biLM (``models/pretrain/best``) on a split of the prepared data."""
     from pipeline.errors import PipelineError
-    from pipeline.train.checkpoint import load_bilm
 
     model, config = load_bilm(model_dir)
     data = PreparedData(prepared_dir)
     if config["vocab_size"] != len(data.vocab):
         raise PipelineError(f"{model_dir}: trained with {config['vocab_size']} words, but {prepared_dir} has "
                             f"{len(data.vocab)}: was the prepare stage re-run with other settings?")
-    out = perplexities(lm_sums(model, data, split, max_tokens))
+    out = perplexities(*lm_sums(model, data, split, max_tokens).tolist())
     return {f"{split}_{k}": v for k, v in out.items()}

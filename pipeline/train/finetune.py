@@ -15,22 +15,23 @@ from __future__ import annotations
 import copy
 import random
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 
 from pipeline.config import FinetuneConfig
+from pipeline.data.batching import cut_sorted
 from pipeline.errors import PipelineError
-from pipeline.task import METRIC, TaskModel, check_labels, label_set, read_task_data, tokenizer_for
+from pipeline.io import PlotTable, check_plots_dir, check_replaceable
+from pipeline.tasks.data import TaskData, check_labels, label_set, read_task_data, tokenizer_for
+from pipeline.tasks.model import KIND, METRIC, TaskModel, load_word2vec_lookup
+
+PLOT_FILES = ("train.tsv", "dev.tsv", "confusion.json")  # all that finetuning writes to a plots directory
 
 
-def _write_tsv(path: Path, header: list[str], rows: list[list]) -> None:
-    from pipeline.io import write_text_atomic
-
-    write_text_atomic(path, "\t".join(header) + "\n" + "".join("\t".join(str(x) for x in r) + "\n" for r in rows))
-
-
-def _batches(indices: list[int], lengths: list[int], size: int, rng: random.Random, pool: int = 20) -> list[list[int]]:
+def shuffled_batches(indices: list[int], lengths: list[int], size: int, rng: random.Random,
+                     pool: int = 20) -> list[list[int]]:
     """Shuffled batches of similar lengths: shuffle, sort each run of ``pool`` batches' worth by
     length, cut, shuffle the batches (less padding for the task LSTM and the CRF's time loop)."""
     order = list(indices)
@@ -38,7 +39,7 @@ def _batches(indices: list[int], lengths: list[int], size: int, rng: random.Rand
     batches = []
     for k in range(0, len(order), size * pool):
         chunk = sorted(order[k : k + size * pool], key=lambda i: lengths[i])
-        batches += [chunk[i : i + size] for i in range(0, len(chunk), size)]
+        batches += cut_sorted(chunk, lengths, max_rows=size)
     rng.shuffle(batches)
     return batches
 
@@ -47,33 +48,36 @@ def load_inputs(cfg: FinetuneConfig):
     """(encoder, word2vec lookup) as ``cfg.inputs`` asks; unused ones are not loaded."""
     encoder = word2vec = None
     if cfg.inputs in ("both", "elmo"):
-        from pipeline.export import Encoder
+        from pipeline.encoder import Encoder
 
         encoder = Encoder.from_pretrained(cfg.encoder)
     if cfg.inputs in ("both", "word2vec"):
-        from pipeline.task import load_word2vec_lookup
-
         word2vec = load_word2vec_lookup(cfg.word2vec, cfg.seed)
     return encoder, word2vec
 
 
-def finetune(cfg: FinetuneConfig, out_dir: str | Path, plots_dir: str | Path | None = None,
-             progress: bool = True, inputs=None, log=print, layer_cache: dict | None = None) -> dict:
-    """Train, keep the best dev model in ``out_dir``, return metrics (dev, test, history, data counts).
+@dataclass
+class TaskSplits:
+    """The labelled data of one run, read and checked."""
 
-    ``inputs``: an already loaded (encoder, word2vec) pair to reuse (e.g. across seeds);
-    ``layer_cache``: a dict of frozen-biLM layers per sentence shared across runs with that encoder."""
-    from accelerate import Accelerator
-    from tqdm import tqdm
+    train: TaskData
+    dev: TaskData
+    test: TaskData | None
+    labels: list[str]
+    train_idx: list[int]  # training examples with at least one token
 
-    from pipeline.io import check_replaceable
+    def counts(self) -> dict:
+        parts = [d for d in (self.train, self.dev, self.test) if d is not None]
+        return {"train": len(self.train_idx), "dev": len(self.dev.sentences),
+                "test": len(self.test.sentences) if self.test else 0, "labels": len(self.labels),
+                "repaired_tags": sum(d.repaired for d in parts), "skipped_empty": sum(d.skipped_empty for d in parts)}
 
-    check_replaceable(out_dir, "config.json")  # a bad --out fails now, not after an epoch
-    start = time.time()
-    encoder, word2vec = inputs if inputs is not None else load_inputs(cfg)
-    if cfg.finetune_encoder and inputs is not None:
-        encoder = copy.deepcopy(encoder)  # the caller's encoder stays as it was
-    tokenize = tokenizer_for(encoder if cfg.inputs != "word2vec" else None)
+    def all_sentences(self) -> list[list[str]]:
+        return self.train.sentences + self.dev.sentences + (self.test.sentences if self.test else [])
+
+
+def read_splits(cfg: FinetuneConfig, tokenize) -> TaskSplits:
+    """Read train/dev(/test); the label set comes from train, and dev/test may use only those labels."""
     train = read_task_data(cfg, cfg.train, tokenize)
     dev = read_task_data(cfg, cfg.dev, tokenize)
     test = read_task_data(cfg, cfg.test, tokenize) if cfg.test else None
@@ -88,86 +92,146 @@ def finetune(cfg: FinetuneConfig, out_dir: str | Path, plots_dir: str | Path | N
     for d in (dev, test):
         if d is not None:
             check_labels(d, labels, cfg.task)
+    return TaskSplits(train, dev, test, labels, train_idx)
+
+
+def make_optimizer(model: TaskModel, cfg: FinetuneConfig) -> torch.optim.Optimizer:
+    """Adam; the biLM (when finetuned) in its own group at ``encoder_lr``."""
+    bilm = [p for n, p in model.named_parameters() if n.startswith("features.bilm.")]
+    rest = [p for n, p in model.named_parameters() if not n.startswith("features.bilm.") and p.requires_grad]
+    groups = [{"params": rest, "lr": cfg.lr}] + ([{"params": bilm, "lr": cfg.encoder_lr}] if bilm else [])
+    return torch.optim.Adam(groups)
+
+
+@dataclass
+class BestSoFar:
+    """Early-stopping bookkeeping: the best dev score, its epoch, scores and weights."""
+
+    score: float = -1.0
+    epoch: int = 0
+    dev: dict | None = None
+    state: dict | None = None
+    bad_epochs: int = 0
+    history: list = field(default_factory=list)
+
+    def update(self, score: float, dev_scores: dict, epoch: int, net: TaskModel) -> bool:
+        if score > self.score:
+            self.score, self.dev, self.epoch, self.bad_epochs = score, dev_scores, epoch, 0
+            self.state = {k: v.detach().clone() for k, v in net.state_dict().items()}
+            return True
+        self.bad_epochs += 1
+        return False
+
+
+def train_epoch(net: TaskModel, optimizer, accelerator, splits: TaskSplits, batches: list[list[int]],
+                epoch: int, step: int, out_dir, progress: bool) -> tuple[float, int]:
+    """One pass over ``batches``: (mean training loss per example, global step after it)."""
+    from tqdm import tqdm
+
+    train = splits.train
+    total, n_seen = 0.0, 0
+    bar = tqdm(batches, desc=f"{net.cfg.task} epoch {epoch}", disable=not progress, leave=False, unit="batch")
+    for idx in bar:
+        loss = net.loss([train.sentences[j] for j in idx], [train.targets[j] for j in idx])
+        if not torch.isfinite(loss):
+            raise PipelineError(f"loss is {float(loss)} at epoch {epoch}, step {step + 1}; training stopped "
+                                f"(the best model so far, if any, is in {out_dir}); try a lower lr")
+        optimizer.zero_grad()
+        accelerator.backward(loss)
+        optimizer.step()
+        step += 1
+        total += float(loss.detach()) * len(idx)
+        n_seen += len(idx)
+        bar.set_postfix(loss=f"{total / n_seen:.4f}")
+    bar.close()
+    return total / n_seen, step
+
+
+def finetune(cfg: FinetuneConfig, out_dir: str | Path, plots_dir: str | Path | None = None,
+             progress: bool = True, inputs=None, log=print, layer_cache: dict | None = None) -> dict:
+    """Train, keep the best dev model in ``out_dir``, return metrics (dev, test, history, data counts).
+
+    ``inputs``: an already loaded (encoder, word2vec) pair to reuse (e.g. across seeds);
+    ``layer_cache``: a dict of frozen-biLM layers per sentence shared across runs with that encoder."""
+    from accelerate import Accelerator
+
+    check_replaceable(out_dir, KIND)  # a bad --out or --plots fails now, not after an epoch
+    if plots_dir:
+        check_plots_dir(plots_dir, PLOT_FILES)
+    start = time.time()
+    encoder, word2vec = inputs if inputs is not None else load_inputs(cfg)
+    if cfg.finetune_encoder and inputs is not None:
+        encoder = copy.deepcopy(encoder)  # the caller's encoder stays as it was
+    splits = read_splits(cfg, tokenizer_for(encoder if cfg.inputs != "word2vec" else None))
 
     random.seed(cfg.seed)
     torch.manual_seed(cfg.seed)
     accelerator = Accelerator(cpu=not torch.cuda.is_available())
-    model = TaskModel(cfg, labels, encoder, word2vec if cfg.inputs != "elmo" else None)
+    model = TaskModel(cfg, splits.labels, encoder, word2vec if cfg.inputs != "elmo" else None)
     if not cfg.finetune_encoder and model.features.encoder is not None:
         if layer_cache is not None:
-            model.features._layers = layer_cache
-        model.features.precompute(train.sentences + dev.sentences + (test.sentences if test else []))
-    bilm = [p for n, p in model.named_parameters() if n.startswith("features.bilm.")]
-    rest = [p for n, p in model.named_parameters() if not n.startswith("features.bilm.") and p.requires_grad]
-    groups = [{"params": rest, "lr": cfg.lr}] + ([{"params": bilm, "lr": cfg.encoder_lr}] if bilm else [])
-    optimizer = torch.optim.Adam(groups)
-    model, optimizer = accelerator.prepare(model, optimizer)
+            model.features.share_layers(layer_cache)
+        model.features.precompute(splits.all_sentences())
+    model, optimizer = accelerator.prepare(model, make_optimizer(model, cfg))
     net = accelerator.unwrap_model(model)
+    best = run_epochs(net, optimizer, accelerator, splits, out_dir, plots_dir, progress, log, start)
+    net.load_state_dict(best.state)  # the dev scores of these weights are best.dev
+    return final_result(net, splits, best, out_dir, start)
 
+
+def run_epochs(net: TaskModel, optimizer, accelerator, splits: TaskSplits, out_dir, plots_dir, progress: bool,
+               log, start: float) -> BestSoFar:
+    """Epochs until ``patience`` epochs without a better dev score (or the epoch/time budget);
+    the best model so far is written to ``out_dir`` on every improvement."""
+    cfg, metric = net.cfg, METRIC[net.cfg.task]
     rng = random.Random(cfg.seed)
-    plots = Path(plots_dir) if plots_dir else None
-    train_rows, dev_rows, history = [], [], []
-    best, best_state, best_dev, best_epoch, bad_epochs, step = -1.0, None, None, 0, 0, 0
-    metric = METRIC[cfg.task]
-    counts = {"train": len(train_idx), "dev": len(dev.sentences), "test": len(test.sentences) if test else 0,
-              "labels": len(labels), "repaired_tags": train.repaired + dev.repaired + (test.repaired if test else 0),
-              "skipped_empty": train.skipped_empty + dev.skipped_empty + (test.skipped_empty if test else 0)}
+    tables = None
+    if plots_dir:
+        tables = (PlotTable(Path(plots_dir) / "train.tsv", ["epoch", "step", "loss"]),
+                  PlotTable(Path(plots_dir) / "dev.tsv", ["epoch", "step", metric]))
+    best, step, score = BestSoFar(), 0, None
     for epoch in range(1, cfg.epochs + 1):
-        model.train()
-        batches = _batches(train_idx, [len(s) for s in train.sentences], cfg.batch_size, rng)
-        total, n_seen = 0.0, 0
-        bar = tqdm(batches, desc=f"{cfg.task} epoch {epoch}", disable=not progress, leave=False, unit="batch")
-        for idx in bar:
-            loss = net.loss([train.sentences[j] for j in idx], [train.targets[j] for j in idx])
-            if not torch.isfinite(loss):
-                raise PipelineError(f"loss is {float(loss)} at epoch {epoch}, step {step + 1}; training stopped "
-                                    f"(the best model so far, if any, is in {out_dir}); try a lower lr")
-            optimizer.zero_grad()
-            accelerator.backward(loss)
-            optimizer.step()
-            step += 1
-            total += float(loss.detach()) * len(idx)
-            n_seen += len(idx)
-            bar.set_postfix(loss=f"{total / n_seen:.4f}")
-        bar.close()
-        dev_scores = net.scores(dev)
+        net.train()
+        batches = shuffled_batches(splits.train_idx, [len(s) for s in splits.train.sentences], cfg.batch_size, rng)
+        loss, step = train_epoch(net, optimizer, accelerator, splits, batches, epoch, step, out_dir, progress)
+        dev_scores = net.scores(splits.dev)
         score = net.dev_metric(dev_scores)
-        history.append({"epoch": epoch, "step": step, "train_loss": round(total / n_seen, 6), f"dev_{metric}": score})
-        train_rows.append([epoch, step, round(total / n_seen, 6)])
-        dev_rows.append([epoch, step, score])
-        improved = score > best
+        best.history.append({"epoch": epoch, "step": step, "train_loss": round(loss, 6), f"dev_{metric}": score})
+        improved = best.update(score, dev_scores, epoch, net)
         if improved:
-            best, best_dev, best_epoch, bad_epochs = score, dev_scores, epoch, 0
-            best_state = {k: v.detach().clone() for k, v in net.state_dict().items()}
             net.save(out_dir, {"dev_scores": dev_scores, "epoch": epoch})  # best so far, on disk, atomic
-        else:
-            bad_epochs += 1
-        if plots is not None:
-            _write_tsv(plots / "train.tsv", ["epoch", "step", "loss"], train_rows)
-            _write_tsv(plots / "dev.tsv", ["epoch", "step", metric], dev_rows)
+        if tables is not None:
+            tables[0].add(epoch=epoch, step=step, loss=round(loss, 6))
+            tables[1].add(epoch=epoch, step=step, **{metric: score})
         if progress:
-            log(f"epoch {epoch}: train loss {total / n_seen:.4f}  dev {metric} {score:.4f}"
-                + ("  (best)" if improved else ""))
-        if bad_epochs >= cfg.patience:
+            log(f"epoch {epoch}: train loss {loss:.4f}  dev {metric} {score:.4f}" + ("  (best)" if improved else ""))
+        if best.bad_epochs >= cfg.patience:
             break
         if cfg.max_minutes is not None and time.time() - start > 60 * cfg.max_minutes:
             if progress:
                 log(f"stopping: time budget of {cfg.max_minutes} minutes used")
             break
-    if best_state is None:
+    if best.state is None:
         raise PipelineError(f"the dev {metric} was never a number ({score}); nothing was saved")
-    net.load_state_dict(best_state)  # the dev scores of these weights are best_dev
-    result = {"task": cfg.task, "inputs": cfg.inputs, "seed": cfg.seed, "labels": labels, "data": counts,
-              "epochs_run": len(history), "best_epoch": best_epoch, "dev": best_dev, "history": history}
-    if net.features.mix is not None:
-        result["scalar_mix"] = {"weights": [round(w, 4) for w in torch.softmax(net.features.mix.scalars.detach(), 0).tolist()],
-                                "gamma": round(float(net.features.mix.gamma.detach()), 4)}
-    if test is not None:
-        result["test_predictions"] = net.predict(test.sentences)
-        result["test"] = net.scores(test, result["test_predictions"])
-        result["test_targets"] = test.targets
+    return best
+
+
+def final_result(net: TaskModel, splits: TaskSplits, best: BestSoFar, out_dir, start: float) -> dict:
+    """Test scores of the restored best model, the model directory rewritten with them, the metrics."""
+    cfg = net.cfg
+    result = {"task": cfg.task, "inputs": cfg.inputs, "seed": cfg.seed, "labels": splits.labels,
+              "data": splits.counts(), "epochs_run": len(best.history), "best_epoch": best.epoch, "dev": best.dev,
+              "history": best.history}
+    mix = net.features.mix
+    if mix is not None:
+        result["scalar_mix"] = {"weights": [round(w, 4) for w in torch.softmax(mix.scalars.detach(), 0).tolist()],
+                                "gamma": round(float(mix.gamma.detach()), 4)}
+    if splits.test is not None:
+        result["test_predictions"] = net.predict(splits.test.sentences)
+        result["test"] = net.scores(splits.test, result["test_predictions"])
+        result["test_targets"] = splits.test.targets
     result["seconds"] = round(time.time() - start, 1)
-    net.save(out_dir, {"dev_scores": best_dev, "test_scores": result.get("test"), "epoch": best_epoch})
+    net.save(out_dir, {"dev_scores": best.dev, "test_scores": result.get("test"), "epoch": best.epoch})
     return result
 
 

@@ -16,6 +16,9 @@ Resumable: a checkpoint holds model, optimizer, scheduler, RNG states and the da
 uninterrupted one. A checkpoint is reused only if its fingerprint (model, data, optimizer and
 batching settings) matches the current run.
 
+The output directory (kind ``pretrain-run``, recorded in ``run.json``) holds ``best/``,
+``checkpoints/`` and, by default, ``plots/``.
+
 Imports only torch, accelerate, numpy, safetensors and yaml (plus tqdm, which accelerate's
 dependencies bring), so it runs on a bare GPU machine.
 """
@@ -29,16 +32,17 @@ import shutil
 import sys
 import time
 from contextlib import nullcontext
+from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from pipeline.config import ModelConfig, PretrainConfig
 from pipeline.data.batching import BucketBatcher, make_batch
 from pipeline.data.prepared import PreparedData
 from pipeline.errors import PipelineError
-from pipeline.io import write_json_atomic
+from pipeline.io import PlotTable, check_plots_dir, check_replaceable, write_json, write_json_atomic
+from pipeline.lm import perplexities
 from pipeline.model import BiLM, batch_inputs
 from pipeline.train.checkpoint import (
     list_checkpoints,
@@ -47,11 +51,13 @@ from pipeline.train.checkpoint import (
     save_checkpoint,
     save_model_dir,
 )
-from pipeline.train.evaluate import lm_sums, perplexities
+from pipeline.train.evaluate import lm_sums
 
 CHECKPOINT_FORMAT = 2  # bump when the checkpoint contents change: older ones are then not resumed
+KIND = "pretrain-run"
 TRAIN_COLS = ["step", "epoch", "loss", "ppl", "tokens_per_sec", "lr", "elapsed_sec"]
 VALID_COLS = ["step", "forward_ppl", "backward_ppl", "average_ppl"]
+PLOT_FILES = ("train.tsv", "valid.tsv")
 # Settings that may change between a run and its resumption (budgets and reporting).
 RESUMABLE_KEYS = {"epochs", "max_steps", "max_minutes", "eval_every", "eval_max_tokens", "eval_max_sentences",
                   "checkpoint_every", "keep_checkpoints", "log_every", "mixed_precision"}
@@ -85,27 +91,6 @@ def lr_factor(step: int, cfg: PretrainConfig) -> float:
     return 1.0 - frac if cfg.decay == "linear" else 0.5 * (1.0 + math.cos(math.pi * frac))
 
 
-class _Table:
-    """An append-only TSV (a DVC plot): flushed per row so plots are live."""
-
-    def __init__(self, path: Path, cols: list[str], keep_until_step: int | None):
-        self.path, self.cols = path, cols
-        path.parent.mkdir(parents=True, exist_ok=True)
-        rows = []
-        if keep_until_step is not None and path.is_file():  # resuming: drop rows after the checkpoint
-            lines = path.read_text().splitlines()
-            rows = [l for l in lines[1:] if l and int(l.split("\t")[0]) <= keep_until_step]
-        path.write_text("\t".join(cols) + "\n" + "".join(r + "\n" for r in rows))
-
-    def add(self, **row) -> None:
-        with open(self.path, "a") as f:
-            f.write("\t".join(_fmt(row[c]) for c in self.cols) + "\n")
-
-
-def _fmt(v) -> str:
-    return f"{v:.6g}" if isinstance(v, float) else str(v)
-
-
 def _progress(total: int, initial: int, enabled: bool):
     if not enabled:
         return None
@@ -116,11 +101,285 @@ def _progress(total: int, initial: int, enabled: bool):
     return tqdm(total=total, initial=initial, unit="step", desc="pretrain", mininterval=1.0, dynamic_ncols=True)
 
 
-def _diverged(what: str, step: int, ckpt_dir: Path) -> None:
-    last = list_checkpoints(ckpt_dir)
-    keep = f"the last good checkpoint is {last[-1]}" if last else "no checkpoint was written yet"
-    raise PipelineError(f"{what} at step {step + 1}; training stopped ({keep}). "
-                        f"Try a lower pretrain.lr or pretrain.grad_clip")
+def check_output_dirs(out_dir: Path, plots_dir: Path) -> None:
+    """Refuse an ``--out`` that holds another kind of output, or ``--plots`` holding other files;
+    mark ``out_dir`` as a pretraining run (``run.json``)."""
+    check_replaceable(out_dir, KIND)
+    check_plots_dir(plots_dir, PLOT_FILES)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    if not (out_dir / "run.json").is_file():
+        write_json(out_dir / "run.json", {"kind": KIND})
+
+
+@dataclass
+class Position:
+    """Where training is: what a checkpoint stores besides weights, optimizer and RNG."""
+
+    step: int = 0
+    epoch: int = 0
+    batch_pos: int = 0  # batches of this epoch already done
+    best: float = math.inf  # best validation average perplexity so far
+    log_nll: float = 0.0  # loss sums since the last row of train.tsv
+    log_tok: float = 0.0
+
+
+class PretrainRun:
+    """One training run: setup, resume, the step loop, validation, checkpoints, final metrics."""
+
+    def __init__(self, model_cfg: ModelConfig, cfg: PretrainConfig, prepared_dir, out_dir, plots_dir, progress: bool):
+        from accelerate import Accelerator
+        from accelerate.utils import DistributedDataParallelKwargs
+
+        self.cfg = cfg
+        mp = cfg.mixed_precision
+        self.mp = ("bf16" if torch.cuda.is_available() else "no") if mp == "auto" else mp
+        # why: adaptive softmax leaves tail clusters without gradient in batches that lack their words
+        ddp = [DistributedDataParallelKwargs(find_unused_parameters=True)] if model_cfg.softmax == "adaptive" else []
+        # cpu=True without a GPU: accelerate then treats torchrun/accelerate-launch workers as MULTI_CPU (gloo)
+        self.accelerator = Accelerator(mixed_precision=self.mp, cpu=not torch.cuda.is_available(), kwargs_handlers=ddp)
+        acc = self.accelerator
+        self.rank, self.world, self.main, self.device = acc.process_index, acc.num_processes, acc.is_main_process, acc.device
+        self.out_dir = Path(out_dir)
+        self.ckpt_dir = self.out_dir / "checkpoints"
+        self.plots_dir = Path(plots_dir) if plots_dir else self.out_dir / "plots"
+        if self.main:
+            check_output_dirs(self.out_dir, self.plots_dir)
+        self.progress = progress and self.main
+        self.prepared_dir = prepared_dir
+        self.data = PreparedData(prepared_dir)
+        self.train = self.data.split("train")
+        self.V = len(self.data.vocab)
+        self.fp = fingerprint(model_cfg, cfg, self.data)
+        self._build(model_cfg)
+
+    def _build(self, model_cfg: ModelConfig) -> None:
+        cfg = self.cfg
+        torch.manual_seed(cfg.seed)  # same initial weights on every process
+        self.model = BiLM(model_cfg, self.V)
+        if self.rank:
+            torch.manual_seed(cfg.seed + self.rank)  # but each process its own dropout stream
+        self.optimizer = make_optimizer(self.model, cfg)
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, lambda s: lr_factor(s, cfg))
+        self.sampler_gen = torch.Generator().manual_seed(cfg.seed * 1000 + self.rank)
+        self.model.softmax.generator = self.sampler_gen
+        self.batcher = BucketBatcher(self.train.lengths, cfg.max_tokens, seed=cfg.seed)
+        self.n_batches = len(self.batcher.batches(0))
+        self.total_steps = math.ceil(self.n_batches / cfg.grad_accum) * cfg.epochs
+        if cfg.max_steps is not None:
+            self.total_steps = min(self.total_steps, cfg.max_steps)
+        self.config_json = model_config_dict(model_cfg, self.V, self.data.max_chars,
+                                             {"fingerprint": self.fp, "prepared_dir": str(self.prepared_dir)})
+
+    # --- resume ------------------------------------------------------------------------------
+
+    def resume(self, allowed: bool) -> tuple[Position, str | None]:
+        """The newest checkpoint with this run's fingerprint restored, or a fresh start (which
+        removes the old checkpoints and best model). Returns (position, checkpoint path or None)."""
+        pos, resumed_from = Position(), None
+        ckpts = list_checkpoints(self.ckpt_dir) if allowed else []
+        if ckpts:
+            meta = json.loads((ckpts[-1] / "state.json").read_text())
+            if meta.get("fingerprint") == self.fp:
+                pos = self._restore(ckpts[-1])
+                resumed_from = str(ckpts[-1])
+            elif self.main:
+                print(f"pretrain: checkpoints in {self.ckpt_dir} are from other settings; starting afresh",
+                      file=sys.stderr)
+        if resumed_from is None and self.main:  # a fresh start: nothing from an earlier run may survive
+            for old in (self.ckpt_dir, self.out_dir / "best"):
+                if old.exists():
+                    shutil.rmtree(old)
+        self.accelerator.wait_for_everyone()
+        return pos, resumed_from
+
+    def _restore(self, ckpt: Path) -> Position:
+        state = load_checkpoint(ckpt, self.model, self.optimizer)
+        self.scheduler.load_state_dict(state["scheduler"])
+        # every process's random streams (same process count), else the main one's
+        mine = state["rng"][self.rank] if len(state["rng"]) == self.world else state["rng"][0]
+        torch.set_rng_state(mine[0])
+        self.sampler_gen.set_state(mine[1])
+        if torch.cuda.is_available() and len(mine) > 2:
+            torch.cuda.set_rng_state(mine[2])
+        return Position(state["step"], state["epoch"], state["batch_pos"], state["best"],
+                        state["log_nll"], state["log_tok"])
+
+    # --- one optimizer step --------------------------------------------------------------------
+
+    def _diverged(self, what: str, step: int) -> None:
+        last = list_checkpoints(self.ckpt_dir)
+        keep = f"the last good checkpoint is {last[-1]}" if last else "no checkpoint was written yet"
+        raise PipelineError(f"{what} at step {step + 1}; training stopped ({keep}). "
+                            f"Try a lower pretrain.lr or pretrain.grad_clip")
+
+    def _backward(self, idx, k: int, n_window: int, window_targets: int, step: int) -> torch.Tensor:
+        """Forward + backward of this process's share of one batch of the window: its summed NLL."""
+        acc, device = self.accelerator, self.device
+        local = idx[self.rank :: self.world]
+        dummy = len(local) == 0  # keep every process in the collective; contributes nothing
+        if dummy:
+            local = idx[:1]
+        b = make_batch([self.train.sentence(int(i)) for i in local], self.V, local)
+        chars, index = batch_inputs(b.type_ids, self.data.char_tensor)
+        sync = k == n_window - 1
+        with (nullcontext() if sync else acc.no_sync(self.ddp_model)), acc.autocast():
+            out = self.ddp_model(chars.to(device), index.to(device), b.mask.to(device))
+            f, bw = self.raw_model.lm_nll(out, b.fwd_targets.to(device), b.bwd_targets.to(device))
+            loss = (f + bw) / (2 * window_targets) * self.world * (0.0 if dummy else 1.0)
+        bad = torch.tensor([float(not torch.isfinite(loss))], device=device)
+        if self.world > 1:  # every process stops together, or the others would wait forever
+            bad = acc.reduce(bad, "max")
+        if bad.item():
+            self._diverged(f"loss is {loss.item()}" if not torch.isfinite(loss)
+                           else "loss is not finite in another process", step)
+        acc.backward(loss)
+        return torch.zeros((), dtype=torch.float64) if dummy else (f + bw).detach().double().cpu()
+
+    def optimizer_step(self, window, step: int) -> tuple[float, int]:
+        """One step over ``window`` (a list of global batches): (summed NLL of all processes, targets)."""
+        acc = self.accelerator
+        window_targets = sum(int(self.train.lengths[idx].sum()) + len(idx) for idx in window)
+        nll_sum = torch.zeros((), dtype=torch.float64)
+        for k, idx in enumerate(window):
+            nll_sum += self._backward(idx, k, len(window), window_targets, step)
+        # the norm is the same on every process (gradients are already averaged)
+        norm = acc.clip_grad_norm_(self.ddp_model.parameters(), self.cfg.grad_clip or float("inf"))
+        if not torch.isfinite(torch.as_tensor(norm)):
+            self._diverged(f"the gradient norm is {float(norm)}", step)
+        self.optimizer.step()
+        self.scheduler.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        if self.world > 1:
+            nll_sum = acc.reduce(nll_sum.to(self.device), "sum").cpu()
+        return float(nll_sum), window_targets
+
+    # --- validation and checkpoints --------------------------------------------------------------
+
+    def validate(self) -> dict:
+        cfg = self.cfg
+        sums = lm_sums(self.raw_model, self.data, "valid", cfg.eval_max_tokens, self.rank, self.world,
+                       cfg.eval_max_sentences, self.device)
+        sums = self.accelerator.reduce(sums.to(self.device), "sum").cpu() if self.world > 1 else sums
+        return perplexities(*sums.tolist())
+
+    def validate_and_keep_best(self, pos: Position, valid_table) -> dict:
+        valid = self.validate()
+        if self.main:
+            valid_table.add(step=pos.step, **{k: valid[k] for k in VALID_COLS[1:]})
+            if valid["average_ppl"] < pos.best:
+                pos.best = valid["average_ppl"]
+                save_model_dir(self.out_dir / "best", self.raw_model, {**self.config_json, "step": pos.step, "valid": valid})
+        self.accelerator.wait_for_everyone()
+        return valid
+
+    def checkpoint(self, pos: Position) -> None:
+        from accelerate.utils import gather_object
+
+        rng = [torch.get_rng_state(), self.sampler_gen.get_state()]
+        if torch.cuda.is_available():
+            rng.append(torch.cuda.get_rng_state())
+        state = {**dataclasses.asdict(pos), "fingerprint": self.fp, "scheduler": self.scheduler.state_dict(),
+                 "rng": gather_object([rng]) if self.world > 1 else [rng]}  # one entry per process
+        if self.main:
+            save_checkpoint(self.ckpt_dir, pos.step, self.raw_model, self.optimizer, state, self.cfg.keep_checkpoints,
+                            {**self.config_json, "step": pos.step})
+        self.accelerator.wait_for_everyone()
+
+    # --- the loop --------------------------------------------------------------------------------
+
+    def out_of_time(self, t_start: float) -> bool:
+        if self.cfg.max_minutes is None:
+            return False
+        over = torch.tensor([float(time.perf_counter() - t_start > 60 * self.cfg.max_minutes)], device=self.device)
+        if self.world > 1:
+            over = self.accelerator.reduce(over, "max")
+        return bool(over.item())
+
+    def run(self, resume: bool) -> dict:
+        """Train until the step/epoch/time budget; returns the final metrics."""
+        pos, resumed_from = self.resume(resume)
+        self.ddp_model, self.optimizer = self.accelerator.prepare(self.model, self.optimizer)
+        self.raw_model = self.accelerator.unwrap_model(self.ddp_model)
+        keep = pos.step if resumed_from else None
+        tables = (PlotTable(self.plots_dir / "train.tsv", TRAIN_COLS, keep),
+                  PlotTable(self.plots_dir / "valid.tsv", VALID_COLS, keep)) if self.main else (None, None)
+        if self.main:
+            where = f"resuming at step {pos.step} from {resumed_from}" if resumed_from else "from scratch"
+            print(f"pretrain: {self.raw_model.n_params():,} parameters, {len(self.train):,} sentences, "
+                  f"{self.n_batches} batches/epoch, {self.total_steps} steps, {self.world} process(es) on "
+                  f"{self.device}, mixed precision {self.mp}; {where}", file=sys.stderr)
+        t_start = time.perf_counter()
+        total_tok, last_valid = self.loop(pos, tables, t_start)
+        elapsed = time.perf_counter() - t_start
+        if last_valid is None:  # resumed a finished run: report the best model's numbers
+            last_valid = self.validate()
+        return self.final_metrics(pos, last_valid, total_tok, elapsed, resumed_from)
+
+    def loop(self, pos: Position, tables, t_start: float) -> tuple[int, dict | None]:
+        """Steps until the budget: (targets trained on in this run, the last validation or None)."""
+        cfg = self.cfg
+        bar = _progress(self.total_steps, pos.step, self.progress)
+        log_t = time.perf_counter()
+        total_tok, last_valid = 0, None
+        stop = pos.step >= self.total_steps
+        self.ddp_model.train()
+        while not stop:
+            batches = self.batcher.batches(pos.epoch)
+            while pos.batch_pos < len(batches) and not stop:
+                window = batches[pos.batch_pos : pos.batch_pos + cfg.grad_accum]
+                nll, targets = self.optimizer_step(window, pos.step)
+                pos.step += 1
+                pos.batch_pos += len(window)
+                pos.log_nll += nll
+                pos.log_tok += float(targets)
+                total_tok += targets
+                stop = self.out_of_time(t_start) or pos.step >= self.total_steps
+                if self.main and (pos.step % cfg.log_every == 0 or stop):
+                    log_t = self.log_row(pos, tables[0], bar, log_t, t_start)
+                if bar is not None:
+                    bar.update(1)
+                if pos.step % cfg.eval_every == 0 or stop:
+                    last_valid = self.validate_and_keep_best(pos, tables[1])
+                if pos.step % cfg.checkpoint_every == 0 or stop:
+                    self.checkpoint(pos)
+            if pos.batch_pos >= len(batches):
+                pos.epoch += 1
+                pos.batch_pos = 0
+        if bar is not None:
+            bar.close()
+        return total_tok, last_valid
+
+    def log_row(self, pos: Position, train_table, bar, log_t: float, t_start: float) -> float:
+        """A row of train.tsv from the sums since the last one; returns the new log time."""
+        now = time.perf_counter()
+        loss_tok = pos.log_nll / (2 * max(pos.log_tok, 1))
+        tps = pos.log_tok / max(now - log_t, 1e-9)
+        train_table.add(step=pos.step, epoch=pos.epoch, loss=loss_tok, ppl=math.exp(min(loss_tok, 50)),
+                        tokens_per_sec=tps, lr=self.scheduler.get_last_lr()[0], elapsed_sec=now - t_start)
+        if bar is not None:
+            bar.set_postfix(loss=f"{loss_tok:.3f}", tok_s=f"{tps:,.0f}", refresh=False)
+        pos.log_nll = pos.log_tok = 0.0
+        return now
+
+    def final_metrics(self, pos: Position, last_valid: dict, total_tok: int, elapsed: float,
+                      resumed_from: str | None) -> dict:
+        best_dir = self.out_dir / "best"
+        best_cfg = json.loads((best_dir / "config.json").read_text()) if best_dir.is_dir() else {}
+        best_valid = best_cfg.get("valid", {})
+        return {
+            "steps": pos.step,
+            "epochs": round(pos.epoch + pos.batch_pos / max(self.n_batches, 1), 4),
+            "parameters": self.raw_model.n_params(),
+            "best_step": best_cfg.get("step"),
+            "best_valid_forward_ppl": best_valid.get("forward_ppl"),
+            "best_valid_backward_ppl": best_valid.get("backward_ppl"),
+            "best_valid_average_ppl": best_valid.get("average_ppl"),
+            "last_valid_average_ppl": last_valid["average_ppl"],
+            "train_tokens_per_sec": round(total_tok / max(elapsed, 1e-9), 1) if total_tok else None,  # None: no step ran
+            "train_minutes_this_run": round(elapsed / 60, 3),
+            "processes": self.world,
+            "resumed_from_step": int(resumed_from.rsplit("-", 1)[1]) if resumed_from else None,
+        }
 
 
 def pretrain(
@@ -136,208 +395,9 @@ def pretrain(
     """Train a biLM on ``prepared_dir``; checkpoints under ``out_dir/checkpoints``, best model in
     ``out_dir/best``. Returns the final metrics (also written to ``metrics_file`` by the main process).
     """
-    from accelerate import Accelerator
-    from accelerate.utils import DistributedDataParallelKwargs, gather_object
-
-    mp = cfg.mixed_precision
-    if mp == "auto":
-        mp = "bf16" if torch.cuda.is_available() else "no"
-    # why: adaptive softmax leaves tail clusters without gradient in batches that lack their words
-    ddp = [DistributedDataParallelKwargs(find_unused_parameters=True)] if model_cfg.softmax == "adaptive" else []
-    # cpu=True without a GPU: accelerate then treats torchrun/accelerate-launch workers as MULTI_CPU (gloo)
-    accelerator = Accelerator(mixed_precision=mp, cpu=not torch.cuda.is_available(), kwargs_handlers=ddp)
-    rank, world, main = accelerator.process_index, accelerator.num_processes, accelerator.is_main_process
-    device = accelerator.device
-
-    data = PreparedData(prepared_dir)
-    train = data.split("train")
-    V = len(data.vocab)
-    out_dir = Path(out_dir)
-    ckpt_dir = out_dir / "checkpoints"
-    plots_dir = Path(plots_dir) if plots_dir else out_dir / "plots"
-    fp = fingerprint(model_cfg, cfg, data)
-
-    torch.manual_seed(cfg.seed)  # same initial weights on every process
-    model = BiLM(model_cfg, V)
-    if rank:
-        torch.manual_seed(cfg.seed + rank)  # but each process its own dropout stream
-    optimizer = make_optimizer(model, cfg)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_factor(s, cfg))
-    sampler_gen = torch.Generator().manual_seed(cfg.seed * 1000 + rank)
-    model.softmax.generator = sampler_gen
-
-    batcher = BucketBatcher(train.lengths, cfg.max_tokens, seed=cfg.seed)
-    n_batches = len(batcher.batches(0))
-    steps_per_epoch = math.ceil(n_batches / cfg.grad_accum)
-    total_steps = steps_per_epoch * cfg.epochs
-    if cfg.max_steps is not None:
-        total_steps = min(total_steps, cfg.max_steps)
-
-    # --- resume ------------------------------------------------------------------------------
-    step, epoch, batch_pos, best = 0, 0, 0, math.inf
-    log_nll = log_tok = 0.0  # loss sums since the last row of train.tsv
-    resumed_from = None
-    ckpts = list_checkpoints(ckpt_dir) if resume else []
-    if ckpts:
-        meta = json.loads((ckpts[-1] / "state.json").read_text())
-        if meta.get("fingerprint") == fp:
-            state = load_checkpoint(ckpts[-1], model, optimizer)
-            scheduler.load_state_dict(state["scheduler"])
-            # every process's random streams (same process count), else the main one's
-            mine = state["rng"][rank] if len(state["rng"]) == world else state["rng"][0]
-            torch.set_rng_state(mine[0])
-            sampler_gen.set_state(mine[1])
-            if torch.cuda.is_available() and len(mine) > 2:
-                torch.cuda.set_rng_state(mine[2])
-            step, epoch, batch_pos, best = state["step"], state["epoch"], state["batch_pos"], state["best"]
-            log_nll, log_tok = state["log_nll"], state["log_tok"]
-            resumed_from = str(ckpts[-1])
-        elif main:
-            print(f"pretrain: checkpoints in {ckpt_dir} are from other settings; starting afresh", file=sys.stderr)
-    if resumed_from is None and main:  # a fresh start: nothing from an earlier run may survive
-        for old in (ckpt_dir, out_dir / "best"):
-            if old.exists():
-                shutil.rmtree(old)
-    accelerator.wait_for_everyone()
-
-    model, optimizer = accelerator.prepare(model, optimizer)
-    raw_model = accelerator.unwrap_model(model)
-    train_table = _Table(plots_dir / "train.tsv", TRAIN_COLS, step if resumed_from else None) if main else None
-    valid_table = _Table(plots_dir / "valid.tsv", VALID_COLS, step if resumed_from else None) if main else None
-    config_json = model_config_dict(model_cfg, V, data.max_chars,
-                                    {"fingerprint": fp, "prepared_dir": str(prepared_dir)})
-
-    def validate() -> dict:
-        sums = lm_sums(raw_model, data, "valid", cfg.eval_max_tokens, rank, world, cfg.eval_max_sentences, device)
-        sums = accelerator.reduce(sums.to(device), "sum").cpu() if world > 1 else sums
-        return perplexities(sums)
-
-    def checkpoint() -> None:
-        rng = [torch.get_rng_state(), sampler_gen.get_state()]
-        if torch.cuda.is_available():
-            rng.append(torch.cuda.get_rng_state())
-        state = {
-            "step": step, "epoch": epoch, "batch_pos": batch_pos, "best": best, "fingerprint": fp,
-            "log_nll": log_nll, "log_tok": log_tok, "scheduler": scheduler.state_dict(),
-            "rng": gather_object([rng]) if world > 1 else [rng],  # one entry per process
-        }
-        if main:
-            save_checkpoint(ckpt_dir, step, raw_model, optimizer, state, cfg.keep_checkpoints,
-                            {**config_json, "step": step})
-        accelerator.wait_for_everyone()
-
-    if main:
-        where = f"resuming at step {step} from {resumed_from}" if resumed_from else "from scratch"
-        print(f"pretrain: {raw_model.n_params():,} parameters, {len(train):,} sentences, {n_batches} batches/epoch, "
-              f"{total_steps} steps, {world} process(es) on {device}, mixed precision {mp}; {where}", file=sys.stderr)
-
-    bar = _progress(total_steps, step, progress and main)
-    t_start = time.perf_counter()
-    log_t = time.perf_counter()
-    total_tok = 0
-    last_valid: dict | None = None
-    stop = step >= total_steps
-    model.train()
-    while not stop:
-        batches = batcher.batches(epoch)
-        while batch_pos < len(batches) and not stop:
-            window = batches[batch_pos : batch_pos + cfg.grad_accum]
-            window_targets = sum(int(train.lengths[idx].sum()) + len(idx) for idx in window)
-            nll_sum = torch.zeros((), dtype=torch.float64)
-            for k, idx in enumerate(window):
-                local = idx[rank::world]
-                dummy = len(local) == 0  # keep every process in the collective; contributes nothing
-                if dummy:
-                    local = idx[:1]
-                b = make_batch([train.sentence(int(i)) for i in local], V, local)
-                chars, index = batch_inputs(b.type_ids, data.char_tensor)
-                sync = k == len(window) - 1
-                with (nullcontext() if sync else accelerator.no_sync(model)), accelerator.autocast():
-                    out = model(chars.to(device), index.to(device), b.mask.to(device))
-                    f, bw = raw_model.lm_nll(out, b.fwd_targets.to(device), b.bwd_targets.to(device))
-                    loss = (f + bw) / (2 * window_targets) * world * (0.0 if dummy else 1.0)
-                bad = torch.tensor([float(not torch.isfinite(loss))], device=device)
-                if world > 1:  # every process stops together, or the others would wait forever
-                    bad = accelerator.reduce(bad, "max")
-                if bad.item():
-                    what = f"loss is {loss.item()}" if not torch.isfinite(loss) else "loss is not finite in another process"
-                    _diverged(what, step, ckpt_dir)
-                accelerator.backward(loss)
-                if not dummy:
-                    nll_sum += (f + bw).detach().double().cpu()
-            # the norm is the same on every process (gradients are already averaged)
-            norm = accelerator.clip_grad_norm_(model.parameters(), cfg.grad_clip or float("inf"))
-            if not torch.isfinite(torch.as_tensor(norm)):
-                _diverged(f"the gradient norm is {float(norm)}", step, ckpt_dir)
-            optimizer.step()
-            scheduler.step()
-            optimizer.zero_grad(set_to_none=True)
-            step += 1
-            batch_pos += len(window)
-
-            sums = torch.stack([nll_sum, torch.tensor(float(window_targets), dtype=torch.float64)])
-            if world > 1:
-                nll_sum_all = accelerator.reduce(nll_sum.to(device), "sum").cpu()
-                sums = torch.stack([nll_sum_all, sums[1]])
-            log_nll += float(sums[0])
-            log_tok += float(sums[1])
-            total_tok += window_targets
-
-            if cfg.max_minutes is not None:
-                over = torch.tensor([float(time.perf_counter() - t_start > 60 * cfg.max_minutes)], device=device)
-                if world > 1:
-                    over = accelerator.reduce(over, "max")
-                stop = bool(over.item())
-            stop = stop or step >= total_steps
-
-            if main and (step % cfg.log_every == 0 or stop):
-                now = time.perf_counter()
-                loss_tok = log_nll / (2 * max(log_tok, 1))
-                tps = log_tok / max(now - log_t, 1e-9)
-                train_table.add(step=step, epoch=epoch, loss=loss_tok, ppl=math.exp(min(loss_tok, 50)),
-                                tokens_per_sec=tps, lr=scheduler.get_last_lr()[0], elapsed_sec=now - t_start)
-                if bar is not None:
-                    bar.set_postfix(loss=f"{loss_tok:.3f}", tok_s=f"{tps:,.0f}", refresh=False)
-                log_nll = log_tok = 0.0
-                log_t = now
-            if bar is not None:
-                bar.update(1)
-
-            if step % cfg.eval_every == 0 or stop:
-                last_valid = validate()
-                if main:
-                    valid_table.add(step=step, **{k: last_valid[k] for k in VALID_COLS[1:]})
-                    if last_valid["average_ppl"] < best:
-                        best = last_valid["average_ppl"]
-                        save_model_dir(out_dir / "best", raw_model, {**config_json, "step": step, "valid": last_valid})
-                accelerator.wait_for_everyone()
-            if step % cfg.checkpoint_every == 0 or stop:
-                checkpoint()
-        if batch_pos >= len(batches):
-            epoch += 1
-            batch_pos = 0
-
-    if bar is not None:
-        bar.close()
-    elapsed = time.perf_counter() - t_start
-    if last_valid is None:  # resumed a finished run: report the best model's numbers
-        last_valid = validate()
-    best_cfg = json.loads((out_dir / "best" / "config.json").read_text()) if (out_dir / "best").is_dir() else {}
-    metrics = {
-        "steps": step,
-        "epochs": round(epoch + batch_pos / max(n_batches, 1), 4),
-        "parameters": raw_model.n_params(),
-        "best_step": best_cfg.get("step"),
-        "best_valid_forward_ppl": best_cfg.get("valid", {}).get("forward_ppl"),
-        "best_valid_backward_ppl": best_cfg.get("valid", {}).get("backward_ppl"),
-        "best_valid_average_ppl": best_cfg.get("valid", {}).get("average_ppl"),
-        "last_valid_average_ppl": last_valid["average_ppl"],
-        "train_tokens_per_sec": round(total_tok / max(elapsed, 1e-9), 1) if total_tok else None,  # None: no step ran
-        "train_minutes_this_run": round(elapsed / 60, 3),
-        "processes": world,
-        "resumed_from_step": int(resumed_from.rsplit("-", 1)[1]) if resumed_from else None,
-    }
-    if main and metrics_file:
+    run = PretrainRun(model_cfg, cfg, prepared_dir, out_dir, plots_dir, progress)
+    metrics = run.run(resume)
+    if run.main and metrics_file:
         write_json_atomic(metrics_file, metrics)
-    accelerator.wait_for_everyone()
+    run.accelerator.wait_for_everyone()
     return metrics

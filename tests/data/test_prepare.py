@@ -148,6 +148,6 @@ def test_refuses_to_replace_an_unrelated_directory(write, tmp_path):
     (tmp_path / "mine").mkdir()
     (tmp_path / "mine" / "thesis.tex").write_text("precious")
     corpus = write("c.txt", make_corpus(50))
-    with pytest.raises(PipelineError, match="exists and is not an output of this kind"):
+    with pytest.raises(PipelineError, match="holds files that are not this pipeline.s output; refusing to replace it"):
         prepare_corpus(PrepareConfig(corpus=str(corpus)), tmp_path / "mine", progress=False)
     assert (tmp_path / "mine" / "thesis.tex").read_text() == "precious"

@@ -12,11 +12,12 @@ import torch
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-from pipeline.crf import CRF
+from pipeline.tasks.crf import CRF
 
 
-class BiLSTMEncoder(nn.Module):
-    """(B, T, D) → (B, T, 2H); padding is skipped by packing, so it never reaches real positions."""
+class TaskBiLSTM(nn.Module):
+    """The task's own BiLSTM over its input vectors: (B, T, D) → (B, T, 2H).
+    Padding is skipped by packing, so it never reaches real positions."""
 
     def __init__(self, input_dim: int, hidden: int, dropout: float = 0.5):
         super().__init__()
@@ -35,12 +36,12 @@ class Tagger(nn.Module):
     def __init__(self, input_dim: int, n_tags: int, hidden: int = 100, dropout: float = 0.5,
                  allowed: torch.Tensor | None = None, allowed_start: torch.Tensor | None = None):
         super().__init__()
-        self.encoder = BiLSTMEncoder(input_dim, hidden, dropout)
+        self.bilstm = TaskBiLSTM(input_dim, hidden, dropout)
         self.proj = nn.Linear(2 * hidden, n_tags)
         self.crf = CRF(n_tags, allowed, allowed_start)
 
     def emissions(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        return self.proj(self.encoder(x, mask))  # (B, T, K)
+        return self.proj(self.bilstm(x, mask))  # (B, T, K)
 
     def loss(self, x: torch.Tensor, mask: torch.Tensor, tags: torch.Tensor) -> torch.Tensor:
         """Mean negative log-likelihood per sentence."""
@@ -54,14 +55,14 @@ class Classifier(nn.Module):
     def __init__(self, input_dim: int, n_classes: int, hidden: int = 150, dropout: float = 0.5,
                  pooling: Literal["max", "attention"] = "max"):
         super().__init__()
-        self.encoder = BiLSTMEncoder(input_dim, hidden, dropout)
+        self.bilstm = TaskBiLSTM(input_dim, hidden, dropout)
         self.pooling = pooling
         self.attn = nn.Linear(2 * hidden, 1) if pooling == "attention" else None
         self.out = nn.Linear(2 * hidden, n_classes)
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """(B, T, D), (B, T) → (B, C) class logits."""
-        h = self.encoder(x, mask)  # (B, T, 2H)
+        h = self.bilstm(x, mask)  # (B, T, 2H)
         if self.pooling == "max":
             pooled = h.masked_fill(~mask[..., None], float("-inf")).amax(dim=1)
         else:

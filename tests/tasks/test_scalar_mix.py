@@ -2,7 +2,7 @@ import math
 
 import torch
 
-from pipeline.scalar_mix import ScalarMix
+from pipeline.tasks.scalar_mix import ScalarMix
 
 
 def test_mix_equals_hand_computation():

@@ -2,7 +2,7 @@ import itertools
 
 import torch
 
-from pipeline.crf import CRF
+from pipeline.tasks.crf import CRF
 
 
 def brute(crf, e, length):

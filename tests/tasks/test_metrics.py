@@ -1,6 +1,6 @@
 import pytest
 
-from pipeline.metrics import classification_scores, ner_scores
+from pipeline.tasks.metrics import classification_scores, ner_scores
 
 
 def test_ner_scores_by_hand():

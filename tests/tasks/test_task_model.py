@@ -13,10 +13,12 @@ from conftest import REPO
 from helpers import BIN, elmo, run, tiny_repo
 from pipeline.config import FinetuneConfig
 from pipeline.errors import PipelineError
-from pipeline.export import Encoder
-from pipeline.task import TaskModel, check_labels, crf_constraints, label_set, read_task_data
+from pipeline.encoder import Encoder
+from pipeline.tasks.crf import crf_constraints
+from pipeline.tasks.data import check_labels, label_set, read_task_data
+from pipeline.tasks.model import TaskModel
 from pipeline.train.finetune import finetune
-from test_export import SENTS, trained  # noqa: F401  (a small trained and exported biLM)
+from helpers import SENTS
 
 SAMPLES = REPO / "data" / "samples"
 
@@ -96,7 +98,7 @@ def test_encoder_layers_with_gradients_equal_embed(trained):  # noqa: F811
         assert (layers[:, b, n:] == 0).all()
     layers.sum().backward()
     assert all(p.grad is not None for n, p in enc.model.named_parameters()
-               if n.startswith(("encoder.", "forward_lstm.", "backward_lstm.")))
+               if n.startswith(("token_encoder.", "forward_lstm.", "backward_lstm.")))
 
 
 @pytest.mark.parametrize("task", ["ner", "classify"])
@@ -149,7 +151,7 @@ def test_finetune_encoder_updates_and_saves_the_bilm(trained, vectors, tmp_path)
     before = Encoder.from_pretrained(trained / "enc").model.state_dict()
     after = Encoder.from_pretrained(tmp_path / "m" / "encoder").model.state_dict()
     changed = [k for k in after if not torch.equal(before[k], after[k])]
-    assert any(k.startswith("forward_lstm") for k in changed) and any(k.startswith("encoder.") for k in changed)
+    assert any(k.startswith("forward_lstm") for k in changed) and any(k.startswith("token_encoder.") for k in changed)
     model = TaskModel.load(tmp_path / "m")
     data = read_task_data(cfg, cfg.test, model.tokenize)
     assert model.predict(data.sentences) == r["test_predictions"]
@@ -232,7 +234,7 @@ def test_cli_bad_labelled_data_is_one_line_error(trained, vectors, tmp_path):  #
     (tmp_path / "notes" / "todo.txt").write_text("mine")
     p = elmo("finetune", "--task", "ner", "--train", ok_train, "--dev", ok_train, "--word2vec", str(vectors),
              "--out", str(tmp_path / "notes"), cwd=tmp_path)  # refused before any training
-    assert p.returncode == 1 and "not an output of this kind" in p.stderr and "epoch" not in p.stderr
+    assert p.returncode == 1 and "refusing to replace it" in p.stderr and "epoch" not in p.stderr
     assert (tmp_path / "notes" / "todo.txt").read_text() == "mine"
     p = elmo("predict", "--model", str(trained / "enc"), ok_train, cwd=tmp_path)
     assert p.returncode == 1 and "not a finetuned task model" in p.stderr

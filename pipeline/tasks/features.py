@@ -14,7 +14,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from pipeline.scalar_mix import ScalarMix
+from pipeline.tasks.scalar_mix import ScalarMix
 
 
 class Features(nn.Module):
@@ -39,6 +39,11 @@ class Features(nn.Module):
         self.dim = (encoder.dim if encoder is not None else 0) + (word2vec.dim if word2vec is not None else 0)
         self._layers: dict[tuple[str, ...], np.ndarray] = {}
         self._w2v: dict[str, np.ndarray] = {}
+
+    def share_layers(self, kept: dict) -> None:
+        """Keep the frozen biLM's layers in ``kept`` (a dict shared by runs over the same encoder,
+        e.g. several seeds): layers already there are reused, new ones are added to it."""
+        self._layers = kept
 
     def _unkept(self, sentences: Sequence[Sequence[str]], batch_tokens: int = 4096) -> dict:
         """biLM layers of the distinct non-empty sentences not kept yet (frozen encoder)."""

@@ -82,3 +82,23 @@ class CRF(nn.Module):
                 path.append(tag)
             paths.append(path[::-1])
         return paths
+
+
+def crf_constraints(tags: list[str], scheme: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """Allowed transitions (K, K) and start tags (K,) for ``scheme``: e.g. I-X only after B-X or I-X."""
+    K = len(tags)
+    split = [(t, None) if t == "O" else tuple(t.split("-", 1)) for t in tags]
+    allowed = torch.ones(K, K, dtype=torch.bool)
+    start = torch.ones(K, dtype=torch.bool)
+    for j, (pj, lj) in enumerate(split):
+        inside = pj in ("I", "E")
+        if inside:
+            start[j] = False
+        for i, (pi, li) in enumerate(split):
+            if scheme == "iob2":  # I-X only continues a chunk of type X
+                allowed[i, j] = not inside or (pi in ("B", "I") and li == lj)
+            elif pi in ("B", "I"):  # bioes: an open chunk X must go on with I-X or end with E-X
+                allowed[i, j] = inside and li == lj
+            else:  # bioes: after O, E-X or S-X a chunk can only start (B, S) or not (O)
+                allowed[i, j] = not inside
+    return allowed, start

@@ -11,29 +11,16 @@ from pipeline.config import ModelConfig, PrepareConfig, PretrainConfig
 from pipeline.data.corpus import read_corpus
 from pipeline.data.prepare import prepare_corpus
 from pipeline.errors import PipelineError
-from pipeline.export import Encoder, embed_file, export_encoder
-from pipeline.train.evaluate import lm_sums, perplexities
 from pipeline.data.prepared import PreparedData
-from pipeline.train.checkpoint import load_bilm
-from pipeline.train.pretrain import pretrain
+from pipeline.encoder import Encoder, embed_file
+from pipeline.export import export_encoder
+from pipeline.lm import perplexities
+from pipeline.model import load_bilm
+from pipeline.train.evaluate import lm_sums
+
+from helpers import SENTS
 
 
-@pytest.fixture(scope="module")
-def trained(tmp_path_factory):
-    """A small biLM trained briefly on 200 real sentences, exported with its softmax."""
-    d = tmp_path_factory.mktemp("export")
-    lines = [line.text for line in read_corpus("default")][:200]
-    (d / "c.txt").write_text("\n".join(lines) + "\n")
-    prepare_corpus(PrepareConfig(corpus=str(d / "c.txt"), valid_fraction=0.1, test_fraction=0.1, min_count=2),
-                   d / "prep", progress=False)
-    mc = ModelConfig(filters=[[1, 4], [2, 4], [3, 8]], n_highway=1, projection_dim=16, cell_dim=32, dropout=0.1)
-    pretrain(mc, PretrainConfig(max_tokens=600, max_steps=15, eval_every=15, checkpoint_every=15),
-             d / "prep", d / "model", progress=False)
-    export_encoder(d / "model" / "best", d / "enc", d / "prep", with_softmax=True)
-    return d
-
-
-SENTS = [["The", "fire", "was", "burning", "."], ["Zyzzyva", "unseenword", "!"], ["a"]]
 
 
 def test_round_trip_is_bit_identical(trained, tmp_path):
@@ -105,7 +92,7 @@ def test_lm_score_agrees_with_training_evaluation(trained):
     data = PreparedData(trained / "prep")
     sentences = data.text_file("test").read_text().splitlines()
     s = enc.lm_sums(sentences)
-    ref = perplexities(lm_sums(enc.model, data, "test", 4096))
+    ref = perplexities(*lm_sums(enc.model, data, "test", 4096).tolist())
     assert s["tokens"] == ref["tokens"]
     assert np.exp(s["forward_nll"] / s["tokens"]) == pytest.approx(ref["forward_ppl"], rel=1e-4)
     assert np.exp(s["backward_nll"] / s["tokens"]) == pytest.approx(ref["backward_ppl"], rel=1e-4)
@@ -174,7 +161,7 @@ def test_cli_embed_generate_lm_score_and_errors(trained, tmp_path):
 def test_export_never_replaces_an_unrelated_directory(trained, tmp_path):
     (tmp_path / "models").mkdir()
     (tmp_path / "models" / "notes.txt").write_text("keep me")
-    with pytest.raises(PipelineError, match="not an output of this kind"):
+    with pytest.raises(PipelineError, match="refusing to replace it"):
         export_encoder(trained / "model" / "best", tmp_path / "models", trained / "prep")
     assert (tmp_path / "models" / "notes.txt").read_text() == "keep me"
     export_encoder(trained / "model" / "best", tmp_path / "enc", trained / "prep")
@@ -186,7 +173,7 @@ def test_export_never_replaces_an_unrelated_directory(trained, tmp_path):
 
 
 def test_embed_mixed_with_a_scalar_mix(trained):
-    from pipeline.scalar_mix import ScalarMix
+    from pipeline.tasks.scalar_mix import ScalarMix
 
     enc = Encoder.from_pretrained(trained / "enc")
     mixed = enc.embed_mixed(SENTS, ScalarMix(enc.n_layers))  # uniform weights, gamma 1 = layer average

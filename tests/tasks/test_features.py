@@ -1,10 +1,9 @@
 import numpy as np
 import torch
 
-from pipeline.features import Features
+from pipeline.tasks.features import Features
 from pipeline.word2vec import VectorLookup
-from test_export import SENTS, trained  # noqa: F401  (a small trained and exported biLM)
-from test_word2vec import TOY, kv_from
+from helpers import SENTS, TOY, kv_from
 
 
 def test_word2vec_only_features():
@@ -17,7 +16,7 @@ def test_word2vec_only_features():
 
 
 def test_elmo_features_equal_the_mix_of_encoder_layers(trained):  # noqa: F811
-    from pipeline.export import Encoder
+    from pipeline.encoder import Encoder
 
     enc = Encoder.from_pretrained(trained / "enc")
     f = Features(encoder=enc, word2vec=VectorLookup(kv_from(TOY), "zero"), elmo_dropout=0.0)

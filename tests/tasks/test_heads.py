@@ -1,7 +1,7 @@
 import torch
 
-from pipeline.heads import Classifier, Tagger
-from pipeline.metrics import ner_scores
+from pipeline.tasks.heads import Classifier, Tagger
+from pipeline.tasks.metrics import ner_scores
 
 TAGS = ["O", "B-PER", "I-PER", "B-LOC"]
 

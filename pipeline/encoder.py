@@ -1,0 +1,361 @@
+"""The Encoder inference API: load an exported encoder directory, embed text, cache token vectors.
+
+::
+
+    from pipeline import Encoder
+    enc = Encoder.from_pretrained("models/encoder")
+    layers = enc.embed([["The", "cat", "sat", "."], ["Hello", "!"]])   # list of (L+1, n, 2P) arrays
+
+An encoder directory (written by :mod:`pipeline.export` or :meth:`Encoder.save_pretrained`)::
+
+    config.json        kind "encoder", format version, architecture, vocabulary and char settings,
+                       tokenizer, whether the softmax is included, training summary
+    model.safetensors  weights (token encoder + LSTM stacks [+ softmax with --with-softmax])
+    vocab.txt          the softmax vocabulary (token<TAB>count)
+    tokenizer.model    the SentencePiece model, when the corpus was tokenized with one
+    README.md          model card: data, size, metrics, how to load
+
+Embeddings are deterministic: no state is carried across sentences or calls, and sentences are
+batched by length internally, so a sentence's vectors do not depend on its batch companions.
+Language-model uses (scoring, sampling) of an encoder with its softmax live in :mod:`pipeline.lm`.
+"""
+from __future__ import annotations
+
+import shutil
+from collections import OrderedDict
+from pathlib import Path
+from typing import Iterator, Sequence
+
+import numpy as np
+import torch
+
+from pipeline.data.batching import cut_sorted
+from pipeline.data.chars import BOS_TOKEN, EOS_TOKEN, token_char_ids
+from pipeline.data.corpus import read_lines
+from pipeline.data.tokenizers import SP_MODEL_FILE, SentencePieceTokenizer, WhitespaceTokenizer
+from pipeline.data.vocab import Vocab
+from pipeline.errors import PipelineError
+from pipeline.io import (CONFIG_FILE, WEIGHTS_FILE, atomic_path, check_output_file, check_weights, read_model_config,
+                         read_weights, state_dict_cpu, write_model_dir)
+from pipeline.model import BiLM, build_bilm, trim_chars, upgrade_state
+
+FORMAT_VERSION = 1
+KIND = "encoder"
+REQUIRED = (CONFIG_FILE, WEIGHTS_FILE, "vocab.txt")
+
+
+def _rows_index(batch: list[list[str]]):
+    """Token lists → (rows [<S>, ..., </S>], distinct tokens (U,), index (B, T) into them, mask (B, T))."""
+    rows = [[BOS_TOKEN, *s, EOS_TOKEN] for s in batch]
+    distinct = list(dict.fromkeys(t for r in rows for t in r))
+    where = {t: i for i, t in enumerate(distinct)}
+    B, T = len(rows), max(len(r) for r in rows)
+    index = torch.zeros(B, T, dtype=torch.long)
+    mask = torch.zeros(B, T, dtype=torch.bool)
+    for b, r in enumerate(rows):
+        index[b, : len(r)] = torch.tensor([where[t] for t in r])
+        mask[b, : len(r)] = True
+    return rows, distinct, index, mask
+
+
+class Encoder:
+    """A pretrained biLM for embedding text (and, with its softmax, scoring and sampling)."""
+
+    def __init__(self, model: BiLM, config: dict, vocab: Vocab, tokenizer, cache_size: int = 50_000):
+        self.model = model.eval()
+        self.config = config
+        self.vocab = vocab
+        self.tokenizer = tokenizer
+        self.max_chars = int(config["max_chars"])
+        self.has_softmax = bool(config.get("with_softmax", False))
+        self.cache_size = cache_size
+        self._cache: OrderedDict[str, torch.Tensor] = OrderedDict()  # LRU of token-layer vectors
+        self._pinned: dict[str, torch.Tensor] = {}  # precomputed vocabulary, never evicted
+        self.use_cache = True
+
+    # --- loading and saving --------------------------------------------------------------------
+
+    @classmethod
+    def from_pretrained(cls, directory: str | Path, cache_size: int = 50_000) -> "Encoder":
+        d = Path(directory)
+        config = read_model_config(d, KIND, FORMAT_VERSION, hint=" (see `elmo export`)")
+        missing = [f for f in REQUIRED if not (d / f).is_file()]
+        if missing:
+            raise PipelineError(f"{d}: not an exported encoder ({', '.join(missing)} missing; see `elmo export`)")
+        model = build_bilm(config, str(d / CONFIG_FILE))
+        vocab = Vocab.load(d / "vocab.txt")
+        if len(vocab) != model.vocab_size:
+            raise PipelineError(f"{d}: vocab.txt has {len(vocab)} tokens but config.json says {model.vocab_size}")
+        state = upgrade_state(read_weights(d))
+        with_softmax = bool(config.get("with_softmax", False))
+        check_weights(d / WEIGHTS_FILE, state, {k: v for k, v in model.state_dict().items()
+                                                if with_softmax or not k.startswith("softmax.")})
+        model.load_state_dict(state, strict=False)
+        max_chars = int(config.get("max_chars", 0))
+        if max_chars < 3:
+            raise PipelineError(f"{d / CONFIG_FILE}: max_chars must be at least 3, got {max_chars}")
+        return cls(model, config, vocab, _load_tokenizer(d, config.get("tokenizer", {})), cache_size)
+
+    def save_pretrained(self, directory: str | Path, readme: str | None = None) -> None:
+        """Write this encoder as a self-contained directory (atomically)."""
+        def side_files(tmp: Path) -> None:
+            self.vocab.save(tmp / "vocab.txt")
+            if isinstance(self.tokenizer, SentencePieceTokenizer):
+                shutil.copy(self.tokenizer.model_file, tmp / SP_MODEL_FILE)
+            (tmp / "README.md").write_text(readme or model_card(self.config), encoding="utf-8")
+
+        skip = () if self.has_softmax else ("softmax.",)
+        write_model_dir(directory, KIND, self.config, state_dict_cpu(self.model, skip), side_files)
+
+    # --- the token layer, cached ---------------------------------------------------------------
+
+    @property
+    def n_layers(self) -> int:
+        return self.model.cfg.n_layers + 1
+
+    @property
+    def dim(self) -> int:
+        return 2 * self.model.cfg.projection_dim
+
+    def _encode_tokens(self, tokens: Sequence[str]) -> torch.Tensor:
+        """(U,) distinct token strings → (U, P) token-layer vectors, computed by the char CNN."""
+        chars = torch.from_numpy(np.stack([token_char_ids(t, self.max_chars) for t in tokens]).astype(np.int64))
+        with torch.no_grad():
+            return self.model.token_encoder(trim_chars(chars, self.model.token_encoder.cnn.max_width))
+
+    def token_vectors(self, tokens: Sequence[str]) -> torch.Tensor:
+        """(U,) distinct tokens → (U, P), from the cache where possible (results equal uncached)."""
+        if not self.use_cache:
+            return self._encode_tokens(tokens)
+        missing = [t for t in tokens if t not in self._pinned and t not in self._cache]
+        if missing:
+            for t, v in zip(missing, self._encode_tokens(missing)):
+                self._cache[t] = v
+        out = []
+        for t in tokens:
+            v = self._pinned.get(t)
+            if v is None:
+                v = self._cache[t]
+                self._cache.move_to_end(t)
+            out.append(v)
+        while len(self._cache) > self.cache_size:
+            self._cache.popitem(last=False)
+        return torch.stack(out) if out else torch.empty(0, self.model.cfg.projection_dim)
+
+    def precompute_vocab(self, batch: int = 4096) -> None:
+        """Encode every vocabulary word once and keep it (never evicted)."""
+        words = [t for t in self.vocab.tokens if t not in self._pinned]
+        for i in range(0, len(words), batch):
+            chunk = words[i : i + batch]
+            for t, v in zip(chunk, self._encode_tokens(chunk)):
+                self._pinned[t] = v
+
+    # --- embedding -----------------------------------------------------------------------------
+
+    def tokenize(self, text: str) -> list[str]:
+        return self.tokenizer.tokenize(text)
+
+    def as_tokens(self, sentence) -> list[str]:
+        if isinstance(sentence, str):
+            return self.tokenize(sentence)
+        if getattr(self.tokenizer, "lowercase", False):  # the casing the model was trained with
+            return [t.lower() for t in sentence]
+        return list(sentence)
+
+    def run(self, batch: list[list[str]]):
+        """Sentences (token lists, non-empty) → BiLMOutput over [<S>, tokens..., </S>]."""
+        rows, distinct, index, mask = _rows_index(batch)
+        vecs = self.token_vectors(distinct)  # (U, P)
+        x = vecs[index] * mask[..., None]  # (B, T, P); padding rows are zero
+        with torch.no_grad():
+            return self.model.contextualize(x, mask), rows
+
+    def batches(self, sentences: list[list[str]], batch_tokens: int) -> list[list[int]]:
+        """Indices of non-empty sentences, sorted by length, cut so rows × (longest + 2) ≤ batch_tokens."""
+        order = sorted((i for i, s in enumerate(sentences) if s), key=lambda i: len(sentences[i]))
+        return cut_sorted(order, [len(s) for s in sentences], max_tokens=batch_tokens)
+
+    def embed(self, sentences: Sequence[Sequence[str] | str], batch_tokens: int = 4096) -> list[np.ndarray]:
+        """Each sentence (token list, or raw text) → float32 array (L+1, n, 2P); empty → (L+1, 0, 2P).
+
+        Layer 0 is the token layer (duplicated for both directions), layer k the k-th LSTM layer,
+        ``[forward ; backward]``. The <S> and </S> positions are removed from the output.
+        """
+        toks = [self.as_tokens(s) for s in sentences]
+        out: list[np.ndarray | None] = [None] * len(toks)
+        for idx in self.batches(toks, batch_tokens):
+            res, _ = self.run([toks[i] for i in idx])
+            stacked = torch.stack(res.layers, dim=1)  # (B, L+1, T, 2P)
+            for b, i in enumerate(idx):
+                n = len(toks[i])
+                out[i] = stacked[b, :, 1 : n + 1].numpy().astype(np.float32, copy=True)
+        empty = np.zeros((self.n_layers, 0, self.dim), dtype=np.float32)
+        return [o if o is not None else empty.copy() for o in out]
+
+    def layers(self, sentences: Sequence[Sequence[str]]) -> torch.Tensor:
+        """Differentiable (for finetuning the biLM): non-empty token lists → (L+1, B, T, 2P), zero
+        past each sentence's end, <S>/</S> removed. No token cache (the weights may be changing);
+        dropout follows ``self.model.training``."""
+        _, distinct, index, mask = _rows_index([self.as_tokens(s) for s in sentences])
+        chars = torch.from_numpy(np.stack([token_char_ids(t, self.max_chars) for t in distinct]).astype(np.int64))
+        B, T = mask.shape
+        device = next(self.model.parameters()).device
+        mask = mask.to(device)
+        x = self.model.encode(chars.to(device), index.to(device)) * mask[..., None]  # (B, T, P)
+        res = self.model.contextualize(x, mask)
+        inner = mask.clone()
+        inner[:, 0] = False
+        inner[torch.arange(B), mask.sum(1) - 1] = False  # the </S> of each row
+        stacked = torch.stack(res.layers) * inner[None, :, :, None]  # (L+1, B, T, 2P)
+        return stacked[:, :, 1 : T - 1]
+
+    def embed_mixed(self, sentences, scalar_mix, batch_tokens: int = 4096) -> list[np.ndarray]:
+        """Apply a ScalarMix-like callable (list of L+1 (1, n, 2P) tensors → (1, n, 2P)) per sentence."""
+        outs = []
+        for layers in self.embed(sentences, batch_tokens):
+            tensors = [torch.from_numpy(layer)[None] for layer in layers]
+            with torch.no_grad():
+                outs.append(scalar_mix(tensors)[0].numpy())
+        return outs
+
+    # --- language-model uses (need the softmax): see pipeline.lm ---------------------------------
+
+    def lm_sums(self, sentences, batch_tokens: int = 4096) -> dict:
+        from pipeline.lm import lm_sums
+
+        return lm_sums(self, sentences, batch_tokens)
+
+    def generate(self, prompt=(), max_tokens: int = 30, temperature: float = 1.0, top_k: int | None = None,
+                 seed: int = 0) -> list[str]:
+        from pipeline.lm import generate
+
+        return generate(self, prompt, max_tokens, temperature, top_k, seed)
+
+
+def model_card(config: dict) -> str:
+    t = config.get("training", {})
+    m = config["model"]
+    lines = [
+        "# ELMo-style encoder (elmo-pipeline)",
+        "",
+        "A character-CNN bidirectional language model exported by `elmo export`.",
+        "",
+        "| | |",
+        "|---|---|",
+        f"| training corpus | {', '.join(t.get('sources', [])) or 'unknown'} |",
+        f"| presets | {'unknown' if t.get('presets') is None else ', '.join(t['presets']) or 'none (defaults)'} |",
+        f"| training tokens / sentences | {t.get('train_tokens', '?'):,} / {t.get('train_sentences', '?'):,} |"
+        if isinstance(t.get("train_tokens"), int) else "| training tokens | unknown |",
+        f"| tokenizer | {config.get('tokenizer', {}).get('type', '?')}, lowercase={config.get('tokenizer', {}).get('lowercase')} |",
+        f"| vocabulary | {config['vocab_size']:,} |",
+        f"| architecture | char CNN {m['filters']}, {m['n_highway']} highway, P={m['projection_dim']}, "
+        f"H={m['cell_dim']}, L={m['n_layers']}, softmax {m['softmax']} |",
+        f"| parameters (exported) | {t.get('parameters_exported', '?'):,} |" if isinstance(t.get("parameters_exported"), int) else "",
+        f"| training steps | {t.get('steps', '?')} |",
+        f"| valid perplexity (fwd / bwd / avg) | {_ppl(t.get('valid'))} |",
+        f"| test perplexity (fwd / bwd / avg) | {_ppl(t.get('test'), 'test_')} |",
+        f"| softmax included | {config.get('with_softmax', False)} |",
+        "",
+        "## Use",
+        "",
+        "```python",
+        "from pipeline import Encoder",
+        'enc = Encoder.from_pretrained("path/to/this/dir")',
+        'layers = enc.embed([["The", "cat", "sat", "."]])[0]   # (L+1, n_tokens, 2P)',
+        "```",
+        "",
+        "or `elmo embed input.txt --encoder path/to/this/dir --out vectors.h5`.",
+        "",
+    ]
+    return "\n".join(line for line in lines if line is not None) + "\n"
+
+
+def _ppl(d: dict | None, prefix: str = "") -> str:
+    if not d:
+        return "not measured"
+    try:
+        return " / ".join(f"{d[prefix + k]:.2f}" for k in ("forward_ppl", "backward_ppl", "average_ppl"))
+    except KeyError:
+        return "not measured"
+
+
+def _load_tokenizer(d: Path, tok: dict):
+    lowercase = bool(tok.get("lowercase", False))
+    if tok.get("type") == "sentencepiece":
+        if not (d / SP_MODEL_FILE).is_file():
+            raise PipelineError(f"{d}: config.json names a SentencePiece tokenizer but {SP_MODEL_FILE} is missing")
+        return SentencePieceTokenizer(d / SP_MODEL_FILE, lowercase=lowercase)
+    return WhitespaceTokenizer(lowercase=lowercase)
+
+
+def select_layers(layers: np.ndarray, mode: str) -> np.ndarray:
+    """(L+1, n, 2P) → all: unchanged; top: (n, 2P) last layer; average: (n, 2P) mean of layers."""
+    if mode == "all":
+        return layers
+    if mode == "top":
+        return layers[-1]
+    return layers.mean(axis=0)
+
+
+def embed_file(encoder: Encoder, input_path: str | Path, out_path: str | Path, layers: str = "all",
+               batch_tokens: int = 4096, chunk_lines: int = 1000, encoding_errors: str = "error",
+               progress: bool = True) -> int:
+    """Embed every line of a text file into HDF5, one dataset per line keyed by its 0-based number.
+
+    Streams ``chunk_lines`` lines at a time, so memory stays flat for files of any size. An empty
+    line gets an empty dataset, so line numbers stay aligned. Returns the number of lines.
+    """
+    import h5py
+
+    input_path = Path(input_path)
+    total = None
+    if progress and input_path.is_file() and input_path.suffix != ".gz":
+        with open(input_path, "rb") as f:
+            total = sum(chunk.count(b"\n") for chunk in iter(lambda: f.read(1 << 20), b""))
+    bar = None
+    if progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=total, unit=" lines", desc="embed", mininterval=1.0, disable=None)  # off without a TTY
+    n = 0
+    try:
+        n = _embed_into(encoder, input_path, out_path, layers, batch_tokens, chunk_lines, encoding_errors, bar)
+    finally:
+        if bar is not None:
+            bar.close()
+    return n
+
+
+def _is_embedding_file(path: Path) -> bool:
+    import h5py
+
+    try:
+        with h5py.File(path, "r") as h5:
+            return "n_layers" in h5.attrs and "layers" in h5.attrs
+    except (OSError, ValueError):
+        return False
+
+
+def _embed_into(encoder, input_path, out_path, layers, batch_tokens, chunk_lines, encoding_errors, bar) -> int:
+    import h5py
+
+    n = 0
+    check_output_file(out_path, _is_embedding_file, "an HDF5 file of `elmo embed`")
+    with atomic_path(out_path) as tmp:
+        with h5py.File(tmp, "w") as h5:
+            h5.attrs["layers"] = layers
+            h5.attrs["n_layers"] = encoder.n_layers
+            h5.attrs["dim"] = encoder.dim
+            chunk: list[tuple[int, str]] = []
+            lines = read_lines(input_path, encoding_errors)
+            while True:
+                chunk = [x for _, x in zip(range(chunk_lines), lines)]
+                if not chunk:
+                    break
+                vecs = encoder.embed([encoder.tokenize(text) for _, text in chunk], batch_tokens)
+                for (i, _), v in zip(chunk, vecs):
+                    h5.create_dataset(str(i), data=select_layers(v, layers))
+                n += len(chunk)
+                if bar is not None:
+                    bar.update(len(chunk))
+    return n

@@ -1,0 +1,59 @@
+"""Labelled data of a task: reading train/dev/test files, the label set, unknown-label checks."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from pipeline.config import FinetuneConfig
+from pipeline.data.tags import to_spans
+from pipeline.errors import PipelineError
+
+
+@dataclass
+class TaskData:
+    """Tokenized sentences with their targets: a tag list per sentence (ner) or one label (classify)."""
+
+    path: str
+    sentences: list[list[str]]
+    targets: list  # list[list[str]] (ner) or list[str] (classify)
+    lines: list[int]  # the file line each example starts on (for messages)
+    repaired: int = 0  # ner: tags that did not fit the scheme and were repaired
+    skipped_empty: int = 0  # classify: rows with empty text
+
+
+def tokenizer_for(encoder):
+    if encoder is not None:
+        return encoder.tokenize
+    return str.split
+
+
+def read_task_data(cfg: FinetuneConfig, path: str | Path, tokenize=str.split) -> TaskData:
+    """Read a labelled file as ``cfg`` describes it (CoNLL columns for ner; TSV/CSV/JSONL for classify)."""
+    if cfg.task == "ner":
+        from pipeline.data.tags import read_conll
+
+        d = read_conll(path, cfg.token_column, cfg.label_column, cfg.tag_scheme, cfg.model_scheme, cfg.invalid_tags)
+        return TaskData(str(path), d.sentences, d.tags, d.lines, repaired=d.repaired)
+    from pipeline.data.labelled import read_classification
+
+    d = read_classification(path, cfg.text_field, cfg.label_field, cfg.format)
+    return TaskData(str(path), [tokenize(t) for t in d.texts], d.labels, d.lines, skipped_empty=d.empty)
+
+
+def label_set(cfg: FinetuneConfig, train: TaskData) -> list[str]:
+    """Sorted labels of the training data (ner: tags, with every B-/I-(/E-/S-) of each entity type)."""
+    if cfg.task == "classify":
+        return sorted(set(train.targets))
+    types = sorted({label for tags in train.targets for label, _, _ in to_spans(tags, cfg.model_scheme)[0]})
+    prefixes = ("B", "I") if cfg.model_scheme == "iob2" else ("B", "I", "E", "S")
+    return ["O"] + [f"{p}-{t}" for t in types for p in prefixes]
+
+
+def check_labels(data: TaskData, labels: list[str], task: str) -> None:
+    """A dev/test label the model cannot predict is an error naming its file and line."""
+    known = set(labels)
+    for i, target in enumerate(data.targets):
+        bad = [t for t in (target if task == "ner" else [target]) if t not in known]
+        if bad:
+            raise PipelineError(f"{data.path}:{data.lines[i]}: label {bad[0]!r} does not occur in the training "
+                                f"data (known: {', '.join(labels[:12])}{' ...' if len(labels) > 12 else ''})")
