@@ -131,7 +131,17 @@ def test_directories_written_before_kinds_existed_are_recognised(trained, ner_mo
         if kind:
             cfg["kind"] = kind
         (d / "config.json").write_text(json.dumps(cfg))
+    # weights under their first names: BiLM.encoder (now token_encoder), the heads' encoder (now bilstm)
+    from safetensors.torch import load_file, save_file
+
+    for f, new, old in ((old_enc / "model.safetensors", "token_encoder.", "encoder."),
+                        (old_ner / "model.safetensors", "head.bilstm.", "head.encoder.")):
+        state = load_file(str(f))
+        save_file({(old + k[len(new):] if k.startswith(new) else k): v for k, v in state.items()}, str(f))
     assert directory_kind(old_enc) == "encoder" and directory_kind(old_ner) == "task-model"
+    sents = [["The", "fire", "."]]
+    assert (Encoder.from_pretrained(old_enc).embed(sents)[0] == Encoder.from_pretrained(trained / "enc").embed(sents)[0]).all()
+    assert TaskModel.load(old_ner).predict(sents) == TaskModel.load(ner_model).predict(sents)
     Encoder.from_pretrained(old_enc).save_pretrained(old_enc)
     assert json.loads((old_enc / "config.json").read_text())["kind"] == "encoder"
     TaskModel.load(old_ner).save(old_ner)
