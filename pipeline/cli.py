@@ -71,16 +71,25 @@ def _cmd_export(args) -> int:
 
 
 def _cmd_embed(args) -> int:
+    from pipeline.data.lines import ReadStats
     from pipeline.encoder import Encoder, embed_file
 
     if args.batch_tokens < 3:
         raise PipelineError("--batch-tokens must be at least 3")
     enc = Encoder.from_pretrained(args.encoder)
+    stats = ReadStats()
     n = embed_file(enc, args.input, args.out, args.layers, args.batch_tokens,
-                   encoding_errors=args.encoding_errors, progress=not args.quiet)
+                   encoding_errors=args.encoding_errors, progress=not args.quiet, stats=stats)
     if not args.quiet:
-        print(f"embedded {n} lines into {args.out}")
+        print(f"embedded {n} lines into {args.out}{_read_counts(stats)}")
     return 0
+
+
+def _read_counts(stats) -> str:
+    """'' or ' (N lines with bad characters replaced, a byte-order mark removed)'."""
+    parts = ([f"{stats.replaced_utf8} lines with bad characters replaced"] if stats.replaced_utf8 else []) + \
+            (["a byte-order mark removed"] if stats.bom else [])
+    return f" ({', '.join(parts)})" if parts else ""
 
 
 def _cmd_generate(args) -> int:
@@ -94,12 +103,12 @@ def _cmd_generate(args) -> int:
 
 
 def _cmd_lm_score(args) -> int:
-    from pipeline.data.corpus import read_lines
+    from pipeline.data.lines import input_lines
     from pipeline.encoder import Encoder
     from pipeline.lm import lm_sums, perplexities
 
     enc = Encoder.from_pretrained(args.encoder)
-    lines = [text for _, text in read_lines(args.input, "error") if text.strip()]
+    lines = [text for _, text in input_lines(args.input, args.encoding_errors) if text.strip()]
     if not lines:
         raise PipelineError(f"{args.input}: no non-blank lines to score")
     s = lm_sums(enc, lines)
@@ -118,7 +127,7 @@ def _cmd_lm_score(args) -> int:
 # --- downstream tasks --------------------------------------------------------------------------
 
 FINETUNE_OPTIONS = ("task", "train", "dev", "test", "encoder", "word2vec", "inputs", "epochs", "seed", "lr",
-                    "batch_size", "patience", "finetune_encoder", "max_minutes")
+                    "batch_size", "patience", "finetune_encoder", "max_minutes", "encoding_errors")
 
 
 def _cmd_finetune(args) -> int:
@@ -147,21 +156,22 @@ def _cmd_finetune(args) -> int:
 
 
 def _cmd_predict(args) -> int:
-    from pipeline.data.corpus import read_lines
+    from pipeline.data.lines import ReadStats, input_lines
+    from pipeline.io import check_output_file, write_text_atomic
     from pipeline.tasks.model import TaskModel, predictions_as_records
 
+    if args.output:
+        check_output_file(args.output, _is_predictions_file, "a JSONL of `elmo predict`")
     model = TaskModel.load(args.model)
-    lines = list(read_lines(args.input, args.encoding_errors))
+    stats = ReadStats()
+    lines = list(input_lines(args.input, args.encoding_errors, stats))
     sentences = [model.tokenize(text) for _, text in lines]
     records = predictions_as_records(model, sentences)
     out = "".join(json.dumps({"line": n + 1, **r}, ensure_ascii=False) + "\n" for (n, _), r in zip(lines, records))
     if args.output:
-        from pipeline.io import check_output_file, write_text_atomic
-
-        check_output_file(args.output, _is_predictions_file, "a JSONL of `elmo predict`")
         write_text_atomic(args.output, out)
         if not args.quiet:
-            print(f"wrote {len(records)} predictions to {args.output}", file=sys.stderr)
+            print(f"wrote {len(records)} predictions to {args.output}{_read_counts(stats)}", file=sys.stderr)
     else:
         sys.stdout.write(out)
     return 0
@@ -181,9 +191,12 @@ def _cmd_evaluate(args) -> int:
     from pipeline.tasks.data import check_labels, read_task_data
     from pipeline.tasks.model import TaskModel
 
+    import dataclasses
+
     model = TaskModel.load(args.model)
+    cfg = dataclasses.replace(model.cfg, encoding_errors=args.encoding_errors)
     try:
-        data = read_task_data(model.cfg, args.file, model.tokenize)
+        data = read_task_data(cfg, args.file, model.tokenize)
     except PipelineError as e:
         wants = "CoNLL columns" if model.cfg.task == "ner" else "a TSV/CSV/JSONL file with text and label fields"
         raise PipelineError(f"{e} (this is a {model.cfg.task} model: it reads {wants})") from None
@@ -192,11 +205,16 @@ def _cmd_evaluate(args) -> int:
     check_labels(data, model.labels, model.cfg.task)
     scores = model.scores(data)
     result = {"model": str(args.model), "file": str(args.file), "examples": len(data.sentences),
-              "repaired_tags": data.repaired, "skipped_empty": data.skipped_empty, **scores}
+              "repaired_tags": data.repaired, "skipped_empty": data.skipped_empty,
+              "replaced_lines": data.replaced_lines, **scores}
     if args.metrics:
         from pipeline.io import write_json_atomic
 
         write_json_atomic(args.metrics, result)
+    counts = [f"{n} {what}" for n, what in ((data.repaired, "tags repaired"), (data.replaced_lines, "lines with bad "
+              "characters replaced"), (data.skipped_empty, "empty rows skipped")) if n]
+    if counts:
+        print(f"{args.file}: " + ", ".join(counts))
     if model.cfg.task == "ner":
         print(f"{args.file}: {len(data.sentences)} sentences; entity precision {scores['precision']:.4f} "
               f"recall {scores['recall']:.4f} F1 {scores['f1']:.4f}")
@@ -271,6 +289,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("input", help="UTF-8 text, one sentence per line")
     p.add_argument("--encoder", required=True)
     p.add_argument("--json", help="also write the result here")
+    p.add_argument("--encoding-errors", choices=["error", "replace"], default="error",
+                   help="invalid UTF-8 / control characters: stop with file:line (default) or replace with U+FFFD")
     p.set_defaults(func=_cmd_lm_score)
 
     p = sub.add_parser("finetune", parents=[common],
@@ -295,6 +315,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int)
     p.add_argument("--max-minutes", type=float)
     p.add_argument("--finetune-encoder", action="store_true", help="update the biLM too (at encoder_lr)")
+    p.add_argument("--encoding-errors", choices=["error", "replace"],
+                   help="invalid UTF-8 / control characters in the labelled files: stop with file:line "
+                        "(default) or replace with U+FFFD and count")
     p.add_argument("--metrics", help="write dev/test scores and the training history as JSON here")
     p.add_argument("--plots", help="directory for live train.tsv/dev.tsv curves (and confusion.json)")
     p.set_defaults(func=_cmd_finetune)
@@ -311,6 +334,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("file", help="labelled file in the format the model was trained on")
     p.add_argument("--model", required=True, help="a model directory from `elmo finetune`")
     p.add_argument("--metrics", help="also write the scores as JSON here")
+    p.add_argument("--encoding-errors", choices=["error", "replace"], default="error",
+                   help="invalid UTF-8 / control characters: stop with file:line (default) or replace with U+FFFD")
     p.set_defaults(func=_cmd_evaluate)
     return parser
 

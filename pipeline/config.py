@@ -224,6 +224,7 @@ class FinetuneConfig:
     invalid_tags: Literal["repair", "error"] = "repair"  # e.g. I-PER after O under IOB2
     # classification files
     format: Optional[Literal["tsv", "csv", "jsonl"]] = None  # None = from the file suffix
+    encoding_errors: Literal["error", "replace"] = "error"  # invalid UTF-8 / control characters: stop, or U+FFFD
     text_field: str = "sentence"
     label_field: str = "label"
     # model

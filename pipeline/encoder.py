@@ -31,7 +31,7 @@ import torch
 
 from pipeline.data.batching import cut_sorted
 from pipeline.data.chars import BOS_TOKEN, EOS_TOKEN, token_char_ids
-from pipeline.data.corpus import read_lines
+from pipeline.data.lines import ReadStats, input_lines
 from pipeline.data.tokenizers import SP_MODEL_FILE, SentencePieceTokenizer, WhitespaceTokenizer
 from pipeline.data.vocab import Vocab
 from pipeline.errors import PipelineError
@@ -299,11 +299,12 @@ def select_layers(layers: np.ndarray, mode: str) -> np.ndarray:
 
 def embed_file(encoder: Encoder, input_path: str | Path, out_path: str | Path, layers: str = "all",
                batch_tokens: int = 4096, chunk_lines: int = 1000, encoding_errors: str = "error",
-               progress: bool = True) -> int:
+               progress: bool = True, stats: ReadStats | None = None) -> int:
     """Embed every line of a text file into HDF5, one dataset per line keyed by its 0-based number.
 
     Streams ``chunk_lines`` lines at a time, so memory stays flat for files of any size. An empty
-    line gets an empty dataset, so line numbers stay aligned. Returns the number of lines.
+    line gets an empty dataset, so line numbers stay aligned. Returns the number of lines;
+    ``stats`` (a :class:`ReadStats`) counts replaced lines and a removed byte-order mark.
     """
     import h5py
 
@@ -319,7 +320,7 @@ def embed_file(encoder: Encoder, input_path: str | Path, out_path: str | Path, l
         bar = tqdm(total=total, unit=" lines", desc="embed", mininterval=1.0, disable=None)  # off without a TTY
     n = 0
     try:
-        n = _embed_into(encoder, input_path, out_path, layers, batch_tokens, chunk_lines, encoding_errors, bar)
+        n = _embed_into(encoder, input_path, out_path, layers, batch_tokens, chunk_lines, encoding_errors, bar, stats)
     finally:
         if bar is not None:
             bar.close()
@@ -336,7 +337,7 @@ def _is_embedding_file(path: Path) -> bool:
         return False
 
 
-def _embed_into(encoder, input_path, out_path, layers, batch_tokens, chunk_lines, encoding_errors, bar) -> int:
+def _embed_into(encoder, input_path, out_path, layers, batch_tokens, chunk_lines, encoding_errors, bar, stats) -> int:
     import h5py
 
     n = 0
@@ -347,7 +348,7 @@ def _embed_into(encoder, input_path, out_path, layers, batch_tokens, chunk_lines
             h5.attrs["n_layers"] = encoder.n_layers
             h5.attrs["dim"] = encoder.dim
             chunk: list[tuple[int, str]] = []
-            lines = read_lines(input_path, encoding_errors)
+            lines = input_lines(input_path, encoding_errors, stats)
             while True:
                 chunk = [x for _, x in zip(range(chunk_lines), lines)]
                 if not chunk:

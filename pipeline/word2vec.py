@@ -27,7 +27,8 @@ import numpy as np
 
 from pipeline.config import Word2VecConfig
 from pipeline.errors import PipelineError
-from pipeline.io import atomic_path, read_text
+from pipeline.data.lines import read_lines
+from pipeline.io import atomic_path
 
 OUT_KV = "vectors.kv"
 OUT_MATRIX = "embeddings.npy"
@@ -176,7 +177,7 @@ class AnalogyResult:
 
 
 def _read_lines(path: Path) -> list[str]:
-    return read_text(path, "evaluation file").splitlines()
+    return read_lines(path, what="evaluation file")
 
 
 def _case_insensitive_vocab(kv, restrict_vocab: int) -> dict[str, int]:

@@ -180,3 +180,19 @@ def test_embed_mixed_with_a_scalar_mix(trained):
     for m, layers in zip(mixed, enc.embed(SENTS)):
         assert m.shape == layers.shape[1:]
         assert np.allclose(m, layers.mean(axis=0), atol=1e-6)
+
+
+def test_a_byte_order_mark_changes_nothing_and_is_reported(trained, tmp_path):
+    plain, bom = tmp_path / "plain.txt", tmp_path / "bom.txt"
+    plain.write_text("the fire spread .\nNew\u0085line here\n", encoding="utf-8")
+    bom.write_bytes(b"\xef\xbb\xbf" + plain.read_bytes())
+    out = {}
+    for name in ("plain", "bom"):
+        p = subprocess.run([sys.executable, "-m", "pipeline.cli", "embed", f"{name}.txt", "--encoder",
+                            str(trained / "enc"), "--out", f"{name}.h5"], capture_output=True, text=True, cwd=tmp_path)
+        assert p.returncode == 0, p.stderr
+        with h5py.File(tmp_path / f"{name}.h5") as f:
+            out[name] = [f[str(i)][()] for i in range(len(f))]
+    assert len(out["bom"]) == 2 and all(np.array_equal(a, b) for a, b in zip(out["plain"], out["bom"]))
+    assert out["bom"][1].shape[1] == 3  # U+0085 separated two tokens; it did not cut the line
+    assert "a byte-order mark removed" in p.stdout

@@ -1,7 +1,8 @@
 """Data layer: corpus readers, tokenizers, vocabulary, character ids, prepared shards, batching."""
 from pipeline.data.batching import IGNORE, Batch, BucketBatcher, make_batch
 from pipeline.data.chars import char_table, token_char_ids
-from pipeline.data.corpus import Line, read_corpus
+from pipeline.data.corpus import read_corpus
+from pipeline.data.lines import Line
 from pipeline.data.prepared import PreparedData, PreparedSplit
 from pipeline.data.vocab import Vocab
 

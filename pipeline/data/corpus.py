@@ -25,75 +25,16 @@ one article per line). It is cut into sentences and tokenized by the small rules
 from __future__ import annotations
 
 import glob as globlib
-import gzip
 import os
 import re
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator, Literal
 
+from pipeline.data.lines import Line, ReadStats, clean_text, iter_lines, split_text_lines
 from pipeline.errors import PipelineError
 
 
-@dataclass
-class Line:
-    text: str
-    source: str  # file path or dataset spec
-    lineno: int  # 1-based line (or row) number within ``source``
-
-
-@dataclass
-class ReadStats:
-    lines: int = 0
-    replaced_utf8: int = 0  # lines with invalid UTF-8 that were decoded with U+FFFD
-    sources: list[str] = field(default_factory=list)
-
-
 # --- plain files -----------------------------------------------------------------------------
-
-
-def _open_binary(path: Path):
-    if path.suffix == ".gz":
-        return gzip.open(path, "rb")
-    return open(path, "rb")
-
-
-def _read_file(path: Path, errors: str, stats: ReadStats) -> Iterator[Line]:
-    stats.sources.append(str(path))
-    try:
-        with _open_binary(path) as f:
-            for lineno, raw in enumerate(f, start=1):
-                try:
-                    text = raw.decode("utf-8")
-                except UnicodeDecodeError as e:
-                    if errors == "error":
-                        raise PipelineError(
-                            f"{path}:{lineno}: invalid UTF-8 at byte {e.start} "
-                            f"(encoding_errors: replace would replace such bytes)"
-                        ) from None
-                    text = raw.decode("utf-8", errors="replace")
-                    stats.replaced_utf8 += 1
-                stats.lines += 1
-                yield Line(text.rstrip("\r\n"), str(path), lineno)
-    except (gzip.BadGzipFile, EOFError) as e:
-        raise PipelineError(f"{path}: not a valid gzip file ({e})") from None
-    except IsADirectoryError:
-        raise PipelineError(f"{path}: is a directory") from None
-    except PermissionError:
-        raise PipelineError(f"{path}: permission denied") from None
-
-
-def read_lines(path: str | os.PathLike, encoding_errors: str = "error",
-               stats: ReadStats | None = None) -> Iterator[tuple[int, str]]:
-    """(0-based line number, text) of one text file (plain or .gz): the input of embed, predict
-    and lm-score. Invalid UTF-8 stops with an error naming file and line, or is replaced and counted."""
-    path = Path(path)
-    if path.is_dir():
-        raise PipelineError(f"{path}: is a directory; give one text file")
-    if not path.is_file():
-        raise PipelineError(f"{path}: input file not found")
-    for line in _read_file(path, encoding_errors, stats if stats is not None else ReadStats()):
-        yield line.lineno - 1, line.text
 
 
 def _expand(spec: str) -> list[Path]:
@@ -131,7 +72,7 @@ def parse_hf_spec(spec: str) -> tuple[str, str | None, str, str]:
     return name, (config or None), split, fld
 
 
-def _read_hf(spec: str, streaming: bool, stats: ReadStats) -> Iterator[Line]:
+def _read_hf(spec: str, streaming: bool, errors: str, stats: ReadStats) -> Iterator[Line]:
     name, config, split, fld = parse_hf_spec(spec)
     import datasets  # imported here: the pretraining path must not need it
 
@@ -154,7 +95,9 @@ def _read_hf(spec: str, streaming: bool, stats: ReadStats) -> Iterator[Line]:
             raise PipelineError(f"{spec}: row {row_no}: field {fld!r} is {type(value).__name__}, not text")
         stats.lines += 1
         # A row may hold several lines (raw WikiText rows hold one line each; others may not).
-        for text in value.splitlines() or [""]:
+        for text in split_text_lines(value):
+            text, replaced = clean_text(text, f"{spec}: row {row_no}", errors)
+            stats.replaced_utf8 += replaced
             yield Line(text, spec, row_no)
 
 
@@ -187,7 +130,7 @@ def _read_default(stats: ReadStats) -> Iterator[Line]:
     path = default_corpus_path()
     inner = ReadStats()  # the installed path differs per machine: record the corpus by name
     stats.sources.append("default (gensim test data: lee_background.cor)")
-    for doc in _read_file(path, "replace", inner):
+    for doc in iter_lines(path, "replace", inner):
         stats.lines += 1
         for sentence in split_sentences_raw(doc.text):
             yield Line(" ".join(simple_tokenize(sentence)), "lee_background.cor", doc.lineno)
@@ -207,7 +150,7 @@ def read_corpus(
     if spec == "default":
         yield from _read_default(stats)
     elif spec.startswith("hf:"):
-        yield from _read_hf(spec, hf_streaming, stats)
+        yield from _read_hf(spec, hf_streaming, encoding_errors, stats)
     else:
         for path in _expand(os.path.expanduser(spec)):
-            yield from _read_file(path, encoding_errors, stats)
+            yield from iter_lines(path, encoding_errors, stats, what="corpus file")

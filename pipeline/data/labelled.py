@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from pipeline.errors import PipelineError
-from pipeline.io import read_text
+from pipeline.data.lines import ReadStats, read_lines
 
 
 @dataclass
@@ -24,13 +24,14 @@ class LabelledData:
 
 
 def read_classification(path: str | Path, text_field: str = "sentence", label_field: str = "label",
-                        fmt: str | None = None) -> LabelledData:
+                        fmt: str | None = None, encoding_errors: str = "error",
+                        stats: ReadStats | None = None) -> LabelledData:
     """Read ``path`` (format from ``fmt`` or the suffix: .tsv, .csv, .jsonl/.json)."""
     path = Path(path)
     fmt = fmt or {".tsv": "tsv", ".csv": "csv", ".jsonl": "jsonl", ".json": "jsonl"}.get(path.suffix.lower())
     if fmt not in ("tsv", "csv", "jsonl"):
         raise PipelineError(f"{path}: unknown format; name it .tsv, .csv or .jsonl (or give the format)")
-    text = read_text(path)
+    lines = read_lines(path, encoding_errors, stats)
     out = LabelledData()
 
     def add(lineno: int, t, y) -> None:
@@ -48,7 +49,7 @@ def read_classification(path: str | Path, text_field: str = "sentence", label_fi
         out.lines.append(lineno)
 
     if fmt == "jsonl":
-        for lineno, line in enumerate(text.splitlines(), start=1):
+        for lineno, line in enumerate(lines, start=1):
             if not line.strip():
                 continue
             try:
@@ -61,7 +62,7 @@ def read_classification(path: str | Path, text_field: str = "sentence", label_fi
         return out
 
     # why csv for TSV too: quoting rules; QUOTE_NONE for TSV because SST text contains bare quotes
-    rows = csv.reader(text.splitlines(), delimiter="\t" if fmt == "tsv" else ",",
+    rows = csv.reader(lines, delimiter="\t" if fmt == "tsv" else ",",
                       quoting=csv.QUOTE_NONE if fmt == "tsv" else csv.QUOTE_MINIMAL)
     header = next(rows, None)
     if header is None:

@@ -31,7 +31,8 @@ import numpy as np
 
 from pipeline.config import PrepareConfig
 from pipeline.data.chars import BOS_CHAR, BOW_CHAR, EOS_CHAR, EOW_CHAR, N_CHAR_IDS, PAD_CHAR, char_table
-from pipeline.data.corpus import Line, ReadStats, read_corpus
+from pipeline.data.corpus import read_corpus
+from pipeline.data.lines import Line, ReadStats
 from pipeline.data.prepared import FORMAT_VERSION, SPLITS, ShardWriter
 from pipeline.data.tokenizers import SP_MODEL_FILE, SentencePieceTokenizer, WhitespaceTokenizer, train_sentencepiece
 from pipeline.data.vocab import PAD_ID, SPECIALS, Vocab
@@ -290,6 +291,7 @@ def _stats(out: Path, tokenized: _Tokenized, split_info: dict, V: int, read_stat
         "blank_lines": tokenized.blank_lines,
         "long_sentences_split": tokenized.long_sentences_split,
         "invalid_utf8_lines_replaced": read_stats.replaced_utf8,
+        "byte_order_marks_removed": read_stats.bom,
     }
 
 

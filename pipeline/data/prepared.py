@@ -110,7 +110,7 @@ class PreparedData:
         if self.meta.get("format_version", 0) > FORMAT_VERSION:
             raise PipelineError(f"{meta_file}: format version {self.meta['format_version']} is newer than this code")
         self.vocab = Vocab.load(self.dir / "vocab.txt")
-        extra = (self.dir / "extra_types.txt").read_text(encoding="utf-8").splitlines()
+        extra = (self.dir / "extra_types.txt").read_text(encoding="utf-8").split("\n")[:-1]  # our own file: \n only
         self.types = self.vocab.tokens + extra  # type id → token string
         self.char_ids = np.load(self.dir / "char_ids.npy", mmap_mode="r")  # (n_types, max_chars)
         self._char_tensor = None

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Literal
 
 from pipeline.errors import PipelineError
-from pipeline.io import read_text
+from pipeline.data.lines import ReadStats, read_lines
 
 Scheme = Literal["iob1", "iob2", "bioes"]
 Span = tuple[str, int, int]
@@ -104,10 +104,11 @@ class TaggedData:
 
 
 def read_conll(path: str | Path, token_col: int = 0, label_col: int = -1, scheme: Scheme = "iob2",
-               target: Scheme = "iob2", invalid: Literal["repair", "error"] = "repair") -> TaggedData:
+               target: Scheme = "iob2", invalid: Literal["repair", "error"] = "repair",
+               encoding_errors: str = "error", stats: ReadStats | None = None) -> TaggedData:
     """A CoNLL column file (blank line between sentences, ``-DOCSTART-`` lines skipped)."""
     path = Path(path)
-    lines = read_text(path).splitlines()
+    lines = read_lines(path, encoding_errors, stats, what="CoNLL file")
     out = TaggedData()
     toks: list[str] = []
     tags: list[str] = []

@@ -12,7 +12,8 @@ from pathlib import Path
 
 from pipeline.data.chars import BOS_TOKEN, EOS_TOKEN
 from pipeline.errors import PipelineError
-from pipeline.io import read_text, write_text_atomic
+from pipeline.data.lines import read_lines
+from pipeline.io import write_text_atomic
 
 PAD_TOKEN = "<PAD>"
 UNK_TOKEN = "<UNK>"
@@ -53,7 +54,7 @@ class Vocab:
     def load(cls, path: str | Path) -> "Vocab":
         path = Path(path)
         tokens, counts = [], []
-        lines = read_text(path, "vocabulary file").splitlines()
+        lines = read_lines(path, what="vocabulary file")
         for lineno, line in enumerate(lines, start=1):
             parts = line.split("\t")
             if len(parts) != 2 or not parts[0] or not parts[1].isdigit():

@@ -18,6 +18,7 @@ class TaskData:
     targets: list  # list[list[str]] (ner) or list[str] (classify)
     lines: list[int]  # the file line each example starts on (for messages)
     repaired: int = 0  # ner: tags that did not fit the scheme and were repaired
+    replaced_lines: int = 0  # lines with invalid UTF-8 or control characters replaced (encoding_errors: replace)
     skipped_empty: int = 0  # classify: rows with empty text
 
 
@@ -29,15 +30,20 @@ def tokenizer_for(encoder):
 
 def read_task_data(cfg: FinetuneConfig, path: str | Path, tokenize=str.split) -> TaskData:
     """Read a labelled file as ``cfg`` describes it (CoNLL columns for ner; TSV/CSV/JSONL for classify)."""
+    from pipeline.data.lines import ReadStats
+
+    stats = ReadStats()
     if cfg.task == "ner":
         from pipeline.data.tags import read_conll
 
-        d = read_conll(path, cfg.token_column, cfg.label_column, cfg.tag_scheme, cfg.model_scheme, cfg.invalid_tags)
-        return TaskData(str(path), d.sentences, d.tags, d.lines, repaired=d.repaired)
+        d = read_conll(path, cfg.token_column, cfg.label_column, cfg.tag_scheme, cfg.model_scheme, cfg.invalid_tags,
+                       cfg.encoding_errors, stats)
+        return TaskData(str(path), d.sentences, d.tags, d.lines, repaired=d.repaired, replaced_lines=stats.replaced_utf8)
     from pipeline.data.labelled import read_classification
 
-    d = read_classification(path, cfg.text_field, cfg.label_field, cfg.format)
-    return TaskData(str(path), [tokenize(t) for t in d.texts], d.labels, d.lines, skipped_empty=d.empty)
+    d = read_classification(path, cfg.text_field, cfg.label_field, cfg.format, cfg.encoding_errors, stats)
+    return TaskData(str(path), [tokenize(t) for t in d.texts], d.labels, d.lines, skipped_empty=d.empty,
+                    replaced_lines=stats.replaced_utf8)
 
 
 def label_set(cfg: FinetuneConfig, train: TaskData) -> list[str]:

@@ -70,7 +70,8 @@ class TaskSplits:
         parts = [d for d in (self.train, self.dev, self.test) if d is not None]
         return {"train": len(self.train_idx), "dev": len(self.dev.sentences),
                 "test": len(self.test.sentences) if self.test else 0, "labels": len(self.labels),
-                "repaired_tags": sum(d.repaired for d in parts), "skipped_empty": sum(d.skipped_empty for d in parts)}
+                "repaired_tags": sum(d.repaired for d in parts), "skipped_empty": sum(d.skipped_empty for d in parts),
+                "replaced_lines": sum(d.replaced_lines for d in parts)}
 
     def all_sentences(self) -> list[list[str]]:
         return self.train.sentences + self.dev.sentences + (self.test.sentences if self.test else [])

@@ -1,0 +1,174 @@
+"""The one way text files are read: every reader of the pipeline (corpora, labelled files, CoNLL,
+vocabularies, evaluation files, and the input of embed / predict / lm-score) takes its lines here.
+
+- Lines end only at ``\\n`` (a ``\\r`` before it is dropped). ``str.splitlines`` also breaks at
+  U+0085, U+2028, U+2029, form feed, vertical tab and ``\\x1c``–``\\x1e``; here those characters
+  (and a lone ``\\r``) stay inside the line as a space, so tokenizers see them as whitespace and a
+  sentence or CoNLL line is never cut in two.
+- A UTF-8 byte-order mark at the start of the file is removed and counted (``bom``).
+- Invalid UTF-8, NUL and the other control characters (C0 except tab, DEL, C1 except U+0085) are
+  errors naming file and line (``encoding_errors: error``) or are replaced by U+FFFD and the line
+  counted (``encoding_errors: replace``).
+- A file whose first 64 KiB are mostly NUL bytes or undecodable is refused as binary.
+"""
+from __future__ import annotations
+
+import gzip
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterator
+
+from pipeline.errors import PipelineError
+
+BOM = b"\xef\xbb\xbf"
+# separators that str.splitlines() breaks at but a line of text may hold: read as a space
+SEPARATORS = "\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029"
+_AS_SPACE = str.maketrans({c: " " for c in SEPARATORS})
+_CONTROL = re.compile("[\x00-\x08\x0e-\x1b\x1f\x7f-\x84\x86-\x9f]")
+_SPECIAL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029]")  # either of the above: most lines have none
+SNIFF_BYTES = 1 << 16
+
+
+@dataclass
+class ReadStats:
+    lines: int = 0
+    replaced_utf8: int = 0  # lines with invalid UTF-8 or control characters, replaced by U+FFFD
+    bom: int = 0  # files that started with a byte-order mark (removed)
+    sources: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Line:
+    text: str
+    source: str  # file path or dataset spec
+    lineno: int  # 1-based line (or row) number within ``source``
+
+
+def open_binary(path: Path):
+    if path.suffix == ".gz":
+        return gzip.open(path, "rb")
+    return open(path, "rb")
+
+
+def _refuse_binary(path: Path, head: bytes) -> None:
+    """A file whose first bytes are mostly NULs or invalid UTF-8 is not text."""
+    lines = [x for x in head.split(b"\n")[:-1 if len(head) == SNIFF_BYTES else None] if x] or [head]
+    bad = 0
+    for raw in lines:
+        try:
+            raw.decode("utf-8")
+            bad += b"\x00" in raw
+        except UnicodeDecodeError:
+            bad += 1
+    if head and bad * 2 > len(lines):
+        raise PipelineError(f"{path}: looks like a binary file ({bad} of the first {len(lines)} lines hold NUL "
+                            f"bytes or invalid UTF-8); give a UTF-8 text file")
+
+
+def decode_line(raw: bytes, where: str, errors: str) -> tuple[str, bool]:
+    """One line's bytes (no line break) → (text, replaced?). Bad bytes or control characters are
+    an error naming ``where`` (file:line) or, with ``errors="replace"``, U+FFFD."""
+    try:
+        text = raw.decode("utf-8")
+        bad = False
+    except UnicodeDecodeError as e:
+        if errors == "error":
+            raise PipelineError(f"{where}: invalid UTF-8 at byte {e.start} "
+                                f"(encoding_errors: replace would replace such bytes)") from None
+        text, bad = raw.decode("utf-8", errors="replace"), True
+    text, replaced = clean_text(text, where, errors)
+    return text, bad or replaced
+
+
+def clean_text(text: str, where: str, errors: str) -> tuple[str, bool]:
+    """Decoded text of one line → (text with separators as spaces, control characters replaced?);
+    a control character is an error naming ``where`` unless ``errors="replace"``."""
+    if not _SPECIAL.search(text):
+        return text, False
+    bad = False
+    m = _CONTROL.search(text)
+    if m:
+        if errors == "error":
+            raise PipelineError(f"{where}: control character U+{ord(m.group()):04X} at column {m.start() + 1} "
+                                f"(encoding_errors: replace would replace it)")
+        text, bad = _CONTROL.sub("\ufffd", text), True
+    return text.translate(_AS_SPACE), bad
+
+
+def split_text_lines(text: str) -> list[str]:
+    """A string that may hold several lines (a dataset row) → its lines, split at ``\n`` only."""
+    return [line[:-1] if line.endswith("\r") else line for line in text.split("\n")]
+
+
+def iter_lines(path: str | os.PathLike, errors: str = "error", stats: ReadStats | None = None,
+               what: str = "file") -> Iterator[Line]:
+    """The lines of a text file (plain or .gz), read as described in the module docstring."""
+    path = Path(path)
+    stats = stats if stats is not None else ReadStats()
+    stats.sources.append(str(path))
+    try:
+        with open_binary(path) as f:
+            head = f.read(SNIFF_BYTES)
+            _refuse_binary(path, head)
+            if head.startswith(BOM):
+                head = head[len(BOM):]
+                stats.bom += 1
+            yield from _lines(path, head, f, errors, stats)
+    except FileNotFoundError:
+        raise PipelineError(f"{path}: {what} not found") from None
+    except (gzip.BadGzipFile, EOFError) as e:
+        raise PipelineError(f"{path}: not a valid gzip file ({e})") from None
+    except IsADirectoryError:
+        raise PipelineError(f"{path}: is a directory") from None
+    except PermissionError:
+        raise PipelineError(f"{path}: permission denied") from None
+
+
+def _lines(path: Path, head: bytes, f, errors: str, stats: ReadStats) -> Iterator[Line]:
+    lineno = 0
+    rest = head
+    for chunk in _chunks(head, f):
+        if chunk is not head:
+            rest += chunk
+        *complete, rest = rest.split(b"\n")
+        for raw in complete:
+            lineno += 1
+            yield _line(path, raw, lineno, errors, stats)
+    if rest:
+        lineno += 1
+        yield _line(path, rest, lineno, errors, stats)
+
+
+def _chunks(head: bytes, f) -> Iterator[bytes]:
+    yield head
+    while True:
+        chunk = f.read(1 << 20)
+        if not chunk:
+            return
+        yield chunk
+
+
+def _line(path: Path, raw: bytes, lineno: int, errors: str, stats: ReadStats) -> Line:
+    text, replaced = decode_line(raw[:-1] if raw.endswith(b"\r") else raw, f"{path}:{lineno}", errors)
+    stats.lines += 1
+    stats.replaced_utf8 += replaced
+    return Line(text, str(path), lineno)
+
+
+def read_lines(path: str | os.PathLike, errors: str = "error", stats: ReadStats | None = None,
+               what: str = "file") -> list[str]:
+    """All lines of a (small) text file, read like :func:`iter_lines`."""
+    return [line.text for line in iter_lines(path, errors, stats, what)]
+
+
+def input_lines(path: str | os.PathLike, errors: str = "error",
+                stats: ReadStats | None = None) -> Iterator[tuple[int, str]]:
+    """(0-based line number, text) of the one text file a command reads sentences from (embed,
+    predict, lm-score)."""
+    path = Path(path)
+    if path.is_dir():
+        raise PipelineError(f"{path}: is a directory; give one text file")
+    for line in iter_lines(path, errors, stats, what="input file"):
+        yield line.lineno - 1, line.text
