@@ -47,7 +47,6 @@ def tiny_repo(dest: Path, **sections) -> Path:
     (e.g. ``pretrain={...}``) are written into its params.yaml."""
     import yaml
 
-    from test_data_helpers import make_corpus
 
     repo = copy_repo(dest)
     (repo / "data" / "raw" / "corpus.txt").write_text(make_corpus(200))
@@ -77,3 +76,12 @@ TOY = {
     "man": [0, 1, 0, 0], "woman": [0, 0, 1, 0], "king": [1, 1, 0, 0], "queen": [1, 0, 1, 0],
     "boy": [0, 1, 0, 1], "girl": [0, 0, 1, 1],
 }
+
+
+WORDS = "the cat dog sat on a mat and ran to big red house tree . , is was".split()
+
+
+def make_corpus(n=200, seed=0):
+    """``n`` random sentences over a 19-word vocabulary, one per line."""
+    rng = np.random.default_rng(seed)
+    return "".join(" ".join(rng.choice(WORDS, size=rng.integers(2, 12))) + "\n" for _ in range(n))

@@ -3,8 +3,7 @@ import json
 import numpy as np
 import yaml
 
-from helpers import BIN, copy_repo, elmo, run
-from test_data_helpers import make_corpus
+from helpers import BIN, copy_repo, elmo, make_corpus, run
 
 
 def _repo_with_corpus(tmp_path, n=120, **word2vec):

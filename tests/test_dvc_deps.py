@@ -18,7 +18,7 @@ import yaml
 
 from conftest import REPO
 from helpers import env
-from test_data_helpers import make_corpus
+from helpers import make_corpus
 
 # Runs a stage script as `python stages/x.py` would (its folder first on sys.path) and, at exit,
 # writes the names of the loaded `pipeline` modules and the files of those loaded from stages/.

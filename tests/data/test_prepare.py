@@ -12,7 +12,7 @@ from pipeline.data.prepare import prepare_corpus
 from pipeline.data.prepared import PreparedData
 from pipeline.data.vocab import UNK_ID
 from pipeline.errors import PipelineError
-from test_data_helpers import make_corpus
+from helpers import make_corpus
 
 def decoded(data, split):
     return [" ".join(data.types[i] for i in s) for s in data.split(split)]
