@@ -210,12 +210,20 @@ class FinetuneConfig:
     ``finetune_sentiment`` stages, ``elmo finetune``). Paths are relative to the working directory."""
 
     task: Literal["ner", "classify"] = "ner"
+    model: Literal["bilstm", "tfidf"] = "bilstm"  # tfidf: TF-IDF + logistic regression (classify only)
     train: str = ""  # labelled files: CoNLL columns (ner) or TSV/CSV/JSONL (classify)
     dev: str = ""
     test: Optional[str] = None
     encoder: Optional[str] = "models/encoder"  # an exported encoder directory (`elmo export`)
     word2vec: Optional[str] = "data/word2vec/vectors.bin"  # word2vec text/binary format or gensim .kv
-    inputs: Literal["both", "elmo", "word2vec"] = "both"  # word2vec only is the baseline
+    inputs: Literal["both", "elmo", "word2vec"] = "both"  # word vectors, ELMo, or both (the task's chars come on top)
+    word_vectors: Literal["trainable", "frozen", "lookup"] = "trainable"  # lookup: per-token word2vec, frozen
+    word_dropout: float = 0.5  # training words seen once → the unknown-word vector with this probability
+    max_words: int = 100_000  # word table: training words + word2vec words up to this many
+    char_encoder: Literal["cnn", "none"] = "cnn"  # the task's own character CNN (Ma & Hovy 2016)
+    char_dim: int = 30
+    char_filters: int = 50
+    char_width: int = 3
     # NER files
     token_column: int = 0
     label_column: int = -1
@@ -240,7 +248,8 @@ class FinetuneConfig:
     epochs: int = 20
     batch_size: int = 32
     lr: float = 1e-3
-    patience: int = 3  # epochs without a better dev score before stopping
+    grad_clip: Optional[float] = 5.0  # max gradient norm (null: no clipping)
+    patience: int = 3  # epochs without a better dev score before stopping (counted once it is above 0)
     max_minutes: Optional[float] = None  # wall-clock budget (checked after each epoch)
     seed: int = 0
 
@@ -248,10 +257,14 @@ class FinetuneConfig:
         def bad(key: str, msg: str) -> PipelineError:
             return PipelineError(f"{where}: {section}.{key}: {msg}")
 
-        for key in ("hidden", "epochs", "batch_size", "patience"):
+        for key in ("hidden", "epochs", "batch_size", "patience", "char_dim", "char_filters", "char_width"):
             if getattr(self, key) < 1:
                 raise bad(key, f"must be at least 1, got {getattr(self, key)}")
-        for key in ("dropout", "elmo_dropout"):
+        if self.max_words < 2:
+            raise bad("max_words", f"must be at least 2, got {self.max_words}")
+        if self.grad_clip is not None and self.grad_clip <= 0:
+            raise bad("grad_clip", "must be positive or null")
+        for key in ("dropout", "elmo_dropout", "word_dropout"):
             if not 0.0 <= getattr(self, key) < 1.0:
                 raise bad(key, f"must be in [0, 1), got {getattr(self, key)}")
         for key in ("lr", "encoder_lr"):
@@ -259,6 +272,10 @@ class FinetuneConfig:
                 raise bad(key, f"must be positive, got {getattr(self, key)}")
         if self.mix_l2 < 0:
             raise bad("mix_l2", "must be >= 0")
+        if self.model == "tfidf":
+            if self.task != "classify":
+                raise bad("model", "tfidf is a sentence classifier: use it with task classify")
+            return  # it uses neither the encoder nor word vectors
         if self.max_minutes is not None and self.max_minutes <= 0:
             raise bad("max_minutes", "must be positive or null")
         if self.inputs != "word2vec" and not self.encoder:

@@ -1,34 +1,231 @@
-"""Per-token task inputs: ``[word2vec vector ; ELMo scalar mix]`` (ELMo §3.3), each part switchable.
+"""Per-token task inputs, ELMo §3.3 on top of a strong baseline: ``[word ; casing ; chars ; ELMo mix]``.
 
-With the encoder frozen (the default) the biLM layers of every sentence are computed once and
-kept, so training a task pays for the biLM only once per sentence; the task's ScalarMix (and the
-dropout on the ELMo part) is applied on top, per batch. With ``finetune_encoder`` the biLM is a
-submodule: its layers are recomputed with gradients on every batch (and its dropout follows
-``train()``/``eval()``).
+- **word**: a trainable embedding table over lower-cased words (the training data's words plus the
+  word2vec vocabulary), initialised from the word2vec vectors, with a learned unknown-word row;
+  training words seen once are replaced by it with probability ``word_dropout`` (Lample et al.
+  2016), so the model learns what to do with words it has never seen. ``word_vectors: frozen``
+  keeps the table fixed; ``lookup`` is the earlier input: each token's word2vec vector looked up
+  (exact, lower-cased, else a fixed random vector), frozen, no casing feature.
+- **casing**: a small learned embedding of the token's shape (lower, Title, UPPER, numeric, ...),
+  since the word lookup is lower-cased.
+- **chars**: the task's own character CNN over the token's UTF-8 bytes (Ma & Hovy 2016: embed,
+  dropout, one convolution, max over characters).
+- **ELMo**: the task's scalar mix of the biLM's L+1 layers, with dropout. With the encoder frozen
+  (the default) the biLM layers of every sentence are computed once and kept, so training pays
+  for the biLM only once per sentence; with ``finetune_encoder`` the biLM is a submodule whose
+  layers are recomputed with gradients on every batch.
 """
 from __future__ import annotations
 
+import zlib
+from collections import Counter
+from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 import torch
 from torch import nn
 
+from pipeline.data.chars import PAD_CHAR, N_CHAR_IDS, token_char_ids
 from pipeline.tasks.scalar_mix import ScalarMix
+
+PAD, UNK = "<PAD>", "<UNK>"
+WORDS_FILE = "words.txt"
+CASES = ("pad", "lower", "title", "upper", "numeric", "has_digit", "mixed", "other")
+CASE_DIM = 8
+
+
+def casing(token: str) -> int:
+    """The index in :data:`CASES` of a token's shape."""
+    if token.isdigit():
+        return CASES.index("numeric")
+    if any(c.isdigit() for c in token):
+        return CASES.index("has_digit")
+    if not any(c.isalpha() for c in token):
+        return CASES.index("other")
+    if token.islower():
+        return CASES.index("lower")
+    if token.isupper():
+        return CASES.index("upper")
+    if token[0].isupper() and token[1:].islower():
+        return CASES.index("title")
+    return CASES.index("mixed")
+
+
+def build_word_list(sentences: Sequence[Sequence[str]], word2vec=None, max_words: int = 100_000) -> list[str]:
+    """``<PAD>``, ``<UNK>``, the lower-cased training words (by frequency), then the word2vec
+    vocabulary's lower-cased words in its own order, up to ``max_words`` in all."""
+    counts = Counter(t.lower() for s in sentences for t in s)
+    words = [PAD, UNK] + [w for w, _ in sorted(counts.items(), key=lambda x: (-x[1], x[0]))]
+    seen = set(words)
+    if word2vec is not None:
+        for k in word2vec.kv.index_to_key:
+            if len(words) >= max_words:
+                break
+            low = k.lower()
+            if low not in seen:
+                seen.add(low)
+                words.append(low)
+    return words[:max(max_words, 2)]
+
+
+def init_vectors(words: list[str], word2vec, dim: int, seed: int) -> np.ndarray:
+    """(len(words), dim) initial rows: a word's word2vec vector (its most frequent casing), else
+    normal noise at the vectors' scale (seeded by the word); ``<PAD>`` zero."""
+    kv = word2vec.kv if word2vec is not None else None
+    lower: dict[str, str] = {}
+    if kv is not None:
+        for k in kv.index_to_key:  # most frequent first: the first casing of a word wins
+            lower.setdefault(k.lower(), k)
+    scale = float(np.std(kv.vectors)) if kv is not None and len(kv) else 0.1
+    out = np.zeros((len(words), dim), dtype=np.float32)
+    for i, w in enumerate(words[1:], start=1):
+        if w in lower:
+            out[i] = kv[lower[w]]
+        else:
+            rng = np.random.default_rng([seed, zlib.crc32(w.encode("utf-8", "surrogatepass"))])
+            out[i] = rng.normal(0.0, scale, dim)
+    return out
+
+
+class WordEmbedding(nn.Module):
+    """Sentences → (B, T, dim + CASE_DIM): lower-cased word vectors and the casing embedding."""
+
+    def __init__(self, words: list[str], dim: int, init: np.ndarray | None = None, trainable: bool = True,
+                 word_dropout: float = 0.0, singletons: set[str] | None = None):
+        super().__init__()
+        self.words = list(words)
+        self.index = {w: i for i, w in enumerate(self.words)}
+        self.embedding = nn.Embedding(len(self.words), dim, padding_idx=0)
+        if init is not None:
+            self.embedding.weight.data.copy_(torch.from_numpy(init))
+        self.embedding.weight.requires_grad_(trainable)
+        self.case = nn.Embedding(len(CASES), CASE_DIM, padding_idx=0)
+        self.word_dropout = word_dropout
+        self.singletons = {self.index[w] for w in (singletons or ()) if w in self.index}
+        self.word_dim = dim
+        self.dim = dim + CASE_DIM
+
+    def ids(self, sentences: Sequence[Sequence[str]], B: int, T: int) -> tuple[torch.Tensor, torch.Tensor]:
+        words = torch.zeros(B, T, dtype=torch.long)
+        cases = torch.zeros(B, T, dtype=torch.long)
+        unk = self.index[UNK]
+        for b, s in enumerate(sentences):
+            ids = [self.index.get(t.lower(), unk) for t in s]
+            if self.training and self.word_dropout and self.singletons:
+                ids = [unk if i in self.singletons and torch.rand(()) < self.word_dropout else i for i in ids]
+            words[b, : len(s)] = torch.tensor(ids, dtype=torch.long)
+            cases[b, : len(s)] = torch.tensor([casing(t) for t in s], dtype=torch.long)
+        return words, cases
+
+    def forward(self, sentences: Sequence[Sequence[str]], B: int, T: int) -> torch.Tensor:
+        words, cases = self.ids(sentences, B, T)
+        device = self.embedding.weight.device
+        return torch.cat([self.embedding(words.to(device)), self.case(cases.to(device))], dim=-1)
+
+    def save_words(self, directory: Path) -> None:
+        (directory / WORDS_FILE).write_text("".join(w + "\n" for w in self.words), encoding="utf-8")
+
+
+class CharCNN(nn.Module):
+    """The task's character encoder (Ma & Hovy 2016): UTF-8 byte ids of each token → embed (E) →
+    dropout → convolution (width w, F filters) → max over characters → (B, T, F)."""
+
+    MAX_CHARS = 30  # bytes kept per token (with the word markers); longer tokens are truncated
+
+    def __init__(self, char_dim: int = 30, filters: int = 50, width: int = 3, dropout: float = 0.5):
+        super().__init__()
+        self.embed = nn.Embedding(N_CHAR_IDS, char_dim, padding_idx=PAD_CHAR)
+        self.dropout = nn.Dropout(dropout)
+        self.conv = nn.Conv1d(char_dim, filters, width, padding=width // 2)
+        self.dim = filters
+        self._ids: dict[str, np.ndarray] = {}
+
+    def _char_ids(self, token: str) -> np.ndarray:
+        ids = self._ids.get(token)
+        if ids is None:
+            ids = self._ids[token] = token_char_ids(token, self.MAX_CHARS)
+        return ids
+
+    def forward(self, sentences: Sequence[Sequence[str]], B: int, T: int) -> torch.Tensor:
+        distinct = list(dict.fromkeys(t for s in sentences for t in s))
+        where = {t: i for i, t in enumerate(distinct)}
+        device = self.embed.weight.device
+        out = torch.zeros(B, T, self.dim, device=device)
+        if not distinct:
+            return out
+        chars = torch.from_numpy(np.stack([self._char_ids(t) for t in distinct]).astype(np.int64)).to(device)
+        h = self.conv(self.dropout(self.embed(chars)).transpose(1, 2))  # (U, F, C)
+        pad = (chars == PAD_CHAR)[:, None, :]
+        vecs = h.masked_fill(pad, float("-inf")).amax(dim=2)  # (U, F): max over real characters
+        index = torch.tensor([[where[t] for t in s] + [0] * (T - len(s)) for s in sentences], device=device)
+        mask = torch.tensor([[1] * len(s) + [0] * (T - len(s)) for s in sentences], device=device, dtype=torch.bool)
+        # index_select: a deterministic backward on CPU (see pipeline.model.BiLM.encode)
+        return vecs.index_select(0, index.reshape(-1)).view(B, T, -1) * mask[..., None]
+
+
+class LookupVectors:
+    """``word_vectors: lookup``: each token's word2vec vector (exact, lower-cased, else a fixed
+    random vector: :class:`pipeline.word2vec.VectorLookup`), frozen, cached per token."""
+
+    def __init__(self, word2vec):
+        self.word2vec = word2vec
+        self.dim = word2vec.dim
+        self._cache: dict[str, np.ndarray] = {}
+
+    def _vector(self, token: str) -> np.ndarray:
+        v = self._cache.get(token)
+        if v is None:
+            v = self._cache[token] = self.word2vec.vector(token)[0]
+        return v
+
+    def __call__(self, sentences: Sequence[Sequence[str]], B: int, T: int) -> torch.Tensor:
+        w = torch.zeros(B, T, self.dim)
+        for b, s in enumerate(sentences):
+            if s:
+                w[b, : len(s)] = torch.from_numpy(np.stack([self._vector(t) for t in s]))
+        return w
+
+
+def build_features(cfg, encoder=None, word2vec=None, train_sentences: Sequence[Sequence[str]] = (),
+                   words: list[str] | None = None, word_dim: int | None = None) -> "Features":
+    """The inputs ``cfg`` (a FinetuneConfig) asks for. A new model's word table comes from
+    ``train_sentences`` and ``word2vec``; a loaded model passes its saved ``words`` and ``word_dim``."""
+    use_words, use_elmo = cfg.inputs in ("both", "word2vec"), cfg.inputs in ("both", "elmo")
+    word_part = None
+    if use_words and cfg.word_vectors == "lookup":
+        word_part = LookupVectors(word2vec)
+    elif use_words:
+        dim = word_dim or (word2vec.dim if word2vec is not None else 100)
+        init = None
+        if words is None:
+            words = build_word_list(train_sentences, word2vec, cfg.max_words)
+            init = init_vectors(words, word2vec, dim, cfg.seed)
+        counts = Counter(t.lower() for s in train_sentences for t in s)
+        word_part = WordEmbedding(words, dim, init, cfg.word_vectors == "trainable", cfg.word_dropout,
+                                  {w for w, c in counts.items() if c == 1})
+    chars = CharCNN(cfg.char_dim, cfg.char_filters, cfg.char_width, cfg.dropout) if cfg.char_encoder == "cnn" else None
+    return Features(encoder if use_elmo else None, word_part, chars, layer_norm=cfg.layer_norm,
+                    elmo_dropout=cfg.elmo_dropout, finetune_encoder=cfg.finetune_encoder)
 
 
 class Features(nn.Module):
-    """Sentences (token lists) → (x (B, T, D), mask (B, T)). ``encoder`` and/or ``word2vec`` may be None."""
+    """Sentences (token lists) → (x (B, T, D), mask (B, T)), D the sum of the parts' sizes.
 
-    def __init__(self, encoder=None, word2vec=None, layer_norm: bool = False, elmo_dropout: float = 0.5,
-                 finetune_encoder: bool = False):
+    ``words``: a :class:`WordEmbedding`, :class:`LookupVectors` or None; ``chars``: a
+    :class:`CharCNN` or None; ``encoder``: an Encoder (the ELMo part) or None."""
+
+    def __init__(self, encoder=None, words=None, chars=None, layer_norm: bool = False,
+                 elmo_dropout: float = 0.5, finetune_encoder: bool = False):
         super().__init__()
-        if encoder is None and word2vec is None:
-            raise ValueError("Features need the ELMo encoder, word2vec vectors, or both")
+        if encoder is None and words is None and chars is None:
+            raise ValueError("Features need at least one of: ELMo, word vectors, characters")
         if finetune_encoder and encoder is None:
             raise ValueError("finetune_encoder needs an encoder")
         self.encoder = encoder
-        self.word2vec = word2vec  # a pipeline.word2vec.VectorLookup
+        self.words = words  # a submodule when it is a WordEmbedding
+        self.word2vec = words.word2vec if isinstance(words, LookupVectors) else None  # saved with the model
+        self.chars = chars
         self.finetune_encoder = finetune_encoder
         # registered as a submodule only when it is trained: its weights then join the task's state
         self.bilm = encoder.model if finetune_encoder else None
@@ -36,9 +233,8 @@ class Features(nn.Module):
             encoder.model.requires_grad_(finetune_encoder)
         self.mix = ScalarMix(encoder.n_layers, layer_norm=layer_norm) if encoder is not None else None
         self.dropout = nn.Dropout(elmo_dropout)
-        self.dim = (encoder.dim if encoder is not None else 0) + (word2vec.dim if word2vec is not None else 0)
+        self.dim = sum(part.dim for part in (encoder, words, chars) if part is not None)
         self._layers: dict[tuple[str, ...], np.ndarray] = {}
-        self._w2v: dict[str, np.ndarray] = {}
 
     def share_layers(self, kept: dict) -> None:
         """Keep the frozen biLM's layers in ``kept`` (a dict shared by runs over the same encoder,
@@ -55,12 +251,6 @@ class Features(nn.Module):
         if self.encoder is None or self.finetune_encoder:
             return
         self._layers.update(self._unkept(sentences, batch_tokens))
-
-    def _word_vector(self, token: str) -> np.ndarray:
-        v = self._w2v.get(token)
-        if v is None:
-            v = self._w2v[token] = self.word2vec.vector(token)[0]
-        return v
 
     def _elmo_layers(self, sentences: Sequence[Sequence[str]], B: int, T: int, store: bool) -> torch.Tensor:
         """(L+1, B, T, 2P); rows of empty sentences are zero. ``store``: keep new sentences' layers."""
@@ -90,16 +280,13 @@ class Features(nn.Module):
         mask = torch.zeros(B, T, dtype=torch.bool)
         for b, s in enumerate(sentences):
             mask[b, : len(s)] = True
-        parts = []
-        if self.word2vec is not None:
-            w = torch.zeros(B, T, self.word2vec.dim)
-            for b, s in enumerate(sentences):
-                if s:
-                    w[b, : len(s)] = torch.from_numpy(np.stack([self._word_vector(t) for t in s]))
-            parts.append(w)
+        device = self.device()
+        parts = [part(sentences, B, T).to(device) for part in (self.words, self.chars) if part is not None]
         if self.encoder is not None:
-            layers = self._elmo_layers(sentences, B, T, store).to(self.mix.scalars.device)
-            mask_d = mask.to(layers.device)
-            parts.append(self.dropout(self.mix(list(layers), mask_d)))
-        device = self.mix.scalars.device if self.mix is not None else torch.device("cpu")
-        return torch.cat([p.to(device) for p in parts], dim=-1), mask.to(device)
+            layers = self._elmo_layers(sentences, B, T, store).to(device)
+            parts.append(self.dropout(self.mix(list(layers), mask.to(device))))
+        return torch.cat(parts, dim=-1), mask.to(device)
+
+    def device(self) -> torch.device:
+        p = next(self.parameters(), None)
+        return p.device if p is not None else torch.device("cpu")

@@ -30,10 +30,12 @@ from pipeline.errors import PipelineError
 from pipeline.io import CONFIG_FILE, WEIGHTS_FILE, check_weights, read_model_config, read_weights, write_model_dir
 from pipeline.tasks.crf import crf_constraints
 from pipeline.tasks.data import TaskData, tokenizer_for
-from pipeline.tasks.features import Features
+from pipeline.tasks.features import WORDS_FILE, WordEmbedding, build_features
 from pipeline.tasks.heads import Classifier, Tagger
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: trainable word table (words.txt), casing and char CNN inputs
+# settings of directories written before they existed: they used the per-token word2vec lookup only
+FORMAT_1_DEFAULTS = {"word_vectors": "lookup", "char_encoder": "none"}
 KIND = "task-model"
 # task-model weights renamed since the first saved models: old prefix → new prefix
 RENAMED_WEIGHTS = {"head.encoder.": "head.bilstm."}
@@ -46,15 +48,16 @@ METRIC = {"ner": "f1", "classify": "accuracy"}  # the dev score that picks the b
 class TaskModel(nn.Module):
     """Features + head for one task. ``labels`` is the ordered label (ner: tag) set."""
 
-    def __init__(self, cfg: FinetuneConfig, labels: list[str], encoder=None, word2vec=None):
+    def __init__(self, cfg: FinetuneConfig, labels: list[str], encoder=None, word2vec=None,
+                 train_sentences: Sequence[Sequence[str]] = (), words: list[str] | None = None,
+                 word_dim: int | None = None):
+        """``train_sentences``: a new model's word table and rare words come from them;
+        ``words``: a saved model's word table."""
         super().__init__()
         self.cfg = cfg
         self.labels = list(labels)
         self.index = {t: i for i, t in enumerate(self.labels)}
-        use_elmo, use_w2v = cfg.inputs in ("both", "elmo"), cfg.inputs in ("both", "word2vec")
-        self.features = Features(encoder if use_elmo else None, word2vec if use_w2v else None,
-                                 layer_norm=cfg.layer_norm, elmo_dropout=cfg.elmo_dropout,
-                                 finetune_encoder=cfg.finetune_encoder)
+        self.features = build_features(cfg, encoder, word2vec, train_sentences, words, word_dim)
         self.tokenize = tokenizer_for(self.features.encoder)
         if cfg.task == "ner":
             allowed, start = crf_constraints(self.labels, cfg.model_scheme)
@@ -126,6 +129,8 @@ class TaskModel(nn.Module):
         config = {"format_version": FORMAT_VERSION, "task": self.cfg.task, "labels": self.labels,
                   "finetune": dataclasses.asdict(self.cfg), "encoder": "encoder" if enc is not None else None,
                   "word2vec": None, **(extra or {})}
+        if isinstance(self.features.words, WordEmbedding):
+            config["word_dim"] = self.features.words.word_dim
         if w2v is not None:
             config["word2vec"] = {"vectors": "word2vec.safetensors", "vocab": "word2vec.vocab.txt",
                                   "oov_vector": w2v.oov_vector, "seed": w2v.seed}
@@ -135,6 +140,8 @@ class TaskModel(nn.Module):
                 enc.save_pretrained(tmp / "encoder")
             if w2v is not None:
                 _save_word2vec(tmp, w2v)
+            if isinstance(self.features.words, WordEmbedding):
+                self.features.words.save_words(tmp)
             (tmp / "README.md").write_text(model_card(config), encoding="utf-8")
 
         write_model_dir(directory, KIND, config, self.state_for_saving(), side_files)
@@ -148,10 +155,17 @@ class TaskModel(nn.Module):
 
         cfg_file = d / CONFIG_FILE
         try:
-            cfg = FinetuneConfig(**check_section(FinetuneConfig, config["finetune"], f"{cfg_file}: finetune"))
+            section = dict(config["finetune"])
+            if config.get("format_version", 1) < 2:
+                section = {**FORMAT_1_DEFAULTS, **section}
+            cfg = FinetuneConfig(**check_section(FinetuneConfig, section, f"{cfg_file}: finetune"))
             labels = [str(x) for x in config["labels"]]
         except (KeyError, TypeError) as e:
             raise PipelineError(f"{cfg_file}: missing or bad field ({e})") from None
+        if cfg.model == "tfidf":
+            from pipeline.tasks.tfidf import TfidfClassifier
+
+            return TfidfClassifier.load(d, config, cfg)
         encoder = word2vec = None
         if config.get("encoder"):
             from pipeline.encoder import Encoder
@@ -159,7 +173,10 @@ class TaskModel(nn.Module):
             encoder = Encoder.from_pretrained(d / config["encoder"])
         if config.get("word2vec"):
             word2vec = _load_word2vec(d, config["word2vec"])
-        model = cls(cfg, labels, encoder, word2vec)
+        words = None
+        if (d / WORDS_FILE).is_file():
+            words = (d / WORDS_FILE).read_text(encoding="utf-8").split("\n")[:-1]  # our own file: \n only
+        model = cls(cfg, labels, encoder, word2vec, words=words, word_dim=config.get("word_dim"))
         from pipeline.model import upgrade_state
 
         state = upgrade_state(read_weights(d), RENAMED_WEIGHTS)
@@ -198,8 +215,10 @@ def _load_word2vec(d: Path, spec: dict):
 
 def model_card(config: dict) -> str:
     f = config["finetune"]
+    inputs = (f"TF-IDF + logistic regression (C={config.get('C')})" if f.get("model") == "tfidf" else
+              f"{f['inputs']} (encoder {'finetuned' if f['finetune_encoder'] else 'frozen'})")
     lines = [f"# {config['task']} model (elmo-pipeline)", "",
-             f"- inputs: {f['inputs']} (encoder {'finetuned' if f['finetune_encoder'] else 'frozen'})",
+             f"- inputs: {inputs}",
              f"- labels ({len(config['labels'])}): {', '.join(config['labels'])}",
              f"- trained on: {f['train']} (dev {f['dev']})"]
     for split in ("dev", "test"):

@@ -1,7 +1,7 @@
 """Finetuning a downstream task (NER tagger or sentence classifier) on accelerate.
 
     read train/dev(/test) ─▶ label set from train (dev/test labels must be known)
-        ─▶ TaskModel(features [word2vec ; ELMo mix], head) on accelerator.device
+        ─▶ TaskModel(features [word ; casing ; chars ; ELMo mix], head) on accelerator.device
         ─▶ epochs of shuffled batches (Adam; the biLM in its own group at encoder_lr if finetuned)
             after each epoch: dev score → plots/{train,dev}.tsv, best so far → out_dir (atomic)
         ─▶ early stopping after `patience` epochs without improvement, best weights restored
@@ -28,6 +28,12 @@ from pipeline.tasks.data import TaskData, check_labels, label_set, read_task_dat
 from pipeline.tasks.model import KIND, METRIC, TaskModel, load_word2vec_lookup
 
 PLOT_FILES = ("train.tsv", "dev.tsv", "confusion.json")  # all that finetuning writes to a plots directory
+ZERO_HINT = {
+    "ner": "hint: the dev F1 stayed 0. Check the columns (--set token_column=N --set label_column=N), the tag "
+           "scheme (--set tag_scheme=iob1|iob2|bioes), and train longer (--epochs) or with another --lr",
+    "classify": "hint: the dev accuracy stayed 0. Check the text and label fields (--set text_field=... "
+                "--set label_field=...) and that dev uses the training data's labels",
+}
 
 
 def shuffled_batches(indices: list[int], lengths: list[int], size: int, rng: random.Random,
@@ -120,7 +126,8 @@ class BestSoFar:
             self.score, self.dev, self.epoch, self.bad_epochs = score, dev_scores, epoch, 0
             self.state = {k: v.detach().clone() for k, v in net.state_dict().items()}
             return True
-        self.bad_epochs += 1
+        if self.score > 0:  # a model that has not predicted anything right yet is not stopped early
+            self.bad_epochs += 1
         return False
 
 
@@ -131,7 +138,8 @@ def train_epoch(net: TaskModel, optimizer, accelerator, splits: TaskSplits, batc
 
     train = splits.train
     total, n_seen = 0.0, 0
-    bar = tqdm(batches, desc=f"{net.cfg.task} epoch {epoch}", disable=not progress, leave=False, unit="batch")
+    bar = tqdm(batches, desc=f"{net.cfg.task} epoch {epoch}", disable=None if progress else True, leave=False,
+               unit="batch")  # disable=None: no bar without a terminal
     for idx in bar:
         loss = net.loss([train.sentences[j] for j in idx], [train.targets[j] for j in idx])
         if not torch.isfinite(loss):
@@ -139,6 +147,8 @@ def train_epoch(net: TaskModel, optimizer, accelerator, splits: TaskSplits, batc
                                 f"(the best model so far, if any, is in {out_dir}); try a lower lr")
         optimizer.zero_grad()
         accelerator.backward(loss)
+        if net.cfg.grad_clip:
+            accelerator.clip_grad_norm_(net.parameters(), net.cfg.grad_clip)
         optimizer.step()
         step += 1
         total += float(loss.detach()) * len(idx)
@@ -159,6 +169,10 @@ def finetune(cfg: FinetuneConfig, out_dir: str | Path, plots_dir: str | Path | N
     check_replaceable(out_dir, KIND)  # a bad --out or --plots fails now, not after an epoch
     if plots_dir:
         check_plots_dir(plots_dir, PLOT_FILES)
+    if cfg.model == "tfidf":
+        from pipeline.tasks.tfidf import finetune_tfidf
+
+        return finetune_tfidf(cfg, read_splits(cfg, str.split), out_dir, log if progress else (lambda m: None))
     start = time.time()
     encoder, word2vec = inputs if inputs is not None else load_inputs(cfg)
     if cfg.finetune_encoder and inputs is not None:
@@ -168,7 +182,8 @@ def finetune(cfg: FinetuneConfig, out_dir: str | Path, plots_dir: str | Path | N
     random.seed(cfg.seed)
     torch.manual_seed(cfg.seed)
     accelerator = Accelerator(cpu=not torch.cuda.is_available())
-    model = TaskModel(cfg, splits.labels, encoder, word2vec if cfg.inputs != "elmo" else None)
+    model = TaskModel(cfg, splits.labels, encoder, word2vec if cfg.inputs != "elmo" else None,
+                      train_sentences=splits.train.sentences)
     if not cfg.finetune_encoder and model.features.encoder is not None:
         if layer_cache is not None:
             model.features.share_layers(layer_cache)
@@ -214,6 +229,8 @@ def run_epochs(net: TaskModel, optimizer, accelerator, splits: TaskSplits, out_d
             break
     if best.state is None:
         raise PipelineError(f"the dev {metric} was never a number ({score}); nothing was saved")
+    if best.score <= 0:
+        log(ZERO_HINT[cfg.task])
     return best
 
 

@@ -1,25 +1,74 @@
 import numpy as np
+import pytest
 import torch
 
-from pipeline.tasks.features import Features
-from pipeline.word2vec import VectorLookup
 from helpers import SENTS, TOY, kv_from
+from pipeline.config import FinetuneConfig
+from pipeline.tasks.features import (CASE_DIM, CASES, PAD, UNK, CharCNN, Features, LookupVectors, build_features,
+                                     build_word_list, casing, init_vectors)
+from pipeline.word2vec import VectorLookup
 
 
-def test_word2vec_only_features():
-    f = Features(word2vec=VectorLookup(kv_from(TOY), "zero"))
+def test_lookup_features():
+    f = Features(words=LookupVectors(VectorLookup(kv_from(TOY), "zero")))
     x, mask = f([["man", "Queen"], ["girl"]])
     assert x.shape == (2, 2, 4) and mask.tolist() == [[True, True], [True, False]]
     assert torch.equal(x[0, 1], torch.tensor(TOY["queen"], dtype=torch.float32))  # lower-cased fallback
     assert (x[1, 1] == 0).all()
 
 
+@pytest.mark.parametrize("token, case", [("the", "lower"), ("The", "title"), ("EU", "upper"), ("1996", "numeric"),
+                                         ("1-0", "has_digit"), ("McDonald", "mixed"), (",", "other")])
+def test_casing(token, case):
+    assert CASES[casing(token)] == case
+
+
+def test_word_table_from_training_words_and_word2vec():
+    w2v = VectorLookup(kv_from({"King": [1, 0, 0, 0], "king": [0, 1, 0, 0], "queen": [0, 0, 1, 0]}))
+    words = build_word_list([["The", "king"], ["the", "cat"]], w2v, max_words=100)
+    assert words == [PAD, UNK, "the", "cat", "king", "queen"]
+    init = init_vectors(words, w2v, 4, seed=0)
+    assert (init[0] == 0).all() and init[4].tolist() == [1, 0, 0, 0]  # the most frequent casing's vector
+    assert init[5].tolist() == [0, 0, 1, 0] and np.abs(init[3]).sum() > 0  # "cat": seeded noise
+    assert build_word_list([["a", "b", "c"]], w2v, max_words=3) == [PAD, UNK, "a"]
+
+
+def test_trainable_words_casing_and_chars_learn():
+    cfg = FinetuneConfig(inputs="word2vec", word_dropout=0.0, seed=0)
+    w2v = VectorLookup(kv_from(TOY))
+    f = build_features(cfg, word2vec=w2v, train_sentences=[["man", "Woman"], ["king"]])
+    x, mask = f([["Man", "unseen"], ["king"]])
+    assert x.shape == (2, 2, 4 + CASE_DIM + cfg.char_filters)
+    assert torch.equal(x[0, 0, :4], torch.tensor(TOY["man"], dtype=torch.float32))  # lower-cased lookup
+    assert (x[1, 1] == 0).all()  # padding
+    x.sum().backward()
+    assert f.words.embedding.weight.grad is not None and f.chars.conv.weight.grad is not None
+
+
+def test_word_dropout_replaces_only_rare_training_words():
+    cfg = FinetuneConfig(inputs="word2vec", word_dropout=1.0)
+    f = build_features(cfg, train_sentences=[["a", "a", "rare"]])
+    f.train()
+    words, _ = f.words.ids([["a", "rare"]], 1, 2)
+    unk = f.words.index[UNK]
+    assert words.tolist() == [[f.words.index["a"], unk]]
+    f.eval()
+    assert f.words.ids([["a", "rare"]], 1, 2)[0].tolist() == [[f.words.index["a"], f.words.index["rare"]]]
+
+
+def test_char_cnn_does_not_depend_on_batch_companions():
+    torch.manual_seed(0)
+    cnn = CharCNN(dropout=0.0).eval()
+    alone = cnn([["Zyzzyva"]], 1, 1)
+    together = cnn([["a", "b", "c"], ["Zyzzyva"]], 2, 3)
+    assert torch.allclose(alone[0, 0], together[1, 0], atol=1e-6) and (together[1, 1:] == 0).all()
+
 
 def test_elmo_features_equal_the_mix_of_encoder_layers(trained):  # noqa: F811
     from pipeline.encoder import Encoder
 
     enc = Encoder.from_pretrained(trained / "enc")
-    f = Features(encoder=enc, word2vec=VectorLookup(kv_from(TOY), "zero"), elmo_dropout=0.0)
+    f = Features(encoder=enc, words=LookupVectors(VectorLookup(kv_from(TOY), "zero")), elmo_dropout=0.0)
     x, mask = f(SENTS)
     assert x.shape == (3, 5, 4 + enc.dim)
     layers = enc.embed(SENTS)

@@ -101,6 +101,26 @@ def test_encoder_layers_with_gradients_equal_embed(trained):  # noqa: F811
                if n.startswith(("token_encoder.", "forward_lstm.", "backward_lstm.")))
 
 
+def test_lookup_inputs_save_the_word2vec_vectors(trained, vectors, tmp_path):  # noqa: F811
+    cfg = ner_cfg(trained, vectors, word_vectors="lookup", char_encoder="none", epochs=1)
+    finetune(cfg, tmp_path / "m", progress=False)
+    names = sorted(p.name for p in (tmp_path / "m").iterdir())
+    assert names == ["README.md", "config.json", "encoder", "model.safetensors", "word2vec.safetensors",
+                     "word2vec.vocab.txt"]
+    model = TaskModel.load(tmp_path / "m")
+    assert model.features.word2vec is not None and model.features.chars is None
+    # a directory of format 1 (before trainable words and chars) loads with those settings' old meaning
+    cfg_file = tmp_path / "m" / "config.json"
+    old = json.loads(cfg_file.read_text())
+    old["format_version"] = 1
+    for key in ("word_vectors", "char_encoder", "word_dropout", "max_words", "char_dim", "char_filters",
+                "char_width", "grad_clip", "encoding_errors"):
+        old["finetune"].pop(key)
+    cfg_file.write_text(json.dumps(old))
+    sents = [["John", "visited", "Paris", "."]]
+    assert TaskModel.load(tmp_path / "m").predict(sents) == model.predict(sents)
+
+
 @pytest.mark.parametrize("task", ["ner", "classify"])
 def test_save_load_predict_identical(trained, vectors, tmp_path, task):  # noqa: F811
     cfg = (ner_cfg if task == "ner" else cls_cfg)(trained, vectors)
@@ -119,10 +139,9 @@ def test_save_load_predict_identical(trained, vectors, tmp_path, task):  # noqa:
             assert a.keys() == b.keys() and all(abs(a[k] - b[k]) < 1e-5 for k in a)
     assert model.scores(data) == result["test"]
     assert TaskModel.load(tmp_path / "m").predict(data.sentences) == again[:-1]
-    # the directory is self-contained: no pickle, the encoder and the word2vec vectors inside
+    # the directory is self-contained: no pickle, the encoder and the word table inside
     names = sorted(p.name for p in (tmp_path / "m").iterdir())
-    assert names == ["README.md", "config.json", "encoder", "model.safetensors", "word2vec.safetensors",
-                     "word2vec.vocab.txt"]
+    assert names == ["README.md", "config.json", "encoder", "model.safetensors", "words.txt"]
     lines = (tmp_path / "plots" / "dev.tsv").read_text().splitlines()
     assert lines[0].split("\t")[2] == ("f1" if task == "ner" else "accuracy") and len(lines) == 1 + result["epochs_run"]
 
