@@ -127,7 +127,7 @@ def _cmd_lm_score(args) -> int:
 # --- downstream tasks --------------------------------------------------------------------------
 
 FINETUNE_OPTIONS = ("task", "train", "dev", "test", "encoder", "word2vec", "inputs", "epochs", "seed", "lr",
-                    "batch_size", "patience", "finetune_encoder", "max_minutes", "encoding_errors")
+                    "batch_size", "patience", "finetune_encoder", "max_minutes", "encoding_errors", "format")
 
 
 def _cmd_finetune(args) -> int:
@@ -194,7 +194,7 @@ def _cmd_evaluate(args) -> int:
     import dataclasses
 
     model = TaskModel.load(args.model)
-    cfg = dataclasses.replace(model.cfg, encoding_errors=args.encoding_errors)
+    cfg = dataclasses.replace(model.cfg, encoding_errors=args.encoding_errors, format=args.format or model.cfg.format)
     try:
         data = read_task_data(cfg, args.file, model.tokenize)
     except PipelineError as e:
@@ -315,6 +315,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int)
     p.add_argument("--max-minutes", type=float)
     p.add_argument("--finetune-encoder", action="store_true", help="update the biLM too (at encoder_lr)")
+    p.add_argument("--format", choices=["tsv", "csv", "jsonl"],
+                   help="classify: the labelled files' format (default: from the file name)")
     p.add_argument("--encoding-errors", choices=["error", "replace"],
                    help="invalid UTF-8 / control characters in the labelled files: stop with file:line "
                         "(default) or replace with U+FFFD and count")
@@ -334,6 +336,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("file", help="labelled file in the format the model was trained on")
     p.add_argument("--model", required=True, help="a model directory from `elmo finetune`")
     p.add_argument("--metrics", help="also write the scores as JSON here")
+    p.add_argument("--format", choices=["tsv", "csv", "jsonl"],
+                   help="classify: the file's format (default: the model's setting, else from the file name)")
     p.add_argument("--encoding-errors", choices=["error", "replace"], default="error",
                    help="invalid UTF-8 / control characters: stop with file:line (default) or replace with U+FFFD")
     p.set_defaults(func=_cmd_evaluate)

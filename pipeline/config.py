@@ -16,7 +16,7 @@ import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, Optional
+from typing import Any, Literal, Optional, Union
 
 import yaml
 
@@ -233,8 +233,9 @@ class FinetuneConfig:
     # classification files
     format: Optional[Literal["tsv", "csv", "jsonl"]] = None  # None = from the file suffix
     encoding_errors: Literal["error", "replace"] = "error"  # invalid UTF-8 / control characters: stop, or U+FFFD
-    text_field: str = "sentence"
-    label_field: str = "label"
+    text_field: Union[str, int] = "sentence"  # a header name, or a 0-based column number (no header row)
+    label_field: Union[str, int] = "label"
+    header: Optional[bool] = None  # TSV/CSV header row: None = yes when the fields are names, no when numbers
     # model
     hidden: int = 100  # task BiLSTM cell size per direction
     dropout: float = 0.5

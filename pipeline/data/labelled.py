@@ -23,58 +23,94 @@ class LabelledData:
     lines: list[int] = field(default_factory=list)  # the file line of each kept row
 
 
-def read_classification(path: str | Path, text_field: str = "sentence", label_field: str = "label",
+def read_classification(path: str | Path, text_field: str | int = "sentence", label_field: str | int = "label",
                         fmt: str | None = None, encoding_errors: str = "error",
-                        stats: ReadStats | None = None) -> LabelledData:
-    """Read ``path`` (format from ``fmt`` or the suffix: .tsv, .csv, .jsonl/.json)."""
+                        stats: ReadStats | None = None, header: bool | None = None) -> LabelledData:
+    """Read ``path`` (format from ``fmt`` or the suffix: .tsv, .csv, .jsonl/.json).
+
+    TSV/CSV fields are header names, or 0-based column numbers for a file without a header row
+    (``header`` None: a header row exactly when the fields are names)."""
     path = Path(path)
     fmt = fmt or {".tsv": "tsv", ".csv": "csv", ".jsonl": "jsonl", ".json": "jsonl"}.get(path.suffix.lower())
     if fmt not in ("tsv", "csv", "jsonl"):
-        raise PipelineError(f"{path}: unknown format; name it .tsv, .csv or .jsonl (or give the format)")
+        raise PipelineError(f"{path}: cannot tell the format from the file name; give it: "
+                            f"--set format=tsv (or csv, jsonl)")
     lines = read_lines(path, encoding_errors, stats)
     out = LabelledData()
-
-    def add(lineno: int, t, y) -> None:
-        if t is None or y is None:
-            missing = text_field if t is None else label_field
-            raise PipelineError(f"{path}:{lineno}: no {missing!r} field")
-        t, y = str(t).strip(), str(y).strip()
-        if not y:
-            raise PipelineError(f"{path}:{lineno}: empty label")
-        if not t:
-            out.empty += 1
-            return
-        out.texts.append(t)
-        out.labels.append(y)
-        out.lines.append(lineno)
-
     if fmt == "jsonl":
-        for lineno, line in enumerate(lines, start=1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise PipelineError(f"{path}:{lineno}: not valid JSON ({e.msg})") from None
-            if not isinstance(row, dict):
-                raise PipelineError(f"{path}:{lineno}: expected a JSON object per line")
-            add(lineno, row.get(text_field), row.get(label_field))
-        return out
+        if isinstance(text_field, int) or isinstance(label_field, int):
+            raise PipelineError(f"{path}: JSONL rows are read by key: text_field and label_field must be names")
+        _read_jsonl(path, lines, text_field, label_field, out)
+    else:
+        _read_columns(path, lines, fmt, text_field, label_field, header, out)
+    return out
 
+
+def _add(out: LabelledData, where: str, t, y) -> None:
+    t, y = str(t).strip(), str(y).strip()
+    if not y:
+        raise PipelineError(f"{where}: empty label")
+    if not t:
+        out.empty += 1
+        return
+    out.texts.append(t)
+    out.labels.append(y)
+    out.lines.append(int(where.rsplit(":", 1)[1]))
+
+
+def _read_jsonl(path: Path, lines: list[str], text_field: str, label_field: str, out: LabelledData) -> None:
+    for lineno, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as e:
+            raise PipelineError(f"{path}:{lineno}: not valid JSON ({e.msg})") from None
+        if not isinstance(row, dict):
+            raise PipelineError(f"{path}:{lineno}: expected a JSON object per line")
+        for name in (text_field, label_field):
+            if row.get(name) is None:
+                raise PipelineError(f"{path}:{lineno}: no {name!r} field (set text_field/label_field to the "
+                                    f"keys of your rows: {', '.join(map(str, row))})")
+        _add(out, f"{path}:{lineno}", row[text_field], row[label_field])
+
+
+def _column_indexes(path: Path, first: list[str] | None, text_field, label_field, header: bool | None):
+    """(text index, label index, whether row 1 is a header) for a TSV/CSV file."""
+    by_number = isinstance(text_field, int) and isinstance(label_field, int)
+    if isinstance(text_field, int) != isinstance(label_field, int):
+        raise PipelineError(f"{path}: give text_field and label_field both as names or both as column numbers")
+    header = (not by_number) if header is None else header
+    if first is None:
+        raise PipelineError(f"{path}: empty file" + (" (a header row naming the fields is expected)" if header else ""))
+    if by_number:
+        for name, i in (("text_field", text_field), ("label_field", label_field)):
+            if not -len(first) <= i < len(first):
+                raise PipelineError(f"{path}:1: {name} {i} is out of range: the row has {len(first)} columns")
+        return text_field, label_field, header
+    if not header:
+        raise PipelineError(f"{path}: without a header row, give text_field and label_field as column numbers "
+                            f"(e.g. --set text_field=1 --set label_field=0)")
+    for name in (text_field, label_field):
+        if name not in first:
+            raise PipelineError(f"{path}:1: header has no {name!r} column (columns: {', '.join(first)}); set "
+                                f"text_field/label_field to its names, or to column numbers for a file without "
+                                f"a header row (e.g. --set text_field=1 --set label_field=0)")
+    return first.index(text_field), first.index(label_field), True
+
+
+def _read_columns(path: Path, lines: list[str], fmt: str, text_field, label_field, header, out: LabelledData) -> None:
     # why csv for TSV too: quoting rules; QUOTE_NONE for TSV because SST text contains bare quotes
     rows = csv.reader(lines, delimiter="\t" if fmt == "tsv" else ",",
                       quoting=csv.QUOTE_NONE if fmt == "tsv" else csv.QUOTE_MINIMAL)
-    header = next(rows, None)
-    if header is None:
-        raise PipelineError(f"{path}: empty file (a header row naming the fields is expected)")
-    for name in (text_field, label_field):
-        if name not in header:
-            raise PipelineError(f"{path}:1: header has no {name!r} column (columns: {', '.join(header)})")
-    ti, li = header.index(text_field), header.index(label_field)
-    for lineno, row in enumerate(rows, start=2):
+    first = next(rows, None)
+    ti, li, has_header = _column_indexes(path, first, text_field, label_field, header)
+    width = len(first)
+    numbered = enumerate(rows, start=2) if has_header else enumerate([first, *rows], start=1)
+    for lineno, row in numbered:
         if not row:
             continue
-        if len(row) != len(header):
-            raise PipelineError(f"{path}:{lineno}: expected {len(header)} columns like the header, got {len(row)}")
-        add(lineno, row[ti], row[li])
-    return out
+        if len(row) != width:
+            what = "the header" if has_header else "the first row"
+            raise PipelineError(f"{path}:{lineno}: expected {width} columns like {what}, got {len(row)}")
+        _add(out, f"{path}:{lineno}", row[ti], row[li])

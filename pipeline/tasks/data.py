@@ -41,7 +41,7 @@ def read_task_data(cfg: FinetuneConfig, path: str | Path, tokenize=str.split) ->
         return TaskData(str(path), d.sentences, d.tags, d.lines, repaired=d.repaired, replaced_lines=stats.replaced_utf8)
     from pipeline.data.labelled import read_classification
 
-    d = read_classification(path, cfg.text_field, cfg.label_field, cfg.format, cfg.encoding_errors, stats)
+    d = read_classification(path, cfg.text_field, cfg.label_field, cfg.format, cfg.encoding_errors, stats, cfg.header)
     return TaskData(str(path), [tokenize(t) for t in d.texts], d.labels, d.lines, skipped_empty=d.empty,
                     replaced_lines=stats.replaced_utf8)
 

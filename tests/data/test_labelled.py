@@ -32,3 +32,31 @@ def test_sst_counts():
         d = read_classification(shared("sst", name))
         assert len(d.texts) == n and d.empty == 0
     assert set(read_classification(shared("sst", "sst5_dev.tsv")).labels) == {"0", "1", "2", "3", "4"}
+
+
+def test_files_without_a_header_row_by_column_number(write):
+    from pipeline.data.labelled import read_classification
+
+    tsv = write("sst.tsv", "1\tA lovely film .\n0\tDull .\n")  # label first, no header
+    d = read_classification(tsv, text_field=1, label_field=0)
+    assert d.texts == ["A lovely film .", "Dull ."] and d.labels == ["1", "0"] and d.lines == [1, 2]
+    csv_file = write("data.txt", "great stuff,pos\nawful,neg\n")  # any name, with an explicit format
+    d = read_classification(csv_file, text_field=0, label_field=1, fmt="csv")
+    assert d.labels == ["pos", "neg"]
+    d = read_classification(write("h.tsv", "label\ttext\n1\tok .\n"), text_field=1, label_field=0, header=True)
+    assert d.texts == ["ok ."] and d.lines == [2]
+
+
+@pytest.mark.parametrize("name, text, kwargs, message", [
+    ("x.dat", "a\tb\n", {}, "cannot tell the format from the file name; give it: --set format=tsv"),
+    ("s.tsv", "1\tA film .\n", {}, r"header has no 'sentence' column \(columns: 1, A film \.\); set text_field"),
+    ("s.tsv", "1\tA film .\n", {"header": False}, "without a header row, give text_field and label_field as column numbers"),
+    ("s.tsv", "1\tA film .\n", {"text_field": 5, "label_field": 0}, "text_field 5 is out of range: the row has 2 columns"),
+    ("s.tsv", "1\tA film .\n0\tB\tC\n", {"text_field": 1, "label_field": 0}, r"s.tsv:2: expected 2 columns like the first row, got 3"),
+    ("s.jsonl", '{"text": "a", "y": 1}\n', {}, r"no 'sentence' field \(set text_field/label_field to the keys of your rows: text, y\)"),
+])
+def test_unrecognised_files_say_which_option_to_give(write, name, text, kwargs, message):
+    from pipeline.data.labelled import read_classification
+
+    with pytest.raises(PipelineError, match=message):
+        read_classification(write(name, text), **kwargs)
