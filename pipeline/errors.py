@@ -9,16 +9,36 @@ class PipelineError(Exception):
     """A user-facing error: the message names the file, line or key and what is wrong."""
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM or SIGHUP, raised where the program is, so ``finally`` blocks and context managers
+    clean up (temporary outputs removed, previous outputs intact) as on Ctrl-C."""
+
+    def __init__(self, signum: int):
+        super().__init__(signum)
+        self.signum = signum
+
+
+def _terminate(signum, frame):
+    raise Terminated(signum)
+
+
 def run_main(main, argv=None) -> None:
-    """Run a ``main(argv)`` entry point: a PipelineError becomes one line on stderr and exit 1."""
+    """Run a ``main(argv)`` entry point: a PipelineError becomes one line on stderr and exit 1;
+    SIGINT, SIGTERM and SIGHUP stop it cleanly with one line and exit 128 + the signal number
+    (130, 143, 129)."""
+    import signal
     import sys
 
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, _terminate)
     try:
         code = main(argv)
     except PipelineError as e:
         print(f"error: {e}", file=sys.stderr)
         sys.exit(1)
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        sys.exit(130)
+    except KeyboardInterrupt as e:
+        signum = getattr(e, "signum", signal.SIGINT)
+        print("interrupted" if signum == signal.SIGINT else f"terminated ({signal.Signals(signum).name})",
+              file=sys.stderr)
+        sys.exit(128 + signum)
     sys.exit(code or 0)

@@ -196,3 +196,26 @@ def test_a_byte_order_mark_changes_nothing_and_is_reported(trained, tmp_path):
     assert len(out["bom"]) == 2 and all(np.array_equal(a, b) for a, b in zip(out["plain"], out["bom"]))
     assert out["bom"][1].shape[1] == 3  # U+0085 separated two tokens; it did not cut the line
     assert "a byte-order mark removed" in p.stdout
+
+
+def test_sigterm_during_embed_is_clean(trained, tmp_path):
+    """SIGTERM (and SIGHUP) stop like Ctrl-C: one line, exit 128 + signal, no temporary left behind,
+    the previous output intact."""
+    import signal
+    import time
+
+    (tmp_path / "big.txt").write_text("the fire spread quickly across the dry hills .\n" * 30000)
+    with h5py.File(tmp_path / "out.h5", "w") as f:  # stands for an earlier output: must survive
+        f.attrs["layers"], f.attrs["n_layers"], f.attrs["dim"] = "all", 3, 32
+    before = (tmp_path / "out.h5").read_bytes()
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        p = subprocess.Popen([sys.executable, "-m", "pipeline.cli", "-q", "embed", "big.txt", "--encoder",
+                              str(trained / "enc"), "--out", "out.h5"], cwd=tmp_path, stderr=subprocess.PIPE, text=True)
+        deadline = time.time() + 60
+        while not list(tmp_path.glob(".out.h5.*")) and time.time() < deadline and p.poll() is None:
+            time.sleep(0.05)
+        p.send_signal(sig)
+        _, err = p.communicate(timeout=60)
+        assert p.returncode == 128 + sig, err
+        assert err.strip() == f"terminated ({signal.Signals(sig).name})"
+        assert not list(tmp_path.glob(".out.h5.*")) and (tmp_path / "out.h5").read_bytes() == before
