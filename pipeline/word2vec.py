@@ -367,6 +367,7 @@ def run_word2vec(cfg: Word2VecConfig, prepared_dir: str | Path, out_dir: str | P
 
     with atomic_path(out_dir, kind="word2vec") as tmp:
         tmp.mkdir()
+        kv.lifecycle_events = None  # gensim would pickle a dated event log: same inputs, different bytes
         kv.save(str(tmp / OUT_KV))
         name = "vectors.bin" if cfg.format == "binary" else "vectors.txt"
         kv.save_word2vec_format(str(tmp / name), binary=cfg.format == "binary")

@@ -1,4 +1,5 @@
 """DVC stage `evaluate_lm`: test-set perplexity (forward, backward, average) of the best biLM."""
+import check_env  # noqa: F401  (first: a clear error outside the project's environment)
 import argparse
 
 from pipeline.errors import run_main

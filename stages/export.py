@@ -1,4 +1,5 @@
 """DVC stage `export`: the best biLM as a self-contained encoder directory with a model card."""
+import check_env  # noqa: F401  (first: a clear error outside the project's environment)
 import argparse
 import json
 from pathlib import Path

@@ -1,4 +1,5 @@
 """DVC stage `prepare`: raw corpus → tokenized splits, vocab, char ids, shards; stats as metrics."""
+import check_env  # noqa: F401  (first: a clear error outside the project's environment)
 import argparse
 
 from pipeline.config import load_params

@@ -1,4 +1,5 @@
 """DVC stage `pretrain`: train the biLM (run through `python -m pipeline.train.launch`, i.e. accelerate)."""
+import check_env  # noqa: F401  (first: a clear error outside the project's environment)
 import argparse
 
 from pipeline.config import load_params

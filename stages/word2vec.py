@@ -1,4 +1,5 @@
 """DVC stage `word2vec`: skip-gram vectors on the prepared corpus, aligned matrix, intrinsic metrics."""
+import check_env  # noqa: F401  (first: a clear error outside the project's environment)
 import argparse
 
 from pipeline.config import load_params

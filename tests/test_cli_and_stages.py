@@ -91,3 +91,24 @@ def test_cli_word2vec_eval(tmp_path):
     p = elmo("word2vec-eval", "bad.txt", cwd=tmp_path)
     assert p.returncode == 1 and p.stderr.startswith("error: bad.txt:1: not word2vec format")
     assert "Traceback" not in p.stderr
+
+
+def test_a_stage_run_by_a_python_without_the_project_says_so(tmp_path):
+    """e.g. a `dvc` from another environment running the system python: one line, no traceback."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    import pytest
+
+    from conftest import REPO
+
+    base = Path(sys.base_prefix) / "bin" / "python3"
+    has_all = subprocess.run([str(base), "-c", "import torch, pipeline"], cwd=tmp_path, capture_output=True)
+    if not base.exists() or has_all.returncode == 0:
+        pytest.skip("no Python without the project here")
+    for cmd in ([str(base), str(REPO / "stages" / "prepare.py")],
+                [str(base), "-m", "pipeline.train.launch", "stages/pretrain.py"]):
+        p = subprocess.run(cmd, cwd=tmp_path if "prepare" in cmd[1] else REPO, capture_output=True, text=True)
+        assert p.returncode == 1 and "Traceback" not in p.stderr, p.stderr
+        assert p.stderr.startswith("error: ") and "source .venv/bin/activate" in p.stderr

@@ -17,7 +17,12 @@ def main(argv=None) -> int:
     if not argv or argv[0] in ("-h", "--help"):
         print(__doc__)
         return 0 if argv else 2
-    import torch
+    try:
+        import torch
+    except ImportError:  # another Python than the project's (e.g. a `dvc` from elsewhere)
+        print(f"error: {sys.executable} does not have torch; run from the project's environment: "
+              f"`source .venv/bin/activate` (made by `make`), or `make repro`", file=sys.stderr)
+        return 1
 
     config = os.environ.get("ELMO_ACCELERATE_CONFIG", str(DEFAULT_CONFIG))
     cmd = [sys.executable, "-m", "accelerate.commands.launch", "--config_file", config]
