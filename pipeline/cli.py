@@ -151,29 +151,28 @@ def _cmd_finetune(args) -> int:
         line = f"saved {args.out}: dev {key} {result['dev'][key]:.4f}"
         if "test" in result:
             line += f", test {key} {result['test'][key]:.4f}"
-        print(line + f" (best epoch {result['best_epoch']} of {result['epochs_run']}, {result['seconds']:.0f} s)")
+        chosen = (f"C={result['C']} picked on dev" if "C" in result
+                  else f"best epoch {result['best_epoch']} of {result['epochs_run']}")
+        print(line + f" ({chosen}, {result['seconds']:.0f} s)")
     return 0
 
 
 def _cmd_predict(args) -> int:
-    from pipeline.data.lines import ReadStats, input_lines
-    from pipeline.io import check_output_file, write_text_atomic
-    from pipeline.tasks.model import TaskModel, predictions_as_records
+    from pipeline.data.lines import ReadStats
+    from pipeline.io import atomic_path, check_output_file
+    from pipeline.tasks.model import TaskModel, predict_file
 
     if args.output:
         check_output_file(args.output, _is_predictions_file, "a JSONL of `elmo predict`")
     model = TaskModel.load(args.model)
     stats = ReadStats()
-    lines = list(input_lines(args.input, args.encoding_errors, stats))
-    sentences = [model.tokenize(text) for _, text in lines]
-    records = predictions_as_records(model, sentences)
-    out = "".join(json.dumps({"line": n + 1, **r}, ensure_ascii=False) + "\n" for (n, _), r in zip(lines, records))
-    if args.output:
-        write_text_atomic(args.output, out)
-        if not args.quiet:
-            print(f"wrote {len(records)} predictions to {args.output}{_read_counts(stats)}", file=sys.stderr)
-    else:
-        sys.stdout.write(out)
+    if not args.output:  # streamed to stdout as predicted
+        predict_file(model, args.input, sys.stdout, args.encoding_errors, stats)
+        return 0
+    with atomic_path(args.output) as tmp, open(tmp, "w", encoding="utf-8") as out:  # renamed at the end
+        n = predict_file(model, args.input, out, args.encoding_errors, stats)
+    if not args.quiet:
+        print(f"wrote {n} predictions to {args.output}{_read_counts(stats)}", file=sys.stderr)
     return 0
 
 
@@ -223,10 +222,10 @@ def _cmd_evaluate(args) -> int:
     else:
         print(f"{args.file}: {len(data.sentences)} examples; accuracy {scores['accuracy']:.4f} "
               f"macro-F1 {scores['macro_f1']:.4f}")
-        width = max(len(x) for x in scores["labels"])
-        print(" " * (width + 2) + " ".join(f"{x:>{width}}" for x in scores["labels"]) + "   (rows gold, columns predicted)")
+        width = max(len(str(x)) for x in scores["labels"] + [c for row in scores["confusion"] for c in row])
+        print(" " * (width + 3) + " ".join(f"{x:>{width}}" for x in scores["labels"]) + "   (rows gold, columns predicted)")
         for lab, row in zip(scores["labels"], scores["confusion"]):
-            print(f"  {lab:>{width}}" + " ".join(f"{c:>{width}}" for c in row))
+            print(f"  {lab:>{width}} " + " ".join(f"{c:>{width}}" for c in row))
     return 0
 
 
@@ -347,6 +346,11 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     args.quiet = args.quiet or args.quiet_all
+    for name in ("metrics", "json"):  # a JSON output path that would be refused fails before any work
+        if getattr(args, name, None):
+            from pipeline.io import check_output_file, is_json
+
+            check_output_file(getattr(args, name), is_json, "a JSON file")
     return args.func(args)
 
 

@@ -148,3 +148,14 @@ def test_directories_written_before_kinds_existed_are_recognised(trained, ner_mo
     assert json.loads((old_ner / "config.json").read_text())["kind"] == "task-model"
     with pytest.raises(PipelineError, match="refusing to replace it with an exported encoder"):
         check_replaceable(old_ner, "encoder")
+
+
+def test_a_metrics_path_holding_another_file_is_refused_before_any_work(trained, tmp_path):
+    keep = tmp_path / "keep.txt"
+    keep.write_text("my notes\n")
+    before = snapshot(keep)
+    p = elmo("finetune", "--task", "ner", "--train", str(SAMPLES / "ner" / "train.conll"),
+             "--dev", str(SAMPLES / "ner" / "dev.conll"), "--encoder", str(trained / "enc"),
+             "--out", str(tmp_path / "m"), "--metrics", str(keep), cwd=tmp_path)
+    refused(p, keep, before)
+    assert not (tmp_path / "m").exists()  # no training happened

@@ -33,8 +33,8 @@ def read_classification(path: str | Path, text_field: str | int = "sentence", la
     path = Path(path)
     fmt = fmt or {".tsv": "tsv", ".csv": "csv", ".jsonl": "jsonl", ".json": "jsonl"}.get(path.suffix.lower())
     if fmt not in ("tsv", "csv", "jsonl"):
-        raise PipelineError(f"{path}: cannot tell the format from the file name; give it: "
-                            f"--set format=tsv (or csv, jsonl)")
+        raise PipelineError(f"{path}: cannot tell the format from the file name; give it with "
+                            f"--format tsv (or csv, jsonl; `format:` in a config file)")
     lines = read_lines(path, encoding_errors, stats)
     out = LabelledData()
     if fmt == "jsonl":
@@ -91,9 +91,11 @@ def _column_indexes(path: Path, first: list[str] | None, text_field, label_field
     if not header:
         raise PipelineError(f"{path}: without a header row, give text_field and label_field as column numbers "
                             f"(e.g. --set text_field=1 --set label_field=0)")
+    conll = " (one space-separated column: a CoNLL file? NER data needs --task ner)" if (
+        len(first) == 1 and " " in first[0]) else ""
     for name in (text_field, label_field):
         if name not in first:
-            raise PipelineError(f"{path}:1: header has no {name!r} column (columns: {', '.join(first)}); set "
+            raise PipelineError(f"{path}:1: header has no {name!r} column (columns: {', '.join(first)}){conll}; set "
                                 f"text_field/label_field to its names, or to column numbers for a file without "
                                 f"a header row (e.g. --set text_field=1 --set label_field=0)")
     return first.index(text_field), first.index(label_field), True

@@ -237,6 +237,25 @@ def load_word2vec_lookup(path: str | Path, seed: int = 0):
     return VectorLookup(load_vectors(path), "random", seed)
 
 
+def predict_file(model, input_path, out, encoding_errors: str = "error", stats=None, chunk_lines: int = 1000) -> int:
+    """Predict every line of a text file and write one JSON object per line to the text stream
+    ``out`` as it goes (``chunk_lines`` at a time: memory stays flat for any file size).
+    Returns the number of lines."""
+    import itertools
+    import json
+
+    from pipeline.data.lines import input_lines
+
+    lines = input_lines(input_path, encoding_errors, stats)
+    n = 0
+    while chunk := list(itertools.islice(lines, chunk_lines)):
+        records = predictions_as_records(model, [model.tokenize(text) for _, text in chunk])
+        out.write("".join(json.dumps({"line": i + 1, **r}, ensure_ascii=False) + "\n"
+                          for (i, _), r in zip(chunk, records)))
+        n += len(chunk)
+    return n
+
+
 def predictions_as_records(model: TaskModel, sentences: list[list[str]]) -> list[dict]:
     """JSON-able prediction records: ner → tokens, tags, entities (token spans, end exclusive);
     classify → label and probabilities."""

@@ -1,0 +1,1 @@
+"""Training loops on accelerate: pretraining (PretrainRun), finetuning, checkpoints, LM evaluation, the launcher."""

@@ -48,7 +48,7 @@ def test_files_without_a_header_row_by_column_number(write):
 
 
 @pytest.mark.parametrize("name, text, kwargs, message", [
-    ("x.dat", "a\tb\n", {}, "cannot tell the format from the file name; give it: --set format=tsv"),
+    ("x.dat", "a\tb\n", {}, "cannot tell the format from the file name; give it with --format tsv"),
     ("s.tsv", "1\tA film .\n", {}, r"header has no 'sentence' column \(columns: 1, A film \.\); set text_field"),
     ("s.tsv", "1\tA film .\n", {"header": False}, "without a header row, give text_field and label_field as column numbers"),
     ("s.tsv", "1\tA film .\n", {"text_field": 5, "label_field": 0}, "text_field 5 is out of range: the row has 2 columns"),
