@@ -154,7 +154,8 @@ def test_dvc_repro_pretrain_and_evaluate_lm_with_tiny_preset(tmp_path):
 
 def test_pretraining_path_imports_only_what_a_bare_gpu_machine_has():
     code = (
-        "import sys, stages.pretrain, pipeline.train.pretrain, pipeline.train.launch;"
+        "import sys; sys.path.insert(0, 'stages');"  # as `python stages/pretrain.py` runs it
+        "import pretrain, pipeline.train.pretrain, pipeline.train.launch;"
         "bad = {'gensim', 'datasets', 'sentencepiece', 'sklearn', 'h5py', 'dvc', 'scipy', 'pandas'};"
         "print(sorted(bad & {m.split('.')[0] for m in sys.modules}))"
     )
