@@ -31,7 +31,7 @@ import torch
 
 from pipeline.data.batching import cut_sorted
 from pipeline.data.chars import BOS_TOKEN, EOS_TOKEN, token_char_ids
-from pipeline.data.lines import ReadStats, input_lines
+from pipeline.data.lines import ReadStats, input_chunks
 from pipeline.data.tokenizers import SP_MODEL_FILE, SentencePieceTokenizer, WhitespaceTokenizer
 from pipeline.data.vocab import Vocab
 from pipeline.errors import PipelineError
@@ -45,7 +45,7 @@ REQUIRED = (CONFIG_FILE, WEIGHTS_FILE, "vocab.txt")
 
 
 def _rows_index(batch: list[list[str]]):
-    """Token lists → (rows [<S>, ..., </S>], distinct tokens (U,), index (B, T) into them, mask (B, T))."""
+    """Token lists → (distinct tokens (U,) of the rows [<S>, ..., </S>], index (B, T) into them, mask (B, T))."""
     rows = [[BOS_TOKEN, *s, EOS_TOKEN] for s in batch]
     distinct = list(dict.fromkeys(t for r in rows for t in r))
     where = {t: i for i, t in enumerate(distinct)}
@@ -55,7 +55,7 @@ def _rows_index(batch: list[list[str]]):
     for b, r in enumerate(rows):
         index[b, : len(r)] = torch.tensor([where[t] for t in r])
         mask[b, : len(r)] = True
-    return rows, distinct, index, mask
+    return distinct, index, mask
 
 
 class Encoder:
@@ -164,11 +164,11 @@ class Encoder:
 
     def run(self, batch: list[list[str]]):
         """Sentences (token lists, non-empty) → BiLMOutput over [<S>, tokens..., </S>]."""
-        rows, distinct, index, mask = _rows_index(batch)
+        distinct, index, mask = _rows_index(batch)
         vecs = self.token_vectors(distinct)  # (U, P)
         x = vecs[index] * mask[..., None]  # (B, T, P); padding rows are zero
         with torch.no_grad():
-            return self.model.contextualize(x, mask), rows
+            return self.model.contextualize(x, mask)
 
     def batches(self, sentences: list[list[str]], batch_tokens: int) -> list[list[int]]:
         """Indices of non-empty sentences, sorted by length, cut so rows × (longest + 2) ≤ batch_tokens."""
@@ -184,7 +184,7 @@ class Encoder:
         toks = [self.as_tokens(s) for s in sentences]
         out: list[np.ndarray | None] = [None] * len(toks)
         for idx in self.batches(toks, batch_tokens):
-            res, _ = self.run([toks[i] for i in idx])
+            res = self.run([toks[i] for i in idx])
             stacked = torch.stack(res.layers, dim=1)  # (B, L+1, T, 2P)
             for b, i in enumerate(idx):
                 n = len(toks[i])
@@ -196,7 +196,7 @@ class Encoder:
         """Differentiable (for finetuning the biLM): non-empty token lists → (L+1, B, T, 2P), zero
         past each sentence's end, <S>/</S> removed. No token cache (the weights may be changing);
         dropout follows ``self.model.training``."""
-        _, distinct, index, mask = _rows_index([self.as_tokens(s) for s in sentences])
+        distinct, index, mask = _rows_index([self.as_tokens(s) for s in sentences])
         chars = torch.from_numpy(np.stack([token_char_ids(t, self.max_chars) for t in distinct]).astype(np.int64))
         B, T = mask.shape
         device = next(self.model.parameters()).device
@@ -306,8 +306,6 @@ def embed_file(encoder: Encoder, input_path: str | Path, out_path: str | Path, l
     line gets an empty dataset, so line numbers stay aligned. Returns the number of lines;
     ``stats`` (a :class:`ReadStats`) counts replaced lines and a removed byte-order mark.
     """
-    import h5py
-
     input_path = Path(input_path)
     total = None
     if progress and input_path.is_file() and input_path.suffix != ".gz":
@@ -347,12 +345,7 @@ def _embed_into(encoder, input_path, out_path, layers, batch_tokens, chunk_lines
             h5.attrs["layers"] = layers
             h5.attrs["n_layers"] = encoder.n_layers
             h5.attrs["dim"] = encoder.dim
-            chunk: list[tuple[int, str]] = []
-            lines = input_lines(input_path, encoding_errors, stats)
-            while True:
-                chunk = [x for _, x in zip(range(chunk_lines), lines)]
-                if not chunk:
-                    break
+            for chunk in input_chunks(input_path, chunk_lines, encoding_errors, stats):
                 vecs = encoder.embed([encoder.tokenize(text) for _, text in chunk], batch_tokens)
                 for (i, _), v in zip(chunk, vecs):
                     h5.create_dataset(str(i), data=select_layers(v, layers))

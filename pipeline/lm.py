@@ -41,7 +41,7 @@ def lm_sums(encoder, sentences: Iterable[Sequence[str] | str], batch_tokens: int
     f_sum = b_sum = 0.0
     n = oov = 0
     for idx in encoder.batches(toks, batch_tokens):
-        res, _ = encoder.run([toks[i] for i in idx])
+        res = encoder.run([toks[i] for i in idx])
         ids = [np.array([encoder.vocab.id(t) for t in toks[i]], dtype=np.int64) for i in idx]
         batch = make_batch(ids, V)  # the same <S> … </S> framing and targets as pretraining
         oov += sum(int((s == UNK_ID).sum()) for s in ids)

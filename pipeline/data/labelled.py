@@ -46,16 +46,16 @@ def read_classification(path: str | Path, text_field: str | int = "sentence", la
     return out
 
 
-def _add(out: LabelledData, where: str, t, y) -> None:
+def _add(out: LabelledData, path: Path, lineno: int, t, y) -> None:
     t, y = str(t).strip(), str(y).strip()
     if not y:
-        raise PipelineError(f"{where}: empty label")
+        raise PipelineError(f"{path}:{lineno}: empty label")
     if not t:
         out.empty += 1
         return
     out.texts.append(t)
     out.labels.append(y)
-    out.lines.append(int(where.rsplit(":", 1)[1]))
+    out.lines.append(lineno)
 
 
 def _read_jsonl(path: Path, lines: list[str], text_field: str, label_field: str, out: LabelledData) -> None:
@@ -72,7 +72,7 @@ def _read_jsonl(path: Path, lines: list[str], text_field: str, label_field: str,
             if row.get(name) is None:
                 raise PipelineError(f"{path}:{lineno}: no {name!r} field (set text_field/label_field to the "
                                     f"keys of your rows: {', '.join(map(str, row))})")
-        _add(out, f"{path}:{lineno}", row[text_field], row[label_field])
+        _add(out, path, lineno, row[text_field], row[label_field])
 
 
 def _column_indexes(path: Path, first: list[str] | None, text_field, label_field, header: bool | None):
@@ -115,4 +115,4 @@ def _read_columns(path: Path, lines: list[str], fmt: str, text_field, label_fiel
         if len(row) != width:
             what = "the header" if has_header else "the first row"
             raise PipelineError(f"{path}:{lineno}: expected {width} columns like {what}, got {len(row)}")
-        _add(out, f"{path}:{lineno}", row[ti], row[li])
+        _add(out, path, lineno, row[ti], row[li])

@@ -14,6 +14,7 @@ vocabularies, evaluation files, and the input of embed / predict / lm-score) tak
 from __future__ import annotations
 
 import gzip
+import itertools
 import os
 import re
 from dataclasses import dataclass, field
@@ -128,11 +129,9 @@ def iter_lines(path: str | os.PathLike, errors: str = "error", stats: ReadStats 
 
 def _lines(path: Path, head: bytes, f, errors: str, stats: ReadStats) -> Iterator[Line]:
     lineno = 0
-    rest = head
+    rest = b""
     for chunk in _chunks(head, f):
-        if chunk is not head:
-            rest += chunk
-        *complete, rest = rest.split(b"\n")
+        *complete, rest = (rest + chunk).split(b"\n")
         for raw in complete:
             lineno += 1
             yield _line(path, raw, lineno, errors, stats)
@@ -172,3 +171,11 @@ def input_lines(path: str | os.PathLike, errors: str = "error",
         raise PipelineError(f"{path}: is a directory; give one text file")
     for line in iter_lines(path, errors, stats, what="input file"):
         yield line.lineno - 1, line.text
+
+
+def input_chunks(path: str | os.PathLike, chunk_lines: int, errors: str = "error",
+                 stats: ReadStats | None = None) -> Iterator[list[tuple[int, str]]]:
+    """:func:`input_lines` in lists of at most ``chunk_lines``: how embed and predict stream a file."""
+    lines = input_lines(path, errors, stats)
+    while chunk := list(itertools.islice(lines, chunk_lines)):
+        yield chunk

@@ -1,13 +1,14 @@
-"""A finetuned downstream model: inputs (word2vec and/or ELMo scalar mix) + a head, its
-predictions, scores, and its self-contained directory.
+"""A finetuned downstream model: inputs ([word ; casing ; chars ; ELMo mix], see
+:mod:`pipeline.tasks.features`) + a head, its predictions, scores, and its self-contained directory.
 
 Model directory (``TaskModel.save`` / ``TaskModel.load``; no pickle anywhere)::
 
     config.json          kind "task-model", format version, task, label set, the finetune config,
                          dev/test scores
-    model.safetensors    head + ScalarMix weights (and the biLM's when it was finetuned)
+    model.safetensors    word table, casing, char CNN, head and ScalarMix weights (not the biLM's)
+    words.txt            the word table's words, one a line (trainable or frozen word vectors)
     encoder/             a copy of the exported encoder (with finetuned weights if any)
-    word2vec.safetensors the word2vec matrix + word2vec.vocab.txt (one word per line)
+    word2vec.safetensors the word2vec matrix + word2vec.vocab.txt (``word_vectors: lookup`` only)
     README.md            a model card
 
 Sentence inputs are token lists; raw text is tokenized with the encoder's tokenizer (whitespace
@@ -27,7 +28,8 @@ from pipeline.config import FinetuneConfig
 from pipeline.data.batching import cut_sorted
 from pipeline.data.tags import to_spans
 from pipeline.errors import PipelineError
-from pipeline.io import CONFIG_FILE, WEIGHTS_FILE, check_weights, read_model_config, read_weights, write_model_dir
+from pipeline.io import (CONFIG_FILE, WEIGHTS_FILE, check_weights, read_model_config, read_weights, state_dict_cpu,
+                         write_model_dir)
 from pipeline.tasks.crf import crf_constraints
 from pipeline.tasks.data import TaskData, tokenizer_for
 from pipeline.tasks.features import WORDS_FILE, WordEmbedding, build_features
@@ -119,8 +121,6 @@ class TaskModel(nn.Module):
     # --- the model directory -----------------------------------------------------------------
 
     def state_for_saving(self) -> dict[str, torch.Tensor]:
-        from pipeline.io import state_dict_cpu
-
         return state_dict_cpu(self, ("features.bilm.",))  # the biLM goes to encoder/ (finetuned or not)
 
     def save(self, directory: str | Path, extra: dict | None = None) -> None:
@@ -241,14 +241,12 @@ def predict_file(model, input_path, out, encoding_errors: str = "error", stats=N
     """Predict every line of a text file and write one JSON object per line to the text stream
     ``out`` as it goes (``chunk_lines`` at a time: memory stays flat for any file size).
     Returns the number of lines."""
-    import itertools
     import json
 
-    from pipeline.data.lines import input_lines
+    from pipeline.data.lines import input_chunks
 
-    lines = input_lines(input_path, encoding_errors, stats)
     n = 0
-    while chunk := list(itertools.islice(lines, chunk_lines)):
+    for chunk in input_chunks(input_path, chunk_lines, encoding_errors, stats):
         records = predictions_as_records(model, [model.tokenize(text) for _, text in chunk])
         out.write("".join(json.dumps({"line": i + 1, **r}, ensure_ascii=False) + "\n"
                           for (i, _), r in zip(chunk, records)))
