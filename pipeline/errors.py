@@ -22,6 +22,23 @@ def _terminate(signum, frame):
     raise Terminated(signum)
 
 
+def _redeliver_swallowed_signal(unraisable) -> None:
+    """``sys.unraisablehook``: a Terminated raised while Python ran a finalizer (a weakref
+    callback, ``__del__``) cannot propagate and would be lost, so the run would go on; send the
+    signal again a moment later, when the program's own code is running. Anything else goes to
+    the default hook."""
+    import os
+    import sys
+    import threading
+
+    if isinstance(unraisable.exc_value, Terminated):
+        timer = threading.Timer(0.01, os.kill, (os.getpid(), unraisable.exc_value.signum))
+        timer.daemon = True
+        timer.start()
+        return
+    sys.__unraisablehook__(unraisable)
+
+
 def run_main(main, argv=None) -> None:
     """Run a ``main(argv)`` entry point: a PipelineError becomes one line on stderr and exit 1;
     SIGINT, SIGTERM and SIGHUP stop it cleanly with one line and exit 128 + the signal number
@@ -31,6 +48,7 @@ def run_main(main, argv=None) -> None:
 
     for sig in (signal.SIGTERM, signal.SIGHUP):
         signal.signal(sig, _terminate)
+    sys.unraisablehook = _redeliver_swallowed_signal
     try:
         code = main(argv)
     except PipelineError as e:
