@@ -28,7 +28,7 @@ import torch
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from pipeline.config import load_params  # noqa: E402
+from pipeline.config import load_params, parse_set  # noqa: E402
 from pipeline.data.batching import BucketBatcher, make_batch  # noqa: E402
 from pipeline.data.prepare import prepare_corpus  # noqa: E402
 from pipeline.data.prepared import PreparedData  # noqa: E402
@@ -73,8 +73,9 @@ def step_flops(model: BiLM, chars: torch.Tensor, b) -> float:
 
 
 def bench(model: BiLM, params, data: PreparedData, batches, dedup: bool, warmup: int,
-          device: torch.device, bf16: bool):
+          device: torch.device, bf16: bool, scan: bool = True):
     model.trim = dedup
+    model.scan = dedup and scan
     model.to(device)
     opt = make_optimizer(model, params.pretrain)
     train = data.split("train")
@@ -99,15 +100,30 @@ def bench(model: BiLM, params, data: PreparedData, batches, dedup: bool, warmup:
     return statistics.median(rates), statistics.median(flops)
 
 
+def preset_yaml(spec: str) -> str:
+    """``cpu`` or ``cpu:model.softmax=adaptive:pretrain.max_tokens=4096`` → a params file's text."""
+    import yaml
+
+    name, *sets = spec.split(":")
+    params: dict = {"presets": [name]}
+    for key, value in parse_set(sets).items():
+        section, _, field = key.partition(".")
+        params.setdefault(section, {})[field] = value
+    return yaml.safe_dump(params)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--presets", default="cpu,small")
+    ap.add_argument("--presets", default="cpu,small",
+                    help="comma-separated presets, each optionally with overrides: cpu:model.softmax=adaptive")
     ap.add_argument("--data", default="ptb",
                     help="dataset preset for the sentences (default: ptb), or 'default' for the embedded corpus")
     ap.add_argument("--steps", type=int, default=8, help="timed steps per variant")
     ap.add_argument("--warmup", type=int, default=2)
     ap.add_argument("--device", default="cpu", help="cpu or cuda")
     ap.add_argument("--bf16", action="store_true", help="bf16 autocast; peak = bf16 matmul rate")
+    ap.add_argument("--no-scan", action="store_true",
+                    help="ours with PyTorch's own LSTM kernel instead of the two-stack scan (model.py: LSTMPScan)")
     ap.add_argument("--no-baseline", action="store_true", help="time only our implementation")
     ap.add_argument("--max-tokens", type=int, default=None,
                     help="padded tokens per batch (default: each preset's pretrain.max_tokens)")
@@ -129,13 +145,13 @@ def main():
         print(f"{'preset':<8} {'batch':>6} {'params':>11} {'ours tok/s':>11} {'baseline tok/s':>15} {'ratio':>6} "
               f"{'ours GFLOP/s':>13} {'of peak':>8} {'baseline GFLOP/s':>17} {'of peak':>8}")
         for name in args.presets.split(","):
-            (tmp / "p.yaml").write_text(f"presets: [{name}]\n")
+            (tmp / "p.yaml").write_text(preset_yaml(name))
             params = load_params(tmp / "p.yaml")
             max_tokens = args.max_tokens or params.pretrain.max_tokens
             batches = BucketBatcher(lengths, max_tokens, seed=0).batches(0)[: args.warmup + args.steps]
             torch.manual_seed(0)
             model = BiLM(params.model, len(data.vocab)).train()
-            ours, ours_f = bench(model, params, data, batches, True, args.warmup, device, args.bf16)
+            ours, ours_f = bench(model, params, data, batches, True, args.warmup, device, args.bf16, not args.no_scan)
             base = base_f = float("nan")
             if not args.no_baseline:
                 torch.manual_seed(0)

@@ -125,7 +125,7 @@ class ModelConfig:
     cell_dim: int = 256  # H
     n_layers: int = 2  # L
     dropout: float = 0.1
-    cell_clip: Optional[float] = None  # ELMo clipped at 3; needs the (slower) unfused LSTM loop
+    cell_clip: Optional[float] = None  # ELMo clipped at 3 (bilm-tf); None = no clipping
     proj_clip: Optional[float] = None
     softmax: Literal["full", "sampled", "adaptive"] = "full"
     n_samples: int = 8192  # sampled softmax: distinct negative classes per batch

@@ -108,8 +108,9 @@ def trim_chars(chars: torch.Tensor, max_width: int) -> torch.Tensor:
 class LSTMLayer(nn.Module):
     """One LSTM layer with cell H and projection P: (B, T, P) → (B, T, P), zero initial state.
 
-    Without clipping it is PyTorch's fused ``nn.LSTM(proj_size=P)``. With ``cell_clip`` or
-    ``proj_clip`` (as bilm-tf) it runs the same weights step by step, clipping c and h.
+    Holds the weights of PyTorch's ``nn.LSTM(proj_size=P)`` (so saved names stay). Training and
+    inference run them through :func:`scan_stacks`; ``forward`` here is PyTorch's own kernel, kept
+    for the straightforward baseline in bench/ and for generation.
     """
 
     def __init__(self, dim: int, cell: int, cell_clip: float | None, proj_clip: float | None):
@@ -120,22 +121,106 @@ class LSTMLayer(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.cell_clip is None and self.proj_clip is None:
             return self.lstm(x)[0]
-        m = self.lstm
-        B, T, _ = x.shape
-        h = x.new_zeros(B, m.proj_size)
-        c = x.new_zeros(B, m.hidden_size)
-        gates_x = Fn.linear(x, m.weight_ih_l0, m.bias_ih_l0 + m.bias_hh_l0)  # (B, T, 4H)
-        out = []
+        return lstmp_scan(x[None], [self.lstm], self.cell_clip, self.proj_clip)[0]
+
+
+class LSTMPScan(torch.autograd.Function):
+    """The projected-LSTM recurrence of D independent layers at once, with a hand-written backward.
+
+    Why by hand: PyTorch has no fused CPU kernel for ``proj_size`` LSTMs, and autograd through a
+    step loop does six small matmuls per step. Here each step does two (forward) and two
+    (backward); the weight gradients are one large matmul per weight after the loop, and every
+    matmul runs in the autocast dtype (bf16 on CPU/GPU) while gates and cells stay fp32.
+
+    forward: gx (D, T, B, 4H) fp32 input products plus biases (gate order i, f, g, o as nn.LSTM),
+    w_hh (D, P, 4H), w_hr (D, H, P) in the compute dtype → h (D, T, B, P).
+    """
+
+    @staticmethod
+    def forward(ctx, gx, w_hh, w_hr, cell_clip, proj_clip):
+        D, T, B, G = gx.shape
+        H, dt = G // 4, w_hh.dtype
+        h = gx.new_zeros(D, B, w_hh.shape[1], dtype=dt)
+        c = gx.new_zeros(D, B, H)
+        hs, cs, acts = [h], [], []
         for t in range(T):
-            i, f, g, o = (gates_x[:, t] + h @ m.weight_hh_l0.T).chunk(4, dim=-1)
-            c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
-            if self.cell_clip is not None:
-                c = c.clamp(-self.cell_clip, self.cell_clip)
-            h = (torch.sigmoid(o) * torch.tanh(c)) @ m.weight_hr_l0.T
-            if self.proj_clip is not None:
-                h = h.clamp(-self.proj_clip, self.proj_clip)
-            out.append(h)
-        return torch.stack(out, dim=1)
+            gates = gx[:, t] + torch.bmm(h, w_hh)  # (D, B, 4H) fp32
+            a = torch.sigmoid(gates)
+            a[..., 2 * H : 3 * H] = torch.tanh(gates[..., 2 * H : 3 * H])
+            i, f, g, o = a.chunk(4, dim=-1)
+            c = torch.addcmul(f * c, i, g)
+            if cell_clip is not None:
+                c = c.clamp(-cell_clip, cell_clip)
+            h = torch.bmm((o * torch.tanh(c)).to(dt), w_hr)  # (D, B, P)
+            if proj_clip is not None:
+                h = h.clamp(-proj_clip, proj_clip)
+            hs.append(h)
+            cs.append(c)
+            acts.append(a)
+        out = torch.stack(hs[1:], dim=1)  # (D, T, B, P)
+        if any(ctx.needs_input_grad[:3]):
+            ctx.save_for_backward(torch.stack(hs[:-1], 1), torch.stack(cs, 1), torch.stack(acts, 1), out, w_hh, w_hr)
+            ctx.clips = (cell_clip, proj_clip)
+        return out
+
+    @staticmethod
+    def backward(ctx, grad_out):
+        h_prev, c, a, out, w_hh, w_hr = ctx.saved_tensors  # (D,T,B,P) (D,T,B,H) (D,T,B,4H) (D,T,B,P)
+        cell_clip, proj_clip = ctx.clips
+        D, T, B, G = a.shape
+        H, dt = G // 4, w_hh.dtype
+        i, f, g, o = a.chunk(4, dim=-1)
+        c_prev = torch.cat([c.new_zeros(D, 1, B, H), c[:, :-1]], dim=1)
+        tc = torch.tanh(c)
+        # the per-step derivative factors, for all steps at once
+        k_c = o * (1 - tc * tc)  # ∂h-path into c: dc += dm * k_c
+        k_ifg = torch.cat([g * i * (1 - i), c_prev * f * (1 - f), i * (1 - g * g)], dim=-1).view(D, T, B, 3, H)
+        k_o = tc * o * (1 - o)
+        h_ok = (out.abs() < proj_clip).float() if proj_clip is not None else None
+        c_ok = (c.abs() < cell_clip).float() if cell_clip is not None else None
+        w_hh_t, w_hr_t = w_hh.transpose(1, 2), w_hr.transpose(1, 2)
+        d_gates, d_h = torch.empty_like(a), torch.empty_like(grad_out)
+        dh_next = grad_out.new_zeros(D, B, grad_out.shape[-1])
+        dc = c.new_zeros(D, B, H)
+        for t in range(T - 1, -1, -1):
+            dh = grad_out[:, t] + dh_next  # ∂/∂h_t (clipped)
+            if h_ok is not None:
+                dh = dh * h_ok[:, t]
+            d_h[:, t] = dh
+            dm = torch.bmm(dh.to(dt), w_hr_t).float()  # (D, B, H): ∂/∂(o * tanh c)
+            dc = torch.addcmul(dc, dm, k_c[:, t])
+            if c_ok is not None:
+                dc = dc * c_ok[:, t]
+            dg = d_gates[:, t]
+            dg.view(D, B, 4, H)[:, :, :3] = dc[:, :, None] * k_ifg[:, t]
+            dg[..., 3 * H :] = dm * k_o[:, t]
+            dc = dc * f[:, t]
+            dh_next = torch.bmm(dg.to(dt), w_hh_t)
+        m = o * tc  # (D, T, B, H)
+        d_w_hh = torch.bmm(h_prev.reshape(D, T * B, -1).transpose(1, 2), d_gates.reshape(D, T * B, G).to(dt))
+        d_w_hr = torch.bmm(m.reshape(D, T * B, H).to(dt).transpose(1, 2), d_h.reshape(D, T * B, -1).to(dt))
+        return d_gates, d_w_hh, d_w_hr, None, None
+
+
+def lstmp_scan(x: torch.Tensor, lstms: list[nn.LSTM], cell_clip: float | None = None,
+               proj_clip: float | None = None) -> torch.Tensor:
+    """D projected-LSTM layers, each on its own input: x (D, B, T, P) → (D, B, T, P).
+
+    Input products of every step in one matmul before the recurrence; the recurrence in
+    :class:`LSTMPScan`. Under autocast the matmuls run in its dtype (fp32 master weights).
+    """
+    D, B, T, P = x.shape
+    dev = x.device.type
+    dt = torch.get_autocast_dtype(dev) if torch.is_autocast_enabled(dev) else x.dtype
+    with torch.autocast(dev, enabled=False):
+        w_ih = torch.stack([m.weight_ih_l0 for m in lstms]).transpose(1, 2).to(dt)  # (D, P, 4H)
+        bias = torch.stack([m.bias_ih_l0 + m.bias_hh_l0 for m in lstms])[:, None, :]  # (D, 1, 4H)
+        w_hh = torch.stack([m.weight_hh_l0 for m in lstms]).transpose(1, 2).to(dt)  # (D, P, 4H)
+        w_hr = torch.stack([m.weight_hr_l0 for m in lstms]).transpose(1, 2).to(dt)  # (D, H, P)
+        xt = x.transpose(1, 2).reshape(D, T * B, P).to(dt)  # time-major: each step's rows are contiguous
+        gx = (torch.bmm(xt, w_ih).float() + bias).view(D, T, B, -1)  # (D, T, B, 4H)
+        out = LSTMPScan.apply(gx, w_hh, w_hr, cell_clip, proj_clip)  # (D, T, B, P)
+        return out.transpose(1, 2).to(x.dtype)
 
 
 def reverse_padded(x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
@@ -165,6 +250,19 @@ class LSTMStack(nn.Module):
         return outs
 
 
+def scan_stacks(stacks: list["LSTMStack"], xs: list[torch.Tensor]) -> list[list[torch.Tensor]]:
+    """Run several LSTM stacks (the forward and the backward LM) layer by layer together:
+    xs D × (B, T, P) → D lists of L × (B, T, P), the same as ``[s(x) for s, x in zip(stacks, xs)]``."""
+    x = torch.stack(xs)  # (D, B, T, P)
+    first, outs = stacks[0], []
+    for k in range(len(first.layers)):
+        layers = [s.layers[k] for s in stacks]
+        h = lstmp_scan(first.dropout(x), [layer.lstm for layer in layers], layers[0].cell_clip, layers[0].proj_clip)
+        x = h + x if k > 0 else h  # residual between LSTM layers (ELMo)
+        outs.append(x)
+    return [[o[d] for o in outs] for d in range(len(xs))]
+
+
 # --- softmax heads ---------------------------------------------------------------------------
 
 
@@ -191,6 +289,55 @@ def sample_unique(probs: torch.Tensor, n: int, generator: torch.Generator | None
                 if len(seen) == n:
                     break
     return torch.tensor(seen, dtype=torch.long), draws
+
+
+class LinearNLL(torch.autograd.Function):
+    """Summed −log softmax(h Wᵀ + b)[y] without keeping the (N, V) logits for autograd.
+
+    Why: with a full softmax the logits are the largest tensors of a step; autograd would write
+    them, read them for log-softmax, and read them twice more backwards. Here rows go in chunks
+    that stay in cache, the gradient of the logits is formed right away (softmax − one-hot, in
+    the compute dtype), and the backward is two large matmuls. Forward: h (N, P) and weight
+    (V, P) in the compute dtype, bias (V,) fp32, y (N,) → scalar fp32.
+    """
+
+    @staticmethod
+    def forward(ctx, h, weight, bias, y):
+        N, V = h.shape[0], weight.shape[0]
+        grads = h.requires_grad or weight.requires_grad or bias.requires_grad
+        d_logits = torch.empty(N, V, dtype=h.dtype, device=h.device) if grads else None
+        d_bias = torch.zeros(V, dtype=torch.float32, device=h.device)
+        total = torch.zeros((), dtype=torch.float64, device=h.device)
+        rows = max(16, (1 << 23) // V)  # ≤ 32 MB of fp32 logits per chunk
+        for s in range(0, N, rows):
+            logits = (h[s : s + rows] @ weight.T).float().add_(bias)  # (n, V)
+            yc = y[s : s + rows, None]
+            true = logits.gather(1, yc)  # (n, 1)
+            top = logits.amax(dim=-1, keepdim=True)
+            p = logits.sub_(top).exp_()  # in place: the logits are not needed again
+            norm = p.sum(dim=-1, keepdim=True)
+            total += (norm.log() + top - true).sum().double()  # log-sum-exp − true logit
+            if grads:
+                p.div_(norm).scatter_add_(1, yc, torch.full_like(true, -1.0))  # softmax − one-hot
+                d_bias += p.sum(0)
+                d_logits[s : s + rows] = p
+        if grads:
+            ctx.save_for_backward(h, weight, d_logits, d_bias)
+        return total.float()
+
+    @staticmethod
+    def backward(ctx, grad):
+        h, weight, d_logits, d_bias = ctx.saved_tensors
+        # scale the (N, P) and (V, P) products by the incoming scalar, not the (N, V) logits
+        return (d_logits @ weight) * grad, (d_logits.T @ h) * grad, d_bias * grad, None
+
+
+def linear_nll(h: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """h (N, P), weight (V, P), bias (V,), y (N,) → summed NLL (fp32), matmuls in the autocast dtype."""
+    dev = h.device.type
+    dt = torch.get_autocast_dtype(dev) if torch.is_autocast_enabled(dev) else h.dtype
+    with torch.autocast(dev, enabled=False):
+        return LinearNLL.apply(h.to(dt), weight.to(dt), bias.float(), y)
 
 
 class SoftmaxHead(nn.Module):
@@ -231,8 +378,7 @@ class SoftmaxHead(nn.Module):
             return self.adaptive(h, y).loss * y.numel()  # the module's loss is the mean
         if self.kind == "sampled" and self.training and self.n_samples < self.V:
             return self._sampled_nll(h, y)
-        logits = Fn.linear(h, self.weight, self.bias)  # (N, V)
-        return Fn.cross_entropy(logits.float(), y, reduction="sum")
+        return linear_nll(h, self.weight, self.bias, y)
 
     def log_probs(self, h: torch.Tensor) -> torch.Tensor:
         """(…, P) → (…, V) exact log-probabilities (for evaluation and sampling)."""
@@ -281,7 +427,9 @@ class BiLM(nn.Module):
         self.backward_lstm = LSTMStack(cfg)
         self.softmax = SoftmaxHead(cfg, vocab_size)
         self.dropout = nn.Dropout(cfg.dropout)
-        self.trim = True  # False only for the straightforward baseline in bench/
+        # speed levers, both on; off only for the straightforward baseline in bench/
+        self.trim = True  # encode only the character columns a batch needs
+        self.scan = True  # both LSTM stacks in one scan with a hand-written backward (LSTMPScan)
 
     def encode(self, chars: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
         """Token layer: chars (U, C) of distinct tokens, index (B, T) into U → (B, T, P)."""
@@ -299,8 +447,12 @@ class BiLM(nn.Module):
     def contextualize(self, x: torch.Tensor, mask: torch.Tensor) -> BiLMOutput:
         """Token layer x (B, T, P) and mask (B, T) → :class:`BiLMOutput` (the LSTM stacks)."""
         lengths = mask.sum(dim=1)  # (B,)
-        fwd = self.forward_lstm(x)  # L × (B, T, P)
-        bwd = [reverse_padded(h, lengths) for h in self.backward_lstm(reverse_padded(x, lengths))]
+        x_rev = reverse_padded(x, lengths)
+        if self.scan:
+            fwd, bwd = scan_stacks([self.forward_lstm, self.backward_lstm], [x, x_rev])  # 2 × L × (B, T, P)
+        else:
+            fwd, bwd = self.forward_lstm(x), self.backward_lstm(x_rev)
+        bwd = [reverse_padded(h, lengths) for h in bwd]
         layers = [torch.cat([x, x], dim=-1)] + [torch.cat([f, b], dim=-1) for f, b in zip(fwd, bwd)]
         return BiLMOutput(layers, fwd[-1], bwd[-1], mask)
 
