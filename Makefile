@@ -9,7 +9,7 @@ STAMP  := $(VENV)/.installed
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 export DVC_NO_ANALYTICS := 1
 
-.PHONY: install repro test test-slow bench clean
+.PHONY: install repro test test-slow bench bench-data clean
 
 install: $(STAMP)
 
@@ -33,6 +33,10 @@ bench: install
 	$(PY) bench/word2vec.py
 	$(PY) bench/pretrain_throughput.py
 	$(PY) bench/embed_throughput.py
+
+# PTB sentences prepared for bench/gpu_check.sh on a machine without ../shared (carried there).
+bench-data: install
+	$(PY) stages/prepare.py --params configs/runs/bench-ptb.yaml --out bench-data/ptb --metrics bench-data/ptb.json
 
 # Remove the pipeline's generated data and models (metrics/ and reports/ are tracked in git).
 clean:

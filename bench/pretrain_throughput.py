@@ -1,17 +1,20 @@
 """Benchmark: biLM training tokens/s, ours vs. a straightforward implementation, and FLOP/s vs. matmul peak.
 
     .venv/bin/python bench/pretrain_throughput.py                 # cpu and small presets, PTB sentences
-    .venv/bin/python bench/pretrain_throughput.py --presets small --steps 10
-    python bench/pretrain_throughput.py --presets small --device cuda --bf16 --steps 50   # on a GPU
+    .venv/bin/python bench/pretrain_throughput.py --presets cpu,cpu:model.softmax=full --data wikitext2
+    .venv/bin/python bench/pretrain_throughput.py --presets cpu --bf16 --no-baseline   # bf16 autocast
+    python3 bench/pretrain_throughput.py --prepared bench-data/ptb --presets small --device cuda --bf16
 
-"Ours" runs the token encoder once per distinct token of a batch and only over the character
-columns the batch needs (pipeline/model.py: batch_inputs, trim_chars). The baseline is the same
+"Ours" is the training path of pipeline/model.py: the token encoder once per distinct token of a
+batch and only over the character columns the batch needs (batch_inputs, trim_chars); on CPU both
+LSTM stacks in one scan with a hand-written backward (LSTMPScan; ``--no-scan``: PyTorch's own
+kernel); the full softmax as a chunked fused linear + NLL (LinearNLL). The baseline is the same
 model and weights on the same batches, with every token position encoded over all 50 character
-ids. Batches are each preset's own size (``pretrain.max_tokens`` padded tokens; bigger batches
-repeat more words, so de-duplication saves more). Tokens are real tokens (words + </S>) per second of training (forward, backward, optimizer
-step). FLOPs are counted analytically for what each variant computes (×3 for forward + backward)
-and compared with this machine's fp32 matmul rate measured in the same run (torch.mm, 1024²).
-Medians over the timed steps.
+ids, PyTorch's LSTM kernel and autograd's softmax. Batches are each preset's own size
+(``pretrain.max_tokens`` padded tokens). Tokens are real tokens (words + </S>) per second of
+training (forward, backward, optimizer step). FLOPs are counted analytically for what each variant
+computes (×3 for forward + backward) and compared with this machine's matmul rate in the precision
+used, measured in the same run (torch.mm, 1024² on CPU, 8192² on GPU). Medians over the timed steps.
 """
 from __future__ import annotations
 
@@ -30,7 +33,6 @@ sys.path.insert(0, str(REPO))
 
 from pipeline.config import load_params, parse_set  # noqa: E402
 from pipeline.data.batching import BucketBatcher, make_batch  # noqa: E402
-from pipeline.data.prepare import prepare_corpus  # noqa: E402
 from pipeline.data.prepared import PreparedData  # noqa: E402
 from pipeline.model import BiLM, batch_inputs, trim_chars  # noqa: E402
 from pipeline.train.pretrain import make_optimizer  # noqa: E402
@@ -66,15 +68,40 @@ def step_flops(model: BiLM, chars: torch.Tensor, b) -> float:
     proj = 2 * F * P * U
     positions = b.type_ids.numel()  # the LSTMs run over every (padded) position
     lstm = 2 * L * positions * 2 * (4 * H * P + 4 * H * P + H * P)
-    targets = 2 * b.n_targets
-    n_out = model.vocab_size if cfg.softmax != "sampled" else cfg.n_samples + 1
-    softmax = targets * 2 * P * n_out
+    softmax = softmax_flops(model, b)
     return 3.0 * (cnn + highway + proj + lstm + softmax)
+
+
+def softmax_flops(model: BiLM, b) -> float:
+    """Forward FLOPs of the softmax for the batch's targets (adaptive: head for all, a tail only for its words)."""
+    cfg, P = model.cfg, model.cfg.projection_dim
+    y = torch.cat([b.fwd_targets.flatten(), b.bwd_targets.flatten()])
+    y = y[y >= 0]
+    if cfg.softmax != "adaptive":
+        return 2.0 * len(y) * P * (model.vocab_size if cfg.softmax == "full" else cfg.n_samples + 1)
+    a = model.softmax.adaptive
+    flops = 2.0 * len(y) * P * (a.shortlist_size + a.n_clusters)
+    for i in range(a.n_clusters):
+        lo, hi = a.cutoffs[i], a.cutoffs[i + 1]
+        d = a.tail[i][0].out_features
+        flops += 2.0 * int(((y >= lo) & (y < hi)).sum()) * (P * d + d * (hi - lo))
+    return flops
+
+
+def load_data(args, tmp: Path) -> tuple[PreparedData, str]:
+    """The prepared sentences: ``--prepared DIR`` as it is, else ``--data`` prepared now into ``tmp``."""
+    if args.prepared:
+        return PreparedData(args.prepared), str(args.prepared)
+    from pipeline.data.prepare import prepare_corpus  # only here: a GPU machine may lack what it needs
+
+    (tmp / "d.yaml").write_text("presets: []\n" if args.data == "default" else f"presets: [{args.data}]\n")
+    prepare_corpus(load_params(tmp / "d.yaml").prepare, tmp / "prep", progress=False)
+    return PreparedData(tmp / "prep"), args.data
 
 
 def bench(model: BiLM, params, data: PreparedData, batches, dedup: bool, warmup: int,
           device: torch.device, bf16: bool, scan: bool = True):
-    model.trim = dedup
+    model.trim = model.softmax.fused = dedup
     model.scan = dedup and scan
     model.to(device)
     opt = make_optimizer(model, params.pretrain)
@@ -118,6 +145,9 @@ def main():
                     help="comma-separated presets, each optionally with overrides: cpu:model.softmax=adaptive")
     ap.add_argument("--data", default="ptb",
                     help="dataset preset for the sentences (default: ptb), or 'default' for the embedded corpus")
+    ap.add_argument("--prepared", type=Path, default=None,
+                    help="a directory written by `elmo prepare` / stages/prepare.py (instead of --data)")
+    ap.add_argument("--out", type=Path, default=None, help="also append the printed table to this file")
     ap.add_argument("--steps", type=int, default=8, help="timed steps per variant")
     ap.add_argument("--warmup", type=int, default=2)
     ap.add_argument("--device", default="cpu", help="cpu or cuda")
@@ -129,24 +159,29 @@ def main():
                     help="padded tokens per batch (default: each preset's pretrain.max_tokens)")
     args = ap.parse_args()
     torch.manual_seed(0)
+    out = args.out.open("a") if args.out else None
+
+    def emit(line: str) -> None:
+        print(line, flush=True)
+        if out:
+            out.write(line + "\n")
+            out.flush()
+
+    os.chdir(REPO)
     with tempfile.TemporaryDirectory() as tmp:
-        tmp = Path(tmp)
-        (tmp / "d.yaml").write_text("presets: []\n" if args.data == "default" else f"presets: [{args.data}]\n")
-        os.chdir(REPO)
-        prepare_corpus(load_params(tmp / "d.yaml").prepare, tmp / "prep", progress=False)
-        data = PreparedData(tmp / "prep")
+        data, source = load_data(args, Path(tmp))
         lengths = data.split("train").lengths
         device = torch.device(args.device)
         dtype = torch.bfloat16 if args.bf16 else torch.float32
         peak = matmul_flops(device, dtype, 8192 if device.type == "cuda" else 1024)
         where = torch.cuda.get_device_name() if device.type == "cuda" else f"{torch.get_num_threads()} CPU threads"
-        print(f"{args.data}: {len(lengths):,} train sentences, vocab {len(data.vocab):,}; {where}; "
-              f"{'bf16' if args.bf16 else 'fp32'} matmul peak {peak / 1e9:.1f} GFLOP/s")
-        print(f"{'preset':<8} {'batch':>6} {'params':>11} {'ours tok/s':>11} {'baseline tok/s':>15} {'ratio':>6} "
-              f"{'ours GFLOP/s':>13} {'of peak':>8} {'baseline GFLOP/s':>17} {'of peak':>8}")
+        emit(f"{source}: {len(lengths):,} train sentences, vocab {len(data.vocab):,}; {where}; torch {torch.__version__}; "
+             f"{'bf16' if args.bf16 else 'fp32'} matmul peak {peak / 1e9:.1f} GFLOP/s")
+        emit(f"{'preset':<8} {'batch':>6} {'params':>11} {'ours tok/s':>11} {'baseline tok/s':>15} {'ratio':>6} "
+             f"{'ours GFLOP/s':>13} {'of peak':>8} {'baseline GFLOP/s':>17} {'of peak':>8}")
         for name in args.presets.split(","):
-            (tmp / "p.yaml").write_text(preset_yaml(name))
-            params = load_params(tmp / "p.yaml")
+            (Path(tmp) / "p.yaml").write_text(preset_yaml(name))
+            params = load_params(Path(tmp) / "p.yaml")
             max_tokens = args.max_tokens or params.pretrain.max_tokens
             batches = BucketBatcher(lengths, max_tokens, seed=0).batches(0)[: args.warmup + args.steps]
             torch.manual_seed(0)
@@ -157,9 +192,8 @@ def main():
                 torch.manual_seed(0)
                 model = BiLM(params.model, len(data.vocab)).train()
                 base, base_f = bench(model, params, data, batches, False, args.warmup, device, args.bf16)
-            print(f"{name:<8} {max_tokens:>6} {model.n_params():>11,} {ours:>11,.0f} {base:>15,.0f} {ours / base:>5.2f}x "
-                  f"{ours_f / 1e9:>13.2f} {ours_f / peak:>8.1%} {base_f / 1e9:>17.2f} {base_f / peak:>8.1%}",
-                  flush=True)
+            emit(f"{name:<8} {max_tokens:>6} {model.n_params():>11,} {ours:>11,.0f} {base:>15,.0f} {ours / base:>5.2f}x "
+                 f"{ours_f / 1e9:>13.2f} {ours_f / peak:>8.1%} {base_f / 1e9:>17.2f} {base_f / peak:>8.1%}")
 
 
 if __name__ == "__main__":

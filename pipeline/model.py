@@ -367,6 +367,7 @@ class SoftmaxHead(nn.Module):
             self.n_samples = cfg.n_samples
             self.register_buffer("sample_probs", log_uniform_probs(vocab_size), persistent=False)
         self.generator: torch.Generator | None = None  # set by the trainer for reproducible sampling
+        self.fused = True  # full softmax through LinearNLL; False only for the baseline in bench/
 
     def nll(self, h: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         """h (B, T, P), targets (B, T) → scalar sum of −log p(target) over real targets."""
@@ -378,7 +379,9 @@ class SoftmaxHead(nn.Module):
             return self.adaptive(h, y).loss * y.numel()  # the module's loss is the mean
         if self.kind == "sampled" and self.training and self.n_samples < self.V:
             return self._sampled_nll(h, y)
-        return linear_nll(h, self.weight, self.bias, y)
+        if self.fused:
+            return linear_nll(h, self.weight, self.bias, y)
+        return Fn.cross_entropy(Fn.linear(h, self.weight, self.bias).float(), y, reduction="sum")
 
     def log_probs(self, h: torch.Tensor) -> torch.Tensor:
         """(…, P) → (…, V) exact log-probabilities (for evaluation and sampling)."""
@@ -448,7 +451,9 @@ class BiLM(nn.Module):
         """Token layer x (B, T, P) and mask (B, T) → :class:`BiLMOutput` (the LSTM stacks)."""
         lengths = mask.sum(dim=1)  # (B,)
         x_rev = reverse_padded(x, lengths)
-        if self.scan:
+        cfg = self.cfg
+        # why CPU only: cuDNN has a fused projected LSTM (with bf16 under autocast); CPU has none
+        if self.scan and (x.device.type == "cpu" or cfg.cell_clip is not None or cfg.proj_clip is not None):
             fwd, bwd = scan_stacks([self.forward_lstm, self.backward_lstm], [x, x_rev])  # 2 × L × (B, T, P)
         else:
             fwd, bwd = self.forward_lstm(x), self.backward_lstm(x_rev)

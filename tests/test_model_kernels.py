@@ -1,0 +1,116 @@
+"""The hand-written kernels of pipeline/model.py against plain autograd on the same weights."""
+import pytest
+import torch
+import torch.nn.functional as Fn
+from torch import nn
+
+from pipeline.config import ModelConfig
+from pipeline.data.batching import make_batch
+from pipeline.data.chars import char_table
+from pipeline.model import BiLM, batch_inputs, linear_nll, lstmp_scan
+
+V = 40
+TABLE = char_table(["<PAD>", "<UNK>", "<S>", "</S>"] + [f"w{i}" * (1 + i % 4) for i in range(V - 4)], 50, pad_rows=[0])
+
+
+def tiny_bilm(seed: int, **kw) -> BiLM:
+    torch.manual_seed(seed)
+    cfg = dict(filters=[[1, 4], [2, 4], [3, 8]], n_highway=1, projection_dim=8, cell_dim=16, dropout=0.0)
+    return BiLM(ModelConfig(**{**cfg, **kw}), V).eval()
+
+
+def batch(lengths: list[int]):
+    b = make_batch([torch.randint(4, V, (n,)).numpy() for n in lengths], V)
+    chars, idx = batch_inputs(b.type_ids, TABLE)
+    return b, chars, idx
+
+
+def reference_lstmp(x, m: nn.LSTM, cell_clip=None, proj_clip=None):
+    """The projected LSTM written step by step with autograd (PyTorch's gate order i, f, g, o)."""
+    B, T, _ = x.shape
+    h = x.new_zeros(B, m.proj_size)
+    c = x.new_zeros(B, m.hidden_size)
+    out = []
+    for t in range(T):
+        gates = x[:, t] @ m.weight_ih_l0.T + m.bias_ih_l0 + h @ m.weight_hh_l0.T + m.bias_hh_l0
+        i, f, g, o = gates.chunk(4, dim=-1)
+        c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
+        if cell_clip is not None:
+            c = c.clamp(-cell_clip, cell_clip)
+        h = (torch.sigmoid(o) * torch.tanh(c)) @ m.weight_hr_l0.T
+        if proj_clip is not None:
+            h = h.clamp(-proj_clip, proj_clip)
+        out.append(h)
+    return torch.stack(out, dim=1)
+
+
+def grads(fn, x, params, w):
+    for p in [x, *params]:
+        p.grad = None
+    y = fn()
+    (y * w).sum().backward()
+    return y.detach(), [x.grad.clone()] + [p.grad.clone() for p in params]
+
+
+@pytest.mark.parametrize("clips", [(None, None), (0.3, 0.1)])
+def test_scan_matches_autograd_values_and_gradients(clips):
+    torch.manual_seed(0)
+    lstms = [nn.LSTM(6, 10, batch_first=True, proj_size=6) for _ in range(2)]
+    x = (torch.randn(2, 3, 7, 6) * 2).requires_grad_()
+    params = [p for m in lstms for p in m.parameters()]
+    w = torch.randn(2, 3, 7, 6)
+    ref = lambda: torch.stack([reference_lstmp(x[d], m, *clips) for d, m in enumerate(lstms)])  # noqa: E731
+    y_ref, g_ref = grads(ref, x, params, w)
+    y, g = grads(lambda: lstmp_scan(x, lstms, *clips), x, params, w)
+    assert torch.allclose(y, y_ref, atol=1e-6)
+    for a, b in zip(g, g_ref):
+        assert torch.allclose(a, b, atol=1e-5)
+    if clips[1] is not None:
+        assert y.abs().max() <= clips[1] and (y.abs() == clips[1]).any()  # clipping really happened
+
+
+def test_scan_matches_pytorch_kernel_in_the_bilm():
+    m = tiny_bilm(seed=3)
+    b, chars, idx = batch([4, 1, 9])
+    scanned = m(chars, idx, b.mask)
+    m.scan = False
+    native = m(chars, idx, b.mask)
+    for a, b in zip(scanned.layers, native.layers):
+        assert torch.allclose(a, b, atol=1e-6)
+
+
+def test_linear_nll_matches_cross_entropy_in_value_and_gradient():
+    torch.manual_seed(0)
+    h = torch.randn(300, 8, requires_grad=True)  # 300 rows: several chunks for V = 40,000
+    weight = torch.randn(40_000, 8, requires_grad=True)
+    bias = torch.randn(40_000, requires_grad=True)
+    y = torch.randint(0, 40_000, (300,))
+    ref = Fn.cross_entropy(Fn.linear(h, weight, bias), y, reduction="sum")
+    g_ref = torch.autograd.grad(ref * 0.5, (h, weight, bias))
+    out = linear_nll(h, weight, bias, y)
+    g = torch.autograd.grad(out * 0.5, (h, weight, bias))
+    assert out.item() == pytest.approx(ref.item(), rel=1e-6)
+    for a, b in zip(g, g_ref):
+        assert torch.allclose(a, b, atol=1e-5)
+
+
+@pytest.mark.parametrize("softmax", ["full", "adaptive"])
+def test_bf16_autocast_agrees_with_fp32_on_a_tiny_model(softmax):
+    """bf16 matmuls with fp32 weights, gates and loss: loss within 1 %, gradients close in direction."""
+    m = tiny_bilm(seed=1, softmax=softmax).train()
+    b, chars, idx = batch([5, 9, 7, 12])
+
+    def loss_and_grad(bf16):
+        m.zero_grad()
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            out = m(chars, idx, b.mask)
+            f, bw = m.lm_nll(out, b.fwd_targets, b.bwd_targets)
+        loss = (f + bw) / (2 * b.n_targets)
+        loss.backward()
+        return loss.item(), torch.cat([p.grad.flatten() for p in m.parameters() if p.grad is not None])
+
+    l32, g32 = loss_and_grad(False)
+    l16, g16 = loss_and_grad(True)
+    assert all(p.dtype == torch.float32 for p in m.parameters())  # master weights stay fp32
+    assert l16 == pytest.approx(l32, rel=0.01)
+    assert Fn.cosine_similarity(g16, g32, dim=0) > 0.99
