@@ -125,6 +125,12 @@ class ModelConfig:
     cell_dim: int = 256  # H
     n_layers: int = 2  # L
     dropout: float = 0.1
+    # the sequence body of each direction: ELMo's projected LSTM, a GRU (cell H, then a projection
+    # to P), or a TCN (dilated causal convolutions, Bai et al. 2018): n_layers residual blocks,
+    # dilation 2^k in block k, filter width tcn_kernel, inner width H
+    body: Literal["lstm", "gru", "tcn"] = "lstm"
+    tcn_kernel: int = 3
+    tcn_outputs: int = 2  # TCN block outputs given to the scalar mix (evenly spaced, the last included)
     cell_clip: Optional[float] = None  # ELMo clipped at 3 (bilm-tf); None = no clipping
     proj_clip: Optional[float] = None
     softmax: Literal["full", "sampled", "adaptive"] = "full"
@@ -146,7 +152,13 @@ class ModelConfig:
                 raise bad(key, f"must be at least 1, got {getattr(self, key)}")
         if self.n_highway < 0:
             raise bad("n_highway", "must be >= 0")
-        if self.projection_dim >= self.cell_dim:
+        if self.body != "lstm" and (self.cell_clip is not None or self.proj_clip is not None):
+            raise bad("cell_clip", f"clipping exists only for the lstm body, not {self.body}")
+        if self.body == "tcn" and not 1 <= self.tcn_outputs <= self.n_layers:
+            raise bad("tcn_outputs", f"must be between 1 and n_layers ({self.n_layers}), got {self.tcn_outputs}")
+        if self.tcn_kernel < 2:
+            raise bad("tcn_kernel", f"must be at least 2, got {self.tcn_kernel}")
+        if self.body == "lstm" and self.projection_dim >= self.cell_dim:
             raise bad("projection_dim", f"must be smaller than cell_dim ({self.cell_dim}) for a projected LSTM")
         if not 0.0 <= self.dropout < 1.0:
             raise bad("dropout", f"must be in [0, 1), got {self.dropout}")

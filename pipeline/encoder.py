@@ -111,7 +111,7 @@ class Encoder:
 
     @property
     def n_layers(self) -> int:
-        return self.model.cfg.n_layers + 1
+        return self.model.n_layers
 
     @property
     def dim(self) -> int:
@@ -249,7 +249,7 @@ def model_card(config: dict) -> str:
         f"| tokenizer | {config.get('tokenizer', {}).get('type', '?')}, lowercase={config.get('tokenizer', {}).get('lowercase')} |",
         f"| vocabulary | {config['vocab_size']:,} |",
         f"| architecture | char CNN {m['filters']}, {m['n_highway']} highway, P={m['projection_dim']}, "
-        f"H={m['cell_dim']}, L={m['n_layers']}, softmax {m['softmax']} |",
+        f"{m.get('body', 'lstm')} body, H={m['cell_dim']}, L={m['n_layers']}, softmax {m['softmax']} |",
         f"| parameters (exported) | {t.get('parameters_exported', '?'):,} |" if isinstance(t.get("parameters_exported"), int) else "",
         f"| training steps | {t.get('steps', '?')} |",
         f"| valid perplexity (fwd / bwd / avg) | {_ppl(t.get('valid'))} |",

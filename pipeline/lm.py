@@ -72,7 +72,7 @@ def generate(encoder, prompt: Sequence[str] | str = (), max_tokens: int = 30, te
         where = {t: i for i, t in enumerate(distinct)}
         x = encoder.token_vectors(distinct)[torch.tensor([where[t] for t in tokens])][None]  # (1, t, P)
         with torch.no_grad():
-            h = encoder.model.forward_lstm(x)[-1][0, -1]  # (P,) forward LM state at the last token
+            h = encoder.model.forward_stack(x)[-1][0, -1]  # (P,) forward LM state at the last token
             logits = encoder.model.softmax.log_probs(h) / temperature  # (V,)
         logits[banned] = float("-inf")
         if top_k is not None and top_k < logits.numel():

@@ -7,15 +7,16 @@
          └─ Highway × n: g*x + (1-g)*relu(W x)                                   (U, F)
             └─ projection                                                        (U, P)
                └─ gather back to the sentence positions                          (B, T, P) = layer 0
-                  ├─ forward LSTM stack  (L layers, cell H, projection P, residual)  → (B, T, P) each
-                  └─ backward LSTM stack (same, on each sentence reversed)            → (B, T, P) each
+                  ├─ forward stack  (LSTM: L layers, cell H, projection P, residual)  → (B, T, P) each
+                  └─ backward stack (same, on each sentence reversed)                  → (B, T, P) each
                      └─ shared softmax: forward predicts token t+1, backward token t-1
 
 Shapes: B batch, T tokens per sentence (with <S> and </S>), C chars per token, E char embedding,
 F total filters, P projection, H LSTM cell, L layers, V vocabulary, U distinct tokens in a batch.
+Bodies (``model.body``): ``lstm`` (ELMo), ``gru`` and ``tcn`` behind the same interface.
 Mask convention: ``mask`` (B, T) is True on real tokens; positions after a sentence's end are
-padding and never influence real positions (the backward LSTM reads each sentence reversed
-within its own length), and targets there are ``-100`` so they never reach a loss.
+padding and never influence real positions (every body is causal, and the backward stack reads
+each sentence reversed within its own length), and targets there are ``-100`` so they never reach a loss.
 """
 from __future__ import annotations
 
@@ -102,7 +103,7 @@ def trim_chars(chars: torch.Tensor, max_width: int) -> torch.Tensor:
     return chars[:, :keep]
 
 
-# --- LSTM stacks -----------------------------------------------------------------------------
+# --- sequence bodies: one direction's stack, (B, T, P) → list of (B, T, P) ------------------------
 
 
 class LSTMLayer(nn.Module):
@@ -248,6 +249,76 @@ class LSTMStack(nn.Module):
             x = h + x if k > 0 else h  # residual between LSTM layers (ELMo)
             outs.append(x)
         return outs
+
+
+class GRUStack(nn.Module):
+    """L GRU layers (cell H) each followed by a projection to P; dropout and residuals as LSTMStack."""
+
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        P, H = cfg.projection_dim, cfg.cell_dim
+        self.grus = nn.ModuleList(nn.GRU(P, H, batch_first=True) for _ in range(cfg.n_layers))
+        self.projs = nn.ModuleList(nn.Linear(H, P) for _ in range(cfg.n_layers))
+        self.dropout = nn.Dropout(cfg.dropout)
+
+    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
+        outs = []
+        for k, (gru, proj) in enumerate(zip(self.grus, self.projs)):
+            h = proj(gru(self.dropout(x))[0])  # (B, T, P)
+            x = h + x if k > 0 else h
+            outs.append(x)
+        return outs
+
+
+class TCNBlock(nn.Module):
+    """x + conv(H→P, width k)(relu(conv(P→H, width k)(x))), both causal with dilation d: (B, P, T) → (B, P, T)."""
+
+    def __init__(self, P: int, H: int, k: int, d: int, dropout: float):
+        super().__init__()
+        self.conv1 = nn.Conv1d(P, H, k, dilation=d)
+        self.conv2 = nn.Conv1d(H, P, k, dilation=d)
+        self.pad = (k - 1) * d  # on the left only: position t sees t, t-d, …, never t+1
+        self.dropout = nn.Dropout(dropout)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = torch.relu(self.conv1(Fn.pad(x, (self.pad, 0))))
+        return x + self.dropout(self.conv2(Fn.pad(self.dropout(h), (self.pad, 0))))
+
+
+class TCNStack(nn.Module):
+    """n_layers causal residual blocks with dilations 1, 2, 4, … (Bai et al. 2018; WaveNet).
+
+    Receptive field: 1 + 2 (k − 1)(2^L − 1) tokens (k = tcn_kernel, L = n_layers). The scalar mix
+    sees ``tcn_outputs`` block outputs, evenly spaced and ending with the last block, so the number
+    of representation layers stays small however deep the stack is.
+    """
+
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        P, H, L = cfg.projection_dim, cfg.cell_dim, cfg.n_layers
+        self.blocks = nn.ModuleList(TCNBlock(P, H, cfg.tcn_kernel, 2**k, cfg.dropout) for k in range(L))
+        m = cfg.tcn_outputs
+        self.kept = [round((i + 1) * L / m) - 1 for i in range(m)]  # e.g. L = 6, m = 2 → blocks 2 and 5
+        self.dropout = nn.Dropout(cfg.dropout)
+
+    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
+        h = self.dropout(x).transpose(1, 2)  # (B, P, T)
+        outs = []
+        for k, block in enumerate(self.blocks):
+            h = block(h)
+            if k in self.kept:
+                outs.append(h.transpose(1, 2))  # (B, T, P)
+        return outs
+
+
+def make_stack(cfg: ModelConfig) -> nn.Module:
+    """One direction's sequence body: (B, T, P) → list of (B, T, P) representation layers."""
+    return {"lstm": LSTMStack, "gru": GRUStack, "tcn": TCNStack}[cfg.body](cfg)
+
+
+def n_stack_outputs(cfg: ModelConfig) -> int:
+    """How many representation layers one direction's body gives (L for LSTM/GRU, tcn_outputs for a TCN)."""
+    return cfg.tcn_outputs if cfg.body == "tcn" else cfg.n_layers
 
 
 def scan_stacks(stacks: list["LSTMStack"], xs: list[torch.Tensor]) -> list[list[torch.Tensor]]:
@@ -419,15 +490,16 @@ class BiLMOutput:
 
 
 class BiLM(nn.Module):
-    """ELMo biLM: shared token encoder and softmax, separate forward and backward LSTM stacks."""
+    """ELMo biLM: shared token encoder and softmax, separate forward and backward sequence bodies
+    (``model.body``: ELMo's projected LSTM by default)."""
 
     def __init__(self, cfg: ModelConfig, vocab_size: int):
         super().__init__()
         self.cfg = cfg
         self.vocab_size = vocab_size
         self.token_encoder = TokenEncoder(cfg)
-        self.forward_lstm = LSTMStack(cfg)
-        self.backward_lstm = LSTMStack(cfg)
+        self.forward_stack = make_stack(cfg)  # reads left to right
+        self.backward_stack = make_stack(cfg)  # reads each sentence reversed
         self.softmax = SoftmaxHead(cfg, vocab_size)
         self.dropout = nn.Dropout(cfg.dropout)
         # speed levers, both on; off only for the straightforward baseline in bench/
@@ -453,10 +525,11 @@ class BiLM(nn.Module):
         x_rev = reverse_padded(x, lengths)
         cfg = self.cfg
         # why CPU only: cuDNN has a fused projected LSTM (with bf16 under autocast); CPU has none
-        if self.scan and (x.device.type == "cpu" or cfg.cell_clip is not None or cfg.proj_clip is not None):
-            fwd, bwd = scan_stacks([self.forward_lstm, self.backward_lstm], [x, x_rev])  # 2 × L × (B, T, P)
+        clipped = cfg.cell_clip is not None or cfg.proj_clip is not None
+        if cfg.body == "lstm" and self.scan and (x.device.type == "cpu" or clipped):
+            fwd, bwd = scan_stacks([self.forward_stack, self.backward_stack], [x, x_rev])  # 2 × L × (B, T, P)
         else:
-            fwd, bwd = self.forward_lstm(x), self.backward_lstm(x_rev)
+            fwd, bwd = self.forward_stack(x), self.backward_stack(x_rev)
         bwd = [reverse_padded(h, lengths) for h in bwd]
         layers = [torch.cat([x, x], dim=-1)] + [torch.cat([f, b], dim=-1) for f, b in zip(fwd, bwd)]
         return BiLMOutput(layers, fwd[-1], bwd[-1], mask)
@@ -466,6 +539,11 @@ class BiLM(nn.Module):
         f = self.softmax.nll(self.dropout(out.forward_top), fwd_targets)
         b = self.softmax.nll(self.dropout(out.backward_top), bwd_targets)
         return f, b
+
+    @property
+    def n_layers(self) -> int:
+        """Representation layers in :class:`BiLMOutput`: the token layer + each body output (L + 1)."""
+        return n_stack_outputs(self.cfg) + 1
 
     def n_params(self, trainable_only: bool = False) -> int:
         return sum(p.numel() for p in self.parameters() if p.requires_grad or not trainable_only)
@@ -487,7 +565,7 @@ def batch_inputs(type_ids: torch.Tensor, char_table: np.ndarray | torch.Tensor, 
 # --- a saved biLM ------------------------------------------------------------------------------
 
 # state-dict names renamed since the first saved models: old prefix → new prefix
-RENAMED_WEIGHTS = {"encoder.": "token_encoder."}
+RENAMED_WEIGHTS = {"encoder.": "token_encoder.", "forward_lstm.": "forward_stack.", "backward_lstm.": "backward_stack."}
 
 
 def upgrade_state(state: dict, renamed: dict[str, str] = RENAMED_WEIGHTS) -> dict:

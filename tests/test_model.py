@@ -53,28 +53,57 @@ def test_output_shapes_for_every_preset_structure(preset, tmp_path):
     assert f.shape == () and torch.isfinite(f) and torch.isfinite(bw)
 
 
-def test_padding_and_batch_companions_do_not_change_outputs():
-    m = model()
+@pytest.mark.parametrize("body", ["lstm", "gru", "tcn"])
+def test_padding_and_batch_companions_do_not_change_outputs(body):
+    m = model(body=body)
     alone, _ = run(m, [[5, 6, 7]])
     crowd, _ = run(m, [[9, 10, 11, 12, 13, 14, 15, 16], [5, 6, 7], [58, 59]])  # longer words, more padding
     for a, c in zip(alone.layers, crowd.layers):
         assert torch.allclose(a[0], c[1, :5], atol=1e-6)
 
 
-def test_causality():
-    """Forward LM at t ignores tokens after t; backward LM at t ignores tokens before t."""
-    m = model(1)
+@pytest.mark.parametrize("body", ["lstm", "gru", "tcn"])
+def test_causality(body):
+    """Forward LM at t ignores tokens after t; backward LM at t ignores tokens before t; every layer."""
+    m = model(1, body=body)
     s1 = [5, 6, 7, 8, 9, 10]
     out1, _ = run(m, [s1])
     t = 3  # position in the batch (with <S> at 0): token s1[2]
     s2 = s1[:t] + [20, 21, 22]  # change everything after position t
     out2, _ = run(m, [s2])
-    assert torch.allclose(out1.forward_top[0, : t + 1], out2.forward_top[0, : t + 1], atol=1e-6)
-    assert not torch.allclose(out1.forward_top[0, t + 1 :], out2.forward_top[0, t + 1 :])
     s3 = [30, 31] + s1[2:]  # change tokens before position 3 (positions 1, 2)
     out3, _ = run(m, [s3])
-    assert torch.allclose(out1.backward_top[0, t:], out3.backward_top[0, t:], atol=1e-6)
-    assert not torch.allclose(out1.backward_top[0, :t], out3.backward_top[0, :t])
+    for a, b, c in zip(out1.layers[1:], out2.layers[1:], out3.layers[1:]):
+        fwd, bwd = slice(0, 8), slice(8, 16)
+        assert torch.allclose(a[0, : t + 1, fwd], b[0, : t + 1, fwd], atol=1e-6)
+        assert not torch.allclose(a[0, t + 1 :, fwd], b[0, t + 1 :, fwd])
+        assert torch.allclose(a[0, t:, bwd], c[0, t:, bwd], atol=1e-6)
+        assert not torch.allclose(a[0, :t, bwd], c[0, :t, bwd])
+
+
+@pytest.mark.parametrize("body", ["lstm", "gru", "tcn"])
+def test_every_body_learns_a_tiny_corpus(body):
+    torch.manual_seed(0)
+    m = model(0, body=body, n_layers=3 if body == "tcn" else 2).train()
+    sents = [[5 + (i * j) % 40 for j in range(3 + i % 6)] for i in range(12)]
+    opt = torch.optim.Adam(m.parameters(), lr=0.01)
+    losses = []
+    for _ in range(40):
+        out, b = run(m, sents)
+        f, bw = m.lm_nll(out, b.fwd_targets, b.bwd_targets)
+        loss = (f + bw) / (2 * b.n_targets)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    assert losses[-1] < 0.6 * losses[0]
+    assert len(out.layers) == m.n_layers and m.n_layers == (3 if body != "tcn" else 3)
+
+
+def test_tcn_keeps_evenly_spaced_block_outputs():
+    m = model(0, body="tcn", n_layers=6, tcn_outputs=2)
+    assert m.forward_stack.kept == [2, 5] and m.n_layers == 3
+    assert [b.conv1.dilation[0] for b in m.forward_stack.blocks] == [1, 2, 4, 8, 16, 32]
 
 
 def test_dedup_and_trimmed_encoder_equals_naive():

@@ -98,7 +98,7 @@ def test_encoder_layers_with_gradients_equal_embed(trained):  # noqa: F811
         assert (layers[:, b, n:] == 0).all()
     layers.sum().backward()
     assert all(p.grad is not None for n, p in enc.model.named_parameters()
-               if n.startswith(("token_encoder.", "forward_lstm.", "backward_lstm.")))
+               if n.startswith(("token_encoder.", "forward_stack.", "backward_stack.")))
 
 
 def test_lookup_inputs_save_the_word2vec_vectors(trained, vectors, tmp_path):  # noqa: F811
@@ -170,7 +170,7 @@ def test_finetune_encoder_updates_and_saves_the_bilm(trained, vectors, tmp_path)
     before = Encoder.from_pretrained(trained / "enc").model.state_dict()
     after = Encoder.from_pretrained(tmp_path / "m" / "encoder").model.state_dict()
     changed = [k for k in after if not torch.equal(before[k], after[k])]
-    assert any(k.startswith("forward_lstm") for k in changed) and any(k.startswith("token_encoder.") for k in changed)
+    assert any(k.startswith("forward_stack") for k in changed) and any(k.startswith("token_encoder.") for k in changed)
     model = TaskModel.load(tmp_path / "m")
     data = read_task_data(cfg, cfg.test, model.tokenize)
     assert model.predict(data.sentences) == r["test_predictions"]
