@@ -74,8 +74,6 @@ def _cmd_embed(args) -> int:
     from pipeline.data.lines import ReadStats
     from pipeline.encoder import Encoder, embed_file
 
-    if args.batch_tokens < 3:
-        raise PipelineError("--batch-tokens must be at least 3")
     enc = Encoder.from_pretrained(args.encoder)
     stats = ReadStats()
     n = embed_file(enc, args.input, args.out, args.layers, args.batch_tokens,
@@ -229,6 +227,32 @@ def _cmd_evaluate(args) -> int:
     return 0
 
 
+def at_least(low: int):
+    """An argparse type: an int >= ``low`` (else a usage error, exit 2)."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+        if value < low:
+            raise argparse.ArgumentTypeError(f"must be at least {low}, got {value}")
+        return value
+
+    return parse
+
+
+def above_zero(text: str) -> float:
+    """An argparse type: a number > 0 (else a usage error, exit 2)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not value > 0:  # also refuses nan
+        raise argparse.ArgumentTypeError(f"must be above 0, got {text}")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("-q", "--quiet", action="store_true", help="no progress bars or summaries")
@@ -252,7 +276,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--analogies", help="analogy questions file (default: gensim's questions-words.txt)")
     p.add_argument("--wordsim", help="word-pair similarity file (default: gensim's wordsim353.tsv)")
     p.add_argument("--simlex", help="word-pair similarity file (default: gensim's simlex999.txt)")
-    p.add_argument("--restrict-vocab", type=int, default=300_000,
+    p.add_argument("--restrict-vocab", type=at_least(1), default=300_000,
                    help="consider only this many most frequent words (default: 300000, as gensim)")
     p.add_argument("--json", help="also write the results as JSON here")
     p.set_defaults(func=_cmd_word2vec_eval)
@@ -271,16 +295,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="output .h5: dataset 'N' holds line N (0-based)")
     p.add_argument("--layers", choices=["all", "top", "average"], default="all",
                    help="all: (L+1, n, 2P) per line; top: the last layer (n, 2P); average: mean of layers")
-    p.add_argument("--batch-tokens", type=int, default=4096, help="padded tokens per batch (default 4096)")
+    p.add_argument("--batch-tokens", type=at_least(3), default=4096, help="padded tokens per batch (default 4096)")
     p.add_argument("--encoding-errors", choices=["error", "replace"], default="error")
     p.set_defaults(func=_cmd_embed)
 
     p = sub.add_parser("generate", parents=[common], help="sample text from the forward LM of an encoder")
     p.add_argument("--encoder", required=True, help="an encoder exported with --with-softmax")
     p.add_argument("--prompt", default="", help="text to continue (tokenized as at training)")
-    p.add_argument("--max-tokens", type=int, default=30)
-    p.add_argument("--temperature", type=float, default=1.0)
-    p.add_argument("--top-k", type=int, default=None)
+    p.add_argument("--max-tokens", type=at_least(1), default=30)
+    p.add_argument("--temperature", type=above_zero, default=1.0)
+    p.add_argument("--top-k", type=at_least(1), default=None)
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=_cmd_generate)
 
@@ -307,12 +331,12 @@ def build_parser() -> argparse.ArgumentParser:
                                     "finetune_ner section (a copied `finetune_ner:` section works too)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="any finetune option, e.g. --set pooling=attention --set label_field=polarity")
-    p.add_argument("--epochs", type=int)
-    p.add_argument("--batch-size", type=int)
-    p.add_argument("--lr", type=float)
-    p.add_argument("--patience", type=int)
+    p.add_argument("--epochs", type=at_least(1))
+    p.add_argument("--batch-size", type=at_least(1))
+    p.add_argument("--lr", type=above_zero)
+    p.add_argument("--patience", type=at_least(1))
     p.add_argument("--seed", type=int)
-    p.add_argument("--max-minutes", type=float)
+    p.add_argument("--max-minutes", type=above_zero)
     p.add_argument("--finetune-encoder", action="store_true", help="update the biLM too (at encoder_lr)")
     p.add_argument("--format", choices=["tsv", "csv", "jsonl"],
                    help="classify: the labelled files' format (default: from the file name)")

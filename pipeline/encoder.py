@@ -35,7 +35,7 @@ from pipeline.data.lines import ReadStats, input_chunks
 from pipeline.data.tokenizers import SP_MODEL_FILE, SentencePieceTokenizer, WhitespaceTokenizer
 from pipeline.data.vocab import Vocab
 from pipeline.errors import PipelineError
-from pipeline.io import (CONFIG_FILE, WEIGHTS_FILE, atomic_path, check_output_file, check_weights, read_model_config,
+from pipeline.io import (CONFIG_FILE, WEIGHTS_FILE, atomic_path, check_output_file, check_weights, output_lock, read_model_config,
                          read_weights, state_dict_cpu, write_model_dir)
 from pipeline.model import BiLM, build_bilm, trim_chars, upgrade_state
 
@@ -72,6 +72,7 @@ class Encoder:
         self._cache: OrderedDict[str, torch.Tensor] = OrderedDict()  # LRU of token-layer vectors
         self._pinned: dict[str, torch.Tensor] = {}  # precomputed vocabulary, never evicted
         self.use_cache = True
+        self.source: Path | None = None  # the directory it was loaded from, for messages
 
     # --- loading and saving --------------------------------------------------------------------
 
@@ -94,7 +95,9 @@ class Encoder:
         max_chars = int(config.get("max_chars", 0))
         if max_chars < 3:
             raise PipelineError(f"{d / CONFIG_FILE}: max_chars must be at least 3, got {max_chars}")
-        return cls(model, config, vocab, _load_tokenizer(d, config.get("tokenizer", {})), cache_size)
+        encoder = cls(model, config, vocab, _load_tokenizer(d, config.get("tokenizer", {})), cache_size)
+        encoder.source = d
+        return encoder
 
     def save_pretrained(self, directory: str | Path, readme: str | None = None) -> None:
         """Write this encoder as a self-contained directory (atomically)."""
@@ -318,7 +321,8 @@ def embed_file(encoder: Encoder, input_path: str | Path, out_path: str | Path, l
         bar = tqdm(total=total, unit=" lines", desc="embed", mininterval=1.0, disable=None)  # off without a TTY
     n = 0
     try:
-        n = _embed_into(encoder, input_path, out_path, layers, batch_tokens, chunk_lines, encoding_errors, bar, stats)
+        with output_lock(out_path):  # one run per output file
+            n = _embed_into(encoder, input_path, out_path, layers, batch_tokens, chunk_lines, encoding_errors, bar, stats)
     finally:
         if bar is not None:
             bar.close()

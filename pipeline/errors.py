@@ -39,6 +39,37 @@ def _redeliver_swallowed_signal(unraisable) -> None:
     sys.__unraisablehook__(unraisable)
 
 
+class DeferredTermination:
+    """While active, SIGTERM and SIGHUP only set ``signum`` instead of stopping the program, so a
+    training loop can finish its step, write a checkpoint and then stop (``raise_if_requested``).
+    Main thread only (Python signal handlers run there)."""
+
+    def __init__(self):
+        self.signum: int | None = None
+
+    def __enter__(self) -> "DeferredTermination":
+        import signal
+
+        self._old = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGHUP)}
+        for sig in self._old:
+            signal.signal(sig, self._record)
+        return self
+
+    def _record(self, signum, frame) -> None:
+        self.signum = signum
+
+    def __exit__(self, *exc) -> bool:
+        import signal
+
+        for sig, handler in self._old.items():
+            signal.signal(sig, handler)
+        return False
+
+    def raise_if_requested(self) -> None:
+        if self.signum is not None:
+            raise Terminated(self.signum)
+
+
 def run_main(main, argv=None) -> None:
     """Run a ``main(argv)`` entry point: a PipelineError becomes one line on stderr and exit 1;
     SIGINT, SIGTERM and SIGHUP stop it cleanly with one line and exit 128 + the signal number

@@ -11,7 +11,7 @@ from pipeline.data.prepared import PreparedData
 from pipeline.data.tokenizers import SP_MODEL_FILE, SentencePieceTokenizer, WhitespaceTokenizer
 from pipeline.encoder import FORMAT_VERSION, KIND, Encoder
 from pipeline.errors import PipelineError
-from pipeline.io import check_replaceable
+from pipeline.io import check_replaceable, output_lock
 from pipeline.model import load_bilm
 
 
@@ -20,37 +20,38 @@ def export_encoder(model_dir: str | Path, out_dir: str | Path, prepared_dir: str
                    presets: list[str] | None = None) -> Path:
     """Turn a trained biLM (``models/pretrain/best`` or a checkpoint) into an encoder directory."""
     check_replaceable(out_dir, KIND)  # a bad output path fails before any work
-    model, train_cfg = load_bilm(model_dir)
-    prepared_dir = Path(prepared_dir or train_cfg.get("prepared_dir") or "data/prepared")
-    data = PreparedData(prepared_dir)
-    if len(data.vocab) != train_cfg["vocab_size"]:
-        raise PipelineError(f"{model_dir}: trained with {train_cfg['vocab_size']} words but {prepared_dir} has "
-                            f"{len(data.vocab)}; pass the prepared data it was trained on (--prepared)")
-    meta = data.meta
-    exported = sum(v.numel() for k, v in model.state_dict().items() if with_softmax or not k.startswith("softmax."))
-    config = {
-        "kind": KIND,
-        "format_version": FORMAT_VERSION,
-        "model": dataclasses.asdict(model.cfg),
-        "vocab_size": len(data.vocab),
-        "max_chars": data.max_chars,
-        "char_ids": meta["char_ids"],
-        "specials": meta["specials"],
-        "tokenizer": {"type": meta["tokenizer"], "lowercase": meta["lowercase"],
-                      "model_file": meta.get("tokenizer_model")},
-        "with_softmax": with_softmax,
-        "training": {
-            "sources": meta.get("sources", []),
-            "presets": presets,
-            "train_tokens": meta["stats"]["train_tokens"],
-            "train_sentences": meta["stats"]["train_sentences"],
-            "steps": train_cfg.get("step"),
-            "valid": train_cfg.get("valid"),
-            "test": test_metrics,
-            "parameters_exported": exported,
-        },
-    }
-    tokenizer = (SentencePieceTokenizer(prepared_dir / SP_MODEL_FILE, meta["lowercase"])
-                 if meta["tokenizer"] == "sentencepiece" else WhitespaceTokenizer(meta["lowercase"]))
-    Encoder(model, config, data.vocab, tokenizer).save_pretrained(out_dir)
-    return Path(out_dir)
+    with output_lock(out_dir):  # one run per output directory
+        model, train_cfg = load_bilm(model_dir)
+        prepared_dir = Path(prepared_dir or train_cfg.get("prepared_dir") or "data/prepared")
+        data = PreparedData(prepared_dir)
+        if len(data.vocab) != train_cfg["vocab_size"]:
+            raise PipelineError(f"{model_dir}: trained with {train_cfg['vocab_size']} words but {prepared_dir} has "
+                                f"{len(data.vocab)}; pass the prepared data it was trained on (--prepared)")
+        meta = data.meta
+        exported = sum(v.numel() for k, v in model.state_dict().items() if with_softmax or not k.startswith("softmax."))
+        config = {
+            "kind": KIND,
+            "format_version": FORMAT_VERSION,
+            "model": dataclasses.asdict(model.cfg),
+            "vocab_size": len(data.vocab),
+            "max_chars": data.max_chars,
+            "char_ids": meta["char_ids"],
+            "specials": meta["specials"],
+            "tokenizer": {"type": meta["tokenizer"], "lowercase": meta["lowercase"],
+                          "model_file": meta.get("tokenizer_model")},
+            "with_softmax": with_softmax,
+            "training": {
+                "sources": meta.get("sources", []),
+                "presets": presets,
+                "train_tokens": meta["stats"]["train_tokens"],
+                "train_sentences": meta["stats"]["train_sentences"],
+                "steps": train_cfg.get("step"),
+                "valid": train_cfg.get("valid"),
+                "test": test_metrics,
+                "parameters_exported": exported,
+            },
+        }
+        tokenizer = (SentencePieceTokenizer(prepared_dir / SP_MODEL_FILE, meta["lowercase"])
+                     if meta["tokenizer"] == "sentencepiece" else WhitespaceTokenizer(meta["lowercase"]))
+        Encoder(model, config, data.vocab, tokenizer).save_pretrained(out_dir)
+        return Path(out_dir)

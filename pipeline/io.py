@@ -20,6 +20,7 @@ import json
 import os
 import shutil
 import tempfile
+import time
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Callable, Iterator
@@ -170,6 +171,68 @@ def atomic_path(path: str | os.PathLike, suffix: str = "", kind: str | None = No
             os.replace(target, path)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+# --- one run per output -----------------------------------------------------------------------
+
+
+def lock_file(path: str | os.PathLike) -> Path:
+    """The lock of an output: beside it, not inside (directories are replaced whole)."""
+    path = Path(path)
+    return path.parent / f".{path.name}.lock"
+
+
+def _lock_holder(lock: Path) -> int | None:
+    try:
+        return int(lock.read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, another user's
+        return True
+    return True
+
+
+@contextmanager
+def output_lock(path: str | os.PathLike) -> Iterator[None]:
+    """Hold ``path``'s lock while a run writes it: a second run on the same output is refused with
+    one line naming the holder's PID; a lock left by a process that is gone is taken over. The same
+    process may take it again (nested library calls); the lock file is removed when the run ends."""
+    path, lock = Path(path), lock_file(path)
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    me = os.getpid()
+    for _ in range(5):
+        try:
+            fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        except FileExistsError:
+            holder = _lock_holder(lock)
+            if holder is None:  # perhaps created a moment ago, its PID not yet written
+                time.sleep(0.2)
+                holder = _lock_holder(lock)
+            if holder == me:
+                yield
+                return
+            if holder is not None and _pid_alive(holder):
+                raise PipelineError(f"{path}: another run is writing it (PID {holder}; lock {lock}); "
+                                    f"wait for it to end, or stop it") from None
+            lock.unlink(missing_ok=True)  # stale: its process is gone (or the file is half-written)
+            continue
+        with os.fdopen(fd, "w") as f:
+            f.write(f"{me}\n")
+        break
+    else:
+        raise PipelineError(f"{path}: could not take the lock {lock}")
+    try:
+        yield
+    finally:
+        if _lock_holder(lock) == me:
+            lock.unlink(missing_ok=True)
 
 
 # --- text and JSON files -----------------------------------------------------------------------

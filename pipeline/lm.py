@@ -30,7 +30,9 @@ def perplexities(forward_nll: float, backward_nll: float, tokens: float) -> dict
 
 def need_softmax(encoder, what: str) -> None:
     if not encoder.has_softmax:
-        raise PipelineError(f"{what} needs the softmax weights: export with `elmo export --with-softmax`")
+        where = f"{encoder.source}: " if getattr(encoder, "source", None) else ""
+        raise PipelineError(f"{where}this encoder has no softmax weights, which {what.lower()} needs; "
+                            f"export it again with `elmo export --with-softmax`")
 
 
 def lm_sums(encoder, sentences: Iterable[Sequence[str] | str], batch_tokens: int = 4096) -> dict:

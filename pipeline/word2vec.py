@@ -319,6 +319,9 @@ def load_vectors(path: str | Path):
     from gensim.models import KeyedVectors
 
     path = Path(path)
+    if path.is_dir():
+        hint = " (the word2vec stage writes vectors.bin inside it)" if (path / "vectors.bin").is_file() else ""
+        raise PipelineError(f"{path}: is a directory, not a vector file{hint}")
     if not path.is_file():
         raise PipelineError(f"{path}: vector file not found")
     if path.suffix == ".kv":

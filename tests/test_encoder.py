@@ -18,7 +18,7 @@ from pipeline.lm import perplexities
 from pipeline.model import load_bilm
 from pipeline.train.evaluate import lm_sums
 
-from helpers import SENTS
+from helpers import elmo, SENTS
 
 
 
@@ -104,6 +104,11 @@ def test_without_softmax(trained, tmp_path):
     assert enc.embed(SENTS)[0].shape == (3, 5, 32)
     with pytest.raises(PipelineError, match="--with-softmax"):
         enc.generate("x")
+    (tmp_path / "in.txt").write_text("a b\n")
+    p = elmo("lm-score", str(tmp_path / "in.txt"), "--encoder", str(tmp_path / "e"), cwd=tmp_path)
+    assert p.returncode == 1 and p.stderr.strip() == (
+        f"error: {tmp_path / 'e'}: this encoder has no softmax weights, which language-model scoring needs; "
+        "export it again with `elmo export --with-softmax`")
 
 
 def _tamper(trained, tmp_path, edit):

@@ -219,7 +219,7 @@ def _check_splits_not_empty(cfg: PrepareConfig, n_sent: dict) -> None:
                 if given is not None
                 else f"no sentence was assigned to it; raise prepare.{split}_fraction or give prepare.{split}"
             )
-            raise PipelineError(f"{split} split is empty: {hint}")
+            raise PipelineError(f"{cfg.corpus}: the {split} split is empty: {hint}")
 
 
 def _write_shards(out: Path, vocab: Vocab, shard_tokens: int) -> tuple[dict, list[str]]:

@@ -23,7 +23,7 @@ import torch
 from pipeline.config import FinetuneConfig
 from pipeline.data.batching import cut_sorted
 from pipeline.errors import PipelineError
-from pipeline.io import PlotTable, check_plots_dir, check_replaceable
+from pipeline.io import PlotTable, check_plots_dir, check_replaceable, output_lock
 from pipeline.tasks.data import TaskData, check_labels, label_set, read_task_data, tokenizer_for
 from pipeline.tasks.model import KIND, METRIC, TaskModel, load_word2vec_lookup
 
@@ -164,11 +164,17 @@ def finetune(cfg: FinetuneConfig, out_dir: str | Path, plots_dir: str | Path | N
 
     ``inputs``: an already loaded (encoder, word2vec) pair to reuse (e.g. across seeds);
     ``layer_cache``: a dict of frozen-biLM layers per sentence shared across runs with that encoder."""
-    from accelerate import Accelerator
-
     check_replaceable(out_dir, KIND)  # a bad --out or --plots fails now, not after an epoch
     if plots_dir:
         check_plots_dir(plots_dir, PLOT_FILES)
+    with output_lock(out_dir):  # one run per output directory
+        return train_task_model(cfg, out_dir, plots_dir, progress, inputs, log, layer_cache)
+
+
+def train_task_model(cfg: FinetuneConfig, out_dir, plots_dir, progress: bool, inputs, log, layer_cache) -> dict:
+    """:func:`finetune` once its outputs are checked and locked."""
+    from accelerate import Accelerator
+
     if cfg.model == "tfidf":
         from pipeline.tasks.tfidf import finetune_tfidf
 

@@ -3,13 +3,60 @@
 Uses ``configs/accelerate/default.yaml`` (or ``$ELMO_ACCELERATE_CONFIG``) and, when more than one
 GPU is visible, adds ``--multi_gpu --num_processes <GPUs>``: the DVC stage then uses every GPU of
 whatever machine runs it, with no edits. On a CPU-only machine it is one process.
+
+No trainer outlives the command that started it: ``accelerate launch`` is started with the kernel
+told to stop it (SIGTERM) when this launcher dies, and every trainer process asks the same for
+itself when it starts (:func:`die_with_launcher`, called by the stage), so killing the launcher, even
+with SIGKILL, ends the whole chain. SIGTERM/SIGHUP to the launcher are passed on to the trainer,
+which stops cleanly.
 """
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
 
 DEFAULT_CONFIG = Path(__file__).resolve().parents[2] / "configs" / "accelerate" / "default.yaml"
+
+
+LAUNCHED = "ELMO_LAUNCHED"  # set for the processes this launcher starts
+
+
+def die_with_launcher() -> None:
+    """In a trainer started by this launcher or by torchrun: :func:`die_with_parent`. A trainer
+    run by hand (e.g. under ``nohup``) keeps running when its shell goes."""
+    if os.environ.get(LAUNCHED) or os.environ.get("TORCHELASTIC_RUN_ID"):
+        die_with_parent()
+
+
+def die_with_parent(sig: int = signal.SIGTERM) -> None:
+    """Linux: have the kernel send ``sig`` to this process when its parent dies; if the parent is
+    already gone (we were re-parented to init), stop now. Elsewhere a no-op."""
+    if not sys.platform.startswith("linux"):
+        return
+    import ctypes
+
+    parent = os.getppid()
+    PR_SET_PDEATHSIG = 1
+    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, int(sig), 0, 0, 0)
+    if parent == 1 or os.getppid() != parent:
+        os.kill(os.getpid(), sig)
+
+
+def run_forwarding_signals(cmd: list[str]) -> int:
+    """Run ``cmd`` (dying with us), pass SIGTERM/SIGHUP on to it, return its exit code."""
+    proc = subprocess.Popen(cmd, preexec_fn=die_with_parent, env={**os.environ, LAUNCHED: "1"})
+
+    def forward(signum, _frame):
+        proc.send_signal(signum)
+
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, forward)
+    while True:
+        try:
+            return proc.wait()
+        except KeyboardInterrupt:  # the trainer got SIGINT too (same process group): wait for its clean stop
+            continue
 
 
 def main(argv=None) -> int:
@@ -34,7 +81,7 @@ def main(argv=None) -> int:
     elif n_gpus == 0 and "OMP_NUM_THREADS" not in os.environ:
         # why: accelerate launch otherwise runs a lone CPU process with OMP_NUM_THREADS=1 (one core)
         cmd += ["--num_cpu_threads_per_process", str(os.cpu_count() or 1)]
-    return subprocess.call(cmd + argv)
+    return run_forwarding_signals(cmd + argv)
 
 
 if __name__ == "__main__":

@@ -28,6 +28,7 @@ import dataclasses
 import hashlib
 import json
 import math
+import os
 import shutil
 import sys
 import time
@@ -40,8 +41,8 @@ import torch
 from pipeline.config import ModelConfig, PretrainConfig
 from pipeline.data.batching import BucketBatcher, make_batch
 from pipeline.data.prepared import PreparedData
-from pipeline.errors import PipelineError
-from pipeline.io import PlotTable, check_plots_dir, check_replaceable, write_json, write_json_atomic
+from pipeline.errors import DeferredTermination, PipelineError
+from pipeline.io import PlotTable, check_plots_dir, check_replaceable, output_lock, write_json, write_json_atomic
 from pipeline.lm import perplexities
 from pipeline.model import BiLM, batch_inputs
 from pipeline.train.checkpoint import (
@@ -323,31 +324,47 @@ class PretrainRun:
         total_tok, last_valid = 0, None
         stop = pos.step >= self.total_steps
         self.ddp_model.train()
-        while not stop:
-            batches = self.batcher.batches(pos.epoch)
-            while pos.batch_pos < len(batches) and not stop:
-                window = batches[pos.batch_pos : pos.batch_pos + cfg.grad_accum]
-                nll, targets = self.optimizer_step(window, pos.step)
-                pos.step += 1
-                pos.batch_pos += len(window)
-                pos.log_nll += nll
-                pos.log_tok += float(targets)
-                total_tok += targets
-                stop = self.out_of_time(t_start) or pos.step >= self.total_steps
-                if self.main and (pos.step % cfg.log_every == 0 or stop):
-                    log_t = self.log_row(pos, tables[0], bar, log_t, t_start)
-                if bar is not None:
-                    bar.update(1)
-                if pos.step % cfg.eval_every == 0 or stop:
-                    last_valid = self.validate_and_keep_best(pos, tables[1])
-                if pos.step % cfg.checkpoint_every == 0 or stop:
-                    self.checkpoint(pos)
-            if pos.batch_pos >= len(batches):
-                pos.epoch += 1
-                pos.batch_pos = 0
-        if bar is not None:
-            bar.close()
+        # SIGTERM/SIGHUP end the current step, write a checkpoint (no validation) and then stop
+        with DeferredTermination() as termination:
+            while not stop:
+                batches = self.batcher.batches(pos.epoch)
+                while pos.batch_pos < len(batches) and not stop:
+                    window = batches[pos.batch_pos : pos.batch_pos + cfg.grad_accum]
+                    nll, targets = self.optimizer_step(window, pos.step)
+                    pos.step += 1
+                    pos.batch_pos += len(window)
+                    pos.log_nll += nll
+                    pos.log_tok += float(targets)
+                    total_tok += targets
+                    terminating = self.termination_requested(termination)
+                    stop = terminating or self.out_of_time(t_start) or pos.step >= self.total_steps
+                    if self.main and (pos.step % cfg.log_every == 0 or stop):
+                        log_t = self.log_row(pos, tables[0], bar, log_t, t_start)
+                    if bar is not None:
+                        bar.update(1)
+                    if (pos.step % cfg.eval_every == 0 or stop) and not terminating:
+                        last_valid = self.validate_and_keep_best(pos, tables[1])
+                    if pos.step % cfg.checkpoint_every == 0 or stop:
+                        self.checkpoint(pos)
+                if pos.batch_pos >= len(batches):
+                    pos.epoch += 1
+                    pos.batch_pos = 0
+            if bar is not None:
+                bar.close()
+        termination.raise_if_requested()
         return total_tok, last_valid
+
+    def termination_requested(self, termination: DeferredTermination) -> bool:
+        """Whether any process got SIGTERM/SIGHUP (all processes then stop at the same step)."""
+        flag = termination.signum is not None
+        if self.world > 1:
+            t = torch.tensor([float(flag)], device=self.device)
+            flag = bool(self.accelerator.reduce(t, "max").item())
+            if flag and termination.signum is None:
+                import signal
+
+                termination.signum = signal.SIGTERM  # another process was told to stop
+        return flag
 
     def log_row(self, pos: Position, train_table, bar, log_t: float, t_start: float) -> float:
         """A row of train.tsv from the sums since the last one; returns the new log time."""
@@ -395,9 +412,11 @@ def pretrain(
     """Train a biLM on ``prepared_dir``; checkpoints under ``out_dir/checkpoints``, best model in
     ``out_dir/best``. Returns the final metrics (also written to ``metrics_file`` by the main process).
     """
-    run = PretrainRun(model_cfg, cfg, prepared_dir, out_dir, plots_dir, progress)
-    metrics = run.run(resume)
-    if run.main and metrics_file:
-        write_json_atomic(metrics_file, metrics)
-    run.accelerator.wait_for_everyone()
+    # one run per output directory: the main process holds the lock (RANK is set by torchrun/accelerate)
+    with output_lock(out_dir) if int(os.environ.get("RANK", "0")) == 0 else nullcontext():
+        run = PretrainRun(model_cfg, cfg, prepared_dir, out_dir, plots_dir, progress)
+        metrics = run.run(resume)
+        if run.main and metrics_file:
+            write_json_atomic(metrics_file, metrics)
+        run.accelerator.wait_for_everyone()
     return metrics
