@@ -125,7 +125,8 @@ def _cmd_lm_score(args) -> int:
 # --- downstream tasks --------------------------------------------------------------------------
 
 FINETUNE_OPTIONS = ("task", "train", "dev", "test", "encoder", "word2vec", "inputs", "epochs", "seed", "lr",
-                    "batch_size", "patience", "finetune_encoder", "max_minutes", "encoding_errors", "format")
+                    "batch_size", "patience", "finetune_encoder", "max_minutes", "encoding_errors", "format",
+                    "checkpoint_dir")
 
 
 def _cmd_finetune(args) -> int:
@@ -338,6 +339,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int)
     p.add_argument("--max-minutes", type=above_zero)
     p.add_argument("--finetune-encoder", action="store_true", help="update the biLM too (at encoder_lr)")
+    p.add_argument("--checkpoint-dir", help="keep the resumable state here (after every epoch and on SIGTERM); "
+                                            "running the same command again resumes from it")
     p.add_argument("--format", choices=["tsv", "csv", "jsonl"],
                    help="classify: the labelled files' format (default: from the file name)")
     p.add_argument("--encoding-errors", choices=["error", "replace"],

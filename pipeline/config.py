@@ -265,6 +265,9 @@ class FinetuneConfig:
     patience: int = 3  # epochs without a better dev score before stopping (counted once it is above 0)
     max_minutes: Optional[float] = None  # wall-clock budget (checked after each epoch)
     seed: int = 0
+    # a directory for the resumable state (weights, optimizer, RNG, position), written after every
+    # epoch and on SIGTERM/SIGHUP; a run with the same settings resumes from it. null: none
+    checkpoint_dir: Optional[str] = None
 
     def validate(self, where: str, section: str = "finetune") -> None:
         def bad(key: str, msg: str) -> PipelineError:

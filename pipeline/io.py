@@ -34,6 +34,7 @@ WEIGHTS_FILE = "model.safetensors"
 KINDS = {
     "bilm": "a saved biLM (pretrain best/)",
     "checkpoint": "a pretraining checkpoint",
+    "finetune-checkpoint": "a finetuning checkpoint",
     "pretrain-run": "a pretraining output directory (best/ and checkpoints/)",
     "encoder": "an exported encoder",
     "task-model": "a finetuned task model",

@@ -55,3 +55,18 @@ def trained(tmp_path_factory):
              d / "prep", d / "model", progress=False)
     export_encoder(d / "model" / "best", d / "enc", d / "prep", with_softmax=True)
     return d
+
+
+@pytest.fixture(scope="session")
+def vectors(tmp_path_factory):
+    """Tiny word2vec vectors (word2vec binary format) trained on the shipped sample texts with gensim."""
+    from gensim.models import Word2Vec
+
+    samples = REPO / "data" / "samples"
+    d = tmp_path_factory.mktemp("w2v")
+    sents = [line.split()[0] for line in (samples / "ner" / "train.conll").read_text().splitlines() if line.strip()]
+    text = [sents[i : i + 12] for i in range(0, len(sents), 12)]
+    text += [line.split("\t")[1].split() for line in (samples / "sentiment" / "train.tsv").read_text().splitlines()[1:]]
+    model = Word2Vec(text, vector_size=8, min_count=1, workers=1, seed=1, epochs=2)
+    model.wv.save_word2vec_format(str(d / "v.bin"), binary=True)
+    return d / "v.bin"

@@ -6,6 +6,11 @@ A checkpoint directory ``step-NNNNNNN/`` (kind ``checkpoint``) holds ``model.saf
 only, loaded with ``weights_only=True`` so no code is unpickled) and ``state.json`` (the same
 position, readable). ``best/`` (kind ``bilm``) holds ``model.safetensors`` and ``config.json``.
 Both load with :func:`pipeline.model.load_bilm`.
+
+A finetuning checkpoint (kind ``finetune-checkpoint``, one directory replaced whole each time)
+holds the task model's ``model.safetensors``, ``optimizer.pt`` and ``state.pt`` (position, RNG
+states, the best-so-far bookkeeping with its weights) and ``config.json`` (the settings'
+fingerprint and the position, readable).
 """
 from __future__ import annotations
 
@@ -57,5 +62,25 @@ def list_checkpoints(ckpt_dir: Path) -> list[Path]:
 
 def load_checkpoint(path: Path, model, optimizer) -> dict:
     model.load_state_dict(upgrade_state(read_weights(path)))
+    optimizer.load_state_dict(torch.load(path / "optimizer.pt", weights_only=True))
+    return torch.load(path / "state.pt", weights_only=True)
+
+
+FINETUNE_KIND = "finetune-checkpoint"
+
+
+def save_finetune_checkpoint(path: Path, model, optimizer, state: dict, config: dict) -> None:
+    """Replace ``path`` with the finetuning state (atomically)."""
+
+    def side_files(tmp: Path) -> None:
+        torch.save(optimizer.state_dict(), tmp / "optimizer.pt")
+        torch.save(state, tmp / "state.pt")
+
+    write_model_dir(path, FINETUNE_KIND, config, state_dict_cpu(model), side_files)
+
+
+def load_finetune_checkpoint(path: Path, model, optimizer) -> dict:
+    """Restore weights and optimizer from ``path``; return its ``state.pt`` (no code unpickled)."""
+    model.load_state_dict(read_weights(path))
     optimizer.load_state_dict(torch.load(path / "optimizer.pt", weights_only=True))
     return torch.load(path / "state.pt", weights_only=True)

@@ -3,7 +3,8 @@
     read train/dev(/test) ─▶ label set from train (dev/test labels must be known)
         ─▶ TaskModel(features [word ; casing ; chars ; ELMo mix], head) on accelerator.device
         ─▶ epochs of shuffled batches (Adam; the biLM in its own group at encoder_lr if finetuned)
-            after each epoch: dev score → plots/{train,dev}.tsv, best so far → out_dir (atomic)
+            after each epoch: dev score → plots/{train,dev}.tsv, best so far → out_dir (atomic),
+            with checkpoint_dir: the resumable state (also on SIGTERM/SIGHUP, then stop)
         ─▶ early stopping after `patience` epochs without improvement, best weights restored
         ─▶ test scores, model directory rewritten with its scores
 
@@ -13,6 +14,9 @@ on the same machine.
 from __future__ import annotations
 
 import copy
+import dataclasses
+import hashlib
+import json
 import random
 import time
 from dataclasses import dataclass, field
@@ -22,10 +26,11 @@ import torch
 
 from pipeline.config import FinetuneConfig
 from pipeline.data.batching import cut_sorted
-from pipeline.errors import PipelineError
-from pipeline.io import PlotTable, check_plots_dir, check_replaceable, output_lock
+from pipeline.errors import DeferredTermination, PipelineError
+from pipeline.io import PlotTable, check_plots_dir, check_replaceable, directory_kind, output_lock
 from pipeline.tasks.data import TaskData, check_labels, label_set, read_task_data, tokenizer_for
 from pipeline.tasks.model import KIND, METRIC, TaskModel, load_word2vec_lookup
+from pipeline.train.checkpoint import FINETUNE_KIND, load_finetune_checkpoint, save_finetune_checkpoint
 
 PLOT_FILES = ("train.tsv", "dev.tsv", "confusion.json")  # all that finetuning writes to a plots directory
 ZERO_HINT = {
@@ -131,33 +136,6 @@ class BestSoFar:
         return False
 
 
-def train_epoch(net: TaskModel, optimizer, accelerator, splits: TaskSplits, batches: list[list[int]],
-                epoch: int, step: int, out_dir, progress: bool) -> tuple[float, int]:
-    """One pass over ``batches``: (mean training loss per example, global step after it)."""
-    from tqdm import tqdm
-
-    train = splits.train
-    total, n_seen = 0.0, 0
-    bar = tqdm(batches, desc=f"{net.cfg.task} epoch {epoch}", disable=None if progress else True, leave=False,
-               unit="batch")  # disable=None: no bar without a terminal
-    for idx in bar:
-        loss = net.loss([train.sentences[j] for j in idx], [train.targets[j] for j in idx])
-        if not torch.isfinite(loss):
-            raise PipelineError(f"loss is {float(loss)} at epoch {epoch}, step {step + 1}; training stopped "
-                                f"(the best model so far, if any, is in {out_dir}); try a lower lr")
-        optimizer.zero_grad()
-        accelerator.backward(loss)
-        if net.cfg.grad_clip:
-            accelerator.clip_grad_norm_(net.parameters(), net.cfg.grad_clip)
-        optimizer.step()
-        step += 1
-        total += float(loss.detach()) * len(idx)
-        n_seen += len(idx)
-        bar.set_postfix(loss=f"{total / n_seen:.4f}")
-    bar.close()
-    return total / n_seen, step
-
-
 def finetune(cfg: FinetuneConfig, out_dir: str | Path, plots_dir: str | Path | None = None,
              progress: bool = True, inputs=None, log=print, layer_cache: dict | None = None) -> dict:
     """Train, keep the best dev model in ``out_dir``, return metrics (dev, test, history, data counts).
@@ -201,43 +179,149 @@ def train_task_model(cfg: FinetuneConfig, out_dir, plots_dir, progress: bool, in
     return final_result(net, splits, best, out_dir, start)
 
 
+@dataclass
+class Position:
+    """Where finetuning is: the epoch in progress, the batches of it done, and what resuming needs."""
+
+    epoch: int = 1
+    batch_pos: int = 0
+    step: int = 0
+    loss_sum: float = 0.0  # per-example training loss summed over this epoch's batches so far
+    n_seen: int = 0
+    epoch_rng: tuple | None = None  # the batch shuffler's state before this epoch's shuffle
+
+
+def train_epoch(net: TaskModel, optimizer, accelerator, splits: TaskSplits, batches: list[list[int]], pos: Position,
+                out_dir, progress: bool, termination: DeferredTermination) -> bool:
+    """The rest of this epoch's ``batches`` from ``pos.batch_pos``, updating ``pos``; False when a
+    SIGTERM/SIGHUP stopped it after a batch."""
+    from tqdm import tqdm
+
+    train = splits.train
+    bar = tqdm(total=len(batches), initial=pos.batch_pos, desc=f"{net.cfg.task} epoch {pos.epoch}", leave=False,
+               disable=None if progress else True, unit="batch")  # disable=None: no bar without a terminal
+    try:
+        for idx in batches[pos.batch_pos :]:
+            loss = net.loss([train.sentences[j] for j in idx], [train.targets[j] for j in idx])
+            if not torch.isfinite(loss):
+                raise PipelineError(f"loss is {float(loss)} at epoch {pos.epoch}, step {pos.step + 1}; training "
+                                    f"stopped (the best model so far, if any, is in {out_dir}); try a lower lr")
+            optimizer.zero_grad()
+            accelerator.backward(loss)
+            if net.cfg.grad_clip:
+                accelerator.clip_grad_norm_(net.parameters(), net.cfg.grad_clip)
+            optimizer.step()
+            pos.step += 1
+            pos.batch_pos += 1
+            pos.loss_sum += float(loss.detach()) * len(idx)
+            pos.n_seen += len(idx)
+            bar.update(1)
+            bar.set_postfix(loss=f"{pos.loss_sum / pos.n_seen:.4f}")
+            if termination.signum is not None:
+                return False
+        return True
+    finally:
+        bar.close()
+
+
+class FinetuneCheckpoint:
+    """The resumable state of a run in ``cfg.checkpoint_dir`` (one directory, replaced whole)."""
+
+    def __init__(self, cfg: FinetuneConfig, net: TaskModel, optimizer):
+        self.path, self.net, self.optimizer = Path(cfg.checkpoint_dir), net, optimizer
+        check_replaceable(self.path, FINETUNE_KIND)
+        # budgets may change between a run and its resumption; everything else must match
+        settings = {k: v for k, v in dataclasses.asdict(cfg).items()
+                    if k not in ("epochs", "max_minutes", "patience", "checkpoint_dir")}
+        self.fingerprint = hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:16]
+
+    def save(self, best: BestSoFar, pos: Position) -> None:
+        state = {"position": dataclasses.asdict(pos), "torch_rng": torch.get_rng_state(), "best_state": best.state,
+                 "best": json.dumps({"score": best.score, "epoch": best.epoch, "dev": best.dev,
+                                     "bad_epochs": best.bad_epochs, "history": best.history}, default=float)}
+        config = {"fingerprint": self.fingerprint, "epoch": pos.epoch, "batch_pos": pos.batch_pos, "step": pos.step}
+        save_finetune_checkpoint(self.path, self.net, self.optimizer, state, config)
+
+    def restore(self, best: BestSoFar, log) -> Position | None:
+        """The saved position (weights, optimizer, RNG and ``best`` restored), or None to start afresh."""
+        if directory_kind(self.path) != FINETUNE_KIND:
+            return None
+        if json.loads((self.path / "config.json").read_text()).get("fingerprint") != self.fingerprint:
+            log(f"finetune: the checkpoint in {self.path} is from other settings; starting afresh")
+            return None
+        state = load_finetune_checkpoint(self.path, self.net, self.optimizer)
+        for k, v in json.loads(state["best"]).items():
+            setattr(best, k, v)
+        best.state = state["best_state"]
+        torch.set_rng_state(state["torch_rng"])
+        pos = Position(**state["position"])
+        log(f"finetune: resuming at epoch {pos.epoch}, batch {pos.batch_pos} from {self.path}")
+        return pos
+
+
 def run_epochs(net: TaskModel, optimizer, accelerator, splits: TaskSplits, out_dir, plots_dir, progress: bool,
                log, start: float) -> BestSoFar:
     """Epochs until ``patience`` epochs without a better dev score (or the epoch/time budget);
-    the best model so far is written to ``out_dir`` on every improvement."""
-    cfg, metric = net.cfg, METRIC[net.cfg.task]
+    the best model so far is written to ``out_dir`` on every improvement. With
+    ``checkpoint_dir``: resumes from it, saves to it after every epoch and on SIGTERM/SIGHUP."""
+    cfg = net.cfg
     rng = random.Random(cfg.seed)
+    best, pos = BestSoFar(), Position()
+    ckpt = FinetuneCheckpoint(cfg, net, optimizer) if cfg.checkpoint_dir else None
+    resumed = ckpt.restore(best, log if progress else (lambda m: None)) if ckpt else None
+    pos = resumed or pos
     tables = None
     if plots_dir:
-        tables = (PlotTable(Path(plots_dir) / "train.tsv", ["epoch", "step", "loss"]),
-                  PlotTable(Path(plots_dir) / "dev.tsv", ["epoch", "step", metric]))
-    best, step, score = BestSoFar(), 0, None
-    for epoch in range(1, cfg.epochs + 1):
-        net.train()
-        batches = shuffled_batches(splits.train_idx, [len(s) for s in splits.train.sentences], cfg.batch_size, rng)
-        loss, step = train_epoch(net, optimizer, accelerator, splits, batches, epoch, step, out_dir, progress)
-        dev_scores = net.scores(splits.dev)
-        score = net.dev_metric(dev_scores)
-        best.history.append({"epoch": epoch, "step": step, "train_loss": round(loss, 6), f"dev_{metric}": score})
-        improved = best.update(score, dev_scores, epoch, net)
-        if improved:
-            net.save(out_dir, {"dev_scores": dev_scores, "epoch": epoch})  # best so far, on disk, atomic
-        if tables is not None:
-            tables[0].add(epoch=epoch, step=step, loss=round(loss, 6))
-            tables[1].add(epoch=epoch, step=step, **{metric: score})
-        if progress:
-            log(f"epoch {epoch}: train loss {loss:.4f}  dev {metric} {score:.4f}" + ("  (best)" if improved else ""))
-        if best.bad_epochs >= cfg.patience:
-            break
-        if cfg.max_minutes is not None and time.time() - start > 60 * cfg.max_minutes:
-            if progress:
-                log(f"stopping: time budget of {cfg.max_minutes} minutes used")
-            break
+        keep = pos.epoch - 1 if resumed else None
+        tables = (PlotTable(Path(plots_dir) / "train.tsv", ["epoch", "step", "loss"], keep),
+                  PlotTable(Path(plots_dir) / "dev.tsv", ["epoch", "step", METRIC[cfg.task]], keep))
+    with DeferredTermination() as termination:  # a signal stops the run after a batch, checkpointed
+        while pos.epoch <= cfg.epochs:
+            if pos.epoch_rng is None:
+                pos.epoch_rng = rng.getstate()
+            rng.setstate(pos.epoch_rng)  # a resumed epoch gets the same batches
+            net.train()
+            batches = shuffled_batches(splits.train_idx, [len(s) for s in splits.train.sentences], cfg.batch_size, rng)
+            if not train_epoch(net, optimizer, accelerator, splits, batches, pos, out_dir, progress, termination):
+                break
+            end_epoch(net, splits, best, pos, out_dir, tables, progress, log)
+            pos = Position(pos.epoch + 1, 0, pos.step, epoch_rng=rng.getstate())
+            if ckpt:
+                ckpt.save(best, pos)
+            if best.bad_epochs >= cfg.patience:
+                break
+            if cfg.max_minutes is not None and time.time() - start > 60 * cfg.max_minutes:
+                if progress:
+                    log(f"stopping: time budget of {cfg.max_minutes} minutes used")
+                break
+    if termination.signum is not None:
+        if ckpt:
+            ckpt.save(best, pos)
+        termination.raise_if_requested()
     if best.state is None:
-        raise PipelineError(f"the dev {metric} was never a number ({score}); nothing was saved")
+        raise PipelineError(f"the dev {METRIC[cfg.task]} was never a number "
+                            f"({best.history[-1] if best.history else None}); nothing was saved")
     if best.score <= 0:
         log(ZERO_HINT[cfg.task])
     return best
+
+
+def end_epoch(net: TaskModel, splits: TaskSplits, best: BestSoFar, pos: Position, out_dir, tables, progress: bool,
+              log) -> None:
+    """Dev score of the epoch just trained; the best model so far saved; curves and a log line."""
+    metric = METRIC[net.cfg.task]
+    loss = pos.loss_sum / max(pos.n_seen, 1)
+    dev_scores = net.scores(splits.dev)
+    score = net.dev_metric(dev_scores)
+    best.history.append({"epoch": pos.epoch, "step": pos.step, "train_loss": round(loss, 6), f"dev_{metric}": score})
+    improved = best.update(score, dev_scores, pos.epoch, net)
+    if improved:
+        net.save(out_dir, {"dev_scores": dev_scores, "epoch": pos.epoch})  # best so far, on disk, atomic
+    if tables is not None:
+        tables[0].add(epoch=pos.epoch, step=pos.step, loss=round(loss, 6))
+        tables[1].add(epoch=pos.epoch, step=pos.step, **{metric: score})
+    if progress:
+        log(f"epoch {pos.epoch}: train loss {loss:.4f}  dev {metric} {score:.4f}" + ("  (best)" if improved else ""))
 
 
 def final_result(net: TaskModel, splits: TaskSplits, best: BestSoFar, out_dir, start: float) -> dict:

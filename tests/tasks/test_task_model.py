@@ -23,20 +23,6 @@ from helpers import SENTS
 SAMPLES = REPO / "data" / "samples"
 
 
-@pytest.fixture(scope="module")
-def vectors(tmp_path_factory):
-    """Tiny word2vec vectors (word2vec binary format) trained on the sample texts with gensim."""
-    from gensim.models import Word2Vec
-
-    d = tmp_path_factory.mktemp("w2v")
-    sents = [line.split()[0] for line in (SAMPLES / "ner" / "train.conll").read_text().splitlines() if line.strip()]
-    text = [sents[i : i + 12] for i in range(0, len(sents), 12)]
-    text += [line.split("\t")[1].split() for line in (SAMPLES / "sentiment" / "train.tsv").read_text().splitlines()[1:]]
-    model = Word2Vec(text, vector_size=8, min_count=1, workers=1, seed=1, epochs=2)
-    model.wv.save_word2vec_format(str(d / "v.bin"), binary=True)
-    return d / "v.bin"
-
-
 def ner_cfg(trained, vectors, **kw):  # noqa: F811
     base = dict(task="ner", train=str(SAMPLES / "ner" / "train.conll"), dev=str(SAMPLES / "ner" / "dev.conll"),
                 test=str(SAMPLES / "ner" / "test.conll"), encoder=str(trained / "enc"), word2vec=str(vectors),
