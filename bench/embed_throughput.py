@@ -5,8 +5,10 @@
 
 For each preset (random weights: speed does not depend on training) on real PTB sentences
 (`../shared/data/ptb/ptb.train.txt`), prints sentences/s and tokens/s of ``Encoder.embed`` with
-the token cache off, with the LRU cache (cold at the start of the run) and with the vocabulary
-precomputed; the same for a straightforward per-sentence loop (one sentence per forward, every
+the token cache off, with the LRU cache (cold at the start of the run), with the vocabulary
+precomputed, then that with PyTorch's own LSTM kernel instead of the scan and with bf16 matmuls
+(``Encoder.bf16``, ``elmo embed --bf16``; with single-sentence latency and the bf16 vectors' distance
+from fp32); the same for a straightforward per-sentence loop (one sentence per forward, every
 token encoded over all 50 characters) and the ratio. Then it runs ``elmo embed --layers top`` as a
 subprocess on files of 10k and 100k sentences and prints each run's peak RSS (must stay flat).
 Medians of 3 repeats for the timed runs.
@@ -24,6 +26,7 @@ import tempfile
 import time
 from pathlib import Path
 
+import numpy as np
 import torch
 
 REPO = Path(__file__).resolve().parent.parent
@@ -66,6 +69,28 @@ def per_sentence_baseline(enc: Encoder, sentences: list[list[str]]) -> None:
         with torch.no_grad():
             x = model.token_encoder(chars)[None]  # (1, T, P)
             model.contextualize(x, torch.ones(1, len(rows), dtype=torch.bool))
+
+
+def bf16_report(enc: Encoder, sample: list[list[str]]) -> str:
+    """Single-sentence latency (median over the sample) in fp32 and bf16, and how far bf16 vectors
+    are from fp32 ones (max |difference|, lowest cosine per token, all layers)."""
+    latency, vectors = {}, {}
+    for bf16 in (False, True):
+        enc.bf16 = bf16
+        times = []
+        for s in sample:
+            t = time.perf_counter()
+            enc.embed([s])
+            times.append(time.perf_counter() - t)
+        latency[bf16] = statistics.median(times)
+        vectors[bf16] = enc.embed(sample)
+    enc.bf16 = False
+    a = torch.from_numpy(np.concatenate([v.reshape(-1, v.shape[-1]) for v in vectors[False]]))
+    b = torch.from_numpy(np.concatenate([v.reshape(-1, v.shape[-1]) for v in vectors[True]]))
+    cos = torch.nn.functional.cosine_similarity(a, b, dim=1)
+    return (f"single-sentence latency fp32 {latency[False] * 1e3:.2f} ms, bf16 {latency[True] * 1e3:.2f} ms; "
+            f"bf16 vs fp32 vectors: max |diff| {float((a - b).abs().max()):.4f}, "
+            f"min cosine {float(cos.min()):.5f}, mean cosine {float(cos.mean()):.6f}")
 
 
 def timed(fn, repeats: int) -> float:
@@ -114,10 +139,17 @@ def main():
             results.append(("LRU cache (cold)", timed(cold, args.repeats)))
             enc.precompute_vocab()
             results.append(("vocab precomputed", timed(lambda: enc.embed(sample), args.repeats)))
+            enc.model.scan = False
+            results.append(("  + PyTorch LSTM kernel", timed(lambda: enc.embed(sample), args.repeats)))
+            enc.model.scan = True
+            enc.bf16 = True
+            results.append(("  + bf16", timed(lambda: enc.embed(sample), args.repeats)))
+            enc.bf16 = False
             print(f"{preset:<7} {'per-sentence loop':<22} {loop_rate:>9,.1f} {base_tok / loop:>10,.0f} {1.0:>7.2f}x")
             for name, t in results:
                 rate = args.sentences / t
                 print(f"{preset:<7} {name:<22} {rate:>9,.1f} {n_tok / t:>10,.0f} {rate / loop_rate:>7.2f}x", flush=True)
+            print(f"{preset:<7} {bf16_report(enc, sample[:500])}", flush=True)
 
         if args.rss:
             enc = build_encoder(args.rss_preset, lines, tmp)

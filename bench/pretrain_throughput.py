@@ -66,10 +66,13 @@ def step_flops(model: BiLM, chars: torch.Tensor, b) -> float:
     cnn = sum(2 * E * w * n * max(C - w + 1, 0) for w, n in cfg.filters) * U
     highway = cfg.n_highway * 2 * F * 2 * F * U
     proj = 2 * F * P * U
-    positions = b.type_ids.numel()  # the LSTMs run over every (padded) position
-    lstm = 2 * L * positions * 2 * (4 * H * P + 4 * H * P + H * P)
+    positions = b.type_ids.numel()  # the sequence bodies run over every (padded) position
+    per_position = {"lstm": 4 * H * P + 4 * H * P + H * P,  # input, recurrent, projection (multiply-adds)
+                    "gru": 3 * H * P + 3 * H * H + H * P,
+                    "tcn": 2 * cfg.tcn_kernel * P * H}[cfg.body]
+    body = 2 * L * positions * 2 * per_position  # 2 directions
     softmax = softmax_flops(model, b)
-    return 3.0 * (cnn + highway + proj + lstm + softmax)
+    return 3.0 * (cnn + highway + proj + body + softmax)
 
 
 def softmax_flops(model: BiLM, b) -> float:

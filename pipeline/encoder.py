@@ -73,6 +73,9 @@ class Encoder:
         self._pinned: dict[str, torch.Tensor] = {}  # precomputed vocabulary, never evicted
         self.use_cache = True
         self.source: Path | None = None  # the directory it was loaded from, for messages
+        # bf16 autocast for the sequence body's matmuls (fp32 weights, cells and outputs): faster
+        # on CPUs with AVX512-BF16 and on GPUs; vectors differ from fp32 by bf16 rounding
+        self.bf16 = False
 
     # --- loading and saving --------------------------------------------------------------------
 
@@ -170,7 +173,7 @@ class Encoder:
         distinct, index, mask = _rows_index(batch)
         vecs = self.token_vectors(distinct)  # (U, P)
         x = vecs[index] * mask[..., None]  # (B, T, P); padding rows are zero
-        with torch.no_grad():
+        with torch.no_grad(), torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=self.bf16):
             return self.model.contextualize(x, mask)
 
     def batches(self, sentences: list[list[str]], batch_tokens: int) -> list[list[int]]:

@@ -224,3 +224,15 @@ def test_sigterm_during_embed_is_clean(trained, tmp_path):
         assert p.returncode == 128 + sig, err
         assert err.strip() == f"terminated ({signal.Signals(sig).name})"
         assert not list(tmp_path.glob(".out.h5.*")) and (tmp_path / "out.h5").read_bytes() == before
+
+
+def test_bf16_embeddings_stay_close_to_fp32(trained):
+    enc = Encoder.from_pretrained(trained / "enc")
+    fp32 = enc.embed(SENTS)
+    enc.bf16 = True
+    bf16 = enc.embed(SENTS)
+    for a, b in zip(fp32, bf16):
+        assert a.dtype == b.dtype == np.float32 and a.shape == b.shape
+        assert np.array_equal(a[0], b[0])  # the token layer is not in the scan
+        cos = (a * b).sum(-1) / (np.linalg.norm(a, axis=-1) * np.linalg.norm(b, axis=-1))
+        assert cos.min() > 0.99 and not np.array_equal(a, b)  # bf16 really ran, and stayed close

@@ -146,7 +146,12 @@ def read_conll(path: str | Path, token_col: int = 0, label_col: int = -1, scheme
                 raise PipelineError(f"{path}:{lineno}: expected a token and a label column (columns {token_col} "
                                     f"and {label_col}), got {n_cols} column(s)")
         if len(cols) != n_cols:
-            raise PipelineError(f"{path}:{lineno}: expected {n_cols} columns like the first data line, got {len(cols)}")
+            # a tab-separated field holding several words: a sentence per line, not a token per line
+            hint = ("; this looks like a sentence-per-line TSV: a CoNLL file has one token per line "
+                    "(for a sentence classifier use --task classify)"
+                    if "\t" in line and len(line.split("\t")) < len(cols) else "")
+            raise PipelineError(f"{path}:{lineno}: expected {n_cols} columns like the first data line, "
+                                f"got {len(cols)}{hint}")
         try:
             token, tag = cols[token_col], cols[label_col]
         except IndexError:

@@ -50,6 +50,9 @@ def test_read_conll(write):
 def test_read_conll_bad_input(write):
     with pytest.raises(PipelineError, match=r"c\.txt:2: expected 4 columns like the first data line, got 3"):
         read_conll(write("c.txt", "EU NNP B-NP B-ORG\nrejects VBZ O\n"))
+    with pytest.raises(PipelineError, match=r"s\.tsv:2: expected 2 columns like the first data line, got 4; this "
+                                            r"looks like a sentence-per-line TSV: .* use --task classify"):
+        read_conll(write("s.tsv", "sentence\tlabel\na fine film\t1\n"))
     p = write("i.txt", "a X X O\nb X X I-PER\n")
     with pytest.raises(PipelineError, match=r"i\.txt:2: tag 'I-PER' does not continue a chunk"):
         read_conll(p, invalid="error")

@@ -33,8 +33,8 @@ def twenty(tmp_path_factory):
 
 
 def params(tmp_path: Path, **over) -> Path:
-    pre = dict(max_tokens=300, epochs=1000, max_steps=60, lr=0.005, eval_every=20, checkpoint_every=20,
-               keep_checkpoints=3, log_every=5, seed=3, **over)
+    pre = {**dict(max_tokens=300, epochs=1000, max_steps=60, lr=0.005, eval_every=20, checkpoint_every=20,
+                  keep_checkpoints=3, log_every=5, seed=3), **over}
     p = tmp_path / "params.yaml"
     p.write_text(yaml.safe_dump({"model": SMALL, "pretrain": pre}))
     return p
