@@ -6,7 +6,7 @@
 For each preset (random weights: speed does not depend on training) on real PTB sentences
 (`../shared/data/ptb/ptb.train.txt`), prints sentences/s and tokens/s of ``Encoder.embed`` with
 the token cache off, with the LRU cache (cold at the start of the run), with the vocabulary
-precomputed, then that with PyTorch's own LSTM kernel instead of the scan and with bf16 matmuls
+precomputed, then that with bf16 matmuls
 (``Encoder.bf16``, ``elmo embed --bf16``; with single-sentence latency and the bf16 vectors' distance
 from fp32); the same for a straightforward per-sentence loop (one sentence per forward, every
 token encoded over all 50 characters) and the ratio. Then it runs ``elmo embed --layers top`` as a
@@ -139,9 +139,6 @@ def main():
             results.append(("LRU cache (cold)", timed(cold, args.repeats)))
             enc.precompute_vocab()
             results.append(("vocab precomputed", timed(lambda: enc.embed(sample), args.repeats)))
-            enc.model.scan = False
-            results.append(("  + PyTorch LSTM kernel", timed(lambda: enc.embed(sample), args.repeats)))
-            enc.model.scan = True
             enc.bf16 = True
             results.append(("  + bf16", timed(lambda: enc.embed(sample), args.repeats)))
             enc.bf16 = False
