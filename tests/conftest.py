@@ -70,3 +70,18 @@ def vectors(tmp_path_factory):
     model = Word2Vec(text, vector_size=8, min_count=1, workers=1, seed=1, epochs=2)
     model.wv.save_word2vec_format(str(d / "v.bin"), binary=True)
     return d / "v.bin"
+
+
+@pytest.fixture(scope="session")
+def twenty(tmp_path_factory):
+    """The first 20 sentences of the embedded real corpus, prepared as train = valid = test."""
+    from pipeline.config import PrepareConfig
+    from pipeline.data.corpus import read_corpus
+    from pipeline.data.prepare import prepare_corpus
+
+    d = tmp_path_factory.mktemp("twenty")
+    lines = [line.text for line in read_corpus("default")][:20]
+    (d / "c.txt").write_text("\n".join(lines) + "\n")
+    c = str(d / "c.txt")
+    prepare_corpus(PrepareConfig(corpus=c, valid=c, test=c, min_count=1), d / "prep", progress=False)
+    return d / "prep"

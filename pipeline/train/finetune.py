@@ -266,10 +266,10 @@ def run_epochs(net: TaskModel, optimizer, accelerator, splits: TaskSplits, out_d
     ``checkpoint_dir``: resumes from it, saves to it after every epoch and on SIGTERM/SIGHUP."""
     cfg = net.cfg
     rng = random.Random(cfg.seed)
-    best, pos = BestSoFar(), Position()
+    best = BestSoFar()
     ckpt = FinetuneCheckpoint(cfg, net, optimizer) if cfg.checkpoint_dir else None
     resumed = ckpt.restore(best, log if progress else (lambda m: None)) if ckpt else None
-    pos = resumed or pos
+    pos = resumed or Position()
     tables = None
     if plots_dir:
         keep = pos.epoch - 1 if resumed else None

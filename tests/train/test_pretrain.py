@@ -24,17 +24,6 @@ from pipeline.train.pretrain import pretrain
 SMALL = dict(filters=[[1, 4], [2, 4], [3, 8]], n_highway=1, projection_dim=32, cell_dim=64, dropout=0.0)
 
 
-@pytest.fixture(scope="module")
-def twenty(tmp_path_factory):
-    """The first 20 sentences of the embedded real corpus, as train = valid = test."""
-    d = tmp_path_factory.mktemp("twenty")
-    lines = [line.text for line in read_corpus("default")][:20]
-    (d / "c.txt").write_text("\n".join(lines) + "\n")
-    c = str(d / "c.txt")
-    prepare_corpus(PrepareConfig(corpus=c, valid=c, test=c, min_count=1), d / "prep", progress=False)
-    return d / "prep"
-
-
 def test_tiny_model_overfits_twenty_sentences(twenty, tmp_path):
     cfg = PretrainConfig(max_tokens=1000, epochs=60, lr=0.01, eval_every=30, checkpoint_every=30, log_every=10)
     m = pretrain(ModelConfig(**SMALL), cfg, twenty, tmp_path / "out", tmp_path / "m.json", progress=False)

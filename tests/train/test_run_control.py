@@ -15,21 +15,9 @@ from safetensors.torch import load_file
 
 from conftest import REPO
 from helpers import env
-from pipeline.config import PrepareConfig
-from pipeline.data.corpus import read_corpus
-from pipeline.data.prepare import prepare_corpus
 from pipeline.io import lock_file
 
 SMALL = dict(filters=[[1, 4], [2, 4], [3, 8]], n_highway=1, projection_dim=32, cell_dim=64, dropout=0.2)
-
-
-@pytest.fixture(scope="module")
-def twenty(tmp_path_factory):
-    d = tmp_path_factory.mktemp("twenty")
-    (d / "c.txt").write_text("\n".join(line.text for line in list(read_corpus("default"))[:20]) + "\n")
-    c = str(d / "c.txt")
-    prepare_corpus(PrepareConfig(corpus=c, valid=c, test=c, min_count=1), d / "prep", progress=False)
-    return d / "prep"
 
 
 def params(tmp_path: Path, **over) -> Path:
