@@ -12,12 +12,20 @@ from fp32); the same for a straightforward per-sentence loop (one sentence per f
 token encoded over all 50 characters) and the ratio. Then it runs ``elmo embed --layers top`` as a
 subprocess on files of 10k and 100k sentences and prints each run's peak RSS (must stay flat).
 Medians of 3 repeats for the timed runs.
+
+``--elmo`` runs ELMo weight files through ``elmo import-elmo`` and then the same timings, so a
+sentences/s figure can be set beside another tool's on the identical model: ``fixture`` (the
+AllenNLP test model in ../shared/data), ``small`` / ``medium`` / ``original`` (random weights with
+the released models' shapes, written by this bench in the bilm-tf layout), or ``OPTIONS.json:WEIGHTS.hdf5``:
+
+    .venv/bin/python bench/embed_throughput.py --presets '' --rss '' --elmo fixture,small,original
 """
 from __future__ import annotations
 
 import argparse
 import dataclasses
 import itertools
+import json
 import os
 import statistics
 import subprocess
@@ -40,6 +48,10 @@ from pipeline.data.tokenizers import WhitespaceTokenizer  # noqa: E402
 from pipeline.model import BiLM  # noqa: E402
 
 PTB = REPO.parent / "shared" / "data" / "ptb" / "ptb.train.txt"
+FIXTURE = REPO.parent / "shared" / "data" / "allennlp-elmo-fixture"
+ELMO_CNN = [[1, 32], [2, 32], [3, 64], [4, 128], [5, 256], [6, 512], [7, 1024]]
+# the released ELMo models' shapes (allennlp.org/elmo): (projection P, cell H, highway layers)
+RELEASED = {"small": (128, 1024, 1), "medium": (256, 2048, 1), "original": (512, 4096, 2)}
 
 RSS_CODE = (
     "import resource, subprocess, sys; subprocess.run(sys.argv[1:], check=True); "
@@ -93,6 +105,49 @@ def bf16_report(enc: Encoder, sample: list[list[str]]) -> str:
             f"min cosine {float(cos.min()):.5f}, mean cosine {float(cos.mean()):.6f}")
 
 
+def elmo_files(name: str, tmp: Path) -> tuple[Path, Path]:
+    """(options.json, weights.hdf5) for ``--elmo NAME``; released shapes get random weights."""
+    if name == "fixture":
+        return FIXTURE / "options.json", FIXTURE / "lm_weights.hdf5"
+    if name not in RELEASED:
+        options, weights = name.split(":")
+        return Path(options), Path(weights)
+    from pipeline.config import ModelConfig
+    from pipeline.elmo_format import arrays_from_state, options_of, write_weight_file
+
+    P, H, n_highway = RELEASED[name]
+    cfg = ModelConfig(filters=ELMO_CNN, n_highway=n_highway, projection_dim=P, cell_dim=H, cell_clip=3.0,
+                      proj_clip=3.0, dropout=0.0)
+    torch.manual_seed(0)
+    model = BiLM(cfg, 0)
+    (tmp / f"{name}.json").write_text(json.dumps(options_of(cfg, 50)))
+    write_weight_file(tmp / f"{name}.hdf5", arrays_from_state(model.state_dict(), cfg))
+    return tmp / f"{name}.json", tmp / f"{name}.hdf5"
+
+
+def elmo_report(names: list[str], lines: list[list[str]], n_sentences: int, repeats: int, tmp: Path) -> None:
+    from pipeline.elmo_format import import_elmo
+
+    sample = lines[:n_sentences]
+    n_tok = sum(len(s) for s in sample)
+    print(f"ELMo weight files, imported: {n_sentences} PTB sentences ({n_tok:,} tokens)")
+    for name in names:
+        options, weights = elmo_files(name, tmp)
+        enc = Encoder.from_pretrained(import_elmo(options, weights, tmp / f"enc-{name}"))
+        params = enc.model.n_params()
+        loop = timed(lambda: per_sentence_baseline(enc, sample[:50]), 1) * len(sample) / 50
+        for variant, bf16 in (("LRU cache (cold)", False), ("  + bf16", True)):
+            enc.bf16 = bf16
+
+            def cold():
+                enc._cache.clear()
+                enc.embed(sample)
+
+            t = timed(cold, repeats)
+            print(f"{name:<9} {params / 1e6:6.1f}M params  {variant:<17} {len(sample) / t:>8,.1f} sent/s "
+                  f"{n_tok / t:>9,.0f} tokens/s  {loop / t:>5.2f}x the per-sentence loop", flush=True)
+
+
 def timed(fn, repeats: int) -> float:
     times = []
     for _ in range(repeats):
@@ -110,6 +165,9 @@ def main():
     ap.add_argument("--rss", default="10000,100000", help="line counts for the peak-RSS runs ('' to skip)")
     ap.add_argument("--rss-preset", default="cpu")
     ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--elmo", default="", help="ELMo weight files to import and time: fixture, small, medium, "
+                                               "original, or OPTIONS.json:WEIGHTS.hdf5 (comma-separated)")
+    ap.add_argument("--elmo-sentences", type=int, default=200)
     args = ap.parse_args()
     if not PTB.is_file():
         sys.exit(f"{PTB} not found")
@@ -123,7 +181,9 @@ def main():
     print(f"{'preset':<7} {'variant':<22} {'sent/s':>9} {'tokens/s':>10} {'vs loop':>8}")
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        for preset in args.presets.split(","):
+        if args.elmo:
+            elmo_report(args.elmo.split(","), lines, args.elmo_sentences, args.repeats, tmp)
+        for preset in filter(None, args.presets.split(",")):
             enc = build_encoder(preset, lines, tmp)
             loop = timed(lambda: per_sentence_baseline(enc, base_sample), 1)
             loop_rate = args.baseline_sentences / loop

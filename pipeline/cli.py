@@ -56,6 +56,8 @@ def _cmd_word2vec_eval(args) -> int:
 
 
 def _cmd_export(args) -> int:
+    if args.format == "elmo":
+        return _export_elmo(args)
     from pipeline.export import export_encoder
 
     test = None
@@ -67,6 +69,27 @@ def _cmd_export(args) -> int:
     out = export_encoder(args.checkpoint, args.out_dir, args.prepared, args.with_softmax, test)
     if not args.quiet:
         print(f"exported encoder to {out}")
+    return 0
+
+
+def _export_elmo(args) -> int:
+    from pipeline.elmo_format import export_elmo
+
+    if args.with_softmax or args.test_metrics or args.prepared:
+        raise PipelineError("--with-softmax, --test-metrics and --prepared do not apply to --format elmo "
+                            "(ELMo weight files hold the encoder only)")
+    out = export_elmo(args.checkpoint, args.out_dir, log=lambda m: print(m, file=sys.stderr))
+    if not args.quiet:
+        print(f"wrote {out}/options.json and {out}/weights.hdf5 (bilm-tf / AllenNLP ELMo format)")
+    return 0
+
+
+def _cmd_import_elmo(args) -> int:
+    from pipeline.elmo_format import import_elmo
+
+    out = import_elmo(args.options, args.weights, args.out_dir)
+    if not args.quiet:
+        print(f"imported encoder to {out} (no vocabulary or softmax: embed and finetune with it)")
     return 0
 
 
@@ -283,13 +306,25 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", help="also write the results as JSON here")
     p.set_defaults(func=_cmd_word2vec_eval)
 
-    p = sub.add_parser("export", parents=[common], help="export a trained biLM as a self-contained encoder directory")
-    p.add_argument("checkpoint", help="models/pretrain/best or a checkpoint directory (step-NNNNNNN)")
+    p = sub.add_parser("export", parents=[common], help="export a trained biLM as a self-contained encoder directory "
+                                                        "(or as ELMo weight files with --format elmo)")
+    p.add_argument("checkpoint", help="models/pretrain/best or a checkpoint directory (step-NNNNNNN); "
+                                      "with --format elmo also an encoder directory")
     p.add_argument("out_dir", help="directory to write (replaced atomically)")
+    p.add_argument("--format", choices=["encoder", "elmo"], default="encoder",
+                   help="encoder: our encoder directory (default); elmo: options.json + weights.hdf5 in the "
+                        "bilm-tf layout that AllenNLP's Elmo reads")
     p.add_argument("--prepared", help="the prepared data it was trained on (default: recorded at training)")
     p.add_argument("--with-softmax", action="store_true", help="include the softmax (for lm-score, generate)")
     p.add_argument("--test-metrics", help="a JSON of test perplexities for the model card")
     p.set_defaults(func=_cmd_export)
+
+    p = sub.add_parser("import-elmo", parents=[common],
+                       help="turn ELMo weight files (bilm-tf / AllenNLP options.json + .hdf5) into an encoder directory")
+    p.add_argument("options", help="the model's options.json")
+    p.add_argument("weights", help="the model's weights .hdf5 (e.g. elmo_2x4096_512_2048cnn_2xhighway_weights.hdf5)")
+    p.add_argument("out_dir", help="encoder directory to write (replaced atomically)")
+    p.set_defaults(func=_cmd_import_elmo)
 
     p = sub.add_parser("embed", parents=[common], help="embed every line of a text file into HDF5")
     p.add_argument("input", help="UTF-8 text, one sentence per line (tokenized as at training)")

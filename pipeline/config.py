@@ -121,6 +121,7 @@ class ModelConfig:
         default_factory=lambda: [[1, 16], [2, 16], [3, 32], [4, 64], [5, 128]]
     )
     n_highway: int = 1
+    char_activation: Literal["relu", "tanh"] = "relu"  # after the max-pool (bilm-tf allows both)
     projection_dim: int = 64  # P
     cell_dim: int = 256  # H
     n_layers: int = 2  # L
@@ -131,6 +132,7 @@ class ModelConfig:
     body: Literal["lstm", "gru", "tcn"] = "lstm"
     tcn_kernel: int = 3
     tcn_outputs: int = 2  # TCN block outputs given to the scalar mix (evenly spaced, the last included)
+    skip_connections: bool = True  # residual connections between body layers (ELMo, bilm-tf's use_skip_connections)
     cell_clip: Optional[float] = None  # ELMo clipped at 3 (bilm-tf); None = no clipping
     proj_clip: Optional[float] = None
     softmax: Literal["full", "sampled", "adaptive"] = "full"

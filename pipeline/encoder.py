@@ -11,7 +11,8 @@ An encoder directory (written by :mod:`pipeline.export` or :meth:`Encoder.save_p
     config.json        kind "encoder", format version, architecture, vocabulary and char settings,
                        tokenizer, whether the softmax is included, training summary
     model.safetensors  weights (token encoder + LSTM stacks [+ softmax with --with-softmax])
-    vocab.txt          the softmax vocabulary (token<TAB>count)
+    vocab.txt          the softmax vocabulary (token<TAB>count); absent when vocab_size is 0 (an encoder
+                       without a softmax vocabulary, e.g. imported ELMo weights: it embeds, no LM use)
     tokenizer.model    the SentencePiece model, when the corpus was tokenized with one
     README.md          model card: data, size, metrics, how to load
 
@@ -41,7 +42,7 @@ from pipeline.model import BiLM, build_bilm, trim_chars, upgrade_state
 
 FORMAT_VERSION = 1
 KIND = "encoder"
-REQUIRED = (CONFIG_FILE, WEIGHTS_FILE, "vocab.txt")
+REQUIRED = (CONFIG_FILE, WEIGHTS_FILE)
 
 
 def _rows_index(batch: list[list[str]]):
@@ -61,7 +62,7 @@ def _rows_index(batch: list[list[str]]):
 class Encoder:
     """A pretrained biLM for embedding text (and, with its softmax, scoring and sampling)."""
 
-    def __init__(self, model: BiLM, config: dict, vocab: Vocab, tokenizer, cache_size: int = 50_000):
+    def __init__(self, model: BiLM, config: dict, vocab: Vocab | None, tokenizer, cache_size: int = 50_000):
         self.model = model.eval()
         self.config = config
         self.vocab = vocab
@@ -87,11 +88,9 @@ class Encoder:
         if missing:
             raise PipelineError(f"{d}: not an exported encoder ({', '.join(missing)} missing; see `elmo export`)")
         model = build_bilm(config, str(d / CONFIG_FILE))
-        vocab = Vocab.load(d / "vocab.txt")
-        if len(vocab) != model.vocab_size:
-            raise PipelineError(f"{d}: vocab.txt has {len(vocab)} tokens but config.json says {model.vocab_size}")
-        state = upgrade_state(read_weights(d))
         with_softmax = bool(config.get("with_softmax", False))
+        vocab = _load_vocab(d, model.vocab_size, with_softmax)
+        state = upgrade_state(read_weights(d))
         check_weights(d / WEIGHTS_FILE, state, {k: v for k, v in model.state_dict().items()
                                                 if with_softmax or not k.startswith("softmax.")})
         model.load_state_dict(state, strict=False)
@@ -105,7 +104,8 @@ class Encoder:
     def save_pretrained(self, directory: str | Path, readme: str | None = None) -> None:
         """Write this encoder as a self-contained directory (atomically)."""
         def side_files(tmp: Path) -> None:
-            self.vocab.save(tmp / "vocab.txt")
+            if self.vocab is not None:
+                self.vocab.save(tmp / "vocab.txt")
             if isinstance(self.tokenizer, SentencePieceTokenizer):
                 shutil.copy(self.tokenizer.model_file, tmp / SP_MODEL_FILE)
             (tmp / "README.md").write_text(readme or model_card(self.config), encoding="utf-8")
@@ -149,8 +149,8 @@ class Encoder:
         return torch.stack(out) if out else torch.empty(0, self.model.cfg.projection_dim)
 
     def precompute_vocab(self, batch: int = 4096) -> None:
-        """Encode every vocabulary word once and keep it (never evicted)."""
-        words = [t for t in self.vocab.tokens if t not in self._pinned]
+        """Encode every vocabulary word once and keep it (never evicted); nothing without a vocabulary."""
+        words = [t for t in (self.vocab.tokens if self.vocab is not None else []) if t not in self._pinned]
         for i in range(0, len(words), batch):
             chunk = words[i : i + batch]
             for t, v in zip(chunk, self._encode_tokens(chunk)):
@@ -244,7 +244,7 @@ def model_card(config: dict) -> str:
     lines = [
         "# ELMo-style encoder (elmo-pipeline)",
         "",
-        "A character-CNN bidirectional language model exported by `elmo export`.",
+        _origin(t),
         "",
         "| | |",
         "|---|---|",
@@ -253,10 +253,12 @@ def model_card(config: dict) -> str:
         f"| training tokens / sentences | {t.get('train_tokens', '?'):,} / {t.get('train_sentences', '?'):,} |"
         if isinstance(t.get("train_tokens"), int) else "| training tokens | unknown |",
         f"| tokenizer | {config.get('tokenizer', {}).get('type', '?')}, lowercase={config.get('tokenizer', {}).get('lowercase')} |",
-        f"| vocabulary | {config['vocab_size']:,} |",
+        f"| vocabulary | {config['vocab_size']:,} |" if config["vocab_size"] else
+        "| vocabulary | none (no softmax: embeds and finetunes; `elmo lm-score` / `elmo generate` need one) |",
         f"| architecture | char CNN {m['filters']}, {m['n_highway']} highway, P={m['projection_dim']}, "
-        f"{m.get('body', 'lstm')} body, H={m['cell_dim']}, L={m['n_layers']}, softmax {m['softmax']} |",
-        f"| parameters (exported) | {t.get('parameters_exported', '?'):,} |" if isinstance(t.get("parameters_exported"), int) else "",
+        f"{m.get('body', 'lstm')} body, H={m['cell_dim']}, L={m['n_layers']}, clip cell/projection "
+        f"{m.get('cell_clip')}/{m.get('proj_clip')}, softmax {m['softmax'] if config['vocab_size'] else 'none'} |",
+        f"| parameters (exported) | {t.get('parameters_exported', '?'):,} |" if isinstance(t.get("parameters_exported"), int) else None,
         f"| training steps | {t.get('steps', '?')} |",
         f"| valid perplexity (fwd / bwd / avg) | {_ppl(t.get('valid'))} |",
         f"| test perplexity (fwd / bwd / avg) | {_ppl(t.get('test'), 'test_')} |",
@@ -276,6 +278,14 @@ def model_card(config: dict) -> str:
     return "\n".join(line for line in lines if line is not None) + "\n"
 
 
+def _origin(training: dict) -> str:
+    src = training.get("imported_from")
+    if not src:
+        return "A character-CNN bidirectional language model exported by `elmo export`."
+    return (f"ELMo weights converted by `elmo import-elmo` from `{src['options']}` and `{src['weights']}` "
+            f"(sha256 {src['weights_sha256']}). Text is split on whitespace and kept cased, as ELMo was trained.")
+
+
 def _ppl(d: dict | None, prefix: str = "") -> str:
     if not d:
         return "not measured"
@@ -283,6 +293,20 @@ def _ppl(d: dict | None, prefix: str = "") -> str:
         return " / ".join(f"{d[prefix + k]:.2f}" for k in ("forward_ppl", "backward_ppl", "average_ppl"))
     except KeyError:
         return "not measured"
+
+
+def _load_vocab(d: Path, vocab_size: int, with_softmax: bool) -> Vocab | None:
+    """vocab.txt, checked against config.json; None for an encoder without one (vocab_size 0)."""
+    if vocab_size == 0:
+        if with_softmax:
+            raise PipelineError(f"{d / CONFIG_FILE}: with_softmax is true but vocab_size is 0")
+        return None
+    if not (d / "vocab.txt").is_file():
+        raise PipelineError(f"{d}: not an exported encoder (vocab.txt missing; config.json says {vocab_size} words)")
+    vocab = Vocab.load(d / "vocab.txt")
+    if len(vocab) != vocab_size:
+        raise PipelineError(f"{d}: vocab.txt has {len(vocab)} tokens but config.json says {vocab_size}")
+    return vocab
 
 
 def _load_tokenizer(d: Path, tok: dict):

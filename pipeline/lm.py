@@ -30,7 +30,10 @@ def perplexities(forward_nll: float, backward_nll: float, tokens: float) -> dict
 
 def need_softmax(encoder, what: str) -> None:
     if not encoder.has_softmax:
-        where = f"{encoder.source}: " if getattr(encoder, "source", None) else ""
+        where = f"{encoder.source}: " if encoder.source else ""
+        if encoder.vocab is None:
+            raise PipelineError(f"{where}this encoder has no vocabulary or softmax (ELMo weight files hold the "
+                                f"encoder only), which {what.lower()} needs; it can embed and finetune")
         raise PipelineError(f"{where}this encoder has no softmax weights, which {what.lower()} needs; "
                             f"export it again with `elmo export --with-softmax`")
 

@@ -48,11 +48,12 @@ class CharCNN(nn.Module):
         self.embed = nn.Embedding(N_CHAR_IDS, cfg.char_embed_dim)
         self.convs = nn.ModuleList(nn.Conv1d(cfg.char_embed_dim, n, w) for w, n in cfg.filters)
         self.max_width = max(w for w, _ in cfg.filters)
+        self.activation = torch.tanh if cfg.char_activation == "tanh" else torch.relu
 
     def forward(self, chars: torch.Tensor) -> torch.Tensor:
         x = self.embed(chars).transpose(1, 2)  # (U, E, C)
-        # max over positions, then relu (as bilm-tf and AllenNLP): (U, n) per width
-        pooled = [torch.relu(conv(x).amax(dim=-1)) for conv in self.convs]
+        # max over positions, then the activation (as bilm-tf and AllenNLP): (U, n) per width
+        pooled = [self.activation(conv(x).amax(dim=-1)) for conv in self.convs]
         return torch.cat(pooled, dim=-1)  # (U, F)
 
 
@@ -125,6 +126,32 @@ class LSTMLayer(nn.Module):
         return lstmp_scan(x[None], [self.lstm], self.cell_clip, self.proj_clip)[0]
 
 
+def lstmp_steps(gx, w_hh, w_hr, cell_clip, proj_clip, h=None, c=None):
+    """The projected-LSTM recurrence: gx (D, T, B, 4H) fp32, w_hh (D, P, 4H), w_hr (D, H, P), initial
+    h (D, B, P) and c (D, B, H) (zeros when None) → T + 1 h's (the initial one first), T c's, T
+    gate activations (D, B, 4H). Gate order i, f, g, o (nn.LSTM); c then h clipped when set."""
+    D, T, B, G = gx.shape
+    H, dt = G // 4, w_hh.dtype
+    h = gx.new_zeros(D, B, w_hh.shape[1], dtype=dt) if h is None else h.to(dt)
+    c = gx.new_zeros(D, B, H) if c is None else c.float()
+    hs, cs, acts = [h], [], []
+    for t in range(T):
+        gates = gx[:, t] + torch.bmm(h, w_hh)  # (D, B, 4H) fp32
+        a = torch.sigmoid(gates)
+        a[..., 2 * H : 3 * H] = torch.tanh(gates[..., 2 * H : 3 * H])
+        i, f, g, o = a.chunk(4, dim=-1)
+        c = torch.addcmul(f * c, i, g)
+        if cell_clip is not None:
+            c = c.clamp(-cell_clip, cell_clip)
+        h = torch.bmm((o * torch.tanh(c)).to(dt), w_hr)  # (D, B, P)
+        if proj_clip is not None:
+            h = h.clamp(-proj_clip, proj_clip)
+        hs.append(h)
+        cs.append(c)
+        acts.append(a)
+    return hs, cs, acts
+
+
 class LSTMPScan(torch.autograd.Function):
     """The projected-LSTM recurrence of D independent layers at once, with a hand-written backward.
 
@@ -139,25 +166,7 @@ class LSTMPScan(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, gx, w_hh, w_hr, cell_clip, proj_clip):
-        D, T, B, G = gx.shape
-        H, dt = G // 4, w_hh.dtype
-        h = gx.new_zeros(D, B, w_hh.shape[1], dtype=dt)
-        c = gx.new_zeros(D, B, H)
-        hs, cs, acts = [h], [], []
-        for t in range(T):
-            gates = gx[:, t] + torch.bmm(h, w_hh)  # (D, B, 4H) fp32
-            a = torch.sigmoid(gates)
-            a[..., 2 * H : 3 * H] = torch.tanh(gates[..., 2 * H : 3 * H])
-            i, f, g, o = a.chunk(4, dim=-1)
-            c = torch.addcmul(f * c, i, g)
-            if cell_clip is not None:
-                c = c.clamp(-cell_clip, cell_clip)
-            h = torch.bmm((o * torch.tanh(c)).to(dt), w_hr)  # (D, B, P)
-            if proj_clip is not None:
-                h = h.clamp(-proj_clip, proj_clip)
-            hs.append(h)
-            cs.append(c)
-            acts.append(a)
+        hs, cs, acts = lstmp_steps(gx, w_hh, w_hr, cell_clip, proj_clip)
         out = torch.stack(hs[1:], dim=1)  # (D, T, B, P)
         if any(ctx.needs_input_grad[:3]):
             ctx.save_for_backward(torch.stack(hs[:-1], 1), torch.stack(cs, 1), torch.stack(acts, 1), out, w_hh, w_hr)
@@ -214,14 +223,32 @@ def lstmp_scan(x: torch.Tensor, lstms: list[nn.LSTM], cell_clip: float | None = 
     dev = x.device.type
     dt = torch.get_autocast_dtype(dev) if torch.is_autocast_enabled(dev) else x.dtype
     with torch.autocast(dev, enabled=False):
-        w_ih = torch.stack([m.weight_ih_l0 for m in lstms]).transpose(1, 2).to(dt)  # (D, P, 4H)
-        bias = torch.stack([m.bias_ih_l0 + m.bias_hh_l0 for m in lstms])[:, None, :]  # (D, 1, 4H)
-        w_hh = torch.stack([m.weight_hh_l0 for m in lstms]).transpose(1, 2).to(dt)  # (D, P, 4H)
-        w_hr = torch.stack([m.weight_hr_l0 for m in lstms]).transpose(1, 2).to(dt)  # (D, H, P)
-        xt = x.transpose(1, 2).reshape(D, T * B, P).to(dt)  # time-major: each step's rows are contiguous
-        gx = (torch.bmm(xt, w_ih).float() + bias).view(D, T, B, -1)  # (D, T, B, 4H)
+        gx, w_hh, w_hr = _scan_inputs(x, lstms, dt)
         out = LSTMPScan.apply(gx, w_hh, w_hr, cell_clip, proj_clip)  # (D, T, B, P)
         return out.transpose(1, 2).to(x.dtype)
+
+
+def _scan_inputs(x: torch.Tensor, lstms: list[nn.LSTM], dt: torch.dtype):
+    """x (D, B, T, P) → gx (D, T, B, 4H) fp32 input products plus biases, w_hh (D, P, 4H), w_hr (D, H, P) in dt."""
+    D, B, T, P = x.shape
+    w_ih = torch.stack([m.weight_ih_l0 for m in lstms]).transpose(1, 2).to(dt)  # (D, P, 4H)
+    bias = torch.stack([m.bias_ih_l0 + m.bias_hh_l0 for m in lstms])[:, None, :]  # (D, 1, 4H)
+    w_hh = torch.stack([m.weight_hh_l0 for m in lstms]).transpose(1, 2).to(dt)  # (D, P, 4H)
+    w_hr = torch.stack([m.weight_hr_l0 for m in lstms]).transpose(1, 2).to(dt)  # (D, H, P)
+    xt = x.transpose(1, 2).reshape(D, T * B, P).to(dt)  # time-major: each step's rows are contiguous
+    gx = (torch.bmm(xt, w_ih).float() + bias).view(D, T, B, -1)  # (D, T, B, 4H)
+    return gx, w_hh, w_hr
+
+
+def lstm_layer_from_state(x: torch.Tensor, layer: "LSTMLayer", h0: torch.Tensor, c0: torch.Tensor):
+    """One LSTM layer on unpadded x (B, T, P) from the state h0 (B, P), c0 (B, H), fp32, no autograd
+    → (out (B, T, P), h_T, c_T). Only for replaying a *stateful* biLM (AllenNLP's ``Elmo`` carries
+    each row's state to the next batch; the reference activations of bilm-tf fixtures need it):
+    our encoder always starts a sentence from zero state, so embeddings are per sentence."""
+    with torch.no_grad():
+        gx, w_hh, w_hr = _scan_inputs(x[None].float(), [layer.lstm], torch.float32)
+        hs, cs, _ = lstmp_steps(gx, w_hh, w_hr, layer.cell_clip, layer.proj_clip, h0[None], c0[None])
+        return torch.stack(hs[1:], dim=2)[0], hs[-1][0], cs[-1][0]
 
 
 def reverse_padded(x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
@@ -241,12 +268,13 @@ class LSTMStack(nn.Module):
         P, H = cfg.projection_dim, cfg.cell_dim
         self.layers = nn.ModuleList(LSTMLayer(P, H, cfg.cell_clip, cfg.proj_clip) for _ in range(cfg.n_layers))
         self.dropout = nn.Dropout(cfg.dropout)
+        self.skip = cfg.skip_connections
 
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
         outs = []
         for k, layer in enumerate(self.layers):
             h = layer(self.dropout(x))  # (B, T, P)
-            x = h + x if k > 0 else h  # residual between LSTM layers (ELMo)
+            x = h + x if k > 0 and self.skip else h  # residual between LSTM layers (ELMo)
             outs.append(x)
         return outs
 
@@ -260,12 +288,13 @@ class GRUStack(nn.Module):
         self.grus = nn.ModuleList(nn.GRU(P, H, batch_first=True) for _ in range(cfg.n_layers))
         self.projs = nn.ModuleList(nn.Linear(H, P) for _ in range(cfg.n_layers))
         self.dropout = nn.Dropout(cfg.dropout)
+        self.skip = cfg.skip_connections
 
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
         outs = []
         for k, (gru, proj) in enumerate(zip(self.grus, self.projs)):
             h = proj(gru(self.dropout(x))[0])  # (B, T, P)
-            x = h + x if k > 0 else h
+            x = h + x if k > 0 and self.skip else h
             outs.append(x)
         return outs
 
@@ -329,7 +358,7 @@ def scan_stacks(stacks: list["LSTMStack"], xs: list[torch.Tensor]) -> list[list[
     for k in range(len(first.layers)):
         layers = [s.layers[k] for s in stacks]
         h = lstmp_scan(first.dropout(x), [layer.lstm for layer in layers], layers[0].cell_clip, layers[0].proj_clip)
-        x = h + x if k > 0 else h  # residual between LSTM layers (ELMo)
+        x = h + x if k > 0 and first.skip else h  # residual between LSTM layers (ELMo)
         outs.append(x)
     return [[o[d] for o in outs] for d in range(len(xs))]
 
@@ -500,7 +529,8 @@ class BiLM(nn.Module):
         self.token_encoder = TokenEncoder(cfg)
         self.forward_stack = make_stack(cfg)  # reads left to right
         self.backward_stack = make_stack(cfg)  # reads each sentence reversed
-        self.softmax = SoftmaxHead(cfg, vocab_size)
+        # vocab_size 0: an encoder without a vocabulary (e.g. imported ELMo weights, which hold no softmax)
+        self.softmax = SoftmaxHead(cfg, vocab_size) if vocab_size > 0 else None
         self.dropout = nn.Dropout(cfg.dropout)
         # speed levers, both on; off only for the straightforward baseline in bench/
         self.trim = True  # encode only the character columns a batch needs
