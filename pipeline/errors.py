@@ -70,6 +70,17 @@ class DeferredTermination:
             raise Terminated(self.signum)
 
 
+def is_disk_full(e: BaseException) -> bool:
+    """An error of a full disk or quota, whether raised by Python (ENOSPC, EDQUOT, EFBIG) or by a
+    library that wraps it in its own message (h5py, safetensors, torch.save)."""
+    import errno
+
+    if isinstance(e, OSError) and e.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
+        return True
+    text = str(e)
+    return "No space left on device" in text or "os error 28" in text or "errno = 28" in text
+
+
 def run_main(main, argv=None) -> None:
     """Run a ``main(argv)`` entry point: a PipelineError becomes one line on stderr and exit 1;
     SIGINT, SIGTERM and SIGHUP stop it cleanly with one line and exit 128 + the signal number
@@ -84,6 +95,12 @@ def run_main(main, argv=None) -> None:
         code = main(argv)
     except PipelineError as e:
         print(f"error: {e}", file=sys.stderr)
+        sys.exit(1)
+    except Exception as e:
+        if not is_disk_full(e):
+            raise
+        where = getattr(e, "filename", None)
+        print(f"error: {where + ': ' if where else ''}no space left on the device", file=sys.stderr)
         sys.exit(1)
     except KeyboardInterrupt as e:
         signum = getattr(e, "signum", signal.SIGINT)

@@ -25,7 +25,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Callable, Iterator
 
-from pipeline.errors import PipelineError
+from pipeline.errors import PipelineError, is_disk_full
 
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
@@ -41,6 +41,7 @@ KINDS = {
     "prepared-data": "prepared data (the prepare stage's output)",
     "word2vec": "word2vec vectors (the word2vec stage's output)",
     "plots": "a plots directory",
+    "elmo-weights": "ELMo weight files (options.json + weights.hdf5 of `elmo export --format elmo`)",
 }
 LEGACY_TASK_KIND = "elmo-pipeline task model"  # what task models wrote before kinds existed
 
@@ -62,7 +63,8 @@ def directory_kind(path: str | os.PathLike) -> str | None:
     Directories written before kinds existed are recognised by their files: a task model by its
     old ``kind`` string, an encoder by ``format_version`` + ``vocab.txt``, a checkpoint by
     ``state.pt``, a saved biLM by ``config.json`` with a ``model`` section, a pretraining run by
-    its ``best/`` or ``checkpoints/``, prepared data by ``meta.json``, word2vec by ``embeddings.json``.
+    its ``best/`` or ``checkpoints/``, prepared data by ``meta.json``, word2vec by ``embeddings.json``,
+    ELMo weight files by ``options.json`` + ``weights.hdf5``.
     """
     path = Path(path)
     if not path.is_dir():
@@ -87,6 +89,8 @@ def directory_kind(path: str | os.PathLike) -> str | None:
         return "prepared-data"
     if (path / "embeddings.json").is_file():
         return "word2vec"
+    if (path / "options.json").is_file() and (path / "weights.hdf5").is_file():
+        return "elmo-weights"
     return None
 
 
@@ -155,23 +159,50 @@ def atomic_path(path: str | os.PathLike, suffix: str = "", kind: str | None = No
     """
     path = Path(path)
     check_replaceable(path, kind)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
+    with disk_full_names(path):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
     target = tmp / ("out" + suffix)
     try:
-        yield target
-        if not target.exists():
-            raise RuntimeError(f"atomic_path body did not create {target}")
-        if path.is_dir() and not path.is_symlink():
-            # A directory cannot be replaced by rename in one step: move the old one aside first.
-            old = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".old", dir=path.parent))
-            os.replace(path, old / "out")
-            os.replace(target, path)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(target, path)
+        with disk_full_names(path):
+            yield target
+            if not target.exists():
+                raise RuntimeError(f"atomic_path body did not create {target}")
+            if path.is_dir() and not path.is_symlink():
+                # A directory cannot be replaced by rename in one step: move the old one aside first.
+                old = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".old", dir=path.parent))
+                os.replace(path, old / "out")
+                os.replace(target, path)
+                shutil.rmtree(old, ignore_errors=True)
+            else:
+                os.replace(target, path)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def remove_stale_temporaries(directory: Path) -> list[str]:
+    """Remove the temporaries :func:`atomic_path` leaves when its process is killed (``.NAME.*.tmp``,
+    ``.NAME.*.old``) directly in ``directory``; call it only while holding the directory's output lock,
+    so no live writer owns them. Returns the names removed."""
+    removed = []
+    if directory.is_dir():
+        for p in directory.iterdir():
+            if p.name.startswith(".") and p.name.endswith((".tmp", ".old")) and p.is_dir():
+                shutil.rmtree(p, ignore_errors=True)
+                removed.append(p.name)
+    return sorted(removed)
+
+
+@contextmanager
+def disk_full_names(path: Path) -> Iterator[None]:
+    """A full disk while writing ``path`` becomes one line naming it (the previous output is intact)."""
+    try:
+        yield
+    except Exception as e:
+        if not is_disk_full(e):
+            raise
+        raise PipelineError(f"{path}: no space left on the device while writing it; the previous "
+                            f"{path.name} (if any) is intact: free some space and run again") from None
 
 
 # --- one run per output -----------------------------------------------------------------------
@@ -224,8 +255,12 @@ def output_lock(path: str | os.PathLike) -> Iterator[None]:
                                     f"wait for it to end, or stop it") from None
             lock.unlink(missing_ok=True)  # stale: its process is gone (or the file is half-written)
             continue
-        with os.fdopen(fd, "w") as f:
-            f.write(f"{me}\n")
+        try:
+            with disk_full_names(path), os.fdopen(fd, "w") as f:
+                f.write(f"{me}\n")
+        except BaseException:
+            lock.unlink(missing_ok=True)
+            raise
         break
     else:
         raise PipelineError(f"{path}: could not take the lock {lock}")

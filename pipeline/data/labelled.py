@@ -103,8 +103,16 @@ def _column_indexes(path: Path, first: list[str] | None, text_field, label_field
 
 def _read_columns(path: Path, lines: list[str], fmt: str, text_field, label_field, header, out: LabelledData) -> None:
     # why csv for TSV too: quoting rules; QUOTE_NONE for TSV because SST text contains bare quotes
+    csv.field_size_limit(max(csv.field_size_limit(), 1 << 30))  # a long text is data, not an error (default 128 kB)
     rows = csv.reader(lines, delimiter="\t" if fmt == "tsv" else ",",
-                      quoting=csv.QUOTE_NONE if fmt == "tsv" else csv.QUOTE_MINIMAL)
+                      quoting=csv.QUOTE_NONE if fmt == "tsv" else csv.QUOTE_MINIMAL, strict=True)
+    try:
+        _read_rows(path, rows, text_field, label_field, header, out)
+    except csv.Error as e:  # e.g. a quote left open at the end of a CSV file
+        raise PipelineError(f"{path}:{rows.line_num}: malformed {fmt.upper()} ({e})") from None
+
+
+def _read_rows(path: Path, rows, text_field, label_field, header, out: LabelledData) -> None:
     first = next(rows, None)
     ti, li, has_header = _column_indexes(path, first, text_field, label_field, header)
     width = len(first)

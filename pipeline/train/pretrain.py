@@ -42,7 +42,8 @@ from pipeline.config import ModelConfig, PretrainConfig
 from pipeline.data.batching import BucketBatcher, make_batch
 from pipeline.data.prepared import PreparedData
 from pipeline.errors import DeferredTermination, PipelineError
-from pipeline.io import PlotTable, check_plots_dir, check_replaceable, output_lock, write_json, write_json_atomic
+from pipeline.io import (PlotTable, check_plots_dir, check_replaceable, output_lock, remove_stale_temporaries, write_json,
+                         write_json_atomic)
 from pipeline.lm import perplexities
 from pipeline.model import BiLM, batch_inputs
 from pipeline.train.checkpoint import (
@@ -177,6 +178,9 @@ class PretrainRun:
         """The newest checkpoint with this run's fingerprint restored, or a fresh start (which
         removes the old checkpoints and best model). Returns (position, checkpoint path or None)."""
         pos, resumed_from = Position(), None
+        if self.main:  # a killed run's half-written checkpoint or best/ (we hold the output lock)
+            for d in (self.ckpt_dir, self.out_dir):
+                remove_stale_temporaries(d)
         ckpts = list_checkpoints(self.ckpt_dir) if allowed else []
         if ckpts:
             meta = json.loads((ckpts[-1] / "state.json").read_text())

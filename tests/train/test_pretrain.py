@@ -107,7 +107,10 @@ def _free_port() -> int:
 
 def test_two_processes_match_one_with_the_same_global_batch(twenty, tmp_path):
     """Data-parallel correctness on CPU: torchrun, gloo backend, each process half of every batch."""
-    params = _params(tmp_path, max_steps=6, checkpoint_every=6, eval_every=6, grad_accum=2)
+    # why Adagrad (ELMo's, accumulator 1.0): its step is linear in small gradients, so the processes'
+    # different summation order stays at rounding level; Adam's g/sqrt(v) blows it up for weights
+    # whose gradients are near 0 (seen: one softmax weight of 8,896 off by 4e-5 after 6 steps)
+    params = _params(tmp_path, max_steps=6, checkpoint_every=6, eval_every=6, grad_accum=2, optimizer="adagrad", lr=0.2)
     p = tmp_path / "params.yaml"
     cfg = yaml.safe_load(p.read_text())
     cfg["model"]["dropout"] = 0.0
@@ -123,7 +126,7 @@ def test_two_processes_match_one_with_the_same_global_batch(twenty, tmp_path):
     a = load_file(str(one / "model" / "checkpoints" / "step-0000006" / "model.safetensors"))
     b = load_file(str(two / "model" / "checkpoints" / "step-0000006" / "model.safetensors"))
     for k in a:
-        assert torch.allclose(a[k], b[k], atol=2e-5, rtol=1e-4), k
+        assert torch.allclose(a[k], b[k], atol=1e-6, rtol=0), (k, float((a[k] - b[k]).abs().max()))
     assert json.loads((one / "metrics.json").read_text())["best_valid_average_ppl"] == pytest.approx(
         m["best_valid_average_ppl"], rel=1e-4)
 
