@@ -30,7 +30,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 MODEL = dict(filters=[[1, 8], [2, 8], [3, 16]], n_highway=1, projection_dim=64, cell_dim=256, dropout=0.2)
-PRETRAIN = dict(max_tokens=400, epochs=1000, max_steps=48, lr=0.005, eval_every=12, checkpoint_every=4,
+PRETRAIN = dict(max_tokens=400, epochs=1000, max_steps=64, lr=0.005, eval_every=12, checkpoint_every=4,
                 keep_checkpoints=3, log_every=1, seed=3)
 
 
@@ -90,22 +90,44 @@ def kill_tree(proc: subprocess.Popen, out: Path) -> None:
         time.sleep(0.05)
 
 
-def checkpoint_being_written(ckpt_dir: Path) -> bool:
+def temporaries(ckpt_dir: Path) -> set[str]:
+    """Checkpoint directories being written (atomic_path's ``.step-NNNNNNN.*.tmp``)."""
     try:
-        return any(p.name.startswith(".step-") and p.name.endswith(".tmp") for p in os.scandir(ckpt_dir))
+        return {p.name for p in os.scandir(ckpt_dir) if p.name.startswith(".step-") and p.name.endswith(".tmp")}
     except FileNotFoundError:
-        return False
+        return set()
 
 
-def wait_and_kill(proc, out: Path, mid_checkpoint: bool, delay: float) -> str | None:
-    """Kill the run after ``delay`` seconds, or at the next checkpoint write; None if it ended first."""
+def table_id(out: Path) -> int | None:
+    try:
+        return (out / "plots" / "train.tsv").stat().st_ino
+    except FileNotFoundError:
+        return None
+
+
+def logged_step(out: Path) -> int:
+    try:
+        rows = (out / "plots" / "train.tsv").read_text().splitlines()[1:]
+        return int(rows[-1].split("\t")[0]) if rows else 0
+    except (FileNotFoundError, ValueError, IndexError):
+        return 0
+
+
+def wait_and_kill(proc, out: Path, mid_checkpoint: bool, target_step: int) -> str | None:
+    """Kill the run tree when a new checkpoint is being written (``mid_checkpoint``) or once it has
+    logged ``target_step``; returns where it landed, or None if the run ended first."""
     ckpt_dir, start = out / "model" / "checkpoints", time.time()
+    old = temporaries(ckpt_dir)  # a killed run's leftovers, removed by the next run
+    old_table = table_id(out)  # the killed run's curve, until this run rewrites it (atomically) on resume
     while proc.poll() is None:
-        if mid_checkpoint and checkpoint_being_written(ckpt_dir) or not mid_checkpoint and time.time() - start > delay:
-            during = checkpoint_being_written(ckpt_dir)
+        writing = temporaries(ckpt_dir) - old
+        reached = table_id(out) not in (None, old_table) and logged_step(out) >= target_step
+        if mid_checkpoint and writing or not mid_checkpoint and reached:
             kill_tree(proc, out)
-            return f"{time.time() - start:5.1f} s{', mid-checkpoint' if during else ''}"
-        time.sleep(0.0005 if mid_checkpoint else 0.01)
+            still = sorted(writing & temporaries(ckpt_dir))
+            return (f"{time.time() - start:5.1f} s, " + (f"while writing {still[0][1:13]}" if still else
+                                                          f"step {logged_step(out)}"))
+        time.sleep(0.0005 if mid_checkpoint else 0.005)
     return None
 
 
@@ -138,32 +160,42 @@ def final_weights(out: Path) -> dict:
     return load_file(str(out / "model" / "checkpoints" / f"step-{PRETRAIN['max_steps']:07d}" / "model.safetensors"))
 
 
+def last_checkpoint(out: Path) -> int:
+    from pipeline.train.checkpoint import list_checkpoints
+
+    ckpts = list_checkpoints(out / "model" / "checkpoints")
+    return int(ckpts[-1].name.split("-")[1]) if ckpts else 0
+
+
+def run_killed(processes: int, kill: int, rng: random.Random, params: Path, prep: Path, cut: Path):
+    """One start of the run, killed; (where the kill landed or None, whether it had resumed)."""
+    target = last_checkpoint(cut) + rng.randint(2, 9)
+    proc = subprocess.Popen(command(processes, params, prep, cut), cwd=REPO, env=environment(processes),
+                            start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    when = wait_and_kill(proc, cut, kill % 2 == 1, target)  # every other kill aims at a checkpoint write
+    return when, "resuming at step" in proc.stderr.read()
+
+
 def trial(processes: int, kills: int, rng: random.Random, params: Path, prep: Path, tmp: Path) -> bool:
     import torch
 
     ref, cut = tmp / f"ref{processes}", tmp / f"cut{processes}"
     t = time.time()
     subprocess.run(command(processes, params, prep, ref), cwd=REPO, env=environment(processes), check=True,
-                   stdout=subprocess.DEVNULL)
-    full_time = time.time() - t
-    print(f"{processes} process(es): uninterrupted run {full_time:.1f} s, {PRETRAIN['max_steps']} steps")
+                   stderr=subprocess.DEVNULL)
+    print(f"{processes} process(es): uninterrupted run {time.time() - t:.1f} s, {PRETRAIN['max_steps']} steps")
     resumed = 0
     for k in range(kills):
-        proc = subprocess.Popen(command(processes, params, prep, cut), cwd=REPO, env=environment(processes),
-                                start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        mid = k % 2 == 1  # every other kill aims at a checkpoint write
-        when = wait_and_kill(proc, cut, mid, rng.uniform(0.3, 0.9) * full_time)
-        if proc.returncode not in (-signal.SIGKILL, None) and when is None:
-            print(f"  kill {k + 1}: the run ended first (exit {proc.returncode}): {proc.stderr.read()[-300:]}")
-            break
+        when, did_resume = run_killed(processes, k, rng, params, prep, cut)
+        resumed += did_resume and k > 0
         n, bad = checkpoints_load(cut)
-        resumed += k > 0  # the start after a kill ran (it resumed or started afresh, and was killed in turn)
-        print(f"  kill {k + 1}: at {when}; {n} checkpoints on disk, {len(bad)} fail to load {bad}", flush=True)
-        if bad:
+        print(f"  kill {k + 1}: {when or 'none: the run ended first'}; {n} checkpoints on disk, {len(bad)} fail "
+              f"to load {bad or ''}", flush=True)
+        if bad or when is None:
             return False
     p = subprocess.run(command(processes, params, prep, cut), cwd=REPO, env=environment(processes),
                        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    resumed += p.returncode == 0
+    resumed += p.returncode == 0 and "resuming at step" in p.stderr
     same_weights = p.returncode == 0 and all(torch.equal(v, final_weights(cut)[k]) for k, v in final_weights(ref).items())
     same_curve = p.returncode == 0 and loss_curve(cut) == loss_curve(ref)
     leftovers = sorted(q.name for q in (cut / "model" / "checkpoints").iterdir() if q.name.startswith("."))
