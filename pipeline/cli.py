@@ -75,10 +75,7 @@ def _cmd_export(args) -> int:
 def _export_elmo(args) -> int:
     from pipeline.elmo_format import export_elmo
 
-    if args.with_softmax or args.test_metrics or args.prepared:
-        raise PipelineError("--with-softmax, --test-metrics and --prepared do not apply to --format elmo "
-                            "(ELMo weight files hold the encoder only)")
-    out = export_elmo(args.checkpoint, args.out_dir, log=lambda m: print(m, file=sys.stderr))
+    out = export_elmo(args.checkpoint, args.out_dir, args.prepared, log=lambda m: print(m, file=sys.stderr))
     if not args.quiet:
         print(f"wrote {out}/options.json and {out}/weights.hdf5 (bilm-tf / AllenNLP ELMo format)")
     return 0
@@ -90,6 +87,22 @@ def _cmd_import_elmo(args) -> int:
     out = import_elmo(args.options, args.weights, args.out_dir)
     if not args.quiet:
         print(f"imported encoder to {out} (no vocabulary or softmax: embed and finetune with it)")
+    return 0
+
+
+def _cmd_adapt(args) -> int:
+    from pipeline.config import PretrainConfig
+    from pipeline.train.adapt import DEFAULTS, adapt
+
+    cfg = PretrainConfig(**{**DEFAULTS, **{k: v for k, v in (("epochs", args.epochs), ("max_steps", args.steps),
+                                                             ("max_minutes", args.minutes), ("lr", args.lr),
+                                                             ("seed", args.seed)) if v is not None}})
+    cfg.validate("elmo adapt")
+    r = adapt(args.source, args.text, args.out_dir, cfg, args.valid_fraction, args.work_dir, progress=not args.quiet)
+    if not args.quiet:
+        print(f"adapted {args.source} on {r['train_tokens']:,} tokens ({r['steps']} steps, {r['minutes']:.1f} min): "
+              f"held-out perplexity {r['valid_ppl_before']:.2f} -> {r['valid_ppl_after']:.2f}; "
+              f"encoder (with softmax) in {args.out_dir}")
     return 0
 
 
@@ -319,6 +332,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--test-metrics", help="a JSON of test perplexities for the model card")
     p.set_defaults(func=_cmd_export)
 
+    p = sub.add_parser("adapt", parents=[common],
+                       help="continue training a biLM on unlabelled in-domain text (domain adaptation), then export it")
+    p.add_argument("source", help="an encoder exported with --with-softmax, or models/pretrain/best / a checkpoint")
+    p.add_argument("text", help="in-domain text: a file, directory, glob or .gz, one sentence per line")
+    p.add_argument("out_dir", help="the adapted encoder directory to write (with its softmax)")
+    p.add_argument("--minutes", type=above_zero, help="wall-clock budget (default: none)")
+    p.add_argument("--steps", type=at_least(1), help="optimizer-step budget (default: none)")
+    p.add_argument("--epochs", type=at_least(1), help="passes over the text (default 3)")
+    p.add_argument("--lr", type=above_zero, help="Adam learning rate (default 0.001)")
+    p.add_argument("--seed", type=int)
+    p.add_argument("--valid-fraction", type=float, default=0.05, help="share held out for validation (default 0.05)")
+    p.add_argument("--work-dir", help="prepared text, checkpoints and curves (default: OUT_DIR.adapt beside it); "
+                                      "running the same command again resumes there")
+    p.set_defaults(func=_cmd_adapt)
+
     p = sub.add_parser("import-elmo", parents=[common],
                        help="turn ELMo weight files (bilm-tf / AllenNLP options.json + .hdf5) into an encoder directory")
     p.add_argument("options", help="the model's options.json")
@@ -410,7 +438,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command == "export" and args.format == "elmo":
+        given = [flag for flag, on in (("--with-softmax", args.with_softmax), ("--test-metrics", args.test_metrics)) if on]
+        if given:  # a usage error (exit 2): ELMo weight files hold the encoder only
+            parser.error(f"{given[0]} does not apply to --format elmo (ELMo weight files hold no softmax or metrics)")
     args.quiet = args.quiet or args.quiet_all
     for name in ("metrics", "json"):  # a JSON output path that would be refused fails before any work
         if getattr(args, name, None):

@@ -34,6 +34,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -48,6 +49,7 @@ from pipeline.io import atomic_path, check_replaceable, directory_kind, output_l
 from pipeline.model import BiLM, load_bilm
 
 OPTIONS_FILE, WEIGHTS_HDF5 = "options.json", "weights.hdf5"  # what export_elmo writes
+EXPORT_MARK = "elmo_pipeline"  # a key of the options.json export_elmo writes (readers ignore unknown keys)
 ACTIVATIONS = ("relu", "tanh")
 GATES_TF_TO_TORCH = [0, 2, 1, 3]  # (i, j, f, o) → (i, f, j, o); the permutation is its own inverse
 
@@ -59,32 +61,46 @@ def _lstm_path(direction: int, layer: int) -> str:
 # --- options.json ↔ ModelConfig --------------------------------------------------------------
 
 
-def _field(options: dict, path: str, kind, source: str, default=None):
-    """``options[a][b]`` for path "a.b", checked to be a ``kind``; a one-line error naming the key."""
+def _field(options: dict, path: str, kind, source: str, minimum: int | None = None):
+    """``options[a][b]`` for path "a.b", checked to be a ``kind`` (at least ``minimum``); a one-line
+    error naming the key otherwise."""
     value = options
     for part in path.split("."):
         if not isinstance(value, dict) or part not in value:
-            if default is not None:
-                return default
             raise PipelineError(f"{source}: {path} missing (not a bilm-tf options file?)")
         value = value[part]
     ok = isinstance(value, kind) and not (kind is not bool and isinstance(value, bool))
     if not ok:
         raise PipelineError(f"{source}: {path} must be {getattr(kind, '__name__', kind)}, got {value!r}")
+    if minimum is not None and value < minimum:
+        raise PipelineError(f"{source}: {path} must be at least {minimum}, got {value}")
     return value
+
+
+def _read_options_json(path: Path) -> dict:
+    source = str(path)
+    if path.is_dir():
+        raise PipelineError(f"{source}: is a directory; give the model's options.json file")
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        raise PipelineError(f"{source}: options file not found") from None
+    except OSError as e:
+        raise PipelineError(f"{source}: cannot read the options file ({e.strerror or e})") from None
+    if raw.startswith(b"\x89HDF"):
+        raise PipelineError(f"{source}: is an HDF5 file, not options JSON: give the options file first, then the weights")
+    try:
+        options = json.loads(raw.decode("utf-8"))
+    except ValueError as e:
+        raise PipelineError(f"{source}: not a readable JSON options file ({e})") from None
+    if not isinstance(options, dict):
+        raise PipelineError(f"{source}: not a JSON object")
+    return options
 
 
 def read_options(path: str | Path) -> tuple[ModelConfig, int]:
     """options.json → (our ModelConfig, max characters per token); a bad file is a one-line error."""
-    source = str(path)
-    try:
-        options = json.loads(Path(path).read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise PipelineError(f"{source}: options file not found") from None
-    except (OSError, ValueError) as e:
-        raise PipelineError(f"{source}: not a readable JSON options file ({e})") from None
-    if not isinstance(options, dict):
-        raise PipelineError(f"{source}: not a JSON object")
+    source, options = str(path), _read_options_json(Path(path))
     if "char_cnn" not in options:
         raise PipelineError(f"{source}: char_cnn missing: only character-input ELMo models are supported")
     activation = _field(options, "char_cnn.activation", str, source)
@@ -97,21 +113,21 @@ def read_options(path: str | Path) -> tuple[ModelConfig, int]:
     if not filters or not all(isinstance(f, list) and len(f) == 2 and all(type(v) is int and v > 0 for v in f)
                               for f in filters):
         raise PipelineError(f"{source}: char_cnn.filters must be a list of [width, filters] pairs, got {filters!r}")
-    P, H = _field(options, "lstm.projection_dim", int, source), _field(options, "lstm.dim", int, source)
+    max_chars = _field(options, "char_cnn.max_characters_per_token", int, source, minimum=max(3, *(w for w, _ in filters)))
+    P, H = _field(options, "lstm.projection_dim", int, source, 1), _field(options, "lstm.dim", int, source, 1)
     if P >= H:
         raise PipelineError(f"{source}: lstm.projection_dim ({P}) must be below lstm.dim ({H}): "
                             f"LSTMs without a projection are not supported")
     clips = [options["lstm"].get(k) for k in ("cell_clip", "proj_clip")]
     for key, clip in zip(("cell_clip", "proj_clip"), clips):
         if clip is not None and (isinstance(clip, bool) or not isinstance(clip, (int, float)) or not clip > 0):
-            raise PipelineError(f"{source}: lstm.{key} must be a positive number, got {clip!r}")
+            raise PipelineError(f"{source}: lstm.{key} must be a positive number or null, got {clip!r}")
     cfg = ModelConfig(
-        char_embed_dim=_field(options, "char_cnn.embedding.dim", int, source),
+        char_embed_dim=_field(options, "char_cnn.embedding.dim", int, source, 1),
         filters=[list(f) for f in filters],
-        n_highway=_field(options, "char_cnn.n_highway", int, source),
-        char_activation=activation,
-        projection_dim=P, cell_dim=H,
-        n_layers=_field(options, "lstm.n_layers", int, source),
+        n_highway=_field(options, "char_cnn.n_highway", int, source, 0),
+        char_activation=activation, projection_dim=P, cell_dim=H,
+        n_layers=_field(options, "lstm.n_layers", int, source, 1),
         # bilm-tf reads a missing use_skip_connections as false
         skip_connections=bool(options["lstm"].get("use_skip_connections", False)),
         cell_clip=None if clips[0] is None else float(clips[0]),
@@ -119,20 +135,16 @@ def read_options(path: str | Path) -> tuple[ModelConfig, int]:
         dropout=0.0, softmax="full",
     )
     cfg.validate(source)
-    max_chars = _field(options, "char_cnn.max_characters_per_token", int, source)
-    if max_chars < 3:
-        raise PipelineError(f"{source}: char_cnn.max_characters_per_token must be at least 3, got {max_chars}")
     return cfg, max_chars
 
 
 def options_of(cfg: ModelConfig, max_chars: int) -> dict:
     """Our ModelConfig → a bilm-tf options dict (as the released models' options.json)."""
+    # cell_clip / proj_clip always present (null = none): AllenNLP reads them without a default
     lstm = {"dim": cfg.cell_dim, "projection_dim": cfg.projection_dim, "n_layers": cfg.n_layers,
-            "use_skip_connections": cfg.skip_connections}
-    for key in ("cell_clip", "proj_clip"):
-        if getattr(cfg, key) is not None:
-            lstm[key] = getattr(cfg, key)
+            "use_skip_connections": cfg.skip_connections, "cell_clip": cfg.cell_clip, "proj_clip": cfg.proj_clip}
     return {
+        EXPORT_MARK: {"written_by": "elmo export --format elmo"},  # how a later export knows the folder is ours
         "bidirectional": True,
         "char_cnn": {"activation": cfg.char_activation, "embedding": {"dim": cfg.char_embed_dim},
                      "filters": cfg.filters, "max_characters_per_token": max_chars, "n_characters": N_CHAR_IDS + 1,
@@ -227,19 +239,25 @@ def read_weight_file(path: str | Path, cfg: ModelConfig) -> dict[str, np.ndarray
     import h5py
 
     source = str(path)
+    if Path(path).is_dir():
+        raise PipelineError(f"{source}: is a directory; give the model's weights .hdf5 file")
     if not Path(path).is_file():
         raise PipelineError(f"{source}: weight file not found")
     try:
         h5 = h5py.File(path, "r")
     except OSError as e:
         raise PipelineError(f"{source}: not a readable HDF5 file ({e})") from None
-    arrays = {}
+    arrays, expected = {}, expected_shapes(cfg)
     with h5:
-        for name, shape in expected_shapes(cfg).items():
-            node = h5.get(name)
+        _refuse_unexpected(h5, expected, source)
+        for name, shape in expected.items():
+            try:
+                node = h5.get(name)
+            except (KeyError, OSError, RuntimeError) as e:
+                raise PipelineError(f"{source}: cannot read dataset {name} (a damaged file? {e})") from None
             if not isinstance(node, h5py.Dataset):
-                raise PipelineError(f"{source}: dataset {name} missing (options.json implies it; "
-                                    f"not a bilm-tf weight file, or options from another model)")
+                raise PipelineError(f"{source}: dataset {name} missing (options.json implies it; not a bilm-tf "
+                                    f"weight file, options from another model, or a damaged file)")
             if tuple(node.shape) != shape:
                 raise PipelineError(f"{source}: dataset {name} has shape {tuple(node.shape)}, options.json implies {shape}")
             try:
@@ -250,6 +268,20 @@ def read_weight_file(path: str | Path, cfg: ModelConfig) -> dict[str, np.ndarray
                 raise PipelineError(f"{source}: dataset {name} holds NaN or infinite values")
             arrays[name] = value
     return arrays
+
+
+# datasets that belong to the architecture: a file with more of them than the options imply is
+# another model's (fewer layers in the options would silently drop its top layers)
+STRUCTURAL = re.compile(r"^(CNN/W_cnn_\d+|CNN/b_cnn_\d+|CNN_high_\d+/.*|RNN_\d+/RNN/MultiRNNCell/Cell\d+/.*)$")
+
+
+def _refuse_unexpected(h5, expected: dict, source: str) -> None:
+    names: list[str] = []
+    h5.visit(names.append)
+    extra = sorted(n for n in names if STRUCTURAL.match(n) and n not in expected and hasattr(h5[n], "shape"))
+    if extra:
+        raise PipelineError(f"{source}: dataset {extra[0]} is not implied by options.json (its n_layers, n_highway "
+                            f"or filters describe a smaller model: options from another model?)")
 
 
 def write_weight_file(path: Path, arrays: dict[str, np.ndarray]) -> None:
@@ -305,36 +337,58 @@ def import_elmo(options: str | Path, weights: str | Path, out_dir: str | Path) -
         return Path(out_dir)
 
 
-def _load_for_export(src: Path) -> tuple[BiLM, int, dict]:
+def _load_for_export(src: Path, prepared: Path | None) -> tuple[BiLM, int, dict]:
     """A trained biLM (encoder directory, best/ or checkpoint) → (model, max chars, tokenizer settings)."""
-    if directory_kind(src) == KIND:
+    kind = directory_kind(src)
+    if kind == KIND:
         enc = Encoder.from_pretrained(src)
         return enc.model, enc.max_chars, enc.config.get("tokenizer", {})
+    if kind not in ("bilm", "checkpoint"):
+        raise PipelineError(f"{src}: not an encoder directory, a saved biLM (pretrain best/) or a checkpoint "
+                            f"(a task model keeps its encoder in {src / 'encoder'})")
     model, train_cfg = load_bilm(src)
-    meta_file = Path(train_cfg.get("prepared_dir") or "data/prepared") / "meta.json"
-    meta = json.loads(meta_file.read_text(encoding="utf-8")) if meta_file.is_file() else {}
+    prepared = Path(prepared or train_cfg.get("prepared_dir") or "data/prepared")
+    meta_file = prepared / "meta.json"
+    if not meta_file.is_file():  # its tokenizer and casing decide what the ELMo files may say
+        raise PipelineError(f"{src}: its prepared data {prepared} is not there (the tokenizer and casing it was "
+                            f"trained with are needed): pass --prepared DIR, or export its encoder directory")
+    meta = json.loads(meta_file.read_text(encoding="utf-8"))
     tokenizer = {"type": meta.get("tokenizer", "whitespace"), "lowercase": meta.get("lowercase", False)}
-    return model, int(meta.get("max_chars", 50)), tokenizer
+    return model, int(train_cfg.get("max_chars", meta.get("max_chars", 50))), tokenizer
 
 
-def export_elmo(src: str | Path, out_dir: str | Path, log=print) -> Path:
+def _export_notes(src: Path, cfg: ModelConfig, max_chars: int, tokenizer: dict) -> list[str]:
+    """What users of the written files must know (the format holds these, AllenNLP does not all)."""
+    notes = []
+    if tokenizer.get("lowercase"):
+        notes.append(f"{src} was trained on lower-cased text: lower-case the input before using the ELMo files")
+    if max_chars != 50:
+        notes.append(f"max_characters_per_token is {max_chars}: bilm-tf reads it, AllenNLP always uses 50 "
+                     f"(its vectors for tokens longer than {min(max_chars, 50) - 2} bytes will differ)")
+    if not cfg.skip_connections:
+        notes.append("no skip connections: bilm-tf reads such files, AllenNLP's Elmo refuses them")
+    return notes
+
+
+def export_elmo(src: str | Path, out_dir: str | Path, prepared: str | Path | None = None, log=print) -> Path:
     """A biLM trained here → ``out_dir/options.json`` + ``out_dir/weights.hdf5`` (bilm-tf layout).
 
     Refused, with one line, for what the format cannot hold: a GRU/TCN body, SentencePiece pieces
-    (the format has no tokenizer). A lower-cased model is written with a note (its users must
-    lower-case the text themselves)."""
+    (the format has no tokenizer). What the files hold but some readers do not (lower-cased text,
+    a max_chars other than 50, no skip connections) is written with a note. ``out_dir`` is replaced
+    only if empty or an earlier export (marked in its options.json)."""
     src = Path(src)
     check_replaceable(out_dir, "elmo-weights")
     with output_lock(out_dir):
-        model, max_chars, tokenizer = _load_for_export(src)
+        model, max_chars, tokenizer = _load_for_export(src, Path(prepared) if prepared else None)
         cfg = model.cfg
         if cfg.body != "lstm":
             raise PipelineError(f"{src}: a {cfg.body} body cannot be written in the ELMo format (it holds LSTMs only)")
         if tokenizer.get("type") == "sentencepiece":
             raise PipelineError(f"{src}: trained on SentencePiece pieces; the ELMo format has no tokenizer, "
                                 f"so its users would feed words it never saw: not exported")
-        if tokenizer.get("lowercase"):
-            log(f"note: {src} was trained on lower-cased text: lower-case the input before using the ELMo files")
+        for note in _export_notes(src, cfg, max_chars, tokenizer):
+            log(f"note: {note}")
         arrays = arrays_from_state(model.state_dict(), cfg)
         with atomic_path(out_dir, kind="elmo-weights") as tmp:
             tmp.mkdir()

@@ -49,12 +49,16 @@ LEGACY_TASK_KIND = "elmo-pipeline task model"  # what task models wrote before k
 # --- directory kinds ---------------------------------------------------------------------------
 
 
-def _config_of(path: Path) -> dict | None:
+def _json_of(file: Path) -> dict | None:
     try:
-        config = json.loads((path / CONFIG_FILE).read_text(encoding="utf-8"))
+        config = json.loads(file.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
     return config if isinstance(config, dict) else None
+
+
+def _config_of(path: Path) -> dict | None:
+    return _json_of(path / CONFIG_FILE)
 
 
 def directory_kind(path: str | os.PathLike) -> str | None:
@@ -64,7 +68,7 @@ def directory_kind(path: str | os.PathLike) -> str | None:
     old ``kind`` string, an encoder by ``format_version`` + ``vocab.txt``, a checkpoint by
     ``state.pt``, a saved biLM by ``config.json`` with a ``model`` section, a pretraining run by
     its ``best/`` or ``checkpoints/``, prepared data by ``meta.json``, word2vec by ``embeddings.json``,
-    ELMo weight files by ``options.json`` + ``weights.hdf5``.
+    ELMo weight files of ``elmo export --format elmo`` by ``weights.hdf5`` + the mark in ``options.json``.
     """
     path = Path(path)
     if not path.is_dir():
@@ -89,8 +93,8 @@ def directory_kind(path: str | os.PathLike) -> str | None:
         return "prepared-data"
     if (path / "embeddings.json").is_file():
         return "word2vec"
-    if (path / "options.json").is_file() and (path / "weights.hdf5").is_file():
-        return "elmo-weights"
+    if (path / "weights.hdf5").is_file() and "elmo_pipeline" in (_json_of(path / "options.json") or {}):
+        return "elmo-weights"  # written by `elmo export --format elmo` (marked in options.json), not downloaded
     return None
 
 

@@ -1,6 +1,7 @@
 """ELMo weight files (bilm-tf / AllenNLP): import against the reference activations of the original
 TensorFlow bilm, round trips, refusals, and finetuning on an imported encoder."""
 import json
+import shutil
 import subprocess
 import sys
 
@@ -94,8 +95,10 @@ def test_hdf5_to_ours_to_hdf5_gives_identical_arrays(imported, tmp_path):
     assert sorted(original) == sorted(written) and len(original) == 33
     for name, value in original.items():
         assert written[name].dtype == value.dtype and np.array_equal(written[name], value), name
-    # the options read back to the same architecture
+    # the options read back to the same architecture, and have every key AllenNLP reads without a default
     assert read_options(tmp_path / "out" / "options.json") == read_options(shared(*FIXTURE, "options.json"))
+    lstm = json.loads((tmp_path / "out" / "options.json").read_text())["lstm"]
+    assert {"cell_clip", "proj_clip", "use_skip_connections", "dim", "projection_dim", "n_layers"} <= set(lstm)
 
 
 def test_ours_to_hdf5_to_ours_agrees(trained, tmp_path):
@@ -144,19 +147,36 @@ def test_export_refuses_what_the_format_cannot_hold(trained, tmp_path):
     Encoder(BiLM(gru, enc.model.vocab_size), config, enc.vocab, WhitespaceTokenizer()).save_pretrained(tmp_path / "gru")
     with pytest.raises(PipelineError, match="a gru body cannot be written in the ELMo format"):
         main(["export", "--format", "elmo", str(tmp_path / "gru"), str(tmp_path / "out")])
-    with pytest.raises(PipelineError, match="--with-softmax"):
+    with pytest.raises(SystemExit) as usage:  # a usage error, exit 2
         main(["export", "--format", "elmo", "--with-softmax", str(trained / "enc"), str(tmp_path / "out")])
-    assert not (tmp_path / "out").exists()
+    assert usage.value.code == 2 and not (tmp_path / "out").exists()
     (tmp_path / "taken").mkdir()
     (tmp_path / "taken" / "notes.txt").write_text("mine")
     with pytest.raises(PipelineError, match="refusing to replace it"):
         main(["export", "--format", "elmo", str(trained / "enc"), str(tmp_path / "taken")])
     assert (tmp_path / "taken" / "notes.txt").read_text() == "mine"
+    # a folder of downloaded ELMo files is not an earlier export of ours: never replaced
+    downloaded = tmp_path / "downloaded"
+    downloaded.mkdir()
+    shutil.copy(shared(*FIXTURE, "options.json"), downloaded / "options.json")
+    shutil.copy(shared(*FIXTURE, "lm_weights.hdf5"), downloaded / "weights.hdf5")
+    (downloaded / "README.md").write_text("where I got it")
+    with pytest.raises(PipelineError, match="refusing to replace it"):
+        main(["export", "--format", "elmo", str(trained / "enc"), str(downloaded)])
+    assert sorted(p.name for p in downloaded.iterdir()) == ["README.md", "options.json", "weights.hdf5"]
+    # a saved biLM whose prepared data is elsewhere: --prepared, or one line saying so
+    best = tmp_path / "best"
+    shutil.copytree(trained / "model" / "best", best)
+    config = json.loads((best / "config.json").read_text())
+    (best / "config.json").write_text(json.dumps({**config, "prepared_dir": str(tmp_path / "gone")}))
+    with pytest.raises(PipelineError, match="pass --prepared DIR"):
+        main(["export", "--format", "elmo", str(best), str(tmp_path / "out")])
+    assert main(["-q", "export", "--format", "elmo", str(best), str(tmp_path / "out"), "--prepared",
+                 str(trained / "prep")]) == 0
 
 
 def broken_copies(tmp_path):
-    """(name, options path, weights path, message) for every kind of bad input; the first six are
-    faults of the options file, the rest of the weight file (which the message must name first)."""
+    """(name, options path, weights path, the file at fault, message) for every kind of bad input."""
     options = json.loads(shared(*FIXTURE, "options.json").read_text())
     good_options, good_weights = shared(*FIXTURE, "options.json"), shared(*FIXTURE, "lm_weights.hdf5")
 
@@ -179,34 +199,45 @@ def broken_copies(tmp_path):
     (tmp_path / "malformed.json").write_text('{"lstm": {')
     (tmp_path / "garbage.hdf5").write_bytes(b"not an hdf5 file\n" * 10)
     cell = "RNN_1/RNN/MultiRNNCell/Cell1/LSTMCell/W_0"
+    O, W = "options", "weights"  # which file the message must name first
     return [
-        ("missing options", tmp_path / "none.json", good_weights, "options file not found"),
-        ("malformed options", tmp_path / "malformed.json", good_weights, "not a readable JSON options file"),
-        ("missing key", opts("nokey", lambda o: o["lstm"].pop("dim")), good_weights, "lstm.dim missing"),
-        ("wrong type", opts("type", lambda o: o["lstm"].update(n_layers="2")), good_weights, "lstm.n_layers must be int"),
-        ("unknown activation", opts("act", lambda o: o["char_cnn"].update(activation="gelu")), good_weights,
+        ("missing options", tmp_path / "none.json", good_weights, O, "options file not found"),
+        ("options a directory", tmp_path, good_weights, O, "is a directory"),
+        ("weights given first", good_weights, good_options, O, "is an HDF5 file, not options JSON: give the options"),
+        ("malformed options", tmp_path / "malformed.json", good_weights, O, "not a readable JSON options file"),
+        ("missing key", opts("nokey", lambda o: o["lstm"].pop("dim")), good_weights, O, "lstm.dim missing"),
+        ("wrong type", opts("type", lambda o: o["lstm"].update(n_layers="2")), good_weights, O,
+         "lstm.n_layers must be int"),
+        ("zero layers", opts("zero", lambda o: o["lstm"].update(n_layers=0)), good_weights, O,
+         "lstm.n_layers must be at least 1"),
+        ("unknown activation", opts("act", lambda o: o["char_cnn"].update(activation="gelu")), good_weights, O,
          "activation 'gelu' is unknown"),
-        ("word inputs", opts("words", lambda o: o.pop("char_cnn")), good_weights, "only character-input"),
-        ("options of another model", opts("bigger", lambda o: o["lstm"].update(dim=128)), good_weights,
+        ("word inputs", opts("words", lambda o: o.pop("char_cnn")), good_weights, O, "only character-input"),
+        ("tokens narrower than a filter", opts("narrow", lambda o: o["char_cnn"].update(max_characters_per_token=4)),
+         good_weights, O, "char_cnn.max_characters_per_token must be at least 5"),
+        ("options of a bigger model", opts("bigger", lambda o: o["lstm"].update(dim=128)), good_weights, W,
          "has shape (32, 256), options.json implies (32, 512)"),
-        ("missing weights", good_options, tmp_path / "none.hdf5", "weight file not found"),
-        ("not hdf5", good_options, tmp_path / "garbage.hdf5", "not a readable HDF5 file"),
-        ("missing dataset", good_options, weights("nodata", lambda a: a.pop(cell)), f"dataset {cell} missing"),
+        ("options of a smaller model", opts("fewer", lambda o: o["lstm"].update(n_layers=1)), good_weights, W,
+         "Cell1/LSTMCell/B is not implied by options.json"),
+        ("missing weights", good_options, tmp_path / "none.hdf5", W, "weight file not found"),
+        ("weights a directory", good_options, tmp_path, W, "is a directory"),
+        ("not hdf5", good_options, tmp_path / "garbage.hdf5", W, "not a readable HDF5 file"),
+        ("missing dataset", good_options, weights("nodata", lambda a: a.pop(cell)), W, f"dataset {cell} missing"),
         ("wrong shape", good_options, weights("shape", lambda a: a.update(char_embed=np.zeros((262, 4), np.float32))),
-         "char_embed has shape (262, 4)"),
-        ("NaN", good_options, weights("nan", lambda a: a["CNN_proj/W_proj"].__setitem__((0, 0), np.nan)),
+         W, "char_embed has shape (262, 4)"),
+        ("NaN", good_options, weights("nan", lambda a: a["CNN_proj/W_proj"].__setitem__((0, 0), np.nan)), W,
          "CNN_proj/W_proj holds NaN"),
     ]
 
 
 def test_bad_input_is_one_line_naming_file_and_key_and_writes_nothing(tmp_path):
-    for case, (name, options, weights, message) in enumerate(broken_copies(tmp_path)):
+    for name, options, weights, fault, message in broken_copies(tmp_path):
         out = tmp_path / f"out-{name.replace(' ', '-')}"
         with pytest.raises(PipelineError) as e:
             import_elmo(options, weights, out)
         text = str(e.value)
         assert message in text and "\n" not in text, (name, text)
-        assert text.startswith(f"{options if case < 6 else weights}: "), (name, text)
+        assert text.startswith(f"{options if fault == 'options' else weights}: "), (name, text)
         assert not out.exists() and not any(p.name.startswith(f".{out.name}") for p in tmp_path.iterdir()), name
 
 
