@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import shutil
 from collections import Counter
 from pathlib import Path
 from typing import Iterator
@@ -114,22 +115,28 @@ def _sentences(text: str, split_sentences: bool) -> Iterator[str]:
         yield " ".join(current)
 
 
-def prepare_corpus(cfg: PrepareConfig, out_dir: str | Path, progress: bool = True) -> dict:
-    """Run the prepare stage into ``out_dir`` (replaced atomically); return the stats dict."""
+def prepare_corpus(cfg: PrepareConfig, out_dir: str | Path, progress: bool = True, vocab: Vocab | None = None,
+                   sp_model: Path | None = None) -> dict:
+    """Run the prepare stage into ``out_dir`` (replaced atomically); return the stats dict.
+
+    ``vocab`` (and ``sp_model``, a SentencePiece model file, with ``tokenizer: sentencepiece``): use
+    an existing model's vocabulary and tokenizer instead of building them (domain adaptation: the
+    softmax must keep its rows; words outside it are <UNK> targets, their characters still read)."""
     out_dir = Path(out_dir)
     with atomic_path(out_dir, kind="prepared-data") as tmp:
         tmp.mkdir()
-        stats = _prepare_into(cfg, tmp, progress)
+        stats = _prepare_into(cfg, tmp, progress, vocab, sp_model)
     return stats
 
 
-def _prepare_into(cfg: PrepareConfig, out: Path, progress: bool) -> dict:
+def _prepare_into(cfg: PrepareConfig, out: Path, progress: bool, fixed_vocab: Vocab | None = None,
+                  sp_model: Path | None = None) -> dict:
     """Run passes 1–4 into the existing directory ``out``; return the stats dict (also in meta.json)."""
     sources = _Sources(cfg, ReadStats())
-    tokenizer = _make_tokenizer(cfg, sources, out)
+    tokenizer = _make_tokenizer(cfg, sources, out, sp_model)
     tokenized = _tokenize_into_split_files(cfg, sources, tokenizer, out, progress)
     _check_splits_not_empty(cfg, tokenized.n_sent)
-    vocab = Vocab.build(tokenized.counts, tokenized.n_sent["train"], cfg.min_count, cfg.max_vocab_size)
+    vocab = fixed_vocab or Vocab.build(tokenized.counts, tokenized.n_sent["train"], cfg.min_count, cfg.max_vocab_size)
     vocab.save(out / "vocab.txt")
     split_info, extra = _write_shards(out, vocab, cfg.shard_tokens)
     types = vocab.tokens + extra
@@ -152,11 +159,15 @@ def _sentencepiece_sample(cfg: PrepareConfig, sources: _Sources) -> Iterator[str
                 return
 
 
-def _make_tokenizer(cfg: PrepareConfig, sources: _Sources, out: Path):
-    """Pass 1: the configured tokenizer. SentencePiece is trained on a train sample and saved as
-    ``out/SP_MODEL_FILE``; ``sources.read_stats`` is then reset so it counts the main pass only."""
+def _make_tokenizer(cfg: PrepareConfig, sources: _Sources, out: Path, sp_model: Path | None = None):
+    """Pass 1: the configured tokenizer. SentencePiece is trained on a train sample (or ``sp_model``
+    copied) and saved as ``out/SP_MODEL_FILE``; ``sources.read_stats`` is then reset so it counts
+    the main pass only."""
     if cfg.tokenizer != "sentencepiece":
         return WhitespaceTokenizer(lowercase=cfg.lowercase)
+    if sp_model is not None:
+        shutil.copy(sp_model, out / SP_MODEL_FILE)
+        return SentencePieceTokenizer(out / SP_MODEL_FILE, lowercase=cfg.lowercase)
     train_sentencepiece(
         _sentencepiece_sample(cfg, sources), out / SP_MODEL_FILE, cfg.sp_vocab_size, cfg.sp_model_type,
         cfg.sp_character_coverage,

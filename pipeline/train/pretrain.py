@@ -65,10 +65,13 @@ RESUMABLE_KEYS = {"epochs", "max_steps", "max_minutes", "eval_every", "eval_max_
                   "checkpoint_every", "keep_checkpoints", "log_every", "mixed_precision"}
 
 
-def fingerprint(model_cfg: ModelConfig, cfg: PretrainConfig, data: PreparedData) -> str:
+def fingerprint(model_cfg: ModelConfig, cfg: PretrainConfig, data: PreparedData, init_state: dict | None = None) -> str:
     train = {k: v for k, v in dataclasses.asdict(cfg).items() if k not in RESUMABLE_KEYS}
+    init = None if init_state is None else hashlib.sha256(b"".join(
+        init_state[k].detach().cpu().contiguous().numpy().tobytes() for k in sorted(init_state))).hexdigest()
     blob = json.dumps({"checkpoint_format": CHECKPOINT_FORMAT, "model": dataclasses.asdict(model_cfg), "train": train,
-                       "vocab": data.vocab.tokens, "splits": data.meta["splits"]}, sort_keys=True)
+                       "vocab": data.vocab.tokens, "splits": data.meta["splits"], **({"init": init} if init else {})},
+                      sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
@@ -128,7 +131,8 @@ class Position:
 class PretrainRun:
     """One training run: setup, resume, the step loop, validation, checkpoints, final metrics."""
 
-    def __init__(self, model_cfg: ModelConfig, cfg: PretrainConfig, prepared_dir, out_dir, plots_dir, progress: bool):
+    def __init__(self, model_cfg: ModelConfig, cfg: PretrainConfig, prepared_dir, out_dir, plots_dir, progress: bool,
+                 init_state: dict | None = None):
         from accelerate import Accelerator
         from accelerate.utils import DistributedDataParallelKwargs
 
@@ -151,13 +155,15 @@ class PretrainRun:
         self.data = PreparedData(prepared_dir)
         self.train = self.data.split("train")
         self.V = len(self.data.vocab)
-        self.fp = fingerprint(model_cfg, cfg, self.data)
-        self._build(model_cfg)
+        self.fp = fingerprint(model_cfg, cfg, self.data, init_state)
+        self._build(model_cfg, init_state)
 
-    def _build(self, model_cfg: ModelConfig) -> None:
+    def _build(self, model_cfg: ModelConfig, init_state: dict | None) -> None:
         cfg = self.cfg
         torch.manual_seed(cfg.seed)  # same initial weights on every process
         self.model = BiLM(model_cfg, self.V)
+        if init_state is not None:  # continue from a trained biLM (domain adaptation)
+            self.model.load_state_dict(init_state)
         if self.rank:
             torch.manual_seed(cfg.seed + self.rank)  # but each process its own dropout stream
         self.optimizer = make_optimizer(self.model, cfg)
@@ -412,13 +418,15 @@ def pretrain(
     plots_dir: str | Path | None = None,
     resume: bool = True,
     progress: bool = True,
+    init_state: dict | None = None,
 ) -> dict:
     """Train a biLM on ``prepared_dir``; checkpoints under ``out_dir/checkpoints``, best model in
     ``out_dir/best``. Returns the final metrics (also written to ``metrics_file`` by the main process).
+    ``init_state``: start from these weights (a trained biLM's, with its softmax) instead of random ones.
     """
     # one run per output directory: the main process holds the lock (RANK is set by torchrun/accelerate)
     with output_lock(out_dir) if int(os.environ.get("RANK", "0")) == 0 else nullcontext():
-        run = PretrainRun(model_cfg, cfg, prepared_dir, out_dir, plots_dir, progress)
+        run = PretrainRun(model_cfg, cfg, prepared_dir, out_dir, plots_dir, progress, init_state)
         metrics = run.run(resume)
         if run.main and metrics_file:
             write_json_atomic(metrics_file, metrics)
