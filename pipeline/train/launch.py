@@ -22,6 +22,14 @@ DEFAULT_CONFIG = Path(__file__).resolve().parents[2] / "configs" / "accelerate" 
 LAUNCHED = "ELMO_LAUNCHED"  # set for the processes this launcher starts
 
 
+# glibc hands large freed blocks back to the OS at once and maps every big tensor anew: with these
+# (read by glibc at process start, so set for the trainers this launcher starts; yours win) a
+# training step reuses its memory. Measured: bench/pretrain_throughput.py --presets cpu --no-baseline,
+# 3 alternating runs each, 4,511 → 4,698 tokens/s median (+4%), system time 0.9 → 0.65 s.
+MALLOC_SETTINGS = {"MALLOC_MMAP_THRESHOLD_": str(1 << 32), "MALLOC_TRIM_THRESHOLD_": str(1 << 32),
+                   "MALLOC_TOP_PAD_": str(1 << 30)}
+
+
 def die_with_launcher() -> None:
     """In a trainer started by this launcher or by torchrun: :func:`die_with_parent`. A trainer
     run by hand (e.g. under ``nohup``) keeps running when its shell goes."""
@@ -45,7 +53,7 @@ def die_with_parent(sig: int = signal.SIGTERM) -> None:
 
 def run_forwarding_signals(cmd: list[str]) -> int:
     """Run ``cmd`` (dying with us), pass SIGTERM/SIGHUP on to it, return its exit code."""
-    proc = subprocess.Popen(cmd, preexec_fn=die_with_parent, env={**os.environ, LAUNCHED: "1"})
+    proc = subprocess.Popen(cmd, preexec_fn=die_with_parent, env={**MALLOC_SETTINGS, **os.environ, LAUNCHED: "1"})
 
     def forward(signum, _frame):
         proc.send_signal(signum)
