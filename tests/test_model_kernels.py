@@ -7,7 +7,7 @@ from torch import nn
 from pipeline.config import ModelConfig
 from pipeline.data.batching import make_batch
 from pipeline.data.chars import char_table
-from pipeline.model import BiLM, batch_inputs, linear_nll, lstmp_scan
+from pipeline.model import BiLM, LSTMLayer, batch_inputs, linear_nll, lstm_layer_from_state, lstmp_scan
 
 V = 40
 TABLE = char_table(["<PAD>", "<UNK>", "<S>", "</S>"] + [f"w{i}" * (1 + i % 4) for i in range(V - 4)], 50, pad_rows=[0])
@@ -25,11 +25,12 @@ def batch(lengths: list[int]):
     return b, chars, idx
 
 
-def reference_lstmp(x, m: nn.LSTM, cell_clip=None, proj_clip=None):
-    """The projected LSTM written step by step with autograd (PyTorch's gate order i, f, g, o)."""
+def reference_lstmp(x, m: nn.LSTM, cell_clip=None, proj_clip=None, h=None, c=None):
+    """The projected LSTM written step by step with autograd (PyTorch's gate order i, f, g, o),
+    from zero state or the given h (B, P), c (B, H)."""
     B, T, _ = x.shape
-    h = x.new_zeros(B, m.proj_size)
-    c = x.new_zeros(B, m.hidden_size)
+    h = x.new_zeros(B, m.proj_size) if h is None else h
+    c = x.new_zeros(B, m.hidden_size) if c is None else c
     out = []
     for t in range(T):
         gates = x[:, t] @ m.weight_ih_l0.T + m.bias_ih_l0 + h @ m.weight_hh_l0.T + m.bias_hh_l0
@@ -114,3 +115,20 @@ def test_bf16_autocast_agrees_with_fp32_on_a_tiny_model(softmax):
     assert all(p.dtype == torch.float32 for p in m.parameters())  # master weights stay fp32
     assert l16 == pytest.approx(l32, rel=0.01)
     assert Fn.cosine_similarity(g16, g32, dim=0) > 0.99
+
+
+@pytest.mark.parametrize("clips", [(None, None), (0.5, 0.3)])
+def test_the_stateful_replay_path_continues_from_the_given_state(clips):
+    """lstm_layer_from_state (used to replay AllenNLP's stateful biLM) against the reference loop from
+    a random state, and its final state is the state the reference reaches at the last step."""
+    torch.manual_seed(1)
+    layer = LSTMLayer(6, 12, *clips)
+    x, h0, c0 = torch.randn(3, 7, 6), torch.randn(3, 6) * 0.3, torch.randn(3, 12) * 0.3
+    out, h, c = lstm_layer_from_state(x, layer, h0, c0)
+    with torch.no_grad():
+        ref = reference_lstmp(x, layer.lstm, *clips, h=h0, c=c0)
+        again = reference_lstmp(x[:, 4:], layer.lstm, *clips, *lstm_layer_from_state(x[:, :4], layer, h0, c0)[1:])
+    assert torch.allclose(out, ref, atol=1e-6) and torch.allclose(h, ref[:, -1], atol=1e-6)
+    assert torch.allclose(again, ref[:, 4:], atol=1e-6)  # the carried (h, c) continue the sequence exactly
+    zero = lstm_layer_from_state(x, layer, torch.zeros(3, 6), torch.zeros(3, 12))[0]
+    assert torch.allclose(zero, layer(x), atol=1e-6)  # zero state: the encoder's own path

@@ -25,9 +25,9 @@ from pipeline.encoder import KIND as ENCODER, Encoder
 from pipeline.errors import PipelineError
 from pipeline.export import export_encoder
 from pipeline.io import check_replaceable, directory_kind
+from pipeline.lm import perplexities
 from pipeline.model import load_bilm
 from pipeline.train.evaluate import lm_sums
-from pipeline.lm import perplexities
 from pipeline.train.pretrain import pretrain
 
 # adaptation defaults: a few passes over the in-domain text at a lower rate than pretraining
@@ -35,8 +35,8 @@ DEFAULTS = dict(epochs=3, lr=1e-3, eval_every=50, checkpoint_every=50, keep_chec
 
 
 def _source(source: Path):
-    """(model, ModelConfig, vocab, tokenizer settings, max chars, SentencePiece model or None) of a
-    biLM that has its softmax; a one-line error for one that cannot be adapted."""
+    """(model, vocab, tokenizer settings, max chars, SentencePiece model or None) of a biLM that has
+    its softmax; a one-line error for one that cannot be adapted."""
     kind = directory_kind(source)
     if kind == ENCODER:
         enc = Encoder.from_pretrained(source)
