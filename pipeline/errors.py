@@ -82,9 +82,9 @@ def is_disk_full(e: BaseException) -> bool:
 
 
 def run_main(main, argv=None) -> None:
-    """Run a ``main(argv)`` entry point: a PipelineError becomes one line on stderr and exit 1;
-    SIGINT, SIGTERM and SIGHUP stop it cleanly with one line and exit 128 + the signal number
-    (130, 143, 129)."""
+    """Run a ``main(argv)`` entry point: a PipelineError (or a full disk anywhere) becomes one line
+    on stderr and exit 1; SIGINT, SIGTERM and SIGHUP stop it cleanly with one line and exit 128 +
+    the signal number (130, 143, 129)."""
     import signal
     import sys
 

@@ -1,0 +1,67 @@
+"""Benchmark: finetuning throughput (training sentences/s) with word vectors only, a frozen biLM and
+a finetuned biLM, on the same CoNLL-2003 sentences.
+
+    .venv/bin/python bench/finetune_throughput.py --encoder runs/wikitext2-cpu/encoder-lm \\
+        --word2vec runs/wikitext2-cpu/word2vec/vectors.bin --sentences 1000
+
+Each setting is trained twice with the CLI defaults otherwise, for 1 and for 3 epochs, on the
+first ``--sentences`` training sentences of ``../shared/data/conll2003`` (dev: the first 300 of
+valid, so evaluation stays small): the first epoch's rate includes what is done once (a frozen
+biLM's layers for every sentence, which later epochs reuse); the steady rate is the 2 epochs
+after it, ``2 · sentences / (t3 − t1)`` (each epoch includes scoring the 300 dev sentences and saving
+an improved model). An adapted biLM finetunes at the frozen or finetuned
+rate of its shape (adaptation itself runs at pretraining speed: bench/pretrain_throughput.py).
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from pipeline.config import load_finetune_config  # noqa: E402
+from pipeline.train.finetune import finetune  # noqa: E402
+
+CONLL = REPO.parent / "shared" / "data" / "conll2003"
+SETTINGS = {"word vectors only": {"inputs": "word2vec"},
+            "frozen biLM (+ word vectors)": {"inputs": "both"},
+            "finetuned biLM (+ word vectors)": {"inputs": "both", "finetune_encoder": True}}
+
+
+def first_sentences(src: Path, n: int, dest: Path) -> Path:
+    blocks = [b for b in src.read_text().split("\n\n") if b.strip() and not b.startswith("-DOCSTART-")]
+    dest.write_text("\n\n".join(blocks[:n]) + "\n")
+    return dest
+
+
+def seconds(overrides: dict, epochs: int, out: Path) -> float:
+    cfg = load_finetune_config(None, {**overrides, "epochs": epochs, "patience": epochs})
+    return finetune(cfg, out, progress=False, log=lambda m: None)["seconds"]
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--encoder", required=True)
+    ap.add_argument("--word2vec", required=True)
+    ap.add_argument("--sentences", type=int, default=1000)
+    args = ap.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        base = {"task": "ner", "train": str(first_sentences(CONLL / "train.txt", args.sentences, tmp / "train.txt")),
+                "dev": str(first_sentences(CONLL / "valid.txt", 300, tmp / "dev.txt")),
+                "encoder": args.encoder, "word2vec": args.word2vec}
+        print(f"CoNLL-2003: {args.sentences} training sentences, 300 dev; encoder {args.encoder}")
+        print(f"{'setting':<34} {'epoch 1 sent/s':>15} {'later epochs sent/s':>20}")
+        for name, over in SETTINGS.items():
+            t1 = seconds({**base, **over}, 1, tmp / "m1")
+            t3 = seconds({**base, **over}, 3, tmp / "m3")
+            steady = 2 * args.sentences / max(t3 - t1, 1e-9)
+            print(f"{name:<34} {args.sentences / t1:>15,.1f} {steady:>20,.1f}", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
