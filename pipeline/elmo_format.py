@@ -45,6 +45,7 @@ from pipeline.data.chars import BOS_CHAR, BOW_CHAR, EOS_CHAR, EOW_CHAR, N_CHAR_I
 from pipeline.data.tokenizers import WhitespaceTokenizer
 from pipeline.encoder import FORMAT_VERSION, KIND, Encoder
 from pipeline.errors import PipelineError
+from pipeline.export import training_data
 from pipeline.io import atomic_path, check_replaceable, directory_kind, output_lock
 from pipeline.model import BiLM, load_bilm
 
@@ -211,7 +212,7 @@ def state_from_arrays(arrays: dict[str, np.ndarray], cfg: ModelConfig) -> dict[s
 def arrays_from_state(state: dict[str, torch.Tensor], cfg: ModelConfig) -> dict[str, np.ndarray]:
     """Our BiLM state dict → weight-file arrays (the inverse of :func:`state_from_arrays`)."""
     a = {k: v.detach().cpu().float().numpy() for k, v in state.items() if not k.startswith("softmax.")}
-    P, H, F = cfg.projection_dim, cfg.cell_dim, cfg.n_filters
+    H, F = cfg.cell_dim, cfg.n_filters
     out = {"char_embed": a["token_encoder.cnn.embed.weight"]}
     for i in range(len(cfg.filters)):
         out[f"CNN/W_cnn_{i}"] = a[f"token_encoder.cnn.convs.{i}.weight"].transpose(2, 1, 0)[None]  # (1, w, E, n)
@@ -347,14 +348,10 @@ def _load_for_export(src: Path, prepared: Path | None) -> tuple[BiLM, int, dict]
         raise PipelineError(f"{src}: not an encoder directory, a saved biLM (pretrain best/) or a checkpoint "
                             f"(a task model keeps its encoder in {src / 'encoder'})")
     model, train_cfg = load_bilm(src)
-    prepared = Path(prepared or train_cfg.get("prepared_dir") or "data/prepared")
-    meta_file = prepared / "meta.json"
-    if not meta_file.is_file():  # its tokenizer and casing decide what the ELMo files may say
-        raise PipelineError(f"{src}: its prepared data {prepared} is not there (the tokenizer and casing it was "
-                            f"trained with are needed): pass --prepared DIR, or export its encoder directory")
-    meta = json.loads(meta_file.read_text(encoding="utf-8"))
-    tokenizer = {"type": meta.get("tokenizer", "whitespace"), "lowercase": meta.get("lowercase", False)}
-    return model, int(train_cfg.get("max_chars", meta.get("max_chars", 50))), tokenizer
+    # its tokenizer and casing decide what the ELMo files may say
+    meta = training_data(src, train_cfg, prepared, hint="pass --prepared DIR, or export its encoder directory").meta
+    tokenizer = {"type": meta["tokenizer"], "lowercase": meta["lowercase"]}
+    return model, int(train_cfg.get("max_chars", meta["max_chars"])), tokenizer
 
 
 def _export_notes(src: Path, cfg: ModelConfig, max_chars: int, tokenizer: dict) -> list[str]:

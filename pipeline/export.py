@@ -11,8 +11,24 @@ from pipeline.data.prepared import PreparedData
 from pipeline.data.tokenizers import SP_MODEL_FILE, SentencePieceTokenizer, WhitespaceTokenizer
 from pipeline.encoder import FORMAT_VERSION, KIND, Encoder
 from pipeline.errors import PipelineError
-from pipeline.io import check_replaceable, output_lock
+from pipeline.io import check_replaceable, directory_kind, output_lock
 from pipeline.model import load_bilm
+
+
+def training_data(model_dir: str | Path, train_cfg: dict, prepared: str | Path | None = None,
+                  hint: str = "pass the prepared data it was trained on (--prepared)") -> PreparedData:
+    """The prepared data a saved biLM was trained on (its vocabulary, tokenizer, casing, char ids):
+    ``prepared``, else the directory recorded at training, else ``data/prepared``; one line naming
+    ``model_dir`` and ending in ``hint`` when it is not there or holds another vocabulary."""
+    path = Path(prepared or train_cfg.get("prepared_dir") or "data/prepared")
+    if directory_kind(path) != "prepared-data":
+        raise PipelineError(f"{model_dir}: its prepared data {path} is not there (its vocabulary, tokenizer and "
+                            f"casing are needed); {hint}")
+    data = PreparedData(path)
+    if len(data.vocab) != train_cfg["vocab_size"]:
+        raise PipelineError(f"{model_dir}: trained with {train_cfg['vocab_size']} words but {path} has "
+                            f"{len(data.vocab)}; {hint}")
+    return data
 
 
 def export_encoder(model_dir: str | Path, out_dir: str | Path, prepared_dir: str | Path | None = None,
@@ -22,11 +38,8 @@ def export_encoder(model_dir: str | Path, out_dir: str | Path, prepared_dir: str
     check_replaceable(out_dir, KIND)  # a bad output path fails before any work
     with output_lock(out_dir):  # one run per output directory
         model, train_cfg = load_bilm(model_dir)
-        prepared_dir = Path(prepared_dir or train_cfg.get("prepared_dir") or "data/prepared")
-        data = PreparedData(prepared_dir)
-        if len(data.vocab) != train_cfg["vocab_size"]:
-            raise PipelineError(f"{model_dir}: trained with {train_cfg['vocab_size']} words but {prepared_dir} has "
-                                f"{len(data.vocab)}; pass the prepared data it was trained on (--prepared)")
+        data = training_data(model_dir, train_cfg, prepared_dir)
+        prepared_dir = data.dir
         meta = data.meta
         exported = sum(v.numel() for k, v in model.state_dict().items() if with_softmax or not k.startswith("softmax."))
         config = {

@@ -17,13 +17,13 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from pipeline.config import ModelConfig, PrepareConfig, PretrainConfig
+from pipeline.config import PrepareConfig, PretrainConfig
 from pipeline.data.prepare import prepare_corpus
 from pipeline.data.prepared import PreparedData
 from pipeline.data.tokenizers import SP_MODEL_FILE
 from pipeline.encoder import KIND as ENCODER, Encoder
 from pipeline.errors import PipelineError
-from pipeline.export import export_encoder
+from pipeline.export import export_encoder, training_data
 from pipeline.io import check_replaceable, directory_kind
 from pipeline.lm import perplexities
 from pipeline.model import load_bilm
@@ -48,13 +48,9 @@ def _source(source: Path):
     if kind not in ("bilm", "checkpoint"):
         raise PipelineError(f"{source}: not an encoder or a pretraining output (best/ or a checkpoint) to adapt")
     model, train_cfg = load_bilm(source)
-    prepared = Path(train_cfg.get("prepared_dir") or "data/prepared")
-    if directory_kind(prepared) != "prepared-data":
-        raise PipelineError(f"{source}: its prepared data {prepared} is gone (the vocabulary is needed); "
-                            f"export it with --with-softmax and adapt the encoder instead")
-    data = PreparedData(prepared)
+    data = training_data(source, train_cfg, hint="export it with --with-softmax and adapt the encoder instead")
     meta = data.meta
-    sp = prepared / SP_MODEL_FILE if meta["tokenizer"] == "sentencepiece" else None
+    sp = data.dir / SP_MODEL_FILE if meta["tokenizer"] == "sentencepiece" else None
     return model, data.vocab, {"type": meta["tokenizer"], "lowercase": meta["lowercase"]}, data.max_chars, sp
 
 
@@ -70,12 +66,12 @@ def adapt(source: str | Path, text: str, out_dir: str | Path, cfg: PretrainConfi
     prep_cfg = PrepareConfig(corpus=str(text), valid_fraction=valid_fraction, test_fraction=0.01, min_count=1,
                              lowercase=bool(tok.get("lowercase")), tokenizer=tok.get("type", "whitespace"),
                              max_chars=max_chars)
+    prep_cfg.validate("elmo adapt")
     stats = prepare_corpus(prep_cfg, work / "prepared", progress=False, vocab=vocab, sp_model=sp)
     data = PreparedData(work / "prepared")
     before = perplexities(*lm_sums(model, data, "valid", cfg.eval_max_tokens).tolist())["average_ppl"]
-    metrics = pretrain(ModelConfig(**model.cfg.__dict__), cfg, work / "prepared", work / "model",
-                       work / "metrics.json", work / "plots", progress=progress,
-                       init_state={k: v for k, v in model.state_dict().items()})
+    metrics = pretrain(model.cfg, cfg, work / "prepared", work / "model", work / "metrics.json", work / "plots",
+                       progress=progress, init_state=model.state_dict())
     export_encoder(work / "model" / "best", out_dir, work / "prepared", with_softmax=True)
     result = {"source": str(source), "text": str(text), "train_sentences": stats["train_sentences"],
               "train_tokens": stats["train_tokens"], "valid_oov_rate": stats["valid_oov_rate"],
