@@ -40,7 +40,8 @@ def token_features(sent: list[str], i: int) -> dict:
     return feats
 
 
-def ner_crf(args) -> dict:
+def ner_crf(train: str, dev: str, test: str) -> dict:
+    """The feature CRF trained on ``train``, scored on ``dev`` and ``test`` (CoNLL files)."""
     try:
         import sklearn_crfsuite
     except ImportError:
@@ -48,7 +49,7 @@ def ner_crf(args) -> dict:
     from pipeline.data.tags import read_conll
     from pipeline.tasks.metrics import ner_scores
 
-    data = {k: read_conll(getattr(args, k)) for k in ("train", "dev", "test")}
+    data = {"train": read_conll(train), "dev": read_conll(dev), "test": read_conll(test)}
     start = time.time()
     crf = sklearn_crfsuite.CRF(algorithm="lbfgs", c1=0.1, c2=0.1, max_iterations=100)
     crf.fit([[token_features(s, i) for i in range(len(s))] for s in data["train"].sentences], data["train"].tags)
@@ -81,7 +82,7 @@ def main(argv=None) -> int:
     p.add_argument("--label-field", default="label")
     p.add_argument("--json", help="also write the result here")
     args = p.parse_args(argv)
-    result = ner_crf(args) if args.baseline == "ner-crf" else tfidf(args)
+    result = ner_crf(args.train, args.dev, args.test) if args.baseline == "ner-crf" else tfidf(args)
     metric = "f1" if args.baseline == "ner-crf" else "accuracy"
     print(f"{result['model']}: dev {metric} {result['dev'][metric]:.4f}, test {metric} "
           f"{result['test'][metric]:.4f} ({result['train_seconds']} s)")
