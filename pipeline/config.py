@@ -256,6 +256,7 @@ class FinetuneConfig:
     pooling: Literal["max", "attention"] = "max"  # classify only
     layer_norm: bool = False  # ScalarMix layer norm over unmasked positions
     elmo_dropout: float = 0.5  # dropout on the ELMo part of the input
+    elmo_output: bool = False  # ELMo also at the task BiLSTM's output (ELMo §3.3): a second scalar mix
     mix_l2: float = 0.0  # L2 penalty on the ScalarMix weights
     finetune_encoder: bool = False  # update the biLM too (with encoder_lr); default frozen
     encoder_lr: float = 1e-4
@@ -302,6 +303,8 @@ class FinetuneConfig:
             raise bad("word2vec", f"inputs {self.inputs!r} need a word2vec vector file")
         if self.finetune_encoder and self.inputs == "word2vec":
             raise bad("finetune_encoder", "there is no encoder to finetune with inputs 'word2vec'")
+        if self.elmo_output and self.inputs == "word2vec":
+            raise bad("elmo_output", "needs ELMo: inputs 'both' or 'elmo', not 'word2vec'")
 
 
 def _ner_defaults() -> FinetuneConfig:

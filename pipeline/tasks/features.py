@@ -206,22 +206,24 @@ def build_features(cfg, encoder=None, word2vec=None, train_sentences: Sequence[S
                                   {w for w, c in counts.items() if c == 1})
     chars = CharCNN(cfg.char_dim, cfg.char_filters, cfg.char_width, cfg.dropout) if cfg.char_encoder == "cnn" else None
     return Features(encoder if use_elmo else None, word_part, chars, layer_norm=cfg.layer_norm,
-                    elmo_dropout=cfg.elmo_dropout, finetune_encoder=cfg.finetune_encoder)
+                    elmo_dropout=cfg.elmo_dropout, finetune_encoder=cfg.finetune_encoder,
+                    elmo_output=cfg.elmo_output)
 
 
 class Features(nn.Module):
-    """Sentences (token lists) → (x (B, T, D), mask (B, T)), D the sum of the parts' sizes.
+    """Sentences (token lists) → (x (B, T, D), mask (B, T), out (B, T, 2P) or None), D the sum of the
+    parts' sizes; ``out`` is the second ELMo mix, for the task RNN's output (``elmo_output``).
 
     ``words``: a :class:`WordEmbedding`, :class:`LookupVectors` or None; ``chars``: a
     :class:`CharCNN` or None; ``encoder``: an Encoder (the ELMo part) or None."""
 
     def __init__(self, encoder=None, words=None, chars=None, layer_norm: bool = False,
-                 elmo_dropout: float = 0.5, finetune_encoder: bool = False):
+                 elmo_dropout: float = 0.5, finetune_encoder: bool = False, elmo_output: bool = False):
         super().__init__()
         if encoder is None and words is None and chars is None:
             raise ValueError("Features need at least one of: ELMo, word vectors, characters")
-        if finetune_encoder and encoder is None:
-            raise ValueError("finetune_encoder needs an encoder")
+        if (finetune_encoder or elmo_output) and encoder is None:
+            raise ValueError("finetune_encoder and elmo_output need an encoder")
         self.encoder = encoder
         self.words = words  # a submodule when it is a WordEmbedding
         self.word2vec = words.word2vec if isinstance(words, LookupVectors) else None  # saved with the model
@@ -232,8 +234,10 @@ class Features(nn.Module):
         if encoder is not None:
             encoder.model.requires_grad_(finetune_encoder)
         self.mix = ScalarMix(encoder.n_layers, layer_norm=layer_norm) if encoder is not None else None
+        self.output_mix = ScalarMix(encoder.n_layers, layer_norm=layer_norm) if elmo_output else None
         self.dropout = nn.Dropout(elmo_dropout)
         self.dim = sum(part.dim for part in (encoder, words, chars) if part is not None)
+        self.output_dim = encoder.dim if elmo_output else 0  # width of ``out``
         self._layers: dict[tuple[str, ...], np.ndarray] = {}
 
     def share_layers(self, kept: dict) -> None:
@@ -273,19 +277,23 @@ class Features(nn.Module):
             layers[:, b, : len(key)] = torch.from_numpy(fresh[key] if key in fresh else self._layers[key])
         return layers
 
-    def forward(self, sentences: Sequence[Sequence[str]], store: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
-        """``store=False`` (prediction on new text): use kept layers, but keep none of the new ones,
-        so memory does not grow with the input."""
+    def forward(self, sentences: Sequence[Sequence[str]], store: bool = True):
+        """(x, mask, out); ``store=False`` (prediction on new text): use kept layers, but keep none of
+        the new ones, so memory does not grow with the input."""
         B, T = len(sentences), max(1, max((len(s) for s in sentences), default=0))
         mask = torch.zeros(B, T, dtype=torch.bool)
         for b, s in enumerate(sentences):
             mask[b, : len(s)] = True
         device = self.device()
+        mask = mask.to(device)
         parts = [part(sentences, B, T).to(device) for part in (self.words, self.chars) if part is not None]
+        out = None
         if self.encoder is not None:
-            layers = self._elmo_layers(sentences, B, T, store).to(device)
-            parts.append(self.dropout(self.mix(list(layers), mask.to(device))))
-        return torch.cat(parts, dim=-1), mask.to(device)
+            layers = list(self._elmo_layers(sentences, B, T, store).to(device))
+            parts.append(self.dropout(self.mix(layers, mask)))
+            if self.output_mix is not None:
+                out = self.dropout(self.output_mix(layers, mask))
+        return torch.cat(parts, dim=-1), mask, out
 
     def device(self) -> torch.device:
         p = next(self.parameters(), None)

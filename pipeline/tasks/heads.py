@@ -3,6 +3,8 @@
 ``Tagger``: BiLSTM → linear tag scores → CRF (Lample et al. 2016; ELMo §4 NER).
 ``Classifier``: BiLSTM → max- or attention-pooling over real tokens → linear (ELMo §4 SST).
 Inputs are (B, T, D) float vectors and a mask (B, T), True on real tokens, each row a prefix.
+``extra`` (B, T, X), when given (``extra_dim`` X > 0), is concatenated to the BiLSTM's output before
+the tag scores or the pooling: ELMo at the task RNN's output (ELMo §3.3).
 """
 from __future__ import annotations
 
@@ -32,37 +34,43 @@ class TaskBiLSTM(nn.Module):
         return self.dropout(out)
 
 
+def with_extra(h: torch.Tensor, extra: torch.Tensor | None) -> torch.Tensor:
+    return h if extra is None else torch.cat([h, extra], dim=-1)
+
+
 class Tagger(nn.Module):
     def __init__(self, input_dim: int, n_tags: int, hidden: int = 100, dropout: float = 0.5,
-                 allowed: torch.Tensor | None = None, allowed_start: torch.Tensor | None = None):
+                 allowed: torch.Tensor | None = None, allowed_start: torch.Tensor | None = None,
+                 extra_dim: int = 0):
         super().__init__()
         self.bilstm = TaskBiLSTM(input_dim, hidden, dropout)
-        self.proj = nn.Linear(2 * hidden, n_tags)
+        self.proj = nn.Linear(2 * hidden + extra_dim, n_tags)
         self.crf = CRF(n_tags, allowed, allowed_start)
 
-    def emissions(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        return self.proj(self.bilstm(x, mask))  # (B, T, K)
+    def emissions(self, x: torch.Tensor, mask: torch.Tensor, extra: torch.Tensor | None = None) -> torch.Tensor:
+        return self.proj(with_extra(self.bilstm(x, mask), extra))  # (B, T, K)
 
-    def loss(self, x: torch.Tensor, mask: torch.Tensor, tags: torch.Tensor) -> torch.Tensor:
+    def loss(self, x: torch.Tensor, mask: torch.Tensor, tags: torch.Tensor,
+             extra: torch.Tensor | None = None) -> torch.Tensor:
         """Mean negative log-likelihood per sentence."""
-        return self.crf.nll(self.emissions(x, mask), tags, mask) / x.shape[0]
+        return self.crf.nll(self.emissions(x, mask, extra), tags, mask) / x.shape[0]
 
-    def decode(self, x: torch.Tensor, mask: torch.Tensor) -> list[list[int]]:
-        return self.crf.viterbi(self.emissions(x, mask), mask)
+    def decode(self, x: torch.Tensor, mask: torch.Tensor, extra: torch.Tensor | None = None) -> list[list[int]]:
+        return self.crf.viterbi(self.emissions(x, mask, extra), mask)
 
 
 class Classifier(nn.Module):
     def __init__(self, input_dim: int, n_classes: int, hidden: int = 150, dropout: float = 0.5,
-                 pooling: Literal["max", "attention"] = "max"):
+                 pooling: Literal["max", "attention"] = "max", extra_dim: int = 0):
         super().__init__()
         self.bilstm = TaskBiLSTM(input_dim, hidden, dropout)
         self.pooling = pooling
-        self.attn = nn.Linear(2 * hidden, 1) if pooling == "attention" else None
-        self.out = nn.Linear(2 * hidden, n_classes)
+        self.attn = nn.Linear(2 * hidden + extra_dim, 1) if pooling == "attention" else None
+        self.out = nn.Linear(2 * hidden + extra_dim, n_classes)
 
-    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, mask: torch.Tensor, extra: torch.Tensor | None = None) -> torch.Tensor:
         """(B, T, D), (B, T) → (B, C) class logits."""
-        h = self.bilstm(x, mask)  # (B, T, 2H)
+        h = with_extra(self.bilstm(x, mask), extra)  # (B, T, 2H + X)
         if self.pooling == "max":
             pooled = h.masked_fill(~mask[..., None], float("-inf")).amax(dim=1)
         else:

@@ -63,23 +63,27 @@ class TaskModel(nn.Module):
         self.tokenize = tokenizer_for(self.features.encoder)
         if cfg.task == "ner":
             allowed, start = crf_constraints(self.labels, cfg.model_scheme)
-            self.head = Tagger(self.features.dim, len(self.labels), cfg.hidden, cfg.dropout, allowed, start)
+            self.head = Tagger(self.features.dim, len(self.labels), cfg.hidden, cfg.dropout, allowed, start,
+                               extra_dim=self.features.output_dim)
         else:
-            self.head = Classifier(self.features.dim, len(self.labels), cfg.hidden, cfg.dropout, cfg.pooling)
+            self.head = Classifier(self.features.dim, len(self.labels), cfg.hidden, cfg.dropout, cfg.pooling,
+                                   extra_dim=self.features.output_dim)
 
     def loss(self, sentences: list[list[str]], targets: list) -> torch.Tensor:
         """Mean loss of a batch of non-empty sentences (+ the ScalarMix L2 penalty if configured)."""
-        x, mask = self.features(sentences)
+        x, mask, out = self.features(sentences)
         if self.cfg.task == "ner":
             y = torch.zeros(mask.shape, dtype=torch.long, device=mask.device)
             for b, tags in enumerate(targets):
                 y[b, : len(tags)] = torch.tensor([self.index[t] for t in tags])
-            loss = self.head.loss(x, mask, y)
+            loss = self.head.loss(x, mask, y, out)
         else:
             y = torch.tensor([self.index[t] for t in targets], device=x.device)
-            loss = torch.nn.functional.cross_entropy(self.head(x, mask), y)
-        if self.cfg.mix_l2 and self.features.mix is not None:
-            loss = loss + self.cfg.mix_l2 * self.features.mix.penalty()
+            loss = torch.nn.functional.cross_entropy(self.head(x, mask, out), y)
+        if self.cfg.mix_l2:
+            for mix in (self.features.mix, self.features.output_mix):
+                if mix is not None:
+                    loss = loss + self.cfg.mix_l2 * mix.penalty()
         return loss
 
     @torch.no_grad()
@@ -91,12 +95,12 @@ class TaskModel(nn.Module):
         out: list = [[] if ner else (None, {}) for _ in sentences]
         real = sorted((i for i, s in enumerate(sentences) if s), key=lambda i: len(sentences[i]))
         for idx in cut_sorted(real, [len(s) for s in sentences], max_rows=batch_size):
-            x, mask = self.features([list(sentences[i]) for i in idx], store=False)
+            x, mask, extra = self.features([list(sentences[i]) for i in idx], store=False)
             if ner:
-                for i, path in zip(idx, self.head.decode(x, mask)):
+                for i, path in zip(idx, self.head.decode(x, mask, extra)):
                     out[i] = [self.labels[t] for t in path]
             else:
-                probs = torch.softmax(self.head(x, mask), dim=-1).cpu()
+                probs = torch.softmax(self.head(x, mask, extra), dim=-1).cpu()
                 for i, p in zip(idx, probs.tolist()):
                     out[i] = (self.labels[int(np.argmax(p))], dict(zip(self.labels, p)))
         return out
@@ -216,7 +220,8 @@ def _load_word2vec(d: Path, spec: dict):
 def model_card(config: dict) -> str:
     f = config["finetune"]
     inputs = (f"TF-IDF + logistic regression (C={config.get('C')})" if f.get("model") == "tfidf" else
-              f"{f['inputs']} (encoder {'finetuned' if f['finetune_encoder'] else 'frozen'})")
+              f"{f['inputs']} (encoder {'finetuned' if f['finetune_encoder'] else 'frozen'}"
+              f"{'; ELMo also at the task BiLSTM output' if f.get('elmo_output') else ''})")
     lines = [f"# {config['task']} model (elmo-pipeline)", "",
              f"- inputs: {inputs}",
              f"- labels ({len(config['labels'])}): {', '.join(config['labels'])}",

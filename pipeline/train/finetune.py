@@ -330,10 +330,10 @@ def final_result(net: TaskModel, splits: TaskSplits, best: BestSoFar, out_dir, s
     result = {"task": cfg.task, "inputs": cfg.inputs, "seed": cfg.seed, "labels": splits.labels,
               "data": splits.counts(), "epochs_run": len(best.history), "best_epoch": best.epoch, "dev": best.dev,
               "history": best.history}
-    mix = net.features.mix
-    if mix is not None:
-        result["scalar_mix"] = {"weights": [round(w, 4) for w in torch.softmax(mix.scalars.detach(), 0).tolist()],
-                                "gamma": round(float(mix.gamma.detach()), 4)}
+    for key, mix in (("scalar_mix", net.features.mix), ("output_scalar_mix", net.features.output_mix)):
+        if mix is not None:
+            result[key] = {"weights": [round(w, 4) for w in torch.softmax(mix.scalars.detach(), 0).tolist()],
+                           "gamma": round(float(mix.gamma.detach()), 4)}
     if splits.test is not None:
         result["test_predictions"] = net.predict(splits.test.sentences)
         result["test"] = net.scores(splits.test, result["test_predictions"])

@@ -132,6 +132,25 @@ def test_save_load_predict_identical(trained, vectors, tmp_path, task):  # noqa:
     assert lines[0].split("\t")[2] == ("f1" if task == "ner" else "accuracy") and len(lines) == 1 + result["epochs_run"]
 
 
+@pytest.mark.parametrize("task", ["ner", "classify"])
+def test_elmo_at_the_output_trains_saves_and_loads(trained, vectors, tmp_path, task):  # noqa: F811
+    cfg = (ner_cfg if task == "ner" else cls_cfg)(trained, vectors, elmo_output=True)
+    result = finetune(cfg, tmp_path / "m", progress=False)
+    model = TaskModel.load(tmp_path / "m")
+    assert model.features.output_mix is not None and model.features.output_dim == model.features.encoder.dim
+    # a second mix of its own, trained apart from the input mix
+    assert not torch.equal(model.features.output_mix.scalars, model.features.mix.scalars)
+    assert len(result["output_scalar_mix"]["weights"]) == 3
+    data = read_task_data(cfg, cfg.test, model.tokenize)
+    again = model.predict(data.sentences)
+    if task == "ner":
+        assert again == result["test_predictions"]
+    else:
+        assert [p for p, _ in again] == [p for p, _ in result["test_predictions"]]
+    with pytest.raises(PipelineError, match="elmo_output: needs ELMo"):
+        FinetuneConfig(**{**cfg.__dict__, "inputs": "word2vec"}).validate("x")
+
+
 def test_same_seed_same_model(trained, vectors, tmp_path):  # noqa: F811
     cfg = cls_cfg(trained, vectors, inputs="word2vec")
     a = finetune(cfg, tmp_path / "a", progress=False)
