@@ -40,8 +40,9 @@ def token_features(sent: list[str], i: int) -> dict:
     return feats
 
 
-def ner_crf(train: str, dev: str, test: str) -> dict:
-    """The feature CRF trained on ``train``, scored on ``dev`` and ``test`` (CoNLL files)."""
+def ner_crf(train: str, dev: str, test: str, **read_options) -> dict:
+    """The feature CRF trained on ``train``, scored on ``dev`` and ``test`` (CoNLL files read with
+    ``read_options``: those of pipeline.data.tags.read_conll)."""
     try:
         import sklearn_crfsuite
     except ImportError:
@@ -49,7 +50,8 @@ def ner_crf(train: str, dev: str, test: str) -> dict:
     from pipeline.data.tags import read_conll
     from pipeline.tasks.metrics import ner_scores
 
-    data = {"train": read_conll(train), "dev": read_conll(dev), "test": read_conll(test)}
+    data = {"train": read_conll(train, **read_options), "dev": read_conll(dev, **read_options),
+            "test": read_conll(test, **read_options)}
     start = time.time()
     crf = sklearn_crfsuite.CRF(algorithm="lbfgs", c1=0.1, c2=0.1, max_iterations=100)
     crf.fit([[token_features(s, i) for i in range(len(s))] for s in data["train"].sentences], data["train"].tags)

@@ -12,19 +12,22 @@ Rows (each a model of the table; ``baseline`` is the simple strong model a user 
   word2vec   the strong baseline without ELMo: trainable word table + casing + task char CNN
   elmo-only  ELMo alone (+ the task char CNN)
   both       word2vec + ELMo from the frozen biLM (--encoder), learned scalar mix
+  output     the same with ELMo also at the task BiLSTM's output (elmo_output: true)
   adapted    the same with a domain-adapted biLM (--adapted TASK=DIR, made by `elmo adapt`)
   finetuned  the same with the biLM finetuned too (finetune_encoder: true)
 
 Each task's settings come from its preset (configs/presets/<task>.yaml); ``--set key=value``
-overrides them for every run. Results are written after every run (atomically) and runs already
-in --out are skipped, so an interrupted sweep resumes where it stopped.
+overrides them for every run (except the keys the rows set, refused). Results are written after
+every run (atomically) and runs already in --out with the same encoder, vectors and overrides are
+skipped, so an interrupted sweep resumes where it stopped. "s / run" is whole runs: the first ELMo
+run of a task also computes the frozen biLM's layers, which later runs of that task reuse.
 """
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -42,16 +45,24 @@ ROWS = {  # row → (finetune settings, its label in the table)
     "word2vec": ({"inputs": "word2vec"}, "ours without ELMo: trainable words + casing + char CNN"),
     "elmo-only": ({"inputs": "elmo"}, "ELMo only (+ char CNN)"),
     "both": ({"inputs": "both"}, "ours + ELMo (frozen biLM)"),
+    "output": ({"inputs": "both", "elmo_output": True}, "ours + ELMo at the input and the task BiLSTM's output"),
     "adapted": ({"inputs": "both"}, "ours + ELMo, biLM adapted to the task's text"),
     "finetuned": ({"inputs": "both", "finetune_encoder": True}, "ours + ELMo, biLM finetuned"),
 }
 BASELINE_LABEL = {"conll2003": "feature CRF", "sst5": "TF-IDF + logistic regression",
                   "sst2": "TF-IDF + logistic regression"}
-OLD_INPUTS_ROW = {"word2vec": "word2vec", "elmo": "elmo-only", "both": "both"}  # files written before rows
+ROW_KEYS = {"seed", "encoder", "word2vec", "model"}.union(*(s for s, _ in ROWS.values() if s))  # not for --set
 
 
 def row_of(run: dict) -> str:
-    return run.get("row") or OLD_INPUTS_ROW[run["inputs"]]
+    """The run's row; runs of files written before rows existed are ``inputs=X`` (other recipes)."""
+    return run.get("row") or f"inputs={run['inputs']}"
+
+
+def label_of(task: str, row: str) -> str:
+    if row == "baseline":
+        return BASELINE_LABEL[task]
+    return ROWS[row][1] if row in ROWS else f"{row} (an earlier version of this script: see the README)"
 
 
 def metric_of(task: str) -> str:
@@ -65,16 +76,18 @@ def mean_sd(values: list[float]) -> str:
 
 def table(results: dict) -> str:
     lines = ["| data (test) | model | dev | test | s / run | seeds |", "|---|---|---|---|---|---|"]
+    all_runs = results.get("runs", [])
+    rows = list(ROWS) + sorted({row_of(r) for r in all_runs} - set(ROWS))
     for task in SECTION:
-        for row, (_, label) in ROWS.items():
-            runs = [r for r in results.get("runs", []) if r["task_name"] == task and row_of(r) == row]
+        for row in rows:
+            runs = [r for r in all_runs if r["task_name"] == task and row_of(r) == row]
             if not runs:
                 continue
             metric = metric_of(task)
             dev = mean_sd([100 * r["dev"][metric] for r in runs])
             test = mean_sd([100 * r["test"][metric] for r in runs])
             seconds = statistics.mean(r["seconds"] for r in runs)
-            lines.append(f"| {TASK_NAME[task]} | {label or BASELINE_LABEL[task]} | {dev} | {test} | "
+            lines.append(f"| {TASK_NAME[task]} | {label_of(task, row)} | {dev} | {test} | "
                          f"{seconds:,.0f} | {len(runs)} |")
     return "\n".join(lines)
 
@@ -83,10 +96,11 @@ def baseline_run(task: str, cfg) -> dict:
     """The feature CRF (NER) or TF-IDF + LR (classification) on the task's files."""
     start = time.time()
     if task == "conll2003":
-        sys.path.insert(0, str(Path(__file__).parent))
-        from baselines import ner_crf
-
-        r = ner_crf(cfg.train, cfg.dev, cfg.test)
+        spec = importlib.util.spec_from_file_location("baselines", Path(__file__).with_name("baselines.py"))
+        baselines = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(baselines)
+        r = baselines.ner_crf(cfg.train, cfg.dev, cfg.test, token_col=cfg.token_column, label_col=cfg.label_column,
+                              scheme=cfg.tag_scheme, encoding_errors=cfg.encoding_errors)
     else:
         from pipeline.train.finetune import finetune
 
@@ -103,19 +117,31 @@ class Sweep:
         self.args, self.out = args, Path(args.out)
         self.results = json.loads(self.out.read_text()) if self.out.is_file() else {"runs": []}
         self.overrides = parse_set(args.set)
-        self.adapted = dict(item.split("=", 1) for item in args.adapted)
+        if ROW_KEYS & set(self.overrides):
+            raise PipelineError(f"--set {', '.join(sorted(ROW_KEYS & set(self.overrides)))}: set by the rows "
+                                "or by --encoder/--word2vec/--seeds, not by --set")
+        self.adapted = parse_adapted(args.adapted)
         self.encoders: dict = {}  # path → Encoder, loaded once
-        self.caches: dict = {}  # (task, encoder path) → frozen biLM layers shared by that task's runs
+        self.caches: dict = {}  # encoder path → frozen biLM layers shared by the current task's runs
+
+    def provenance(self, row: str, task: str) -> dict:
+        """What a run's numbers depend on besides task, row and seed (a resumed run must match it)."""
+        encoder = None if row in ("baseline", "word2vec") else self.adapted.get(task) if row == "adapted" \
+            else self.args.encoder
+        return {"encoder_dir": encoder, "word2vec": None if row == "baseline" else self.args.word2vec,
+                "overrides": self.overrides}
 
     def done(self, task: str, row: str, seed: int) -> bool:
-        return any(r["task_name"] == task and row_of(r) == row and (row == "baseline" or r["seed"] == seed)
-                   for r in self.results["runs"])
+        same = self.provenance(row, task)
+        return any(r["task_name"] == task and r.get("row") == row and (row == "baseline" or r["seed"] == seed)
+                   and all(r.get(k) == v for k, v in same.items()) for r in self.results["runs"])
 
     def encoder(self, path: str):
         from pipeline.encoder import Encoder
 
         if path not in self.encoders:
             self.encoders[path] = Encoder.from_pretrained(path)
+            self.results.setdefault("encoders", {})[path] = self.encoders[path].config.get("training")
         return self.encoders[path]
 
     def run(self, task: str, row: str, seed: int) -> dict:
@@ -134,21 +160,21 @@ class Sweep:
                     "word2vec": self.args.word2vec}
         cfg = load_finetune_config(None, settings, base)
         encoder = self.encoder(encoder_dir) if cfg.inputs != "word2vec" else None
-        cache = None if cfg.finetune_encoder else self.caches.setdefault((task, encoder_dir), {})
+        cache = None if cfg.finetune_encoder else self.caches.setdefault(encoder_dir, {})
         inputs = (encoder, load_word2vec_lookup(self.args.word2vec, seed) if cfg.inputs != "elmo" else None)
         with tempfile.TemporaryDirectory() as tmp:
             r = finetune(cfg, Path(tmp) / "model", progress=False, inputs=inputs, layer_cache=cache)
         return {k: v for k, v in r.items() if k not in ("test_predictions", "test_targets")}
 
     def sweep(self) -> None:
-        self.results.update({"encoder": self.args.encoder, "adapted": self.adapted, "word2vec": self.args.word2vec,
-                             "overrides": self.overrides})
         for task in self.args.tasks:
+            self.caches.clear()  # one task's layers at a time
             for row in self.args.rows:
                 for seed in self.args.seeds:
                     if self.done(task, row, seed):
                         continue
-                    r = {**self.run(task, row, seed), "task_name": task, "row": row, "seed": seed}
+                    r = {**self.run(task, row, seed), "task_name": task, "row": row, "seed": seed,
+                         **self.provenance(row, task)}
                     self.results["runs"].append(r)
                     write_json_atomic(self.out, self.results)
                     metric = metric_of(task)
@@ -172,6 +198,17 @@ def main(argv=None) -> int:
         Sweep(args).sweep()
     print(table(json.loads(Path(args.out).read_text()) if Path(args.out).is_file() else {}))
     return 0
+
+
+def parse_adapted(items: list[str]) -> dict:
+    """``--adapted TASK=DIR ...`` → {task: dir}."""
+    out = {}
+    for item in items:
+        task, sep, path = item.partition("=")
+        if not sep or not path or task not in SECTION:
+            raise PipelineError(f"--adapted {item}: expected TASK=DIR with TASK one of {', '.join(SECTION)}")
+        out[task] = path
+    return out
 
 
 def load_params_for(task: str):

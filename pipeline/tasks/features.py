@@ -212,7 +212,8 @@ def build_features(cfg, encoder=None, word2vec=None, train_sentences: Sequence[S
 
 class Features(nn.Module):
     """Sentences (token lists) → (x (B, T, D), mask (B, T), out (B, T, 2P) or None), D the sum of the
-    parts' sizes; ``out`` is the second ELMo mix, for the task RNN's output (``elmo_output``).
+    parts' sizes (``dim``); ``out`` is the second ELMo mix, for the task RNN's output (``elmo_output``;
+    its width 2P is ``output_dim``, 0 without it).
 
     ``words``: a :class:`WordEmbedding`, :class:`LookupVectors` or None; ``chars``: a
     :class:`CharCNN` or None; ``encoder``: an Encoder (the ELMo part) or None."""

@@ -48,6 +48,7 @@ class Tagger(nn.Module):
         self.crf = CRF(n_tags, allowed, allowed_start)
 
     def emissions(self, x: torch.Tensor, mask: torch.Tensor, extra: torch.Tensor | None = None) -> torch.Tensor:
+        """(B, T, D), (B, T), extra (B, T, X) or None → (B, T, K) tag scores."""
         return self.proj(with_extra(self.bilstm(x, mask), extra))  # (B, T, K)
 
     def loss(self, x: torch.Tensor, mask: torch.Tensor, tags: torch.Tensor,
@@ -69,7 +70,7 @@ class Classifier(nn.Module):
         self.out = nn.Linear(2 * hidden + extra_dim, n_classes)
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor, extra: torch.Tensor | None = None) -> torch.Tensor:
-        """(B, T, D), (B, T) → (B, C) class logits."""
+        """(B, T, D), (B, T), extra (B, T, X) or None → (B, C) class logits."""
         h = with_extra(self.bilstm(x, mask), extra)  # (B, T, 2H + X)
         if self.pooling == "max":
             pooled = h.masked_fill(~mask[..., None], float("-inf")).amax(dim=1)

@@ -224,15 +224,20 @@ def train_epoch(net: TaskModel, optimizer, accelerator, splits: TaskSplits, batc
         bar.close()
 
 
+LATER_SETTINGS = {"elmo_output": False}  # finetune settings newer than the checkpoint format → their defaults
+
+
 class FinetuneCheckpoint:
     """The resumable state of a run in ``cfg.checkpoint_dir`` (one directory, replaced whole)."""
 
     def __init__(self, cfg: FinetuneConfig, net: TaskModel, optimizer):
         self.path, self.net, self.optimizer = Path(cfg.checkpoint_dir), net, optimizer
         check_replaceable(self.path, FINETUNE_KIND)
-        # budgets may change between a run and its resumption; everything else must match
+        # budgets may change between a run and its resumption; everything else must match. Settings
+        # added later count only when set, so checkpoints written before them still resume.
         settings = {k: v for k, v in dataclasses.asdict(cfg).items()
-                    if k not in ("epochs", "max_minutes", "patience", "checkpoint_dir")}
+                    if k not in ("epochs", "max_minutes", "patience", "checkpoint_dir")
+                    and not (k in LATER_SETTINGS and v == LATER_SETTINGS[k])}
         self.fingerprint = hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:16]
 
     def save(self, best: BestSoFar, pos: Position) -> None:

@@ -11,7 +11,7 @@ from pipeline.word2vec import VectorLookup
 
 def test_lookup_features():
     f = Features(words=LookupVectors(VectorLookup(kv_from(TOY), "zero")))
-    x, mask = f([["man", "Queen"], ["girl"]])
+    x, mask, _ = f([["man", "Queen"], ["girl"]])
     assert x.shape == (2, 2, 4) and mask.tolist() == [[True, True], [True, False]]
     assert torch.equal(x[0, 1], torch.tensor(TOY["queen"], dtype=torch.float32))  # lower-cased fallback
     assert (x[1, 1] == 0).all()
@@ -37,7 +37,7 @@ def test_trainable_words_casing_and_chars_learn():
     cfg = FinetuneConfig(inputs="word2vec", word_dropout=0.0, seed=0)
     w2v = VectorLookup(kv_from(TOY))
     f = build_features(cfg, word2vec=w2v, train_sentences=[["man", "Woman"], ["king"]])
-    x, mask = f([["Man", "unseen"], ["king"]])
+    x, mask, _ = f([["Man", "unseen"], ["king"]])
     assert x.shape == (2, 2, 4 + CASE_DIM + cfg.char_filters)
     assert torch.equal(x[0, 0, :4], torch.tensor(TOY["man"], dtype=torch.float32))  # lower-cased lookup
     assert (x[1, 1] == 0).all()  # padding
@@ -69,7 +69,7 @@ def test_elmo_features_equal_the_mix_of_encoder_layers(trained):  # noqa: F811
 
     enc = Encoder.from_pretrained(trained / "enc")
     f = Features(encoder=enc, words=LookupVectors(VectorLookup(kv_from(TOY), "zero")), elmo_dropout=0.0)
-    x, mask = f(SENTS)
+    x, mask, _ = f(SENTS)
     assert x.shape == (3, 5, 4 + enc.dim)
     layers = enc.embed(SENTS)
     for b, ref in enumerate(layers):  # uniform mix with gamma 1 = layer average
@@ -77,3 +77,24 @@ def test_elmo_features_equal_the_mix_of_encoder_layers(trained):  # noqa: F811
         assert np.allclose(x[b, :n, 4:].detach().numpy(), ref.mean(0), atol=1e-6)
     x.sum().backward()
     assert f.mix.scalars.grad is not None
+
+
+def test_elmo_at_the_output_is_a_second_mix_of_the_same_layers(trained):  # noqa: F811
+    from pipeline.encoder import Encoder
+
+    enc = Encoder.from_pretrained(trained / "enc")
+    f = Features(encoder=enc, elmo_dropout=0.0, elmo_output=True)
+    with torch.no_grad():
+        f.output_mix.scalars.copy_(torch.tensor([5.0, 0.0, 0.0]))  # ≈ the token layer alone
+    x, mask, out = f(SENTS)
+    assert f.output_dim == enc.dim and out.shape == (3, 5, enc.dim) and x.shape == (3, 5, enc.dim)
+    layers = enc.embed(SENTS)
+    for b, ref in enumerate(layers):
+        n = ref.shape[1]
+        assert np.allclose(x[b, :n].detach().numpy(), ref.mean(0), atol=1e-6)  # the input mix: uniform
+        w = torch.softmax(torch.tensor([5.0, 0.0, 0.0]), 0).numpy()
+        assert np.allclose(out[b, :n].detach().numpy(), np.tensordot(w, ref, 1), atol=1e-5)
+        assert (out[b, n:] == 0).all()
+    out.sum().backward()
+    assert f.output_mix.scalars.grad is not None and f.mix.scalars.grad is None
+    assert Features(encoder=enc).output_dim == 0 and Features(encoder=enc)(SENTS)[2] is None

@@ -138,8 +138,10 @@ def test_elmo_at_the_output_trains_saves_and_loads(trained, vectors, tmp_path, t
     result = finetune(cfg, tmp_path / "m", progress=False)
     model = TaskModel.load(tmp_path / "m")
     assert model.features.output_mix is not None and model.features.output_dim == model.features.encoder.dim
-    # a second mix of its own, trained apart from the input mix
-    assert not torch.equal(model.features.output_mix.scalars, model.features.mix.scalars)
+    # a second mix of its own, trained (it starts uniform with gamma 1) apart from the input mix
+    out_mix = model.features.output_mix
+    assert out_mix.scalars.abs().max() > 0 and out_mix.gamma.item() != 1.0
+    assert not torch.equal(out_mix.scalars, model.features.mix.scalars)
     assert len(result["output_scalar_mix"]["weights"]) == 3
     data = read_task_data(cfg, cfg.test, model.tokenize)
     again = model.predict(data.sentences)
