@@ -88,7 +88,7 @@ def table(results: dict) -> str:
             test = mean_sd([100 * r["test"][metric] for r in runs])
             seconds = statistics.mean(r["seconds"] for r in runs)
             lines.append(f"| {TASK_NAME[task]} | {label_of(task, row)} | {dev} | {test} | "
-                         f"{seconds:,.0f} | {len(runs)} |")
+                         f"{seconds:,.0f} | {len(runs)}{' (deterministic)' if row == 'baseline' else ''} |")
     return "\n".join(lines)
 
 

@@ -26,7 +26,8 @@ def test_sweep_rows_resume_and_table(tmp_path, vectors):
     # the TF-IDF baseline is deterministic: once, whatever the seeds; the model row once per seed
     assert sorted((r["row"], r["seed"]) for r in runs) == [("baseline", 0), ("word2vec", 0), ("word2vec", 1)]
     assert all(0 <= r["test"]["accuracy"] <= 1 and r["seconds"] >= 0 for r in runs)
-    assert "| SST-2 | TF-IDF + logistic regression |" in printed and "| 2 |" in printed
+    assert "| SST-2 | TF-IDF + logistic regression |" in printed and "| 1 (deterministic) |" in printed
+    assert "| 2 |" in printed
     # resumed: runs already in the file are skipped, a new seed is added
     printed = sweep(out, vectors, "--seeds", "0", "1", "2")
     assert [line for line in printed.splitlines() if line.startswith("sst2 ")] == [printed.splitlines()[0]]
