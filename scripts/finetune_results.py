@@ -151,11 +151,9 @@ class Sweep:
         from pipeline.tasks.model import load_word2vec_lookup
         from pipeline.train.finetune import finetune
 
-        encoder_dir = self.args.encoder
-        if row == "adapted":
-            if task not in self.adapted:
-                raise PipelineError(f"the adapted row of {task} needs --adapted {task}=DIR (an `elmo adapt` output)")
-            encoder_dir = self.adapted[task]
+        encoder_dir = self.provenance(row, task)["encoder_dir"]
+        if row == "adapted" and encoder_dir is None:
+            raise PipelineError(f"the adapted row of {task} needs --adapted {task}=DIR (an `elmo adapt` output)")
         settings = {**self.overrides, **ROWS[row][0], "seed": seed, "encoder": encoder_dir,
                     "word2vec": self.args.word2vec}
         cfg = load_finetune_config(None, settings, base)
