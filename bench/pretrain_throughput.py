@@ -8,9 +8,10 @@
 "Ours" is the training path of pipeline/model.py: the token encoder once per distinct token of a
 batch and only over the character columns the batch needs (batch_inputs, trim_chars); on CPU both
 LSTM stacks in one scan with a hand-written backward (LSTMPScan; ``--no-scan``: PyTorch's own
-kernel); the full softmax as a chunked fused linear + NLL (LinearNLL). The baseline is the same
-model and weights on the same batches, with every token position encoded over all 50 character
-ids, PyTorch's LSTM kernel and autograd's softmax. Batches are each preset's own size
+kernel); the full softmax as a chunked fused linear + NLL (LinearNLL); on CPU PyTorch's fused
+optimizer kernel (``--no-fused``: its per-tensor loop). The baseline is the same model and weights
+on the same batches, with every token position encoded over all 50 character ids, PyTorch's LSTM
+kernel, autograd's softmax and the per-tensor optimizer loop. Batches are each preset's own size
 (``pretrain.max_tokens`` padded tokens). Tokens are real tokens (words + </S>) per second of
 training (forward, backward, optimizer step). FLOPs are counted analytically for what each variant
 computes (×3 for forward + backward) and compared with this machine's matmul rate in the precision
@@ -103,11 +104,11 @@ def load_data(args, tmp: Path) -> tuple[PreparedData, str]:
 
 
 def bench(model: BiLM, params, data: PreparedData, batches, dedup: bool, warmup: int,
-          device: torch.device, bf16: bool, scan: bool = True):
+          device: torch.device, bf16: bool, scan: bool = True, fused: bool = True):
     model.trim = model.softmax.fused = dedup
     model.scan = dedup and scan
     model.to(device)
-    opt = make_optimizer(model, params.pretrain)
+    opt = make_optimizer(model, params.pretrain, fused=dedup and fused and device.type == "cpu")
     train = data.split("train")
     rates, flops = [], []
     for k, idx in enumerate(batches):
@@ -157,6 +158,8 @@ def main():
     ap.add_argument("--bf16", action="store_true", help="bf16 autocast; peak = bf16 matmul rate")
     ap.add_argument("--no-scan", action="store_true",
                     help="ours with PyTorch's own LSTM kernel instead of the two-stack scan (model.py: LSTMPScan)")
+    ap.add_argument("--no-fused", action="store_true",
+                    help="ours with PyTorch's per-tensor optimizer loop instead of its fused CPU kernel")
     ap.add_argument("--no-baseline", action="store_true", help="time only our implementation")
     ap.add_argument("--max-tokens", type=int, default=None,
                     help="padded tokens per batch (default: each preset's pretrain.max_tokens)")
@@ -189,7 +192,8 @@ def main():
             batches = BucketBatcher(lengths, max_tokens, seed=0).batches(0)[: args.warmup + args.steps]
             torch.manual_seed(0)
             model = BiLM(params.model, len(data.vocab)).train()
-            ours, ours_f = bench(model, params, data, batches, True, args.warmup, device, args.bf16, not args.no_scan)
+            ours, ours_f = bench(model, params, data, batches, True, args.warmup, device, args.bf16,
+                                 not args.no_scan, not args.no_fused)
             base = base_f = float("nan")
             if not args.no_baseline:
                 torch.manual_seed(0)
