@@ -3,6 +3,7 @@
     .venv/bin/python bench/pretrain_throughput.py                 # cpu and small presets, PTB sentences
     .venv/bin/python bench/pretrain_throughput.py --presets cpu,cpu:model.softmax=full --data wikitext2
     .venv/bin/python bench/pretrain_throughput.py --presets cpu --bf16 --no-baseline   # bf16 autocast
+    .venv/bin/python bench/pretrain_throughput.py --presets cpu --no-baseline --compile --warmup 6
     python3 bench/pretrain_throughput.py --prepared bench-data/ptb --presets small --device cuda --bf16
 
 "Ours" is the training path of pipeline/model.py: the token encoder once per distinct token of a
@@ -104,10 +105,12 @@ def load_data(args, tmp: Path) -> tuple[PreparedData, str]:
 
 
 def bench(model: BiLM, params, data: PreparedData, batches, dedup: bool, warmup: int,
-          device: torch.device, bf16: bool, scan: bool = True, fused: bool = True):
+          device: torch.device, bf16: bool, scan: bool = True, fused: bool = True, compile_: bool = False):
     model.trim = model.softmax.fused = dedup
     model.scan = dedup and scan
     model.to(device)
+    if compile_:  # the token encoder only; dynamic: its (distinct tokens, columns) shape changes every batch
+        model.token_encoder = torch.compile(model.token_encoder, dynamic=True)
     opt = make_optimizer(model, params.pretrain, fused=dedup and fused and device.type == "cpu")
     train = data.split("train")
     rates, flops = [], []
@@ -160,6 +163,9 @@ def main():
                     help="ours with PyTorch's own LSTM kernel instead of the two-stack scan (model.py: LSTMPScan)")
     ap.add_argument("--no-fused", action="store_true",
                     help="ours with PyTorch's per-tensor optimizer loop instead of its fused CPU kernel")
+    ap.add_argument("--compile", action="store_true",
+                    help="ours with torch.compile of the token encoder (char CNN + highway + projection); "
+                         "use --warmup to keep the compilations out of the timed steps")
     ap.add_argument("--no-baseline", action="store_true", help="time only our implementation")
     ap.add_argument("--max-tokens", type=int, default=None,
                     help="padded tokens per batch (default: each preset's pretrain.max_tokens)")
@@ -193,7 +199,7 @@ def main():
             torch.manual_seed(0)
             model = BiLM(params.model, len(data.vocab)).train()
             ours, ours_f = bench(model, params, data, batches, True, args.warmup, device, args.bf16,
-                                 not args.no_scan, not args.no_fused)
+                                 not args.no_scan, not args.no_fused, args.compile)
             base = base_f = float("nan")
             if not args.no_baseline:
                 torch.manual_seed(0)
