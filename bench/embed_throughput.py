@@ -46,6 +46,7 @@ from pipeline.data.vocab import Vocab  # noqa: E402
 from pipeline.encoder import FORMAT_VERSION, Encoder  # noqa: E402
 from pipeline.data.tokenizers import WhitespaceTokenizer  # noqa: E402
 from pipeline.model import BiLM  # noqa: E402
+from pretrain_throughput import preset_yaml  # noqa: E402  (bench/ is on the path: one spec syntax for both benches)
 
 PTB = REPO.parent / "shared" / "data" / "ptb" / "ptb.train.txt"
 FIXTURE = REPO.parent / "shared" / "data" / "allennlp-elmo-fixture"
@@ -60,7 +61,7 @@ RSS_CODE = (
 
 
 def build_encoder(preset: str, sentences: list[list[str]], tmp: Path) -> Encoder:
-    (tmp / "p.yaml").write_text(f"presets: [{preset}]\n")
+    (tmp / "p.yaml").write_text(preset_yaml(preset))  # a preset, optionally with overrides: cpu:model.body=gru
     cfg = load_params(tmp / "p.yaml").model
     from collections import Counter
 
@@ -159,7 +160,8 @@ def timed(fn, repeats: int) -> float:
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--presets", default="cpu,small")
+    ap.add_argument("--presets", default="cpu,small",
+                    help="comma-separated presets, each optionally with overrides: cpu:model.body=gru")
     ap.add_argument("--sentences", type=int, default=2000, help="sentences per timed run")
     ap.add_argument("--baseline-sentences", type=int, default=300)
     ap.add_argument("--rss", default="10000,100000", help="line counts for the peak-RSS runs ('' to skip)")
