@@ -161,7 +161,7 @@ def _cmd_lm_score(args) -> int:
 
 # --- downstream tasks --------------------------------------------------------------------------
 
-FINETUNE_OPTIONS = ("task", "train", "dev", "test", "encoder", "word2vec", "inputs", "epochs", "seed", "lr",
+FINETUNE_OPTIONS = ("task", "model", "train", "dev", "test", "encoder", "word2vec", "inputs", "epochs", "seed", "lr",
                     "batch_size", "patience", "finetune_encoder", "max_minutes", "encoding_errors", "format",
                     "checkpoint_dir")
 
@@ -189,6 +189,8 @@ def _cmd_finetune(args) -> int:
             line += f", test {key} {result['test'][key]:.4f}"
         chosen = (f"C={result['C']} picked on dev" if "C" in result
                   else f"best epoch {result['best_epoch']} of {result['epochs_run']}")
+        if "candidates" in result:
+            chosen = f"model {result['model']} kept by auto on dev, {chosen}"
         print(line + f" ({chosen}, {result['seconds']:.0f} s)")
     return 0
 
@@ -387,6 +389,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("finetune", parents=[common],
                        help="train a NER tagger or a sentence classifier on [word2vec ; ELMo mix] inputs")
     p.add_argument("--task", choices=["ner", "classify"], help="ner: CoNLL column files; classify: TSV/CSV/JSONL")
+    p.add_argument("--model", choices=["auto", "bilstm", "tfidf", "linear"],
+                   help="classify: auto (default) trains tfidf, linear and bilstm and keeps the best on dev; "
+                        "tfidf = TF-IDF + logistic regression; linear = TF-IDF + pooled ELMo layers, logistic "
+                        "regression; bilstm = BiLSTM on [word ; chars ; ELMo mix]. ner: bilstm (BiLSTM-CRF)")
     p.add_argument("--train", help="labelled training file")
     p.add_argument("--dev", help="labelled dev file (early stopping, best model)")
     p.add_argument("--test", help="labelled test file (scored once at the end)")

@@ -42,7 +42,9 @@ class PrepareConfig:
     encoding_errors: Literal["error", "replace"] = "replace"  # invalid UTF-8: stop, or U+FFFD (counted)
     split_sentences: bool = False  # split pre-tokenized paragraphs after . ! ? tokens (WikiText)
     lowercase: bool = False
-    tokenizer: Literal["whitespace", "sentencepiece"] = "whitespace"
+    # ptb: raw English text (NLTK, Penn Treebank conventions); whitespace: text already tokenized;
+    # sentencepiece: subword pieces for raw text in any language
+    tokenizer: Literal["ptb", "whitespace", "sentencepiece"] = "ptb"
     sp_vocab_size: int = 8000
     sp_model_type: Literal["unigram", "bpe"] = "unigram"
     sp_character_coverage: float = 0.9995
@@ -224,7 +226,9 @@ class FinetuneConfig:
     ``finetune_sentiment`` stages, ``elmo finetune``). Paths are relative to the working directory."""
 
     task: Literal["ner", "classify"] = "ner"
-    model: Literal["bilstm", "tfidf"] = "bilstm"  # tfidf: TF-IDF + logistic regression (classify only)
+    # auto (classify): tfidf, linear and bilstm trained, the best on dev kept; auto (ner): bilstm.
+    # tfidf: TF-IDF + logistic regression; linear: TF-IDF + pooled ELMo layers, logistic regression
+    model: Literal["auto", "bilstm", "tfidf", "linear"] = "auto"
     train: str = ""  # labelled files: CoNLL columns (ner) or TSV/CSV/JSONL (classify)
     dev: str = ""
     test: Optional[str] = None
@@ -265,7 +269,10 @@ class FinetuneConfig:
     batch_size: int = 32
     lr: float = 1e-3
     grad_clip: Optional[float] = 5.0  # max gradient norm (null: no clipping)
-    patience: int = 3  # epochs without a better dev score before stopping (counted once it is above 0)
+    # epochs without a better dev score before stopping, counted once the dev score beats the trivial
+    # one (majority-class accuracy; F1 0 for ner) or after min_epochs epochs
+    patience: int = 5
+    min_epochs: int = 10
     max_minutes: Optional[float] = None  # wall-clock budget (checked after each epoch)
     seed: int = 0
     # a directory for the resumable state (weights, optimizer, RNG, position), written after every
@@ -276,7 +283,7 @@ class FinetuneConfig:
         def bad(key: str, msg: str) -> PipelineError:
             return PipelineError(f"{where}: {section}.{key}: {msg}")
 
-        for key in ("hidden", "epochs", "batch_size", "patience", "char_dim", "char_filters", "char_width"):
+        for key in ("hidden", "epochs", "batch_size", "patience", "min_epochs", "char_dim", "char_filters", "char_width"):
             if getattr(self, key) < 1:
                 raise bad(key, f"must be at least 1, got {getattr(self, key)}")
         if self.max_words < 2:
@@ -291,10 +298,12 @@ class FinetuneConfig:
                 raise bad(key, f"must be positive, got {getattr(self, key)}")
         if self.mix_l2 < 0:
             raise bad("mix_l2", "must be >= 0")
+        if self.model in ("tfidf", "linear") and self.task != "classify":
+            raise bad("model", f"{self.model} is a sentence classifier: use it with task classify")
         if self.model == "tfidf":
-            if self.task != "classify":
-                raise bad("model", "tfidf is a sentence classifier: use it with task classify")
             return  # it uses neither the encoder nor word vectors
+        if self.model == "linear" and (self.inputs == "word2vec" or not self.encoder):
+            raise bad("model", "linear pools the biLM's layers: it needs an encoder (inputs 'both' or 'elmo')")
         if self.max_minutes is not None and self.max_minutes <= 0:
             raise bad("max_minutes", "must be positive or null")
         if self.inputs != "word2vec" and not self.encoder:

@@ -33,7 +33,7 @@ import torch
 from pipeline.data.batching import cut_sorted
 from pipeline.data.chars import BOS_TOKEN, EOS_TOKEN, token_char_ids
 from pipeline.data.lines import ReadStats, input_chunks
-from pipeline.data.tokenizers import SP_MODEL_FILE, SentencePieceTokenizer, WhitespaceTokenizer
+from pipeline.data.tokenizers import SP_MODEL_FILE, SentencePieceTokenizer, make_tokenizer
 from pipeline.data.vocab import Vocab
 from pipeline.errors import PipelineError
 from pipeline.io import (CONFIG_FILE, WEIGHTS_FILE, atomic_path, check_output_file, check_weights, output_lock, read_model_config,
@@ -311,11 +311,10 @@ def _load_vocab(d: Path, vocab_size: int, with_softmax: bool) -> Vocab | None:
 
 def _load_tokenizer(d: Path, tok: dict):
     lowercase = bool(tok.get("lowercase", False))
-    if tok.get("type") == "sentencepiece":
-        if not (d / SP_MODEL_FILE).is_file():
-            raise PipelineError(f"{d}: config.json names a SentencePiece tokenizer but {SP_MODEL_FILE} is missing")
-        return SentencePieceTokenizer(d / SP_MODEL_FILE, lowercase=lowercase)
-    return WhitespaceTokenizer(lowercase=lowercase)
+    kind = tok.get("type") or "whitespace"
+    if kind == "sentencepiece" and not (d / SP_MODEL_FILE).is_file():
+        raise PipelineError(f"{d}: config.json names a SentencePiece tokenizer but {SP_MODEL_FILE} is missing")
+    return make_tokenizer(kind, lowercase, d / SP_MODEL_FILE)
 
 
 def select_layers(layers: np.ndarray, mode: str) -> np.ndarray:

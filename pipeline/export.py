@@ -8,7 +8,7 @@ import dataclasses
 from pathlib import Path
 
 from pipeline.data.prepared import PreparedData
-from pipeline.data.tokenizers import SP_MODEL_FILE, SentencePieceTokenizer, WhitespaceTokenizer
+from pipeline.data.tokenizers import SP_MODEL_FILE, make_tokenizer
 from pipeline.encoder import FORMAT_VERSION, KIND, Encoder
 from pipeline.errors import PipelineError
 from pipeline.io import check_replaceable, directory_kind, output_lock
@@ -64,7 +64,6 @@ def export_encoder(model_dir: str | Path, out_dir: str | Path, prepared_dir: str
                 "parameters_exported": exported,
             },
         }
-        tokenizer = (SentencePieceTokenizer(prepared_dir / SP_MODEL_FILE, meta["lowercase"])
-                     if meta["tokenizer"] == "sentencepiece" else WhitespaceTokenizer(meta["lowercase"]))
+        tokenizer = make_tokenizer(meta["tokenizer"], meta["lowercase"], prepared_dir / SP_MODEL_FILE)
         Encoder(model, config, data.vocab, tokenizer).save_pretrained(out_dir)
         return Path(out_dir)

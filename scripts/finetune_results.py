@@ -15,6 +15,12 @@ Rows (each a model of the table; ``baseline`` is the simple strong model a user 
   output     the same with ELMo also at the task BiLSTM's output (elmo_output: true)
   adapted    the same with a domain-adapted biLM (--adapted TASK=DIR, made by `elmo adapt`)
   finetuned  the same with the biLM finetuned too (finetune_encoder: true)
+  linear     TF-IDF + the frozen biLM's layers pooled (mean, max), logistic regression (model: linear)
+  auto       the default: TF-IDF, linear and the BiLSTM ("both") trained, the best on dev kept; its
+             run records every candidate's dev and test scores (--small-data prints them)
+
+``--train-size N`` trains on N training examples drawn with the run's seed (the small-data table);
+runs of different sizes belong in different --out files.
 
 Each task's settings come from its preset (configs/presets/<task>.yaml); ``--set key=value``
 overrides them for every run (except the keys the rows set, refused). Results are written after
@@ -42,12 +48,15 @@ ROWS = {  # row → (finetune settings, its label in the table)
     "baseline": (None, None),
     "lookup": ({"inputs": "both", "word_vectors": "lookup", "char_encoder": "none", "grad_clip": None},
                "frozen word2vec lookup + ELMo (the earlier inputs, for reference)"),
-    "word2vec": ({"inputs": "word2vec"}, "ours without ELMo: trainable words + casing + char CNN"),
-    "elmo-only": ({"inputs": "elmo"}, "ELMo only (+ char CNN)"),
-    "both": ({"inputs": "both"}, "ours + ELMo (frozen biLM)"),
-    "output": ({"inputs": "both", "elmo_output": True}, "ours + ELMo at the input and the task BiLSTM's output"),
-    "adapted": ({"inputs": "both"}, "ours + ELMo, biLM adapted to the task's text"),
-    "finetuned": ({"inputs": "both", "finetune_encoder": True}, "ours + ELMo, biLM finetuned"),
+    "word2vec": ({"inputs": "word2vec", "model": "bilstm"}, "ours without ELMo: trainable words + casing + char CNN"),
+    "elmo-only": ({"inputs": "elmo", "model": "bilstm"}, "ELMo only (+ char CNN)"),
+    "both": ({"inputs": "both", "model": "bilstm"}, "ours + ELMo (frozen biLM)"),
+    "output": ({"inputs": "both", "elmo_output": True, "model": "bilstm"},
+               "ours + ELMo at the input and the task BiLSTM's output"),
+    "adapted": ({"inputs": "both", "model": "bilstm"}, "ours + ELMo, biLM adapted to the task's text"),
+    "finetuned": ({"inputs": "both", "finetune_encoder": True, "model": "bilstm"}, "ours + ELMo, biLM finetuned"),
+    "linear": ({"inputs": "both", "model": "linear"}, "linear: TF-IDF + pooled ELMo layers, logistic regression"),
+    "auto": ({"inputs": "both", "model": "auto"}, "auto (the default): best of TF-IDF / linear / BiLSTM on dev"),
 }
 BASELINE_LABEL = {"conll2003": "feature CRF", "sst5": "TF-IDF + logistic regression",
                   "sst2": "TF-IDF + logistic regression"}
@@ -105,7 +114,8 @@ def baseline_run(task: str, cfg) -> dict:
         from pipeline.train.finetune import finetune
 
         with tempfile.TemporaryDirectory() as tmp:
-            r = finetune(load_finetune_config(None, {"model": "tfidf"}, cfg), Path(tmp) / "model", progress=False)
+            r = finetune(load_finetune_config(None, {"model": "tfidf"}, cfg), Path(tmp) / "model", progress=False,
+                         log=lambda m: None)
     return {"dev": r["dev"], "test": r["test"], "seconds": round(time.time() - start, 1),
             **({"C": r["C"]} if "C" in r else {})}
 
@@ -129,9 +139,11 @@ class Sweep:
         encoder = None if row in ("baseline", "word2vec") else self.adapted.get(task) if row == "adapted" \
             else self.args.encoder
         return {"encoder_dir": encoder, "word2vec": None if row == "baseline" else self.args.word2vec,
-                "overrides": self.overrides}
+                "overrides": self.overrides, "train_size": self.args.train_size}
 
     def done(self, task: str, row: str, seed: int) -> bool:
+        if row == "baseline" and self.args.train_size:
+            return True  # the small-data table takes TF-IDF from the auto runs' candidates
         same = self.provenance(row, task)
         return any(r["task_name"] == task and r.get("row") == row and (row == "baseline" or r["seed"] == seed)
                    and all(r.get(k) == v for k, v in same.items()) for r in self.results["runs"])
@@ -161,7 +173,10 @@ class Sweep:
         cache = None if cfg.finetune_encoder else self.caches.setdefault(encoder_dir, {})
         inputs = (encoder, load_word2vec_lookup(self.args.word2vec, seed) if cfg.inputs != "elmo" else None)
         with tempfile.TemporaryDirectory() as tmp:
-            r = finetune(cfg, Path(tmp) / "model", progress=False, inputs=inputs, layer_cache=cache)
+            if self.args.train_size:
+                cfg = load_finetune_config(None, {"train": subsample(cfg, self.args.train_size, seed, tmp)}, cfg)
+            r = finetune(cfg, Path(tmp) / "model", progress=False, inputs=inputs, layer_cache=cache,
+                         log=lambda m: None)
         return {k: v for k, v in r.items() if k not in ("test_predictions", "test_targets")}
 
     def sweep(self) -> None:
@@ -191,11 +206,48 @@ def main(argv=None) -> int:
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
     p.add_argument("--out", default="results/finetune.json")
     p.add_argument("--table", action="store_true", help="print the table of --out and exit")
+    p.add_argument("--train-size", type=int, help="train on this many examples, drawn with the run's seed")
+    p.add_argument("--small-data", nargs="*", metavar="FILE",
+                   help="print the small-data table (TF-IDF / linear / BiLSTM / auto) of these auto-row files")
     args = p.parse_args(argv)
+    if args.small_data:
+        print(small_data_table([json.loads(Path(f).read_text()) for f in args.small_data]))
+        return 0
     if not args.table:
         Sweep(args).sweep()
     print(table(json.loads(Path(args.out).read_text()) if Path(args.out).is_file() else {}))
     return 0
+
+
+def subsample(cfg, n: int, seed: int, tmp: str) -> str:
+    """A TSV of ``n`` training rows of ``cfg.train`` drawn with ``seed`` (header kept), in ``tmp``."""
+    import random
+
+    lines = Path(cfg.train).read_text(encoding="utf-8").splitlines()
+    head, rows = (lines[:1], lines[1:]) if cfg.header is not False else ([], lines)
+    if n > len(rows):
+        raise PipelineError(f"--train-size {n}: {cfg.train} has only {len(rows)} rows")
+    path = Path(tmp) / f"train{n}_seed{seed}{Path(cfg.train).suffix}"
+    path.write_text("\n".join(head + random.Random(seed).sample(rows, n)) + "\n", encoding="utf-8")
+    return str(path)
+
+
+def small_data_table(files: list[dict]) -> str:
+    """Rows: training size; columns: test accuracy (mean ± sd over seeds) of each auto candidate and
+    of auto's choice, with how often auto kept each."""
+    names = ("tfidf", "linear", "bilstm")
+    lines = ["| task | train size | TF-IDF + LR | linear | BiLSTM (+ ELMo) | auto (default) | auto kept | seeds |",
+             "|---|---|---|---|---|---|---|---|"]
+    for results in files:
+        runs = [r for r in results.get("runs", []) if r.get("row") == "auto"]
+        for task in sorted({r["task_name"] for r in runs}):
+            rs = [r for r in runs if r["task_name"] == task]
+            size = rs[0].get("train_size") or "all"
+            cells = [mean_sd([100 * r["candidates"][n]["test"] for r in rs]) for n in names]
+            kept = ", ".join(f"{n} ×{sum(r['model'] == n for r in rs)}" for n in names if any(r["model"] == n for r in rs))
+            lines.append(f"| {TASK_NAME[task]} | {size} | {' | '.join(cells)} | "
+                         f"{mean_sd([100 * r['test']['accuracy'] for r in rs])} | {kept} | {len(rs)} |")
+    return "\n".join(lines)
 
 
 def parse_adapted(items: list[str]) -> dict:

@@ -33,6 +33,7 @@ def test_body_pretrains_exports_embeds_and_finetunes(prepared, tmp_path, body, l
     assert enc.model.cfg.body == body and enc.n_layers == layers
     assert enc.embed(["the market fell", "a"])[0].shape == (layers, 3, 16)
     cfg = FinetuneConfig(task="classify", train=str(SAMPLES / "train.tsv"), dev=str(SAMPLES / "dev.tsv"),
-                         inputs="elmo", encoder=str(tmp_path / "enc"), hidden=8, epochs=1, batch_size=32)
+                         inputs="elmo", encoder=str(tmp_path / "enc"), hidden=8, epochs=1, batch_size=32,
+                         model="bilstm")
     r = finetune(cfg, tmp_path / "task", progress=False)
     assert len(r["scalar_mix"]["weights"]) == layers

@@ -28,7 +28,7 @@ def test_unknown_section(write):
         ("min_count: three", "prepare.min_count: expected int, got 'three'"),
         ("min_count: 2.5", "prepare.min_count: expected int"),
         ("lowercase: 1", "prepare.lowercase: expected bool"),
-        ("tokenizer: bpe", "prepare.tokenizer: expected one of 'whitespace', 'sentencepiece'"),
+        ("tokenizer: bpe", "prepare.tokenizer: expected one of 'ptb', 'whitespace', 'sentencepiece'"),
         ("max_vocab_size: [1]", "prepare.max_vocab_size: expected int or null"),
         ("corpus: 5", "prepare.corpus: expected str"),
     ],

@@ -90,7 +90,7 @@ def test_generate_is_reproducible_and_emits_vocabulary_words(trained):
 def test_lm_score_agrees_with_training_evaluation(trained):
     enc = Encoder.from_pretrained(trained / "enc")
     data = PreparedData(trained / "prep")
-    sentences = data.text_file("test").read_text().splitlines()
+    sentences = [line.split() for line in data.text_file("test").read_text().splitlines()]  # the prepared tokens
     s = enc.lm_sums(sentences)
     ref = perplexities(*lm_sums(enc.model, data, "test", 4096).tolist())
     assert s["tokens"] == ref["tokens"]

@@ -19,8 +19,8 @@ by U+FFFD and counted (``encoding_errors``).
 
 The embedded default corpus is real text that an installed dependency ships: the Lee news
 corpus (300 ABC news articles, ~60k words) in gensim's test data (``lee_background.cor``,
-one article per line). It is cut into sentences and tokenized by the small rules in
-:func:`simple_tokenize`, so the default pipeline needs no network and no repository data.
+one article per line). It is cut into sentences (raw text: the prepare stage's tokenizer splits
+the words), so the default pipeline needs no network and no repository data.
 """
 from __future__ import annotations
 
@@ -106,16 +106,6 @@ def _read_hf(spec: str, streaming: bool, errors: str, stats: ReadStats) -> Itera
 # Sentence ends: . ! ? (optionally followed by a closing quote) before whitespace and a capital,
 # digit or opening quote. Abbreviations such as "Mr. Smith" are cut too; good enough for a demo.
 _SENT_END = re.compile(r"(?<=[.!?])\s+(?=[\"'A-Z0-9])|(?<=[.!?][\"'])\s+")
-# Words (with inner hyphens, apostrophes and number punctuation), "n't" and clitics split off,
-# every other non-space character on its own.
-_TOKEN = re.compile(r"\w+?(?=n't\b)|n't\b|'(?:s|re|ve|ll|d|m)\b|\w+(?:[-.,:/]\w+)*|[^\w\s]", re.UNICODE | re.IGNORECASE)
-
-
-def simple_tokenize(text: str) -> list[str]:
-    """A small rule tokenizer for raw English text (used for the embedded corpus)."""
-    return _TOKEN.findall(text)
-
-
 def split_sentences_raw(text: str) -> list[str]:
     return [s for s in _SENT_END.split(text.strip()) if s]
 
@@ -133,7 +123,7 @@ def _read_default(stats: ReadStats) -> Iterator[Line]:
     for doc in iter_lines(path, "replace", inner):
         stats.lines += 1
         for sentence in split_sentences_raw(doc.text):
-            yield Line(" ".join(simple_tokenize(sentence)), "lee_background.cor", doc.lineno)
+            yield Line(sentence, "lee_background.cor", doc.lineno)  # raw: prepare's tokenizer splits it
 
 
 # --- entry point -----------------------------------------------------------------------------

@@ -35,7 +35,7 @@ def read_classification(path: str | Path, text_field: str | int = "sentence", la
     if fmt not in ("tsv", "csv", "jsonl"):
         raise PipelineError(f"{path}: cannot tell the format from the file name; give it with "
                             f"--format tsv (or csv, jsonl; `format:` in a config file)")
-    lines = read_lines(path, encoding_errors, stats)
+    lines = read_lines(path, encoding_errors, stats, soft_controls=True)
     out = LabelledData()
     if fmt == "jsonl":
         if isinstance(text_field, int) or isinstance(label_field, int):

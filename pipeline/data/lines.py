@@ -9,6 +9,9 @@ vocabularies, evaluation files, and the input of embed / predict / lm-score) tak
 - Invalid UTF-8, NUL and the other control characters (C0 except tab, DEL, C1 except U+0085) are
   errors naming file and line (``encoding_errors: error``) or are replaced by U+FFFD and the line
   counted (``encoding_errors: replace``).
+- Labelled files (``soft_controls``) are read as they are: a control character other than NUL in
+  valid UTF-8 (e.g. U+0097, a cp1252 dash decoded as Latin-1 upstream) becomes a space and the line
+  is counted (``controls_as_space``); NUL and invalid UTF-8 keep the policy above.
 - A file whose first 64 KiB are mostly NUL bytes or undecodable is refused as binary.
 """
 from __future__ import annotations
@@ -28,6 +31,7 @@ BOM = b"\xef\xbb\xbf"
 SEPARATORS = "\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029"
 _AS_SPACE = str.maketrans({c: " " for c in SEPARATORS})
 _CONTROL = re.compile("[\x00-\x08\x0e-\x1b\x1f\x7f-\x84\x86-\x9f]")
+_SOFT_CONTROL = re.compile("[\x01-\x08\x0e-\x1b\x1f\x7f-\x84\x86-\x9f]")  # _CONTROL less NUL
 _SPECIAL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029]")  # either of the above: most lines have none
 SNIFF_BYTES = 1 << 16
 
@@ -37,6 +41,7 @@ class ReadStats:
     lines: int = 0
     replaced_utf8: int = 0  # lines with invalid UTF-8 or control characters, replaced by U+FFFD
     bom: int = 0  # files that started with a byte-order mark (removed)
+    controls_as_space: int = 0  # lines whose control characters (not NUL) were read as spaces (soft_controls)
     sources: list[str] = field(default_factory=list)
 
 
@@ -68,9 +73,10 @@ def _refuse_binary(path: Path, head: bytes) -> None:
                             f"bytes or invalid UTF-8); give a UTF-8 text file")
 
 
-def decode_line(raw: bytes, where: str, errors: str) -> tuple[str, bool]:
-    """One line's bytes (no line break) → (text, replaced?). Bad bytes or control characters are
-    an error naming ``where`` (file:line) or, with ``errors="replace"``, U+FFFD."""
+def decode_line(raw: bytes, where: str, errors: str, soft_controls: bool = False) -> tuple[str, bool, bool]:
+    """One line's bytes (no line break) → (text, replaced?, controls read as spaces?). Bad bytes or
+    control characters are an error naming ``where`` (file:line) or, with ``errors="replace"``,
+    U+FFFD; with ``soft_controls`` control characters other than NUL become spaces."""
     try:
         text = raw.decode("utf-8")
         bad = False
@@ -79,8 +85,11 @@ def decode_line(raw: bytes, where: str, errors: str) -> tuple[str, bool]:
             raise PipelineError(f"{where}: invalid UTF-8 at byte {e.start} "
                                 f"(encoding_errors: replace would replace such bytes)") from None
         text, bad = raw.decode("utf-8", errors="replace"), True
+    softened = bool(soft_controls and _SOFT_CONTROL.search(text))
+    if softened:
+        text = _SOFT_CONTROL.sub(" ", text)
     text, replaced = clean_text(text, where, errors)
-    return text, bad or replaced
+    return text, bad or replaced, softened
 
 
 def clean_text(text: str, where: str, errors: str) -> tuple[str, bool]:
@@ -104,7 +113,7 @@ def split_text_lines(text: str) -> list[str]:
 
 
 def iter_lines(path: str | os.PathLike, errors: str = "error", stats: ReadStats | None = None,
-               what: str = "file") -> Iterator[Line]:
+               what: str = "file", soft_controls: bool = False) -> Iterator[Line]:
     """The lines of a text file (plain or .gz), read as described in the module docstring."""
     path = Path(path)
     stats = stats if stats is not None else ReadStats()
@@ -116,7 +125,7 @@ def iter_lines(path: str | os.PathLike, errors: str = "error", stats: ReadStats 
             if head.startswith(BOM):
                 head = head[len(BOM):]
                 stats.bom += 1
-            yield from _lines(path, head, f, errors, stats)
+            yield from _lines(path, head, f, errors, stats, soft_controls)
     except FileNotFoundError:
         raise PipelineError(f"{path}: {what} not found") from None
     except (gzip.BadGzipFile, EOFError) as e:
@@ -127,17 +136,17 @@ def iter_lines(path: str | os.PathLike, errors: str = "error", stats: ReadStats 
         raise PipelineError(f"{path}: permission denied") from None
 
 
-def _lines(path: Path, head: bytes, f, errors: str, stats: ReadStats) -> Iterator[Line]:
+def _lines(path: Path, head: bytes, f, errors: str, stats: ReadStats, soft_controls: bool) -> Iterator[Line]:
     lineno = 0
     rest = b""
     for chunk in _chunks(head, f):
         *complete, rest = (rest + chunk).split(b"\n")
         for raw in complete:
             lineno += 1
-            yield _line(path, raw, lineno, errors, stats)
+            yield _line(path, raw, lineno, errors, stats, soft_controls)
     if rest:
         lineno += 1
-        yield _line(path, rest, lineno, errors, stats)
+        yield _line(path, rest, lineno, errors, stats, soft_controls)
 
 
 def _chunks(head: bytes, f) -> Iterator[bytes]:
@@ -149,17 +158,19 @@ def _chunks(head: bytes, f) -> Iterator[bytes]:
         yield chunk
 
 
-def _line(path: Path, raw: bytes, lineno: int, errors: str, stats: ReadStats) -> Line:
-    text, replaced = decode_line(raw[:-1] if raw.endswith(b"\r") else raw, f"{path}:{lineno}", errors)
+def _line(path: Path, raw: bytes, lineno: int, errors: str, stats: ReadStats, soft_controls: bool) -> Line:
+    text, replaced, softened = decode_line(raw[:-1] if raw.endswith(b"\r") else raw, f"{path}:{lineno}", errors,
+                                           soft_controls)
     stats.lines += 1
     stats.replaced_utf8 += replaced
+    stats.controls_as_space += softened
     return Line(text, str(path), lineno)
 
 
 def read_lines(path: str | os.PathLike, errors: str = "error", stats: ReadStats | None = None,
-               what: str = "file") -> list[str]:
+               what: str = "file", soft_controls: bool = False) -> list[str]:
     """All lines of a (small) text file, read like :func:`iter_lines`."""
-    return [line.text for line in iter_lines(path, errors, stats, what)]
+    return [line.text for line in iter_lines(path, errors, stats, what, soft_controls)]
 
 
 def input_lines(path: str | os.PathLike, errors: str = "error",

@@ -24,6 +24,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import shutil
+import sys
 from collections import Counter
 from pathlib import Path
 from typing import Iterator
@@ -35,7 +36,8 @@ from pipeline.data.chars import BOS_CHAR, BOW_CHAR, EOS_CHAR, EOW_CHAR, N_CHAR_I
 from pipeline.data.corpus import read_corpus
 from pipeline.data.lines import Line, ReadStats
 from pipeline.data.prepared import FORMAT_VERSION, SPLITS, ShardWriter
-from pipeline.data.tokenizers import SP_MODEL_FILE, SentencePieceTokenizer, WhitespaceTokenizer, train_sentencepiece
+from pipeline.data.tokenizers import (SP_MODEL_FILE, SentencePieceTokenizer, count_glued, glued_warning, make_tokenizer,
+                                      train_sentencepiece)
 from pipeline.data.vocab import PAD_ID, SPECIALS, Vocab
 from pipeline.errors import PipelineError
 from pipeline.io import atomic_path
@@ -143,6 +145,10 @@ def _prepare_into(cfg: PrepareConfig, out: Path, progress: bool, fixed_vocab: Vo
     _write_types(out, extra, types, cfg.max_chars)
     stats = _stats(out, tokenized, split_info, len(vocab), sources.read_stats)
     _write_meta(out, cfg, len(vocab), types, split_info, sources.read_stats, stats)
+    warning = glued_warning(f"prepare ({cfg.tokenizer} tokenizer)", stats["glued_punctuation_tokens"],
+                            stats["train_tokens"])
+    if warning:
+        print(warning, file=sys.stderr)
     return stats
 
 
@@ -164,7 +170,7 @@ def _make_tokenizer(cfg: PrepareConfig, sources: _Sources, out: Path, sp_model: 
     copied) and saved as ``out/SP_MODEL_FILE``; ``sources.read_stats`` is then reset so it counts
     the main pass only."""
     if cfg.tokenizer != "sentencepiece":
-        return WhitespaceTokenizer(lowercase=cfg.lowercase)
+        return make_tokenizer(cfg.tokenizer, cfg.lowercase)
     if sp_model is not None:
         shutil.copy(sp_model, out / SP_MODEL_FILE)
         return SentencePieceTokenizer(out / SP_MODEL_FILE, lowercase=cfg.lowercase)
@@ -301,6 +307,7 @@ def _stats(out: Path, tokenized: _Tokenized, split_info: dict, V: int, read_stat
         "sentence_length": {**pct, "max": int(lengths.max()), "mean": round(float(lengths.mean()), 3)},
         "blank_lines": tokenized.blank_lines,
         "long_sentences_split": tokenized.long_sentences_split,
+        "glued_punctuation_tokens": sum(n for t, n in tokenized.counts.items() if count_glued([t])),
         "invalid_utf8_lines_replaced": read_stats.replaced_utf8,
         "byte_order_marks_removed": read_stats.bom,
     }

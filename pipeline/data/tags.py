@@ -108,7 +108,7 @@ def read_conll(path: str | Path, token_col: int = 0, label_col: int = -1, scheme
                encoding_errors: str = "error", stats: ReadStats | None = None) -> TaggedData:
     """A CoNLL column file (blank line between sentences, ``-DOCSTART-`` lines skipped)."""
     path = Path(path)
-    lines = read_lines(path, encoding_errors, stats, what="CoNLL file")
+    lines = read_lines(path, encoding_errors, stats, what="CoNLL file", soft_controls=True)
     out = TaggedData()
     toks: list[str] = []
     tags: list[str] = []

@@ -20,12 +20,36 @@ class TaskData:
     repaired: int = 0  # ner: tags that did not fit the scheme and were repaired
     replaced_lines: int = 0  # lines with invalid UTF-8 or control characters replaced (encoding_errors: replace)
     skipped_empty: int = 0  # classify: rows with empty text
+    controls_as_space: int = 0  # lines whose control characters (not NUL) were read as spaces
+    glued_punctuation: int = 0  # classify: tokens with punctuation glued on ("good."): raw text split on spaces
+    tokens: int = 0
 
 
 def tokenizer_for(encoder):
+    """How a task model splits raw text: as its encoder does, else the ptb tokenizer (which also
+    reads text already tokenized so), as the word2vec stage's default corpus was."""
     if encoder is not None:
         return encoder.tokenize
-    return str.split
+    from pipeline.data.tokenizers import PTBTokenizer
+
+    return PTBTokenizer().tokenize
+
+
+def as_token_lists(sentences, tokenize) -> list[list[str]]:
+    """Sentences for ``predict``/``scores``: each a token list (kept) or raw text (``tokenize``d, as
+    ``Encoder.embed`` does); anything else is a one-line error."""
+    if isinstance(sentences, (str, bytes)):
+        raise PipelineError("expected a list of sentences, got one string: wrap it in a list ([text])")
+    out = []
+    for i, s in enumerate(sentences):
+        if isinstance(s, str):
+            out.append(tokenize(s))
+        elif isinstance(s, (list, tuple)) and all(isinstance(t, str) for t in s):
+            out.append(list(s))
+        else:
+            what = type(s).__name__ if not isinstance(s, (list, tuple)) else f"a {type(s).__name__} of non-strings"
+            raise PipelineError(f"sentence {i}: expected raw text (str) or a list of token strings, got {what}")
+    return out
 
 
 def read_task_data(cfg: FinetuneConfig, path: str | Path, tokenize=str.split) -> TaskData:
@@ -38,12 +62,16 @@ def read_task_data(cfg: FinetuneConfig, path: str | Path, tokenize=str.split) ->
 
         d = read_conll(path, cfg.token_column, cfg.label_column, cfg.tag_scheme, cfg.model_scheme, cfg.invalid_tags,
                        cfg.encoding_errors, stats)
-        return TaskData(str(path), d.sentences, d.tags, d.lines, repaired=d.repaired, replaced_lines=stats.replaced_utf8)
+        return TaskData(str(path), d.sentences, d.tags, d.lines, repaired=d.repaired, replaced_lines=stats.replaced_utf8,
+                        controls_as_space=stats.controls_as_space)
     from pipeline.data.labelled import read_classification
+    from pipeline.data.tokenizers import count_glued
 
     d = read_classification(path, cfg.text_field, cfg.label_field, cfg.format, cfg.encoding_errors, stats, cfg.header)
-    return TaskData(str(path), [tokenize(t) for t in d.texts], d.labels, d.lines, skipped_empty=d.empty,
-                    replaced_lines=stats.replaced_utf8)
+    sentences = [tokenize(t) for t in d.texts]
+    return TaskData(str(path), sentences, d.labels, d.lines, skipped_empty=d.empty, replaced_lines=stats.replaced_utf8,
+                    controls_as_space=stats.controls_as_space, glued_punctuation=sum(count_glued(s) for s in sentences),
+                    tokens=sum(len(s) for s in sentences))
 
 
 def label_set(cfg: FinetuneConfig, train: TaskData) -> list[str]:

@@ -31,7 +31,7 @@ from pipeline.errors import PipelineError
 from pipeline.io import (CONFIG_FILE, WEIGHTS_FILE, check_weights, read_model_config, read_weights, state_dict_cpu,
                          write_model_dir)
 from pipeline.tasks.crf import crf_constraints
-from pipeline.tasks.data import TaskData, tokenizer_for
+from pipeline.tasks.data import TaskData, as_token_lists, tokenizer_for
 from pipeline.tasks.features import WORDS_FILE, WordEmbedding, build_features
 from pipeline.tasks.heads import Classifier, Tagger
 
@@ -87,9 +87,11 @@ class TaskModel(nn.Module):
         return loss
 
     @torch.no_grad()
-    def predict(self, sentences: Sequence[Sequence[str]], batch_size: int = 64) -> list:
+    def predict(self, sentences: Sequence[Sequence[str] | str], batch_size: int = 64) -> list:
         """ner: a tag list per sentence; classify: (label, {label: probability}) per sentence.
-        An empty sentence gets [] or (None, {}), not an error."""
+        A sentence is a token list or raw text (tokenized like ``Encoder.embed``). An empty
+        sentence gets [] or (None, {}), not an error."""
+        sentences = as_token_lists(sentences, self.tokenize)
         self.eval()
         ner = self.cfg.task == "ner"
         out: list = [[] if ner else (None, {}) for _ in sentences]
@@ -166,10 +168,10 @@ class TaskModel(nn.Module):
             labels = [str(x) for x in config["labels"]]
         except (KeyError, TypeError) as e:
             raise PipelineError(f"{cfg_file}: missing or bad field ({e})") from None
-        if cfg.model == "tfidf":
-            from pipeline.tasks.tfidf import TfidfClassifier
+        if cfg.model in ("tfidf", "linear"):
+            from pipeline.tasks.linear import LinearClassifier
 
-            return TfidfClassifier.load(d, config, cfg)
+            return LinearClassifier.load(d, config, cfg)
         encoder = word2vec = None
         if config.get("encoder"):
             from pipeline.encoder import Encoder
@@ -219,9 +221,10 @@ def _load_word2vec(d: Path, spec: dict):
 
 def model_card(config: dict) -> str:
     f = config["finetune"]
-    inputs = (f"TF-IDF + logistic regression (C={config.get('C')})" if f.get("model") == "tfidf" else
-              f"{f['inputs']} (encoder {'finetuned' if f['finetune_encoder'] else 'frozen'}"
-              f"{'; ELMo also at the task BiLSTM output' if f.get('elmo_output') else ''})")
+    inputs = {"tfidf": f"TF-IDF + logistic regression (C={config.get('C')})",
+              "linear": f"TF-IDF + pooled ELMo layers, logistic regression (C={config.get('C')})"}.get(
+        f.get("model"), f"{f['inputs']} (encoder {'finetuned' if f['finetune_encoder'] else 'frozen'}"
+                        f"{'; ELMo also at the task BiLSTM output' if f.get('elmo_output') else ''})")
     lines = [f"# {config['task']} model (elmo-pipeline)", "",
              f"- inputs: {inputs}",
              f"- labels ({len(config['labels'])}): {', '.join(config['labels'])}",
@@ -231,6 +234,9 @@ def model_card(config: dict) -> str:
         if s:
             key = METRIC[config["task"]]
             lines.append(f"- {split} {key}: {s[key]:.4f}")
+    if config.get("candidates"):
+        lines.append(f"- chosen by `model: auto` on dev {METRIC[config['task']]} among: " + ", ".join(
+            f"{name} {c['dev']:.4f}" for name, c in config["candidates"].items()))
     lines += ["", "Use: `elmo predict --model THIS_DIR input.txt` (one sentence per line) or "
               "`elmo evaluate --model THIS_DIR labelled_file`.", ""]
     return "\n".join(lines)

@@ -18,7 +18,10 @@ import dataclasses
 import hashlib
 import json
 import random
+import shutil
+import tempfile
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -33,11 +36,12 @@ from pipeline.tasks.model import KIND, METRIC, TaskModel, load_word2vec_lookup
 from pipeline.train.checkpoint import FINETUNE_KIND, load_finetune_checkpoint, save_finetune_checkpoint
 
 PLOT_FILES = ("train.tsv", "dev.tsv", "confusion.json")  # all that finetuning writes to a plots directory
-ZERO_HINT = {
+TRIVIAL_HINT = {
     "ner": "hint: the dev F1 stayed 0. Check the columns (--set token_column=N --set label_column=N), the tag "
            "scheme (--set tag_scheme=iob1|iob2|bioes), and train longer (--epochs) or with another --lr",
-    "classify": "hint: the dev accuracy stayed 0. Check the text and label fields (--set text_field=... "
-                "--set label_field=...) and that dev uses the training data's labels",
+    "classify": "hint: the dev accuracy never beat always predicting the most frequent label ({trivial:.4f}). "
+                "Check the text and label fields (--set text_field=... --set label_field=...), try "
+                "--set model=tfidf, or train longer (--epochs) or with another --lr",
 }
 
 
@@ -82,13 +86,26 @@ class TaskSplits:
         return {"train": len(self.train_idx), "dev": len(self.dev.sentences),
                 "test": len(self.test.sentences) if self.test else 0, "labels": len(self.labels),
                 "repaired_tags": sum(d.repaired for d in parts), "skipped_empty": sum(d.skipped_empty for d in parts),
-                "replaced_lines": sum(d.replaced_lines for d in parts)}
+                "replaced_lines": sum(d.replaced_lines for d in parts),
+                "controls_as_space": sum(d.controls_as_space for d in parts),
+                "glued_punctuation": sum(d.glued_punctuation for d in parts)}
+
+    def notes(self) -> list[str]:
+        """One-line notes on how the files were read (control characters, glued punctuation)."""
+        from pipeline.data.tokenizers import glued_warning
+
+        out = []
+        for d in (self.train, self.dev, self.test):
+            if d is not None and d.controls_as_space:
+                out.append(f"note: {d.path}: {d.controls_as_space} lines had control characters, read as spaces")
+        warning = glued_warning(self.train.path, self.train.glued_punctuation, self.train.tokens)
+        return out + ([warning] if warning else [])
 
     def all_sentences(self) -> list[list[str]]:
         return self.train.sentences + self.dev.sentences + (self.test.sentences if self.test else [])
 
 
-def read_splits(cfg: FinetuneConfig, tokenize) -> TaskSplits:
+def read_splits(cfg: FinetuneConfig, tokenize, log=print) -> TaskSplits:
     """Read train/dev(/test); the label set comes from train, and dev/test may use only those labels."""
     train = read_task_data(cfg, cfg.train, tokenize)
     dev = read_task_data(cfg, cfg.dev, tokenize)
@@ -104,7 +121,10 @@ def read_splits(cfg: FinetuneConfig, tokenize) -> TaskSplits:
     for d in (dev, test):
         if d is not None:
             check_labels(d, labels, cfg.task)
-    return TaskSplits(train, dev, test, labels, train_idx)
+    splits = TaskSplits(train, dev, test, labels, train_idx)
+    for note in splits.notes():
+        log(note)
+    return splits
 
 
 def make_optimizer(model: TaskModel, cfg: FinetuneConfig) -> torch.optim.Optimizer:
@@ -116,10 +136,22 @@ def make_optimizer(model: TaskModel, cfg: FinetuneConfig) -> torch.optim.Optimiz
     return torch.optim.Adam(groups, fused=True)
 
 
+def trivial_score(task: str, dev: TaskData) -> float:
+    """The dev score of a model that learned nothing: always the most frequent dev label (classify),
+    no entities (ner)."""
+    if task == "ner" or not dev.targets:
+        return 0.0
+    return max(Counter(dev.targets).values()) / len(dev.targets)
+
+
 @dataclass
 class BestSoFar:
-    """Early-stopping bookkeeping: the best dev score, its epoch, scores and weights."""
+    """Early-stopping bookkeeping: the best dev score, its epoch, scores and weights. Patience
+    counts only once the best score beats ``trivial`` or after ``min_epochs``: a model still at
+    chance level is given time to start learning (small data sets need more steps)."""
 
+    trivial: float = 0.0
+    min_epochs: int = 0
     score: float = -1.0
     epoch: int = 0
     dev: dict | None = None
@@ -132,7 +164,7 @@ class BestSoFar:
             self.score, self.dev, self.epoch, self.bad_epochs = score, dev_scores, epoch, 0
             self.state = {k: v.detach().clone() for k, v in net.state_dict().items()}
             return True
-        if self.score > 0:  # a model that has not predicted anything right yet is not stopped early
+        if self.score > self.trivial or epoch > self.min_epochs:
             self.bad_epochs += 1
         return False
 
@@ -154,15 +186,23 @@ def train_task_model(cfg: FinetuneConfig, out_dir, plots_dir, progress: bool, in
     """:func:`finetune` once its outputs are checked and locked."""
     from accelerate import Accelerator
 
+    quiet_log = log if progress else (lambda m: None)
+    if cfg.model == "auto" and cfg.task == "classify":
+        return train_auto(cfg, out_dir, plots_dir, progress, inputs, log, layer_cache)
     if cfg.model == "tfidf":
-        from pipeline.tasks.tfidf import finetune_tfidf
+        from pipeline.tasks.linear import finetune_linear
 
-        return finetune_tfidf(cfg, read_splits(cfg, str.split), out_dir, log if progress else (lambda m: None))
+        return finetune_linear(cfg, read_splits(cfg, tokenizer_for(None), log), out_dir, log=quiet_log)
     start = time.time()
     encoder, word2vec = inputs if inputs is not None else load_inputs(cfg)
+    if cfg.model == "linear":
+        from pipeline.tasks.linear import finetune_linear
+
+        return finetune_linear(cfg, read_splits(cfg, tokenizer_for(encoder), log), out_dir, encoder, layer_cache,
+                               quiet_log)
     if cfg.finetune_encoder and inputs is not None:
         encoder = copy.deepcopy(encoder)  # the caller's encoder stays as it was
-    splits = read_splits(cfg, tokenizer_for(encoder if cfg.inputs != "word2vec" else None))
+    splits = read_splits(cfg, tokenizer_for(encoder if cfg.inputs != "word2vec" else None), log)
 
     random.seed(cfg.seed)
     torch.manual_seed(cfg.seed)
@@ -178,6 +218,60 @@ def train_task_model(cfg: FinetuneConfig, out_dir, plots_dir, progress: bool, in
     best = run_epochs(net, optimizer, accelerator, splits, out_dir, plots_dir, progress, log, start)
     net.load_state_dict(best.state)  # the dev scores of these weights are best.dev
     return final_result(net, splits, best, out_dir, start)
+
+
+def _once(log, said: set):
+    """``log`` that says each note/warning line once."""
+    def say(message: str) -> None:
+        if message.startswith(("note:", "warning:")):
+            if message in said:
+                return
+            said.add(message)
+        log(message)
+    return say
+
+
+AUTO_CANDIDATES = ("tfidf", "linear", "bilstm")  # cheapest first: a tie on dev keeps the cheaper model
+
+
+def train_auto(cfg: FinetuneConfig, out_dir, plots_dir, progress: bool, inputs, log, layer_cache) -> dict:
+    """``model: auto``: every candidate of :data:`AUTO_CANDIDATES` trained (the BiLSTM on what is left
+    of ``max_minutes``), the best dev accuracy kept in ``out_dir``; by construction never below
+    TF-IDF on dev. The candidates train in a temporary directory beside ``out_dir``."""
+    start = time.time()
+    names = [n for n in AUTO_CANDIDATES if n != "linear" or cfg.inputs != "word2vec"]
+    said: set[str] = set()
+    log = _once(log, said)  # each candidate reads the files: their notes are said once
+    inputs = inputs if inputs is not None else load_inputs(cfg)
+    layer_cache = {} if layer_cache is None else layer_cache  # the biLM layers, computed once for both
+    parent = Path(out_dir).absolute().parent
+    parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{Path(out_dir).name}.auto-", dir=parent))
+    try:
+        results = {}
+        for name in names:
+            sub = dataclasses.replace(cfg, model=name)
+            if name == "bilstm" and cfg.max_minutes is not None:
+                sub = dataclasses.replace(sub, max_minutes=max(cfg.max_minutes - (time.time() - start) / 60, 0.1))
+            if progress:
+                log(f"auto: candidate {name} ({names.index(name) + 1} of {len(names)})")
+            results[name] = train_task_model(sub, tmp / name, plots_dir if name == "bilstm" else None, progress,
+                                             inputs, log, layer_cache)
+        winner = max(names, key=lambda n: (results[n]["dev"]["accuracy"], -names.index(n)))
+        candidates = {n: {"dev": r["dev"]["accuracy"], "dev_macro_f1": r["dev"]["macro_f1"],
+                          **({"test": r["test"]["accuracy"]} if "test" in r else {}), "seconds": r["seconds"]}
+                      for n, r in results.items()}
+        model = TaskModel.load(tmp / winner)
+        result = {**results[winner], "model": winner, "selected_by": "auto", "candidates": candidates}
+        model.save(out_dir, {"dev_scores": result["dev"], "test_scores": result.get("test"),
+                             "epoch": result["best_epoch"], "selected_by": "auto", "candidates": candidates})
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    if progress:
+        log("auto: dev accuracy " + ", ".join(f"{n} {c['dev']:.4f}" for n, c in candidates.items())
+            + f"; kept {winner}")
+    result["seconds"] = round(time.time() - start, 1)
+    return result
 
 
 @dataclass
@@ -272,7 +366,7 @@ def run_epochs(net: TaskModel, optimizer, accelerator, splits: TaskSplits, out_d
     ``checkpoint_dir``: resumes from it, saves to it after every epoch and on SIGTERM/SIGHUP."""
     cfg = net.cfg
     rng = random.Random(cfg.seed)
-    best = BestSoFar()
+    best = BestSoFar(trivial_score(cfg.task, splits.dev), cfg.min_epochs)
     ckpt = FinetuneCheckpoint(cfg, net, optimizer) if cfg.checkpoint_dir else None
     resumed = ckpt.restore(best, log if progress else (lambda m: None)) if ckpt else None
     pos = resumed or Position()
@@ -307,8 +401,8 @@ def run_epochs(net: TaskModel, optimizer, accelerator, splits: TaskSplits, out_d
     if best.state is None:
         raise PipelineError(f"the dev {METRIC[cfg.task]} was never a number "
                             f"({best.history[-1] if best.history else None}); nothing was saved")
-    if best.score <= 0:
-        log(ZERO_HINT[cfg.task])
+    if best.score <= best.trivial:
+        log(TRIVIAL_HINT[cfg.task].format(trivial=best.trivial))
     return best
 
 

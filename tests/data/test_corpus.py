@@ -3,7 +3,7 @@ import json
 
 import pytest
 
-from pipeline.data.corpus import ReadStats, parse_hf_spec, read_corpus, simple_tokenize, split_sentences_raw
+from pipeline.data.corpus import ReadStats, parse_hf_spec, read_corpus, split_sentences_raw
 from pipeline.errors import PipelineError
 
 
@@ -71,17 +71,18 @@ def test_hf_spec_parsing():
         parse_hf_spec("hf:wikitext:train")
 
 
-def test_default_corpus_is_real_tokenized_sentences():
+def test_default_corpus_is_real_raw_sentences():
+    from pipeline.data.tokenizers import PTBTokenizer
+
     lines = list(read_corpus("default"))
     assert len(lines) > 2000
     assert lines[0].text.startswith("Hundreds of people have been forced to vacate their homes")
-    assert lines[0].text.endswith("Hill Top .")
-    n_tokens = sum(len(l.text.split()) for l in lines)
+    assert lines[0].text.endswith("Hill Top.")
+    tok = PTBTokenizer()
+    assert tok.tokenize(lines[0].text)[-3:] == ["Hill", "Top", "."]
+    n_tokens = sum(len(tok.tokenize(l.text)) for l in lines)
     assert 55_000 < n_tokens < 70_000
 
 
-def test_simple_tokenizer_and_sentence_splitter():
-    assert simple_tokenize("Sydney's fire didn't spread, at 4:00pm (AEDT).") == [
-        "Sydney", "'s", "fire", "did", "n't", "spread", ",", "at", "4:00pm", "(", "AEDT", ")", ".",
-    ]
+def test_sentence_splitter():
     assert split_sentences_raw('He said "stop." Then 3 more. ok? Yes!') == ['He said "stop."', "Then 3 more. ok?", "Yes!"]

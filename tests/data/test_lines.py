@@ -93,3 +93,24 @@ def test_every_reader_uses_the_same_lines(write, tmp_path):
     tokens = Vocab.load(tmp_path / "prep" / "vocab.txt").tokens
     assert "the" in tokens and not any("\ufeff" in t for t in tokens)
     assert stats["byte_order_marks_removed"] == 1
+
+
+def test_labelled_files_read_control_characters_as_spaces(tmp_path):
+    """A stray C1 character (U+0097: a cp1252 dash decoded as Latin-1 upstream) or C0 control in a
+    labelled file is read as a space and counted; NUL and invalid UTF-8 keep the strict policy."""
+    from pipeline.data.labelled import read_classification
+
+    p = tmp_path / "l.tsv"
+    p.write_bytes("sentence\tlabel\ngreat \u0097 really\tpos\nbell\x07 here\tneg\nplain\tpos\n".encode())
+    stats = ReadStats()
+    d = read_classification(p, stats=stats)
+    assert d.texts == ["great   really", "bell  here", "plain"] and stats.controls_as_space == 2
+    p.write_bytes(b"sentence\tlabel\nnul\x00 here\tpos\n")
+    with pytest.raises(PipelineError, match=r"l.tsv:2: control character U\+0000"):
+        read_classification(p)
+    assert read_lines(write_bytes(tmp_path, "c.txt", "c1 \u0097\n".encode()), "replace") == ["c1 \ufffd"]
+
+
+def write_bytes(d, name, data):
+    (d / name).write_bytes(data)
+    return d / name

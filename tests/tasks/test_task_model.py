@@ -34,7 +34,8 @@ def ner_cfg(trained, vectors, **kw):  # noqa: F811
 def cls_cfg(trained, vectors, **kw):  # noqa: F811
     base = dict(task="classify", train=str(SAMPLES / "sentiment" / "train.tsv"),
                 dev=str(SAMPLES / "sentiment" / "dev.tsv"), test=str(SAMPLES / "sentiment" / "test.tsv"),
-                encoder=str(trained / "enc"), word2vec=str(vectors), hidden=16, epochs=2, batch_size=16, lr=0.01)
+                encoder=str(trained / "enc"), word2vec=str(vectors), hidden=16, epochs=2, batch_size=16, lr=0.01,
+                model="bilstm")
     base.update(kw)
     return FinetuneConfig(**base)
 
@@ -128,6 +129,13 @@ def test_save_load_predict_identical(trained, vectors, tmp_path, task):  # noqa:
     # the directory is self-contained: no pickle, the encoder and the word table inside
     names = sorted(p.name for p in (tmp_path / "m").iterdir())
     assert names == ["README.md", "config.json", "encoder", "model.safetensors", "words.txt"]
+    # raw strings are tokenized as Encoder.embed does; anything else is refused in one line
+    text = "John visited Paris, didn't he?"
+    assert model.tokenize(text) == ["John", "visited", "Paris", ",", "did", "n't", "he", "?"]
+    assert model.predict([text]) == model.predict([model.tokenize(text)])
+    for bad, msg in ((text, "got one string"), ([["ok", 3]], "sentence 0: .* non-strings"), ([None], "got NoneType")):
+        with pytest.raises(PipelineError, match=msg):
+            model.predict(bad)
     lines = (tmp_path / "plots" / "dev.tsv").read_text().splitlines()
     assert lines[0].split("\t")[2] == ("f1" if task == "ner" else "accuracy") and len(lines) == 1 + result["epochs_run"]
 

@@ -1,0 +1,224 @@
+"""Linear sentence classifiers: scikit-learn logistic regression on sparse and pooled features.
+
+- ``model: tfidf`` — TF-IDF + logistic regression, the classifier a practitioner tries first:
+  word 1–2-grams plus character 2–5-grams within word boundaries, sublinear TF and IDF.
+- ``model: linear`` — the same TF-IDF blocks plus ELMo as features (SentEval's recipe): each of
+  the frozen biLM's L+1 layers pooled over the sentence's tokens (mean and max), standardised on
+  the training set and scaled so the block weighs like one TF-IDF block (unit norm on average).
+  The regression learns its own mix of the layers. Seconds to train, robust on a few hundred
+  sentences, and it uses the pretrained biLM.
+
+Both pick the inverse regularisation ``C`` on the dev set from :data:`C_GRID`, and save, load,
+predict and evaluate like every task model. The model directory stores no pickle:
+``tfidf_vocab.json`` (the n-gram vocabularies), ``model.safetensors`` (IDF vectors, the ELMo
+block's mean/scale, weights, biases) and, for ``linear``, ``encoder/`` (a copy of the encoder).
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import torch
+
+from pipeline.config import FinetuneConfig
+from pipeline.errors import PipelineError
+from pipeline.io import read_weights, write_model_dir
+from pipeline.tasks.data import as_token_lists, tokenizer_for
+
+C_GRID = (0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0)
+VOCAB_FILE = "tfidf_vocab.json"
+ENCODER_DIR = "encoder"
+
+
+def _vectorizers(word_vocab: dict | None = None, char_vocab: dict | None = None):
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
+    word = TfidfVectorizer(ngram_range=(1, 2), token_pattern=r"\S+", lowercase=True, sublinear_tf=True,
+                           dtype=np.float64, vocabulary=word_vocab)
+    char = TfidfVectorizer(analyzer="char_wb", ngram_range=(2, 5), lowercase=True, sublinear_tf=True,
+                           min_df=1 if char_vocab else 2, dtype=np.float64, vocabulary=char_vocab)
+    return word, char
+
+
+class PooledElmo:
+    """Sentence vectors from a frozen encoder: every biLM layer pooled over tokens, mean and max,
+    ``(L+1) * 2 * 2P`` numbers, standardised with the training set's mean and scale.
+
+    ``layers``: a dict ``tuple(tokens) → (L+1, T, 2P)`` of already computed biLM layers, shared
+    with the BiLSTM's features (``model: auto`` computes each sentence's layers once)."""
+
+    def __init__(self, encoder, mean: np.ndarray | None = None, scale: np.ndarray | None = None,
+                 layers: dict | None = None):
+        self.encoder, self.mean, self.scale = encoder, mean, scale
+        self.layers = {} if layers is None else layers
+
+    @property
+    def dim(self) -> int:
+        return self.encoder.n_layers * 2 * self.encoder.dim
+
+    def pooled(self, sentences: Sequence[Sequence[str]]) -> np.ndarray:
+        """(N, dim) raw pooled vectors; an empty sentence gets zeros."""
+        todo = list(dict.fromkeys(tuple(s) for s in sentences if s and tuple(s) not in self.layers))
+        if todo:
+            self.layers.update(zip(todo, self.encoder.embed([list(k) for k in todo])))
+        out = np.zeros((len(sentences), self.dim), dtype=np.float64)
+        for i, s in enumerate(sentences):
+            if s:
+                h = self.layers[tuple(s)]  # (L+1, T, 2P)
+                out[i] = np.concatenate([h.mean(axis=1), h.max(axis=1)], axis=1).reshape(-1)
+        return out
+
+    def fit_transform(self, sentences: Sequence[Sequence[str]]) -> np.ndarray:
+        x = self.pooled(sentences)
+        self.mean = x.mean(axis=0)
+        # scale: each feature to unit variance, then the block to unit norm on average (like a TF-IDF row)
+        self.scale = (x.std(axis=0) + 1e-6) * np.sqrt(self.dim)
+        return (x - self.mean) / self.scale
+
+    def transform(self, sentences: Sequence[Sequence[str]]) -> np.ndarray:
+        return (self.pooled(sentences) - self.mean) / self.scale
+
+
+class LinearClassifier:
+    """Fitted TF-IDF vectorizers (+ pooled ELMo) + logistic regression: a classification task model."""
+
+    def __init__(self, cfg: FinetuneConfig, word, char, logreg, C: float, elmo: PooledElmo | None = None):
+        self.cfg, self.word, self.char, self.logreg, self.C, self.elmo = cfg, word, char, logreg, C, elmo
+        self.labels = [str(c) for c in logreg.classes_]
+        self.tokenize = tokenizer_for(elmo.encoder if elmo is not None else None)
+        self.config: dict = {}
+
+    @classmethod
+    def fit(cls, cfg: FinetuneConfig, train, dev, elmo: PooledElmo | None = None,
+            log=print) -> tuple["LinearClassifier", list[dict]]:
+        """Fit on ``train`` (TaskData) for every C of :data:`C_GRID`; keep the best dev accuracy."""
+        from scipy.sparse import csr_matrix, hstack
+        from sklearn.linear_model import LogisticRegression
+
+        word, char = _vectorizers()
+        texts = [" ".join(s) for s in train.sentences]
+        blocks = [word.fit_transform(texts), char.fit_transform(texts)]
+        if elmo is not None:
+            log(f"{cfg.model}: pooling the biLM layers of {len(train.sentences) + len(dev.sentences)} sentences")
+            blocks.append(csr_matrix(elmo.fit_transform(train.sentences)))
+        X = hstack(blocks).tocsr()
+        best, history = None, []
+        for C in C_GRID:
+            logreg = LogisticRegression(C=C, max_iter=2000).fit(X, train.targets)
+            model = cls(cfg, word, char, logreg, C, elmo)
+            acc = model.scores(dev)["accuracy"]
+            history.append({"C": C, "dev_accuracy": acc})
+            log(f"{cfg.model} C={C}: dev accuracy {acc:.4f}")
+            if best is None or acc > best[0]:
+                best = (acc, model)
+        return best[1], history
+
+    def _features(self, sentences: Sequence[Sequence[str]]):
+        from scipy.sparse import csr_matrix, hstack
+
+        texts = [" ".join(s) for s in sentences]
+        blocks = [self.word.transform(texts), self.char.transform(texts)]
+        if self.elmo is not None:
+            blocks.append(csr_matrix(self.elmo.transform(sentences)))
+        return hstack(blocks).tocsr()
+
+    def predict(self, sentences: Sequence[Sequence[str] | str], batch_size: int = 1024) -> list:
+        """(label, {label: probability}) per sentence (a token list or raw text); an empty
+        sentence gets (None, {})."""
+        sentences = as_token_lists(sentences, self.tokenize)
+        out: list = [(None, {}) for _ in sentences]
+        real = [i for i, s in enumerate(sentences) if s]
+        for k in range(0, len(real), batch_size):
+            idx = real[k : k + batch_size]
+            probs = self.logreg.predict_proba(self._features([sentences[i] for i in idx]))
+            for i, p in zip(idx, probs.tolist()):
+                out[i] = (self.labels[int(np.argmax(p))], dict(zip(self.labels, p)))
+        return out
+
+    def scores(self, data, pred: list | None = None) -> dict:
+        from pipeline.tasks.metrics import classification_scores
+
+        pred = self.predict(data.sentences) if pred is None else pred
+        return classification_scores(data.targets, [p for p, _ in pred], self.labels)
+
+    def dev_metric(self, scores: dict) -> float:
+        return scores["accuracy"]
+
+    # --- the model directory -------------------------------------------------------------------
+
+    def save(self, directory: str | Path, extra: dict | None = None) -> None:
+        from pipeline.tasks.model import FORMAT_VERSION, KIND, model_card
+
+        config = {"format_version": FORMAT_VERSION, "task": "classify", "labels": self.labels,
+                  "finetune": dataclasses.asdict(self.cfg), "encoder": ENCODER_DIR if self.elmo else None,
+                  "word2vec": None, "C": self.C, **(extra or {})}
+        tensors = {"word_idf": torch.from_numpy(self.word.idf_), "char_idf": torch.from_numpy(self.char.idf_),
+                   "coef": torch.from_numpy(np.ascontiguousarray(self.logreg.coef_)),
+                   "intercept": torch.from_numpy(np.ascontiguousarray(self.logreg.intercept_))}
+        if self.elmo is not None:
+            tensors["elmo_mean"] = torch.from_numpy(self.elmo.mean)
+            tensors["elmo_scale"] = torch.from_numpy(self.elmo.scale)
+
+        def side_files(tmp: Path) -> None:
+            vocab = {"word": {k: int(v) for k, v in self.word.vocabulary_.items()},
+                     "char": {k: int(v) for k, v in self.char.vocabulary_.items()}}
+            (tmp / VOCAB_FILE).write_text(json.dumps(vocab, ensure_ascii=False, sort_keys=True), encoding="utf-8")
+            if self.elmo is not None:
+                self.elmo.encoder.save_pretrained(tmp / ENCODER_DIR)
+            (tmp / "README.md").write_text(model_card(config), encoding="utf-8")
+
+        write_model_dir(directory, KIND, config, tensors, side_files)
+
+    @classmethod
+    def load(cls, d: Path, config: dict, cfg: FinetuneConfig) -> "LinearClassifier":
+        from sklearn.linear_model import LogisticRegression
+
+        try:
+            vocab = json.loads((d / VOCAB_FILE).read_text(encoding="utf-8"))
+            word, char = _vectorizers(vocab["word"], vocab["char"])
+        except (OSError, ValueError, KeyError) as e:
+            raise PipelineError(f"{d / VOCAB_FILE}: cannot read the TF-IDF vocabularies ({e})") from None
+        t = read_weights(d)
+        elmo = None
+        try:
+            word.idf_, char.idf_ = t["word_idf"].numpy(), t["char_idf"].numpy()
+            logreg = LogisticRegression()
+            logreg.classes_ = np.array(config["labels"])
+            logreg.coef_, logreg.intercept_ = t["coef"].numpy(), t["intercept"].numpy()
+            if config.get("encoder"):
+                from pipeline.encoder import Encoder
+
+                elmo = PooledElmo(Encoder.from_pretrained(d / config["encoder"]), t["elmo_mean"].numpy(),
+                                  t["elmo_scale"].numpy())
+                if elmo.mean.shape != (elmo.dim,):
+                    raise ValueError(f"elmo_mean has {elmo.mean.shape[0]} values, the encoder gives {elmo.dim}")
+        except (KeyError, ValueError) as e:
+            raise PipelineError(f"{d / 'model.safetensors'}: weights do not match {VOCAB_FILE} ({e})") from None
+        model = cls(cfg, word, char, logreg, float(config.get("C", 1.0)), elmo)
+        model.config = config
+        return model
+
+
+def finetune_linear(cfg: FinetuneConfig, splits, out_dir, encoder=None, layer_cache: dict | None = None,
+                    log=print) -> dict:
+    """Fit (``model: tfidf``, or ``linear`` with ``encoder``), save, and return the same metrics as a
+    neural finetune run (one "epoch" per C)."""
+    start = time.time()
+    elmo = PooledElmo(encoder, layers=layer_cache) if cfg.model == "linear" else None
+    model, history = LinearClassifier.fit(cfg, splits.train, splits.dev, elmo, log)
+    dev = model.scores(splits.dev)
+    best = 1 + [h["C"] for h in history].index(model.C)
+    result = {"task": "classify", "model": cfg.model, "seed": cfg.seed, "labels": model.labels,
+              "data": splits.counts(), "epochs_run": len(history), "best_epoch": best, "C": model.C, "dev": dev,
+              "history": history}
+    if splits.test is not None:
+        result["test_predictions"] = model.predict(splits.test.sentences)
+        result["test"] = model.scores(splits.test, result["test_predictions"])
+        result["test_targets"] = splits.test.targets
+    result["seconds"] = round(time.time() - start, 1)
+    model.save(out_dir, {"dev_scores": dev, "test_scores": result.get("test"), "epoch": best})
+    return result

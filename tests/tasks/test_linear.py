@@ -1,0 +1,97 @@
+"""The linear classifiers (TF-IDF; TF-IDF + pooled ELMo) and ``model: auto``: first-class model
+directories, no pickle."""
+import json
+import subprocess
+import sys
+
+import numpy as np
+
+from conftest import REPO
+from pipeline.config import FinetuneConfig
+from pipeline.tasks.data import read_task_data
+from pipeline.tasks.model import TaskModel
+from pipeline.train.finetune import finetune
+
+SAMPLES = REPO / "data" / "samples" / "sentiment"
+
+
+def test_fit_save_load_predict(tmp_path):
+    cfg = FinetuneConfig(task="classify", model="tfidf", train=str(SAMPLES / "train.tsv"),
+                         dev=str(SAMPLES / "dev.tsv"), test=str(SAMPLES / "test.tsv"))
+    result = finetune(cfg, tmp_path / "m", progress=False)
+    assert result["test"]["accuracy"] > 0.7 and result["C"] in [h["C"] for h in result["history"]]
+    model = TaskModel.load(tmp_path / "m")
+    data = read_task_data(cfg, cfg.test)
+    again = model.predict(data.sentences + [[]])
+    assert again[-1] == (None, {})
+    assert [p for p, _ in again[:-1]] == [p for p, _ in result["test_predictions"]]
+    assert all(np.isclose(a[1][k], b[1][k]) for a, b in zip(again, result["test_predictions"]) for k in a[1])
+    assert sorted(p.name for p in (tmp_path / "m").iterdir()) == ["README.md", "config.json", "model.safetensors",
+                                                                   "tfidf_vocab.json"]
+    assert json.loads((tmp_path / "m" / "config.json").read_text())["finetune"]["model"] == "tfidf"
+
+
+def test_cli_finetune_predict_evaluate(tmp_path):
+    def elmo(*args):
+        return subprocess.run([sys.executable, "-m", "pipeline.cli", *args], capture_output=True, text=True,
+                              cwd=tmp_path)
+
+    p = elmo("-q", "finetune", "--task", "classify", "--model", "tfidf", "--train", str(SAMPLES / "train.tsv"),
+             "--dev", str(SAMPLES / "dev.tsv"), "--out", "m")
+    assert p.returncode == 0, p.stderr
+    (tmp_path / "in.txt").write_text("a superb and moving film\n\n")
+    p = elmo("predict", "in.txt", "--model", "m")
+    rows = [json.loads(line) for line in p.stdout.splitlines()]
+    assert p.returncode == 0 and rows[0]["label"] in ("positive", "negative") and rows[1]["label"] is None
+    p = elmo("evaluate", str(SAMPLES / "test.tsv"), "--model", "m")
+    assert p.returncode == 0 and "accuracy" in p.stdout
+    p = elmo("finetune", "--task", "ner", "--set", "model=tfidf", "--train", "x", "--dev", "y", "--out", "n")
+    assert p.returncode == 1 and "tfidf is a sentence classifier" in p.stderr
+
+
+def sample_cfg(**kw) -> FinetuneConfig:
+    return FinetuneConfig(task="classify", train=str(SAMPLES / "train.tsv"), dev=str(SAMPLES / "dev.tsv"),
+                          test=str(SAMPLES / "test.tsv"), **kw)
+
+
+def test_linear_uses_the_biLM_and_round_trips(tmp_path, trained):
+    cfg = sample_cfg(model="linear", encoder=str(trained / "enc"), inputs="elmo")
+    result = finetune(cfg, tmp_path / "m", progress=False)
+    assert result["model"] == "linear" and result["test"]["accuracy"] > 0.6
+    model = TaskModel.load(tmp_path / "m")
+    assert model.elmo is not None and model.elmo.mean.shape == (model.elmo.dim,)
+    assert (tmp_path / "m" / "encoder" / "config.json").is_file()
+    data = read_task_data(cfg, cfg.test, model.tokenize)
+    again = model.predict(data.sentences)
+    assert [p for p, _ in again] == [p for p, _ in result["test_predictions"]]
+    # raw strings are tokenized like the encoder does; token lists are taken as they are
+    text = " ".join(data.sentences[0])
+    assert model.predict([text])[0][0] == model.predict([model.tokenize(text)])[0][0] == again[0][0]
+    # the pooled block: every layer, mean and max, standardised on train
+    x = model.elmo.transform(data.sentences[:3])
+    assert x.shape == (3, 2 * 3 * 2 * 16) and np.isfinite(x).all()
+
+
+def test_linear_needs_an_encoder():
+    import pytest
+
+    from pipeline.errors import PipelineError
+
+    with pytest.raises(PipelineError, match="linear pools the biLM"):
+        sample_cfg(model="linear", inputs="word2vec", word2vec="v.bin").validate("test")
+
+
+def test_auto_keeps_the_best_dev_candidate(tmp_path, trained, vectors):
+    cfg = sample_cfg(model="auto", encoder=str(trained / "enc"), word2vec=str(vectors), epochs=3)
+    result = finetune(cfg, tmp_path / "m", progress=False)
+    cands = result["candidates"]
+    assert list(cands) == ["tfidf", "linear", "bilstm"]
+    best = max(c["dev"] for c in cands.values())
+    assert result["dev"]["accuracy"] == best >= cands["tfidf"]["dev"]  # never below TF-IDF on dev
+    assert cands[result["model"]]["dev"] == best
+    config = json.loads((tmp_path / "m" / "config.json").read_text())
+    assert config["finetune"]["model"] == result["model"] and config["candidates"] == cands
+    assert "chosen by `model: auto`" in (tmp_path / "m" / "README.md").read_text()
+    assert [p.name for p in tmp_path.iterdir()] == ["m"]  # the candidates' directory is gone
+    model = TaskModel.load(tmp_path / "m")
+    assert model.predict(["a superb and moving film", []])[1] == (None, {})
