@@ -243,13 +243,14 @@ def _cmd_evaluate(args) -> int:
     scores = model.scores(data)
     result = {"model": str(args.model), "file": str(args.file), "examples": len(data.sentences),
               "repaired_tags": data.repaired, "skipped_empty": data.skipped_empty,
-              "replaced_lines": data.replaced_lines, **scores}
+              "replaced_lines": data.replaced_lines, "controls_as_space": data.controls_as_space, **scores}
     if args.metrics:
         from pipeline.io import write_json_atomic
 
         write_json_atomic(args.metrics, result)
     counts = [f"{n} {what}" for n, what in ((data.repaired, "tags repaired"), (data.replaced_lines, "lines with bad "
-              "characters replaced"), (data.skipped_empty, "empty rows skipped")) if n]
+              "characters replaced"), (data.controls_as_space, "lines with control characters read as spaces"),
+              (data.skipped_empty, "empty rows skipped")) if n]
     if counts:
         print(f"{args.file}: " + ", ".join(counts))
     if model.cfg.task == "ner":
@@ -389,10 +390,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("finetune", parents=[common],
                        help="train a NER tagger or a sentence classifier on [word2vec ; ELMo mix] inputs")
     p.add_argument("--task", choices=["ner", "classify"], help="ner: CoNLL column files; classify: TSV/CSV/JSONL")
-    p.add_argument("--model", choices=["auto", "bilstm", "tfidf", "linear"],
-                   help="classify: auto (default) trains tfidf, linear and bilstm and keeps the best on dev; "
-                        "tfidf = TF-IDF + logistic regression; linear = TF-IDF + pooled ELMo layers, logistic "
-                        "regression; bilstm = BiLSTM on [word ; chars ; ELMo mix]. ner: bilstm (BiLSTM-CRF)")
+    p.add_argument("--model", choices=["auto", "bilstm", "tfidf", "linear", "ensemble"],
+                   help="classify: auto (default) trains tfidf, linear, bilstm and their ensemble and keeps the "
+                        "best on dev; tfidf = TF-IDF + logistic regression; linear = TF-IDF + pooled ELMo layers, "
+                        "logistic regression; bilstm = BiLSTM on [word ; chars ; ELMo mix]; ensemble = the mean "
+                        "probabilities of the three. ner: bilstm (BiLSTM-CRF)")
     p.add_argument("--train", help="labelled training file")
     p.add_argument("--dev", help="labelled dev file (early stopping, best model)")
     p.add_argument("--test", help="labelled test file (scored once at the end)")

@@ -226,9 +226,10 @@ class FinetuneConfig:
     ``finetune_sentiment`` stages, ``elmo finetune``). Paths are relative to the working directory."""
 
     task: Literal["ner", "classify"] = "ner"
-    # auto (classify): tfidf, linear and bilstm trained, the best on dev kept; auto (ner): bilstm.
-    # tfidf: TF-IDF + logistic regression; linear: TF-IDF + pooled ELMo layers, logistic regression
-    model: Literal["auto", "bilstm", "tfidf", "linear"] = "auto"
+    # auto (classify): tfidf, linear, bilstm and their ensemble, the best on dev kept; auto (ner): bilstm.
+    # tfidf: TF-IDF + logistic regression; linear: TF-IDF + pooled ELMo layers, logistic regression;
+    # ensemble: the mean probabilities of tfidf, linear and bilstm
+    model: Literal["auto", "bilstm", "tfidf", "linear", "ensemble"] = "auto"
     train: str = ""  # labelled files: CoNLL columns (ner) or TSV/CSV/JSONL (classify)
     dev: str = ""
     test: Optional[str] = None
@@ -298,7 +299,7 @@ class FinetuneConfig:
                 raise bad(key, f"must be positive, got {getattr(self, key)}")
         if self.mix_l2 < 0:
             raise bad("mix_l2", "must be >= 0")
-        if self.model in ("tfidf", "linear") and self.task != "classify":
+        if self.model in ("tfidf", "linear", "ensemble") and self.task != "classify":
             raise bad("model", f"{self.model} is a sentence classifier: use it with task classify")
         if self.model == "tfidf":
             return  # it uses neither the encoder nor word vectors

@@ -39,8 +39,25 @@ class WhitespaceTokenizer:
         return (text.lower() if self.lowercase else text).split()
 
 
+# words whose period is part of them (NLTK splits a period off the last word only: it expects one
+# sentence, while a line of raw text often holds several)
+ABBREVIATIONS = frozenset(
+    "mr mrs ms dr prof st jr sr vs etc inc ltd co corp no vol fig mt ft gen gov sen rep rev lt col sgt capt "
+    "jan feb mar apr jun jul aug sep sept oct nov dec approx dept est".split())
+
+
+def _split_period(token: str) -> list[str]:
+    """``good.`` → ``good .``; abbreviations (``Mr.``, ``U.S.``, ``J.``) keep their period."""
+    word = token[:-1]
+    if (len(token) < 3 or not token.endswith(".") or "." in word or word.lower() in ABBREVIATIONS
+            or not word.replace("-", "").replace("'", "").isalnum()):
+        return [token]
+    return [word, "."]
+
+
 class PTBTokenizer:
-    """Penn Treebank-style word tokenization of raw English text (NLTK's ``NLTKWordTokenizer``)."""
+    """Penn Treebank-style word tokenization of raw English text (NLTK's ``NLTKWordTokenizer``),
+    with periods split off inside a line of several sentences too."""
 
     name = "ptb"
 
@@ -51,7 +68,8 @@ class PTBTokenizer:
         self._tokenizer = NLTKWordTokenizer()
 
     def tokenize(self, text: str) -> list[str]:
-        return self._tokenizer.tokenize(text.lower() if self.lowercase else text)
+        tokens = self._tokenizer.tokenize(text.lower() if self.lowercase else text)
+        return [piece for t in tokens for piece in (_split_period(t) if t.endswith(".") else (t,))]
 
 
 # a word with punctuation glued to its end or start ("good.", "back!", "(great"): raw text split on spaces

@@ -148,6 +148,11 @@ class LinearClassifier:
     def dev_metric(self, scores: dict) -> float:
         return scores["accuracy"]
 
+    def share_layers(self, kept: dict) -> None:
+        """Reuse the frozen biLM layers in ``kept`` and add new ones to it (``linear`` only)."""
+        if self.elmo is not None:
+            self.elmo.layers = kept
+
     # --- the model directory -------------------------------------------------------------------
 
     def save(self, directory: str | Path, extra: dict | None = None) -> None:

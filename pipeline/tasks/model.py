@@ -120,6 +120,11 @@ class TaskModel(nn.Module):
     def dev_metric(self, scores: dict) -> float:
         return scores[METRIC[self.cfg.task]]
 
+    def share_layers(self, kept: dict) -> None:
+        """Reuse the frozen biLM layers in ``kept`` (``tuple(tokens) → layers``) and add new ones to it."""
+        if self.features.encoder is not None and not self.cfg.finetune_encoder:
+            self.features.share_layers(kept)
+
     def entities(self, tokens: list[str], tags: list[str]) -> list[dict]:
         spans, _ = to_spans(tags, self.cfg.model_scheme)
         return [{"label": label, "start": s, "end": e, "text": " ".join(tokens[s:e])} for label, s, e in spans]
@@ -172,6 +177,10 @@ class TaskModel(nn.Module):
             from pipeline.tasks.linear import LinearClassifier
 
             return LinearClassifier.load(d, config, cfg)
+        if cfg.model == "ensemble":
+            from pipeline.tasks.ensemble import EnsembleClassifier
+
+            return EnsembleClassifier.load(d, config, cfg)
         encoder = word2vec = None
         if config.get("encoder"):
             from pipeline.encoder import Encoder
@@ -222,7 +231,8 @@ def _load_word2vec(d: Path, spec: dict):
 def model_card(config: dict) -> str:
     f = config["finetune"]
     inputs = {"tfidf": f"TF-IDF + logistic regression (C={config.get('C')})",
-              "linear": f"TF-IDF + pooled ELMo layers, logistic regression (C={config.get('C')})"}.get(
+              "linear": f"TF-IDF + pooled ELMo layers, logistic regression (C={config.get('C')})",
+              "ensemble": f"the mean probabilities of {', '.join(config.get('members') or [])}"}.get(
         f.get("model"), f"{f['inputs']} (encoder {'finetuned' if f['finetune_encoder'] else 'frozen'}"
                         f"{'; ELMo also at the task BiLSTM output' if f.get('elmo_output') else ''})")
     lines = [f"# {config['task']} model (elmo-pipeline)", "",

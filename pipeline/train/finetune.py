@@ -187,7 +187,7 @@ def train_task_model(cfg: FinetuneConfig, out_dir, plots_dir, progress: bool, in
     from accelerate import Accelerator
 
     quiet_log = log if progress else (lambda m: None)
-    if cfg.model == "auto" and cfg.task == "classify":
+    if cfg.model in ("auto", "ensemble") and cfg.task == "classify":
         return train_auto(cfg, out_dir, plots_dir, progress, inputs, log, layer_cache)
     if cfg.model == "tfidf":
         from pipeline.tasks.linear import finetune_linear
@@ -231,47 +231,77 @@ def _once(log, said: set):
     return say
 
 
-AUTO_CANDIDATES = ("tfidf", "linear", "bilstm")  # cheapest first: a tie on dev keeps the cheaper model
+AUTO_CANDIDATES = ("tfidf", "linear", "bilstm", "ensemble")  # cheapest first: a tie on dev keeps the cheaper
 
 
 def train_auto(cfg: FinetuneConfig, out_dir, plots_dir, progress: bool, inputs, log, layer_cache) -> dict:
-    """``model: auto``: every candidate of :data:`AUTO_CANDIDATES` trained (the BiLSTM on what is left
-    of ``max_minutes``), the best dev accuracy kept in ``out_dir``; by construction never below
-    TF-IDF on dev. The candidates train in a temporary directory beside ``out_dir``."""
+    """``model: auto``: TF-IDF, linear and the BiLSTM trained (the BiLSTM on what is left of
+    ``max_minutes``) and their ensemble; the best dev accuracy kept in ``out_dir`` (by construction
+    never below TF-IDF on dev). ``model: ensemble`` keeps the ensemble. The candidates train in a
+    temporary directory beside ``out_dir``; the metrics hold every candidate's scores."""
     start = time.time()
-    names = [n for n in AUTO_CANDIDATES if n != "linear" or cfg.inputs != "word2vec"]
-    said: set[str] = set()
-    log = _once(log, said)  # each candidate reads the files: their notes are said once
+    log = _once(log, set())  # each candidate reads the files: their notes are said once
     inputs = inputs if inputs is not None else load_inputs(cfg)
-    layer_cache = {} if layer_cache is None else layer_cache  # the biLM layers, computed once for both
+    layer_cache = {} if layer_cache is None else layer_cache  # the biLM layers, computed once for all
     parent = Path(out_dir).absolute().parent
     parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{Path(out_dir).name}.auto-", dir=parent))
     try:
-        results = {}
-        for name in names:
-            sub = dataclasses.replace(cfg, model=name)
-            if name == "bilstm" and cfg.max_minutes is not None:
-                sub = dataclasses.replace(sub, max_minutes=max(cfg.max_minutes - (time.time() - start) / 60, 0.1))
-            if progress:
-                log(f"auto: candidate {name} ({names.index(name) + 1} of {len(names)})")
-            results[name] = train_task_model(sub, tmp / name, plots_dir if name == "bilstm" else None, progress,
-                                             inputs, log, layer_cache)
-        winner = max(names, key=lambda n: (results[n]["dev"]["accuracy"], -names.index(n)))
-        candidates = {n: {"dev": r["dev"]["accuracy"], "dev_macro_f1": r["dev"]["macro_f1"],
-                          **({"test": r["test"]["accuracy"]} if "test" in r else {}), "seconds": r["seconds"]}
-                      for n, r in results.items()}
-        model = TaskModel.load(tmp / winner)
-        result = {**results[winner], "model": winner, "selected_by": "auto", "candidates": candidates}
-        model.save(out_dir, {"dev_scores": result["dev"], "test_scores": result.get("test"),
-                             "epoch": result["best_epoch"], "selected_by": "auto", "candidates": candidates})
+        results = _train_candidates(cfg, tmp, plots_dir, progress, inputs, log, layer_cache)
+        models = {n: TaskModel.load(tmp / n) for n in results}
+        for m in models.values():
+            m.share_layers(layer_cache)
+        results["ensemble"], models["ensemble"] = _ensemble(cfg, models, inputs[0], log)
+        order = [n for n in AUTO_CANDIDATES if n in results]
+        keep = "ensemble" if cfg.model == "ensemble" else max(
+            order, key=lambda n: (results[n]["dev"]["accuracy"], -order.index(n)))
+        candidates = {n: {"dev": results[n]["dev"]["accuracy"], "dev_macro_f1": results[n]["dev"]["macro_f1"],
+                          **({"test": results[n]["test"]["accuracy"]} if "test" in results[n] else {}),
+                          "seconds": results[n]["seconds"]} for n in order}
+        result = {**results[keep], "model": keep, "selected_by": cfg.model, "candidates": candidates}
+        models[keep].save(out_dir, {"dev_scores": result["dev"], "test_scores": result.get("test"),
+                                    "epoch": result["best_epoch"], "selected_by": cfg.model, "candidates": candidates})
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     if progress:
-        log("auto: dev accuracy " + ", ".join(f"{n} {c['dev']:.4f}" for n, c in candidates.items())
-            + f"; kept {winner}")
+        log("auto: dev accuracy " + ", ".join(f"{n} {c['dev']:.4f}" for n, c in candidates.items()) + f"; kept {keep}")
     result["seconds"] = round(time.time() - start, 1)
     return result
+
+
+def _train_candidates(cfg: FinetuneConfig, tmp: Path, plots_dir, progress: bool, inputs, log,
+                      layer_cache: dict) -> dict:
+    """The single models of ``model: auto``, each saved in ``tmp/<name>``: name → its result."""
+    start = time.time()
+    names = [n for n in AUTO_CANDIDATES[:3] if n != "linear" or cfg.inputs != "word2vec"]
+    results = {}
+    for i, name in enumerate(names, 1):
+        sub = dataclasses.replace(cfg, model=name)
+        if name == "bilstm" and cfg.max_minutes is not None:
+            sub = dataclasses.replace(sub, max_minutes=max(cfg.max_minutes - (time.time() - start) / 60, 0.1))
+        if progress:
+            log(f"auto: candidate {name} ({i} of {len(names) + 1})")
+        results[name] = train_task_model(sub, tmp / name, plots_dir if name == "bilstm" else None, progress,
+                                         inputs, log, layer_cache)
+    return results
+
+
+def _ensemble(cfg: FinetuneConfig, members: dict, encoder, log) -> tuple[dict, "EnsembleClassifier"]:
+    """The ensemble of the trained ``members`` and its result (dev and test scored like a model's)."""
+    from pipeline.tasks.ensemble import EnsembleClassifier
+
+    start = time.time()
+    splits = read_splits(cfg, tokenizer_for(encoder if cfg.inputs != "word2vec" else None), log)
+    model = EnsembleClassifier(dataclasses.replace(cfg, model="ensemble"), members)
+    result = {"task": "classify", "model": "ensemble", "seed": cfg.seed, "labels": model.labels,
+              "data": splits.counts(), "epochs_run": 0, "best_epoch": None, "dev": model.scores(splits.dev),
+              "history": []}
+    if splits.test is not None:
+        result["test_predictions"] = model.predict(splits.test.sentences)
+        result["test"] = model.scores(splits.test, result["test_predictions"])
+        result["test_targets"] = splits.test.targets
+    result["seconds"] = round(time.time() - start, 1)
+    return result, model
 
 
 @dataclass

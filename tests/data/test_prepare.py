@@ -151,3 +151,20 @@ def test_refuses_to_replace_an_unrelated_directory(write, tmp_path):
     with pytest.raises(PipelineError, match="holds files that are not this pipeline.s output; refusing to replace it"):
         prepare_corpus(PrepareConfig(corpus=str(corpus)), tmp_path / "mine", progress=False)
     assert (tmp_path / "mine" / "thesis.tex").read_text() == "precious"
+
+
+def test_raw_text_gets_words_without_glued_punctuation(write, tmp_path, capsys):
+    """ptb (the default) splits raw English; whitespace on the same text warns and counts."""
+    raw = "\n".join(["The food was good. We'll be back!", "Great place, didn't disappoint.",
+                     "Service (friendly) and fast; prices fair."] * 10) + "\n"
+    corpus = write("raw.txt", raw)
+    stats = prepare_corpus(PrepareConfig(corpus=str(corpus), valid=str(corpus), test=str(corpus), min_count=1),
+                           tmp_path / "ptb", progress=False)
+    vocab = set(PreparedData(tmp_path / "ptb").vocab.tokens)
+    assert {"good", ".", "back", "!", "did", "n't", "(", "friendly", ")"} <= vocab and "good." not in vocab
+    assert stats["glued_punctuation_tokens"] == 0 and "warning" not in capsys.readouterr().err
+    stats = prepare_corpus(PrepareConfig(corpus=str(corpus), valid=str(corpus), test=str(corpus), min_count=1,
+                                         tokenizer="whitespace"), tmp_path / "ws", progress=False)
+    assert stats["glued_punctuation_tokens"] == 60  # good. back! place, disappoint. fast; fair. (x10)
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "punctuation glued on" in err and "prepare.tokenizer: ptb" in err

@@ -85,7 +85,7 @@ def test_auto_keeps_the_best_dev_candidate(tmp_path, trained, vectors):
     cfg = sample_cfg(model="auto", encoder=str(trained / "enc"), word2vec=str(vectors), epochs=3)
     result = finetune(cfg, tmp_path / "m", progress=False)
     cands = result["candidates"]
-    assert list(cands) == ["tfidf", "linear", "bilstm"]
+    assert list(cands) == ["tfidf", "linear", "bilstm", "ensemble"]
     best = max(c["dev"] for c in cands.values())
     assert result["dev"]["accuracy"] == best >= cands["tfidf"]["dev"]  # never below TF-IDF on dev
     assert cands[result["model"]]["dev"] == best
@@ -95,3 +95,31 @@ def test_auto_keeps_the_best_dev_candidate(tmp_path, trained, vectors):
     assert [p.name for p in tmp_path.iterdir()] == ["m"]  # the candidates' directory is gone
     model = TaskModel.load(tmp_path / "m")
     assert model.predict(["a superb and moving film", []])[1] == (None, {})
+
+
+def test_ensemble_averages_its_members_and_round_trips(tmp_path, trained, vectors):
+    cfg = sample_cfg(model="ensemble", encoder=str(trained / "enc"), word2vec=str(vectors), epochs=2)
+    result = finetune(cfg, tmp_path / "m", progress=False)
+    assert result["model"] == "ensemble" and result["candidates"]["ensemble"]["dev"] == result["dev"]["accuracy"]
+    model = TaskModel.load(tmp_path / "m")
+    assert list(model.members) == ["tfidf", "linear", "bilstm"]
+    assert sorted(p.name for p in (tmp_path / "m" / "members").iterdir()) == ["bilstm", "linear", "tfidf"]
+    data = read_task_data(cfg, cfg.test, model.tokenize)
+    pred = model.predict(data.sentences[:5])
+    each = [m.predict(data.sentences[:5]) for m in model.members.values()]
+    for i, (label, probs) in enumerate(pred):
+        for k in probs:
+            assert np.isclose(probs[k], sum(e[i][1][k] for e in each) / 3)
+        assert label == max(probs, key=probs.get)
+    assert [p for p, _ in model.predict(data.sentences)] == [p for p, _ in result["test_predictions"]]
+
+
+def test_control_characters_are_read_and_counted(tmp_path):
+    rows = (SAMPLES / "train.tsv").read_text(encoding="utf-8").splitlines()
+    rows[1] = rows[1].replace(" ", " \u0097 ", 1)  # a cp1252 dash decoded as Latin-1 upstream
+    (tmp_path / "t.tsv").write_text("\n".join(rows) + "\n", encoding="utf-8")
+    said = []
+    cfg = FinetuneConfig(task="classify", model="tfidf", train=str(tmp_path / "t.tsv"), dev=str(SAMPLES / "dev.tsv"))
+    result = finetune(cfg, tmp_path / "m", progress=False, log=said.append)
+    assert result["data"]["controls_as_space"] == 1
+    assert said[0] == f"note: {tmp_path / 't.tsv'}: 1 lines had control characters, read as spaces"
