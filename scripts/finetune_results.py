@@ -235,9 +235,9 @@ def subsample(cfg, n: int, seed: int, tmp: str) -> str:
 def small_data_table(files: list[dict]) -> str:
     """Rows: training size; columns: test accuracy (mean ± sd over seeds) of each auto candidate and
     of auto's choice, with how often auto kept each."""
-    names = ("tfidf", "linear", "bilstm")
-    lines = ["| task | train size | TF-IDF + LR | linear | BiLSTM (+ ELMo) | auto (default) | auto kept | seeds |",
-             "|---|---|---|---|---|---|---|---|"]
+    names = ("tfidf", "linear", "bilstm", "ensemble")
+    lines = ["| task | train size | TF-IDF + LR | linear | BiLSTM (+ ELMo) | ensemble | auto (default) | auto kept | seeds |",
+             "|---|---|---|---|---|---|---|---|---|"]
     for results in files:
         runs = [r for r in results.get("runs", []) if r.get("row") == "auto"]
         for task in sorted({r["task_name"] for r in runs}):
