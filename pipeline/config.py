@@ -266,7 +266,7 @@ class FinetuneConfig:
     finetune_encoder: bool = False  # update the biLM too (with encoder_lr); default frozen
     encoder_lr: float = 1e-4
     # training
-    epochs: int = 20
+    epochs: int = 50  # an upper bound: early stopping ends most runs (a few hundred sentences need 20-30)
     batch_size: int = 32
     lr: float = 1e-3
     grad_clip: Optional[float] = 5.0  # max gradient norm (null: no clipping)

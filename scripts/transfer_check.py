@@ -7,7 +7,8 @@
 - ``small``: customer reviews of products (SentEval CR, ../shared/data/senteval/cr.tsv), shuffled
   with the seed and split 700 train / 300 dev / the rest (2,771) test; TF-IDF, linear, BiLSTM and
   auto (the default) as the ``elmo finetune`` defaults make them.
-- ``transfer``: trained on SST-2 (movie reviews, all 6,920 training sentences, dev picks), tested
+- ``transfer``: trained on SST-2 (movie reviews, all 6,920 training sentences, dev picks; the
+  three models and their ensemble, auto = the best on SST-2 dev), tested
   on sentences of other sources with the same two labels: CR (products), MPQA (opinion phrases)
   and MR (Rotten Tomatoes snippets, lower-cased). Reports accuracy and the share of the most
   predicted label (a model collapsing to one class shows it there).
@@ -87,35 +88,45 @@ class Runs:
         with tempfile.TemporaryDirectory() as tmp:
             files = split_cr(seed, Path(tmp))
             r = self.train(files, "auto", seed, Path(tmp) / "m", {})
-        row = {m: {"dev": c["dev"], "test": c["test"]} for m, c in r["candidates"].items()}
+        row = {m: {"dev": c["dev"], "test": c["test"]} for m, c in r["candidates"].items()}  # ensemble included
         row["auto"] = {"dev": r["dev"]["accuracy"], "test": r["test"]["accuracy"], "kept": r["model"]}
         self.add({"kind": "small", "seed": seed, "models": row})
         print(f"small CR seed {seed}: " + ", ".join(f"{m} {v['test']:.4f}" for m, v in row.items()), flush=True)
 
     def transfer(self, seed: int) -> None:
-        from pipeline.tasks.data import read_task_data
+        from pipeline.tasks.ensemble import EnsembleClassifier
         from pipeline.tasks.model import TaskModel
 
-        row, cache = {}, {}
+        row, cache, models = {}, {}, {}
         with tempfile.TemporaryDirectory() as tmp:
             tmp = Path(tmp)
             sets = {name: as_sst2_labels(path, tmp) for name, path in TRANSFER_SETS.items()}
             for model in MODELS:
-                r = self.train({k: str(v) for k, v in SST2.items()}, model, seed, tmp / model, cache)
-                net = TaskModel.load(tmp / model)
-                row[model] = {"dev": r["dev"]["accuracy"], "SST-2 test": r["test"]["accuracy"]}
-                for name, path in sets.items():
-                    cfg = FinetuneConfig(task="classify", train=path, dev=path)
-                    data = read_task_data(cfg, path, net.tokenize)
-                    pred = [p for p, _ in net.predict(data.sentences)]
-                    acc = sum(p == y for p, y in zip(pred, data.targets)) / len(pred)
-                    top = max(pred.count(label) for label in set(pred)) / len(pred)
-                    row[model][name] = {"accuracy": round(acc, 6), "most_predicted_share": round(top, 4)}
-        kept = max(MODELS, key=lambda m: (row[m]["dev"], -MODELS.index(m)))  # what auto keeps
+                self.train({k: str(v) for k, v in SST2.items()}, model, seed, tmp / model, cache)
+                models[model] = TaskModel.load(tmp / model)
+                models[model].share_layers(cache)
+            models["ensemble"] = EnsembleClassifier(FinetuneConfig(task="classify", model="ensemble"), models)
+            for name, net in models.items():
+                row[name] = {"dev": accuracy(net, str(SST2["dev"]))[0], "SST-2 test": accuracy(net, str(SST2["test"]))[0]}
+                for set_name, path in sets.items():
+                    acc, top = accuracy(net, path)
+                    row[name][set_name] = {"accuracy": round(acc, 6), "most_predicted_share": round(top, 4)}
+        order = [*MODELS, "ensemble"]
+        kept = max(order, key=lambda m: (row[m]["dev"], -order.index(m)))  # what auto keeps
         row["auto"] = {**row[kept], "kept": kept}
         self.add({"kind": "transfer", "seed": seed, "models": row})
         print(f"transfer seed {seed}: " + ", ".join(
             f"{m} " + " ".join(f"{n} {row[m][n]['accuracy']:.3f}" for n in TRANSFER_SETS) for m in row), flush=True)
+
+
+def accuracy(net, path: str) -> tuple[float, float]:
+    """(accuracy, share of the most predicted label) of ``net`` on a labelled TSV."""
+    from pipeline.tasks.data import read_task_data
+
+    data = read_task_data(FinetuneConfig(task="classify", train=path, dev=path), path, net.tokenize)
+    pred = [p for p, _ in net.predict(data.sentences)]
+    acc = sum(p == y for p, y in zip(pred, data.targets)) / len(pred)
+    return acc, max(pred.count(label) for label in set(pred)) / len(pred)
 
 
 def table(results: dict) -> str:
@@ -127,7 +138,7 @@ def table(results: dict) -> str:
     small = [r for r in results["runs"] if r["kind"] == "small"]
     if small:
         lines += ["| CR, 700 train / 300 dev / 2,771 test | dev | test | seeds |", "|---|---|---|---|"]
-        for m in (*MODELS, "auto"):
+        for m in (*MODELS, "ensemble", "auto"):
             lines.append(f"| {m} | {ms([r['models'][m]['dev'] for r in small])} | "
                          f"{ms([r['models'][m]['test'] for r in small])} | {len(small)} |")
     transfer = [r for r in results["runs"] if r["kind"] == "transfer"]
@@ -135,8 +146,10 @@ def table(results: dict) -> str:
         names = list(TRANSFER_SETS)
         lines += ["", "| trained on SST-2 | SST-2 test | " + " | ".join(names) + " | mean | largest one-label share |",
                   "|---" * (len(names) + 4) + "|"]
-        for m in (*MODELS, "auto"):
-            rows = [r["models"][m] for r in transfer]
+        for m in (*MODELS, "ensemble", "auto"):
+            rows = [r["models"][m] for r in transfer if m in r["models"]]
+            if not rows:
+                continue
             accs = [statistics.mean(x[n]["accuracy"] for n in names) for x in rows]
             share = max(x[n]["most_predicted_share"] for x in rows for n in names)
             lines.append(f"| {m} | {ms([x['SST-2 test'] for x in rows])} | "

@@ -245,7 +245,9 @@ def model_card(config: dict) -> str:
             key = METRIC[config["task"]]
             lines.append(f"- {split} {key}: {s[key]:.4f}")
     if config.get("candidates"):
-        lines.append(f"- chosen by `model: auto` on dev {METRIC[config['task']]} among: " + ", ".join(
+        how = ("kept by `model: auto`, the best dev" if config.get("selected_by", "auto") == "auto"
+               else f"`model: {config['selected_by']}`; dev")
+        lines.append(f"- {how} {METRIC[config['task']]} among: " + ", ".join(
             f"{name} {c['dev']:.4f}" for name, c in config["candidates"].items()))
     lines += ["", "Use: `elmo predict --model THIS_DIR input.txt` (one sentence per line) or "
               "`elmo evaluate --model THIS_DIR labelled_file`.", ""]

@@ -3,10 +3,11 @@
     read train/dev(/test) ─▶ label set from train (dev/test labels must be known)
         ─▶ TaskModel(features [word ; casing ; chars ; ELMo mix], head) on accelerator.device
         ─▶ epochs of shuffled batches (Adam; the biLM in its own group at encoder_lr if finetuned)
-            after each epoch: dev score → plots/{train,dev}.tsv, best so far → out_dir (atomic),
+            after each epoch: dev score → plots/{train,dev}.tsv, best weights so far kept in memory,
             with checkpoint_dir: the resumable state (also on SIGTERM/SIGHUP, then stop)
         ─▶ early stopping after `patience` epochs without improvement, best weights restored
-        ─▶ test scores, model directory rewritten with its scores
+        ─▶ test scores, the model directory written (atomically) with its scores: only a run that
+           ends well replaces out_dir; a failed or interrupted one leaves it as it was
 
 One process (one device): the tasks are small next to pretraining. Same config + seed → same model
 on the same machine.
@@ -329,8 +330,8 @@ def train_epoch(net: TaskModel, optimizer, accelerator, splits: TaskSplits, batc
         for idx in batches[pos.batch_pos :]:
             loss = net.loss([train.sentences[j] for j in idx], [train.targets[j] for j in idx])
             if not torch.isfinite(loss):
-                raise PipelineError(f"loss is {float(loss)} at epoch {pos.epoch}, step {pos.step + 1}; training "
-                                    f"stopped (the best model so far, if any, is in {out_dir}); try a lower lr")
+                raise PipelineError(f"loss is {float(loss.detach())} at epoch {pos.epoch}, step {pos.step + 1}; training "
+                                    f"stopped ({out_dir} is left as it was); try a lower lr")
             optimizer.zero_grad()
             accelerator.backward(loss)
             if net.cfg.grad_clip:
@@ -392,7 +393,7 @@ class FinetuneCheckpoint:
 def run_epochs(net: TaskModel, optimizer, accelerator, splits: TaskSplits, out_dir, plots_dir, progress: bool,
                log, start: float) -> BestSoFar:
     """Epochs until ``patience`` epochs without a better dev score (or the epoch/time budget);
-    the best model so far is written to ``out_dir`` on every improvement. With
+    the best weights so far are kept (``best.state``), written only by a run that ends well. With
     ``checkpoint_dir``: resumes from it, saves to it after every epoch and on SIGTERM/SIGHUP."""
     cfg = net.cfg
     rng = random.Random(cfg.seed)
@@ -414,7 +415,7 @@ def run_epochs(net: TaskModel, optimizer, accelerator, splits: TaskSplits, out_d
             batches = shuffled_batches(splits.train_idx, [len(s) for s in splits.train.sentences], cfg.batch_size, rng)
             if not train_epoch(net, optimizer, accelerator, splits, batches, pos, out_dir, progress, termination):
                 break
-            end_epoch(net, splits, best, pos, out_dir, tables, progress, log)
+            end_epoch(net, splits, best, pos, tables, progress, log)
             pos = Position(pos.epoch + 1, 0, pos.step, epoch_rng=rng.getstate())
             if ckpt:
                 ckpt.save(best, pos)
@@ -436,17 +437,15 @@ def run_epochs(net: TaskModel, optimizer, accelerator, splits: TaskSplits, out_d
     return best
 
 
-def end_epoch(net: TaskModel, splits: TaskSplits, best: BestSoFar, pos: Position, out_dir, tables, progress: bool,
+def end_epoch(net: TaskModel, splits: TaskSplits, best: BestSoFar, pos: Position, tables, progress: bool,
               log) -> None:
-    """Dev score of the epoch just trained; the best model so far saved; curves and a log line."""
+    """Dev score of the epoch just trained; the best weights so far kept; curves and a log line."""
     metric = METRIC[net.cfg.task]
     loss = pos.loss_sum / max(pos.n_seen, 1)
     dev_scores = net.scores(splits.dev)
     score = net.dev_metric(dev_scores)
     best.history.append({"epoch": pos.epoch, "step": pos.step, "train_loss": round(loss, 6), f"dev_{metric}": score})
     improved = best.update(score, dev_scores, pos.epoch, net)
-    if improved:
-        net.save(out_dir, {"dev_scores": dev_scores, "epoch": pos.epoch})  # best so far, on disk, atomic
     if tables is not None:
         tables[0].add(epoch=pos.epoch, step=pos.step, loss=round(loss, 6))
         tables[1].add(epoch=pos.epoch, step=pos.step, **{metric: score})

@@ -53,3 +53,21 @@ def test_a_run_that_never_beats_chance_says_so(tmp_path, vectors):
     result = finetune(cfg, tmp_path / "m", progress=False, log=said.append)
     assert result["epochs_run"] == 3  # min_epochs 2, then one epoch of patience
     assert any("never beat always predicting the most frequent label (1.0000)" in m for m in said)
+
+
+def test_a_failed_run_leaves_the_previous_model_as_it_was(tmp_path, vectors):
+    from pathlib import Path
+
+    import pytest
+
+    from pipeline.errors import PipelineError
+
+    samples = Path(__file__).resolve().parents[2] / "data" / "samples" / "sentiment"
+    files = {k: str(samples / f"{k}.tsv") for k in ("train", "dev")}
+    finetune(FinetuneConfig(task="classify", model="tfidf", **files), tmp_path / "m", progress=False)
+    before = {p.name: p.read_bytes() for p in (tmp_path / "m").iterdir()}
+    cfg = FinetuneConfig(task="classify", model="bilstm", inputs="word2vec", word2vec=str(vectors), lr=1e30,
+                         grad_clip=None, epochs=3, **files)
+    with pytest.raises(PipelineError, match=r"loss is .* is left as it was"):
+        finetune(cfg, tmp_path / "m", progress=False)
+    assert {p.name: p.read_bytes() for p in (tmp_path / "m").iterdir()} == before

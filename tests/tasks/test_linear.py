@@ -91,7 +91,7 @@ def test_auto_keeps_the_best_dev_candidate(tmp_path, trained, vectors):
     assert cands[result["model"]]["dev"] == best
     config = json.loads((tmp_path / "m" / "config.json").read_text())
     assert config["finetune"]["model"] == result["model"] and config["candidates"] == cands
-    assert "chosen by `model: auto`" in (tmp_path / "m" / "README.md").read_text()
+    assert "kept by `model: auto`, the best dev accuracy among: tfidf" in (tmp_path / "m" / "README.md").read_text()
     assert [p.name for p in tmp_path.iterdir()] == ["m"]  # the candidates' directory is gone
     model = TaskModel.load(tmp_path / "m")
     assert model.predict(["a superb and moving film", []])[1] == (None, {})
