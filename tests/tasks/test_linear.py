@@ -112,6 +112,14 @@ def test_ensemble_averages_its_members_and_round_trips(tmp_path, trained, vector
             assert np.isclose(probs[k], sum(e[i][1][k] for e in each) / 3)
         assert label == max(probs, key=probs.get)
     assert [p for p, _ in model.predict(data.sentences)] == [p for p, _ in result["test_predictions"]]
+    # the CLI reads it like any task model
+    (tmp_path / "in.txt").write_text("a superb and moving film.\n")
+    p = subprocess.run([sys.executable, "-m", "pipeline.cli", "predict", "in.txt", "--model", "m"], cwd=tmp_path,
+                       capture_output=True, text=True)
+    assert p.returncode == 0 and json.loads(p.stdout)["tokens"] == ["a", "superb", "and", "moving", "film", "."]
+    p = subprocess.run([sys.executable, "-m", "pipeline.cli", "evaluate", str(SAMPLES / "test.tsv"), "--model", "m"],
+                       cwd=tmp_path, capture_output=True, text=True)
+    assert p.returncode == 0 and f"accuracy {result['test']['accuracy']:.4f}" in p.stdout, p.stderr
 
 
 def test_control_characters_are_read_and_counted(tmp_path):
