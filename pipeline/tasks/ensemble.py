@@ -18,11 +18,12 @@ from pipeline.config import FinetuneConfig
 from pipeline.errors import PipelineError
 from pipeline.io import write_model_dir
 from pipeline.tasks.data import as_token_lists
+from pipeline.tasks.metrics import SentenceClassifierScores
 
 MEMBERS_DIR = "members"
 
 
-class EnsembleClassifier:
+class EnsembleClassifier(SentenceClassifierScores):
     """Members that share one label set; predictions are their mean probabilities."""
 
     def __init__(self, cfg: FinetuneConfig, members: dict):
@@ -53,15 +54,6 @@ class EnsembleClassifier:
             probs = {label: sum(p[1][label] for p in preds) / len(preds) for label in self.labels}
             out.append((max(self.labels, key=lambda label: probs[label]), probs))
         return out
-
-    def scores(self, data, pred: list | None = None) -> dict:
-        from pipeline.tasks.metrics import classification_scores
-
-        pred = self.predict(data.sentences) if pred is None else pred
-        return classification_scores(data.targets, [p for p, _ in pred], self.labels)
-
-    def dev_metric(self, scores: dict) -> float:
-        return scores["accuracy"]
 
     def save(self, directory: str | Path, extra: dict | None = None) -> None:
         from pipeline.tasks.model import FORMAT_VERSION, KIND, model_card

@@ -28,6 +28,7 @@ from pipeline.config import FinetuneConfig
 from pipeline.errors import PipelineError
 from pipeline.io import read_weights, write_model_dir
 from pipeline.tasks.data import as_token_lists, tokenizer_for
+from pipeline.tasks.metrics import SentenceClassifierScores
 
 C_GRID = (0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0)
 VOCAB_FILE = "tfidf_vocab.json"
@@ -83,7 +84,7 @@ class PooledElmo:
         return (self.pooled(sentences) - self.mean) / self.scale
 
 
-class LinearClassifier:
+class LinearClassifier(SentenceClassifierScores):
     """Fitted TF-IDF vectorizers (+ pooled ELMo) + logistic regression: a classification task model."""
 
     def __init__(self, cfg: FinetuneConfig, word, char, logreg, C: float, elmo: PooledElmo | None = None):
@@ -138,15 +139,6 @@ class LinearClassifier:
             for i, p in zip(idx, probs.tolist()):
                 out[i] = (self.labels[int(np.argmax(p))], dict(zip(self.labels, p)))
         return out
-
-    def scores(self, data, pred: list | None = None) -> dict:
-        from pipeline.tasks.metrics import classification_scores
-
-        pred = self.predict(data.sentences) if pred is None else pred
-        return classification_scores(data.targets, [p for p, _ in pred], self.labels)
-
-    def dev_metric(self, scores: dict) -> float:
-        return scores["accuracy"]
 
     def share_layers(self, kept: dict) -> None:
         """Reuse the frozen biLM layers in ``kept`` and add new ones to it (``linear`` only)."""

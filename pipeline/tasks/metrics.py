@@ -38,3 +38,17 @@ def classification_scores(gold: list[str], pred: list[str], labels: list[str]) -
         "labels": labels,
         "confusion": confusion_matrix(gold, pred, labels=labels).tolist(),
     }
+
+
+class SentenceClassifierScores:
+    """``scores`` and ``dev_metric`` of a sentence classifier whose ``predict`` gives
+    ``(label, {label: probability})`` per sentence (the linear models, the ensemble)."""
+
+    labels: list[str]
+
+    def scores(self, data, pred: list | None = None) -> dict:
+        pred = self.predict(data.sentences) if pred is None else pred
+        return classification_scores(data.targets, [p for p, _ in pred], self.labels)
+
+    def dev_metric(self, scores: dict) -> float:
+        return scores["accuracy"]
