@@ -28,7 +28,7 @@ from pipeline.config import FinetuneConfig
 from pipeline.errors import PipelineError
 from pipeline.io import read_weights, write_model_dir
 from pipeline.tasks.data import as_token_lists, tokenizer_for
-from pipeline.tasks.metrics import SentenceClassifierScores
+from pipeline.tasks.metrics import SentenceClassifierScores, scores_on_test
 
 C_GRID = (0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0)
 VOCAB_FILE = "tfidf_vocab.json"
@@ -212,10 +212,7 @@ def finetune_linear(cfg: FinetuneConfig, splits, out_dir, encoder=None, layer_ca
     result = {"task": "classify", "model": cfg.model, "seed": cfg.seed, "labels": model.labels,
               "data": splits.counts(), "epochs_run": len(history), "best_epoch": best, "C": model.C, "dev": dev,
               "history": history}
-    if splits.test is not None:
-        result["test_predictions"] = model.predict(splits.test.sentences)
-        result["test"] = model.scores(splits.test, result["test_predictions"])
-        result["test_targets"] = splits.test.targets
+    result.update(scores_on_test(model, splits.test))
     result["seconds"] = round(time.time() - start, 1)
     model.save(out_dir, {"dev_scores": dev, "test_scores": result.get("test"), "epoch": best})
     return result

@@ -52,3 +52,12 @@ class SentenceClassifierScores:
 
     def dev_metric(self, scores: dict) -> float:
         return scores["accuracy"]
+
+
+def scores_on_test(model, test) -> dict:
+    """A model's predictions and scores on the test split (TaskData, or None: no test split), as
+    the ``test_predictions`` / ``test`` / ``test_targets`` entries of a finetune result."""
+    if test is None:
+        return {}
+    pred = model.predict(test.sentences)
+    return {"test_predictions": pred, "test": model.scores(test, pred), "test_targets": test.targets}

@@ -33,6 +33,7 @@ from pipeline.data.batching import cut_sorted
 from pipeline.errors import DeferredTermination, PipelineError
 from pipeline.io import PlotTable, check_plots_dir, check_replaceable, directory_kind, output_lock
 from pipeline.tasks.data import TaskData, check_labels, label_set, read_task_data, tokenizer_for
+from pipeline.tasks.metrics import scores_on_test
 from pipeline.tasks.model import KIND, METRIC, TaskModel, load_word2vec_lookup
 from pipeline.train.checkpoint import FINETUNE_KIND, load_finetune_checkpoint, save_finetune_checkpoint
 
@@ -297,10 +298,7 @@ def _ensemble(cfg: FinetuneConfig, members: dict, encoder, log) -> tuple[dict, "
     result = {"task": "classify", "model": "ensemble", "seed": cfg.seed, "labels": model.labels,
               "data": splits.counts(), "epochs_run": 0, "best_epoch": None, "dev": model.scores(splits.dev),
               "history": []}
-    if splits.test is not None:
-        result["test_predictions"] = model.predict(splits.test.sentences)
-        result["test"] = model.scores(splits.test, result["test_predictions"])
-        result["test_targets"] = splits.test.targets
+    result.update(scores_on_test(model, splits.test))
     result["seconds"] = round(time.time() - start, 1)
     return result, model
 
@@ -463,10 +461,7 @@ def final_result(net: TaskModel, splits: TaskSplits, best: BestSoFar, out_dir, s
         if mix is not None:
             result[key] = {"weights": [round(w, 4) for w in torch.softmax(mix.scalars.detach(), 0).tolist()],
                            "gamma": round(float(mix.gamma.detach()), 4)}
-    if splits.test is not None:
-        result["test_predictions"] = net.predict(splits.test.sentences)
-        result["test"] = net.scores(splits.test, result["test_predictions"])
-        result["test_targets"] = splits.test.targets
+    result.update(scores_on_test(net, splits.test))
     result["seconds"] = round(time.time() - start, 1)
     net.save(out_dir, {"dev_scores": best.dev, "test_scores": result.get("test"), "epoch": best.epoch})
     return result
