@@ -4,11 +4,16 @@ Uses ``configs/accelerate/default.yaml`` (or ``$ELMO_ACCELERATE_CONFIG``) and, w
 GPU is visible, adds ``--multi_gpu --num_processes <GPUs>``: the DVC stage then uses every GPU of
 whatever machine runs it, with no edits. On a CPU-only machine it is one process.
 
-No trainer outlives the command that started it: ``accelerate launch`` is started with the kernel
-told to stop it (SIGTERM) when this launcher dies, and every trainer process asks the same for
-itself when it starts (:func:`die_with_launcher`, called by the stage), so killing the launcher, even
-with SIGKILL, ends the whole chain. SIGTERM/SIGHUP to the launcher are passed on to the trainer,
-which stops cleanly.
+One process (a CPU, or one GPU) needs nothing of ``accelerate launch``: the trainer is run directly
+with the environment that command would give it, so a refusal is the trainer's own one line and
+exit code (``accelerate launch`` would add a ``CalledProcessError`` traceback and print it twice).
+Several GPUs, or a config of yours, go through ``accelerate launch --quiet``.
+
+No trainer outlives the command that started it: the child is started with the kernel told to stop
+it (SIGTERM) when this launcher dies, and every trainer process asks the same for itself when it
+starts (:func:`die_with_launcher`, called by the stage), so killing the launcher, even with SIGKILL,
+ends the whole chain. The child runs in its own process group, and SIGINT, SIGTERM and SIGHUP to the
+launcher are passed on to it once, so Ctrl-C and ``kill -INT <launcher>`` alike stop it cleanly.
 """
 import os
 import signal
@@ -51,20 +56,28 @@ def die_with_parent(sig: int = signal.SIGTERM) -> None:
         os.kill(os.getpid(), sig)
 
 
-def run_forwarding_signals(cmd: list[str]) -> int:
-    """Run ``cmd`` (dying with us), pass SIGTERM/SIGHUP on to it, return its exit code."""
-    proc = subprocess.Popen(cmd, preexec_fn=die_with_parent, env={**MALLOC_SETTINGS, **os.environ, LAUNCHED: "1"})
+def run_forwarding_signals(cmd: list[str], env: dict | None = None) -> int:
+    """Run ``cmd`` (dying with us, in its own process group), pass SIGINT/SIGTERM/SIGHUP on to it,
+    return its exit code (128 + N for a child ended by signal N, as a shell reports it)."""
+    env = {**MALLOC_SETTINGS, **os.environ, **(env or {}), LAUNCHED: "1"}
+    proc = subprocess.Popen(cmd, preexec_fn=die_with_parent, env=env, process_group=0)
 
     def forward(signum, _frame):
         proc.send_signal(signum)
 
-    for sig in (signal.SIGTERM, signal.SIGHUP):
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         signal.signal(sig, forward)
-    while True:
-        try:
-            return proc.wait()
-        except KeyboardInterrupt:  # the trainer got SIGINT too (same process group): wait for its clean stop
-            continue
+    code = proc.wait()
+    return 128 - code if code < 0 else code
+
+
+def single_process_env(n_gpus: int) -> dict:
+    """What ``accelerate launch`` sets for one process with configs/accelerate/default.yaml."""
+    env = {"ACCELERATE_USE_CPU": "False", "ACCELERATE_MIXED_PRECISION": "no", "ACCELERATE_DYNAMO_BACKEND": "NO"}
+    if n_gpus == 0 and "OMP_NUM_THREADS" not in os.environ:
+        # why: one process gets every core (accelerate launch alone would give it OMP_NUM_THREADS=1)
+        env["OMP_NUM_THREADS"] = str(os.cpu_count() or 1)
+    return env
 
 
 def main(argv=None) -> int:
@@ -79,16 +92,13 @@ def main(argv=None) -> int:
               f"`source .venv/bin/activate` (made by `make`), or `make repro`", file=sys.stderr)
         return 1
 
-    config = os.environ.get("ELMO_ACCELERATE_CONFIG", str(DEFAULT_CONFIG))
-    cmd = [sys.executable, "-m", "accelerate.commands.launch", "--config_file", config]
     n_gpus = torch.cuda.device_count()
-    if "ELMO_ACCELERATE_CONFIG" in os.environ:
-        pass  # the user's config (e.g. multi-node) sets the process count itself
-    elif n_gpus > 1:
+    if "ELMO_ACCELERATE_CONFIG" not in os.environ and n_gpus <= 1:
+        return run_forwarding_signals([sys.executable] + argv, single_process_env(n_gpus))
+    config = os.environ.get("ELMO_ACCELERATE_CONFIG", str(DEFAULT_CONFIG))
+    cmd = [sys.executable, "-m", "accelerate.commands.launch", "--quiet", "--config_file", config]
+    if "ELMO_ACCELERATE_CONFIG" not in os.environ:  # the user's config (e.g. multi-node) sets the process count itself
         cmd += ["--multi_gpu", "--num_processes", str(n_gpus)]
-    elif n_gpus == 0 and "OMP_NUM_THREADS" not in os.environ:
-        # why: accelerate launch otherwise runs a lone CPU process with OMP_NUM_THREADS=1 (one core)
-        cmd += ["--num_cpu_threads_per_process", str(os.cpu_count() or 1)]
     return run_forwarding_signals(cmd + argv)
 
 

@@ -99,3 +99,29 @@ def test_killing_the_launcher_ends_its_trainer_and_a_second_run_is_refused_meanw
     finally:
         for pid in trainers_writing(out):
             os.kill(pid, signal.SIGKILL)
+
+
+def test_the_launcher_passes_a_refusal_on_as_one_line_and_the_trainers_exit_code(tmp_path):
+    out = tmp_path / "run"
+    r = subprocess.run([sys.executable, "-m", "pipeline.train.launch", "stages/pretrain.py", "--prepared",
+                        str(tmp_path / "missing"), "--out", str(out / "model"), "--metrics", str(out / "m.json"),
+                        "--plots", str(out / "plots")], cwd=REPO, env=env(), capture_output=True, text=True, timeout=120)
+    assert r.returncode == 1 and "Traceback" not in r.stderr
+    assert r.stderr.strip().splitlines() == [
+        f"error: {tmp_path / 'missing'}: not a prepared-data directory (no meta.json; run the prepare stage)"]
+
+
+def test_sigint_to_the_launcher_alone_stops_the_trainer_cleanly(twenty, tmp_path):
+    p = params(tmp_path, max_steps=100_000, max_minutes=5)
+    out = tmp_path / "run"
+    launcher = subprocess.Popen([sys.executable, "-m", "pipeline.train.launch", *stage(p, twenty, out)], cwd=REPO,
+                                env=env(), start_new_session=True, stderr=subprocess.PIPE, text=True)
+    try:
+        wait_for(out / "model" / "checkpoints" / "step-0000020", launcher)
+        os.kill(launcher.pid, signal.SIGINT)  # `kill -INT <launcher>`: not the terminal's Ctrl-C to the group
+        _, err = launcher.communicate(timeout=120)
+        assert launcher.returncode == 130 and err.strip().splitlines()[-1] == "interrupted"
+        assert trainers_writing(out) == [] and not lock_file(out / "model").exists()
+    finally:
+        for pid in trainers_writing(out):
+            os.kill(pid, signal.SIGKILL)
