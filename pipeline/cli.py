@@ -60,12 +60,9 @@ def _cmd_export(args) -> int:
         return _export_elmo(args)
     from pipeline.export import export_encoder
 
-    test = None
-    if args.test_metrics:
-        try:
-            test = json.loads(Path(args.test_metrics).read_text(encoding="utf-8"))
-        except (OSError, ValueError) as e:
-            raise PipelineError(f"{args.test_metrics}: cannot read test metrics JSON ({e})") from None
+    from pipeline.io import read_json_output
+
+    test = read_json_output(args.test_metrics, "test metrics") if args.test_metrics else None
     out = export_encoder(args.checkpoint, args.out_dir, args.prepared, args.with_softmax, test)
     if not args.quiet:
         print(f"exported encoder to {out}")
@@ -289,8 +286,18 @@ def above_zero(text: str) -> float:
         value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not value > 0:  # also refuses nan
-        raise argparse.ArgumentTypeError(f"must be above 0, got {text}")
+    if not 0 < value < float("inf"):  # also refuses nan
+        raise argparse.ArgumentTypeError(f"must be above 0 (and finite), got {text}")
+    return value
+
+
+def seed(text: str) -> int:
+    """An argparse type: a random seed, 0 … 2**32 - 1 (else a usage error, exit 2)."""
+    from pipeline.config import MAX_SEED
+
+    value = at_least(0)(text)
+    if value > MAX_SEED:
+        raise argparse.ArgumentTypeError(f"must be at most {MAX_SEED}, got {value}")
     return value
 
 
@@ -344,7 +351,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--steps", type=at_least(1), help="optimizer-step budget (default: none)")
     p.add_argument("--epochs", type=at_least(1), help="passes over the text (default 3)")
     p.add_argument("--lr", type=above_zero, help="Adam learning rate (default 0.001)")
-    p.add_argument("--seed", type=int)
+    p.add_argument("--seed", type=seed)
     p.add_argument("--valid-fraction", type=float, default=0.05, help="share held out for validation (default 0.05)")
     p.add_argument("--work-dir", help="prepared text, checkpoints and curves (default: OUT_DIR.adapt beside it); "
                                       "running the same command again resumes there")
@@ -376,7 +383,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-tokens", type=at_least(1), default=30)
     p.add_argument("--temperature", type=above_zero, default=1.0)
     p.add_argument("--top-k", type=at_least(1), default=None)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=seed, default=0)
     p.set_defaults(func=_cmd_generate)
 
     p = sub.add_parser("lm-score", parents=[common], help="perplexity of a text file under an encoder with softmax")
@@ -411,7 +418,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=at_least(1))
     p.add_argument("--lr", type=above_zero)
     p.add_argument("--patience", type=at_least(1))
-    p.add_argument("--seed", type=int)
+    p.add_argument("--seed", type=seed)
     p.add_argument("--max-minutes", type=above_zero)
     p.add_argument("--finetune-encoder", action="store_true", help="update the biLM too (at encoder_lr)")
     p.add_argument("--checkpoint-dir", help="keep the resumable state here (after every epoch and on SIGTERM); "
@@ -453,11 +460,9 @@ def main(argv=None) -> int:
         if given:  # a usage error (exit 2): ELMo weight files hold the encoder only
             parser.error(f"{given[0]} does not apply to --format elmo (ELMo weight files hold no softmax or metrics)")
     args.quiet = args.quiet or args.quiet_all
-    for name in ("metrics", "json"):  # a JSON output path that would be refused fails before any work
-        if getattr(args, name, None):
-            from pipeline.io import check_output_file, is_json
+    from pipeline.io import check_arg_outputs
 
-            check_output_file(getattr(args, name), is_json, "a JSON file")
+    check_arg_outputs(args)  # an output path that would be refused fails before any work
     return args.func(args)
 
 

@@ -12,6 +12,8 @@ file and the dotted key. Defaults live here, once.
 from __future__ import annotations
 
 import dataclasses
+import math
+import re
 import types
 import typing
 from dataclasses import dataclass, field
@@ -23,6 +25,12 @@ import yaml
 from pipeline.errors import PipelineError
 
 PRESET_DIR = Path(__file__).resolve().parent.parent / "configs" / "presets"
+MAX_SEED = 2**32 - 1  # numpy's RandomState takes seeds below 2**32
+
+
+def check_seed(value: int, where: str) -> None:
+    if not 0 <= value <= MAX_SEED:
+        raise PipelineError(f"{where}: must be between 0 and {MAX_SEED}, got {value}")
 
 
 @dataclass
@@ -74,6 +82,7 @@ class PrepareConfig:
             raise bad("max_vocab_size", f"must be at least 1 or null, got {self.max_vocab_size}")
         if not 0.0 < self.sp_character_coverage <= 1.0:
             raise bad("sp_character_coverage", f"must be in (0, 1], got {self.sp_character_coverage}")
+        check_seed(self.split_seed, f"{where}: prepare.split_seed")
 
 
 @dataclass
@@ -107,6 +116,7 @@ class Word2VecConfig:
             raise PipelineError(f"{where}: word2vec.alpha/min_alpha: need 0 <= min_alpha <= alpha <= 1")
         if self.sample < 0:
             raise PipelineError(f"{where}: word2vec.sample: must be >= 0, got {self.sample}")
+        check_seed(self.seed, f"{where}: word2vec.seed")
 
 
 @dataclass
@@ -168,6 +178,22 @@ class ModelConfig:
             raise bad("dropout", f"must be in [0, 1), got {self.dropout}")
         if self.adaptive_cutoffs != sorted(set(self.adaptive_cutoffs)) or any(c < 1 for c in self.adaptive_cutoffs):
             raise bad("adaptive_cutoffs", f"must be increasing positive ints, got {self.adaptive_cutoffs}")
+        for key in ("cell_clip", "proj_clip"):
+            if getattr(self, key) is not None and getattr(self, key) <= 0:
+                raise bad(key, f"must be positive or null, got {getattr(self, key)}")
+
+    def check_vocab(self, vocab_size: int, where: str) -> None:
+        """Adaptive-softmax cutoffs must lie inside the vocabulary."""
+        if self.softmax == "adaptive" and self.adaptive_cutoffs and self.adaptive_cutoffs[-1] >= vocab_size:
+            raise PipelineError(f"{where}: model.adaptive_cutoffs: {self.adaptive_cutoffs[-1]} is not below the "
+                                f"vocabulary size {vocab_size}")
+
+    def check_max_chars(self, max_chars: int, where: str) -> None:
+        """The widest character filter must fit in a token's ``max_chars`` character ids."""
+        widest = max(w for w, _ in self.filters)
+        if widest > max_chars:
+            raise PipelineError(f"{where}: model.filters: a filter of width {widest} is wider than a token's "
+                                f"{max_chars} character ids (prepare.max_chars); use narrower filters or raise max_chars")
 
 
 
@@ -203,6 +229,13 @@ class PretrainConfig:
                 raise PipelineError(f"{where}: pretrain.{key}: must be at least 1, got {getattr(self, key)}")
         if self.lr <= 0:
             raise PipelineError(f"{where}: pretrain.lr: must be positive, got {self.lr}")
+        if self.adagrad_init_acc <= 0:
+            raise PipelineError(f"{where}: pretrain.adagrad_init_acc: must be positive, got {self.adagrad_init_acc}")
+        if self.weight_decay < 0:
+            raise PipelineError(f"{where}: pretrain.weight_decay: must be >= 0, got {self.weight_decay}")
+        if self.grad_clip is not None and self.grad_clip <= 0:
+            raise PipelineError(f"{where}: pretrain.grad_clip: must be positive or null, got {self.grad_clip}")
+        check_seed(self.seed, f"{where}: pretrain.seed")
         if self.max_steps is not None and self.max_steps < 1:
             raise PipelineError(f"{where}: pretrain.max_steps: must be at least 1 or null, got {self.max_steps}")
         if self.max_minutes is not None and self.max_minutes <= 0:
@@ -299,6 +332,7 @@ class FinetuneConfig:
                 raise bad(key, f"must be positive, got {getattr(self, key)}")
         if self.mix_l2 < 0:
             raise bad("mix_l2", "must be >= 0")
+        check_seed(self.seed, f"{where}: {section}.seed")
         if self.model in ("tfidf", "linear", "ensemble") and self.task != "classify":
             raise bad("model", f"{self.model} is a sentence classifier: use it with task classify")
         if self.model == "tfidf":
@@ -363,6 +397,8 @@ def _type_name(tp: Any) -> str:
 
 def _convert(value: Any, tp: Any, where: str) -> Any:
     """Check ``value`` against the annotation ``tp``; return it converted (int→float only)."""
+    if isinstance(value, float) and not math.isfinite(value):  # no setting takes nan or inf
+        raise PipelineError(f"{where}: must be a finite number, got {value!r}")
     origin = typing.get_origin(tp)
     wrong = PipelineError(f"{where}: expected {_type_name(tp)}, got {value!r} ({type(value).__name__})")
     if origin is Literal:
@@ -421,12 +457,38 @@ def check_section(cls: type, data: Any, where: str) -> dict:
     return out
 
 
+class StrictLoader(yaml.SafeLoader):
+    """PyYAML's safe loader, stricter and closer to YAML 1.2: a key given twice in one mapping is an
+    error naming its line (PyYAML keeps the last silently, so a repeated section drops the first),
+    and ``1e-3`` is a float (YAML 1.1 needs ``1.0e-3`` and reads ``1e-3`` as a string)."""
+
+    def construct_mapping(self, node, deep=False):
+        seen: dict = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=True)
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"duplicate key {key!r} (first on line {seen[key] + 1})", key_node.start_mark)
+            seen[key] = key_node.start_mark.line
+        return super().construct_mapping(node, deep)
+
+
+StrictLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(?:[0-9][0-9_]*)(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"), list("-+0123456789"))
+
+
+def read_yaml_text(text: str):
+    """YAML text → Python values with :class:`StrictLoader` (config files and ``--set`` values)."""
+    return yaml.load(text, Loader=StrictLoader)
+
+
 def _read_yaml(path: Path) -> dict:
     from pipeline.io import read_text
 
     text = read_text(path, "config file")
     try:
-        data = yaml.safe_load(text)
+        data = read_yaml_text(text)
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         line = f":{mark.line + 1}" if mark is not None else ""
@@ -481,6 +543,7 @@ def load_params(path: str | Path = "params.yaml", preset_dir: Path | None = None
             cfg.validate(str(path), name)
         elif hasattr(cfg, "validate"):
             cfg.validate(str(path))
+    sections["model"].check_max_chars(sections["prepare"].max_chars, str(path))
     return Params(presets=presets, **sections)
 
 
@@ -510,15 +573,13 @@ def load_finetune_config(path: str | Path | None = None, overrides: dict | None 
 
 def parse_set(items: list[str]) -> dict:
     """``--set KEY=VALUE`` options → {key: value}, each value read as YAML (``3`` → 3, ``true`` → True)."""
-    import yaml
-
     out = {}
     for item in items:
         key, sep, value = item.partition("=")
         if not sep or not key:
             raise PipelineError(f"--set {item!r}: expected KEY=VALUE (e.g. --set pooling=attention)")
         try:
-            out[key.strip()] = yaml.safe_load(value)
+            out[key.strip()] = read_yaml_text(value)
         except yaml.YAMLError:
             raise PipelineError(f"--set {item!r}: the value is not valid YAML") from None
     return out

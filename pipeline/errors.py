@@ -81,9 +81,16 @@ def is_disk_full(e: BaseException) -> bool:
     return "No space left on device" in text or "os error 28" in text or "errno = 28" in text
 
 
+def os_error_line(e: OSError) -> str:
+    """``path: reason`` (both paths of a rename) for an OSError, in one line."""
+    names = [str(n) for n in (e.filename, e.filename2) if n is not None]
+    reason = e.strerror or str(e) or type(e).__name__
+    return f"{' -> '.join(names)}: {reason}" if names else reason
+
+
 def run_main(main, argv=None) -> None:
-    """Run a ``main(argv)`` entry point: a PipelineError (or a full disk anywhere) becomes one line
-    on stderr and exit 1; SIGINT, SIGTERM and SIGHUP stop it cleanly with one line and exit 128 +
+    """Run a ``main(argv)`` entry point: a PipelineError, a full disk or a file-system refusal
+    (OSError) anywhere becomes one line on stderr and exit 1; SIGINT, SIGTERM and SIGHUP stop it cleanly with one line and exit 128 +
     the signal number (130, 143, 129)."""
     import signal
     import sys
@@ -97,10 +104,14 @@ def run_main(main, argv=None) -> None:
         print(f"error: {e}", file=sys.stderr)
         sys.exit(1)
     except Exception as e:
-        if not is_disk_full(e):
+        if is_disk_full(e):
+            where = getattr(e, "filename", None)
+            print(f"error: {where + ': ' if where else ''}no space left on the device", file=sys.stderr)
+            sys.exit(1)
+        if not isinstance(e, OSError):
             raise
-        where = getattr(e, "filename", None)
-        print(f"error: {where + ': ' if where else ''}no space left on the device", file=sys.stderr)
+        # the file system refused (read-only, permission, a parent that is a file, a name too long)
+        print(f"error: {os_error_line(e)}", file=sys.stderr)
         sys.exit(1)
     except KeyboardInterrupt as e:
         signum = getattr(e, "signum", signal.SIGINT)

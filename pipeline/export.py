@@ -25,9 +25,7 @@ def training_data(model_dir: str | Path, train_cfg: dict, prepared: str | Path |
         raise PipelineError(f"{model_dir}: its prepared data {path} is not there (its vocabulary, tokenizer and "
                             f"casing are needed); {hint}")
     data = PreparedData(path)
-    if len(data.vocab) != train_cfg["vocab_size"]:
-        raise PipelineError(f"{model_dir}: trained with {train_cfg['vocab_size']} words but {path} has "
-                            f"{len(data.vocab)}; {hint}")
+    data.check_trained_on(model_dir, train_cfg, hint)
     return data
 
 

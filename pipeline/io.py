@@ -145,12 +145,89 @@ def check_output_file(path: str | os.PathLike, is_ours: Callable[[Path], bool], 
 
 
 def is_json(path: Path) -> bool:
-    """True for a file that parses as JSON (e.g. an earlier metrics file)."""
+    """True for a file that parses as JSON (e.g. an earlier results file of a script)."""
     try:
         json.loads(path.read_text(encoding="utf-8"))
         return True
     except (OSError, ValueError):
         return False
+
+
+# Every JSON and text output carries this mark, so a later run replaces only files it wrote itself
+# (never a model's config.json, a package.json or a corpus given by mistake as --metrics/--report).
+MARK_KEY, MARK = "written_by", "elmo-pipeline"
+TEXT_MARK = f"# {MARK}"
+
+
+def is_marked_json(path: Path) -> bool:
+    """True for a JSON object this pipeline wrote (it has ``"written_by": "elmo-pipeline"``)."""
+    obj = _json_of(path)
+    return obj is not None and obj.get(MARK_KEY) == MARK
+
+
+def is_marked_text(path: Path) -> bool:
+    """True for a text output this pipeline wrote (its first line starts with ``# elmo-pipeline``)."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            return f.readline().startswith(TEXT_MARK)
+    except (OSError, ValueError):
+        return False
+
+
+def unmarked(obj: dict) -> dict:
+    """A JSON output as read back, without the mark."""
+    return {k: v for k, v in obj.items() if k != MARK_KEY}
+
+
+def check_run_paths(outputs: dict[str, str | os.PathLike | None], inputs: dict[str, str | os.PathLike | None]) -> None:
+    """Refuse, before any work, output paths that would destroy what the run reads or another output.
+
+    ``outputs``/``inputs``: option name → path (None: not given). An output may not be an input,
+    lie inside an input directory or hold an input; two outputs may not share a path; and no output
+    may lie inside a directory the pipeline wrote (a model, prepared data, word2vec vectors: those
+    are written and replaced whole)."""
+    ins = {flag: Path(p) for flag, p in inputs.items() if p and Path(p).exists()}
+    seen: dict[Path, str] = {}
+    for flag, out in ((f, Path(p)) for f, p in outputs.items() if p):
+        real = out.resolve()
+        if real in seen:
+            raise PipelineError(f"{out}: given as both {seen[real]} and {flag}; give each output its own path")
+        seen[real] = flag
+        for in_flag, inp in ins.items():
+            in_real = inp.resolve()
+            if real == in_real or in_real in real.parents or real in in_real.parents:
+                what = "is" if real == in_real else "lies inside" if in_real in real.parents else "holds"
+                raise PipelineError(f"{out}: {what} the run's input {inp} ({in_flag}); refusing to write {flag} "
+                                    f"there: choose another path")
+        nearest = next(p for p in real.parents if p.exists())
+        if nearest.is_dir() and not os.access(nearest, os.W_OK):  # a read-only file system, or not ours
+            raise PipelineError(f"{out}: cannot write in {nearest} (read-only or no permission); choose another "
+                                f"path for {flag}")
+        for parent in real.parents:
+            if parent.exists() and not parent.is_dir():
+                raise PipelineError(f"{out}: {parent} is a file, not a directory; choose another path for {flag}")
+            kind = directory_kind(parent)
+            if kind not in (None, "pretrain-run"):  # a pretraining run replaces only its best/ and checkpoints/
+                raise PipelineError(f"{out}: lies inside {parent}, {KINDS[kind]}, which the pipeline writes "
+                                    f"whole; refusing to write {flag} there: choose a path outside it")
+
+
+def check_arg_outputs(args, outputs: tuple[str, ...] = ("out", "out_dir", "metrics", "json", "report", "plots", "output"),
+                    inputs: tuple[str, ...] = ("input", "text", "source", "file", "checkpoint", "model", "encoder",
+                                               "prepared", "train", "dev", "test", "vectors", "options", "weights",
+                                               "word2vec", "params", "test_metrics", "wordsim", "simlex")) -> None:
+    """:func:`check_run_paths` over an argparse namespace's output and input options (those it has),
+    then the JSON/text outputs that exist must carry our mark. Entry points call it before any work."""
+    def named(names):
+        return {"--" + n.replace("_", "-"): getattr(args, n) for n in names
+                if isinstance(getattr(args, n, None), (str, os.PathLike))}
+
+    check_run_paths(named(outputs), named(inputs))
+    for name, is_ours, what in (("metrics", is_marked_json, "a JSON output of elmo-pipeline"),
+                                ("json", is_marked_json, "a JSON output of elmo-pipeline"),
+                                ("report", is_marked_text, "a text report of elmo-pipeline")):
+        if isinstance(getattr(args, name, None), str):
+            check_output_file(getattr(args, name), is_ours, what)  # before any work, not after it
 
 
 @contextmanager
@@ -291,15 +368,35 @@ def read_text(path: str | os.PathLike, what: str = "file") -> str:
         raise PipelineError(f"{path}: cannot read {what}: {e.strerror or e}") from None
 
 
+def read_json_output(path: str | os.PathLike, what: str) -> dict:
+    """A JSON object written by this pipeline (e.g. evaluate_lm's metrics), without its mark;
+    a missing, damaged or non-object file is a one-line error."""
+    try:
+        obj = json.loads(read_text(path, what))
+    except ValueError as e:
+        raise PipelineError(f"{path}: {what} is not valid JSON ({e})") from None
+    if not isinstance(obj, dict):
+        raise PipelineError(f"{path}: {what} is not a JSON object")
+    return unmarked(obj)
+
+
 def write_text_atomic(path: str | os.PathLike, text: str) -> None:
     with atomic_path(path) as tmp:
         tmp.write_text(text, encoding="utf-8")
 
 
-def write_json_atomic(path: str | os.PathLike, obj) -> None:
-    """Write (or replace) a JSON output; an existing file that is not JSON is never replaced."""
-    check_output_file(path, is_json, "a JSON file")
-    write_text_atomic(path, json.dumps(obj, indent=2, sort_keys=False) + "\n")
+def write_json_atomic(path: str | os.PathLike, obj: dict, is_ours: Callable[[Path], bool] = is_marked_json) -> None:
+    """Write (or replace) a JSON output, marked as ours; an existing file is replaced only when
+    ``is_ours`` (by default: it carries the mark, i.e. this pipeline wrote it)."""
+    check_output_file(path, is_ours, "a JSON output of elmo-pipeline")
+    write_text_atomic(path, json.dumps({MARK_KEY: MARK, **obj}, indent=2, sort_keys=False) + "\n")
+
+
+def write_report_atomic(path: str | os.PathLike, title: str, text: str) -> None:
+    """Write (or replace) a text report whose first line is ``# elmo-pipeline: TITLE``; an existing
+    file is replaced only when it carries that mark."""
+    check_output_file(path, is_marked_text, "a text report of elmo-pipeline")
+    write_text_atomic(path, f"{TEXT_MARK}: {title}\n{text}")
 
 
 def write_json(path: Path, obj) -> None:
@@ -389,9 +486,13 @@ def read_weights(path: str | os.PathLike, device: str = "cpu") -> dict:
     if not f.is_file():
         raise PipelineError(f"{f}: weights file not found")
     try:
-        return load_file(str(f), device=device)
+        state = load_file(str(f), device=device)
     except Exception as e:  # safetensors raises its own error types for corrupt files
         raise PipelineError(f"{f}: cannot read weights ({e})") from None
+    for name, t in state.items():  # NaN weights would give NaN vectors and scores with exit 0
+        if t.is_floating_point() and not bool(t.isfinite().all()):
+            raise PipelineError(f"{f}: {name} holds NaN or infinite values; the weights are damaged")
+    return state
 
 
 def check_weights(file: str | os.PathLike, state: dict, expected: dict) -> None:

@@ -630,6 +630,9 @@ def build_bilm(config: dict, source: str) -> BiLM:
         model_cfg = ModelConfig(**config["model"])
         vocab_size = int(config["vocab_size"])
         model_cfg.validate(source)
+        model_cfg.check_vocab(vocab_size, source)
+        if "max_chars" in config:
+            model_cfg.check_max_chars(int(config["max_chars"]), source)
         return BiLM(model_cfg, vocab_size)
     except PipelineError:
         raise

@@ -40,7 +40,7 @@ from pathlib import Path
 
 from pipeline.config import load_finetune_config, load_params, parse_set
 from pipeline.errors import PipelineError, run_main
-from pipeline.io import write_json_atomic
+from pipeline.io import is_json, write_json_atomic
 
 SECTION = {"conll2003": "finetune_ner", "sst5": "finetune_sentiment", "sst2": "finetune_sentiment"}
 TASK_NAME = {"conll2003": "CoNLL-2003 NER", "sst5": "SST-5", "sst2": "SST-2"}
@@ -189,7 +189,7 @@ class Sweep:
                     r = {**self.run(task, row, seed), "task_name": task, "row": row, "seed": seed,
                          **self.provenance(row, task)}
                     self.results["runs"].append(r)
-                    write_json_atomic(self.out, self.results)
+                    write_json_atomic(self.out, self.results, is_ours=is_json)
                     metric = metric_of(task)
                     print(f"{task} {row} seed {seed}: dev {r['dev'][metric]:.4f} test {r['test'][metric]:.4f} "
                           f"({r['seconds']:.0f} s)", flush=True)

@@ -27,7 +27,7 @@ from pathlib import Path
 
 from pipeline.config import FinetuneConfig, load_finetune_config
 from pipeline.errors import PipelineError, run_main
-from pipeline.io import write_json_atomic
+from pipeline.io import is_json, write_json_atomic
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 SST2 = {split: SHARED / "sst" / f"sst2_{split}.tsv" for split in ("train", "dev", "test")}
@@ -66,7 +66,7 @@ class Runs:
 
     def add(self, run: dict) -> None:
         self.results["runs"].append({**run, "encoder": self.args.encoder, "word2vec": self.args.word2vec})
-        write_json_atomic(self.out, self.results)
+        write_json_atomic(self.out, self.results, is_ours=is_json)
 
     def load_inputs(self, seed: int):
         from pipeline.encoder import Encoder

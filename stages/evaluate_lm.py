@@ -3,6 +3,7 @@ import check_env  # noqa: F401  (first: a clear error outside the project's envi
 import argparse
 
 from pipeline.errors import run_main
+from pipeline.io import check_arg_outputs
 from pipeline.io import write_json_atomic
 from pipeline.train.evaluate import evaluate_saved
 
@@ -14,6 +15,7 @@ def main(argv=None):
     p.add_argument("--split", default="test")
     p.add_argument("--metrics", default="metrics/evaluate_lm.json")
     args = p.parse_args(argv)
+    check_arg_outputs(args)
     write_json_atomic(args.metrics, evaluate_saved(args.model, args.prepared, args.split))
 
 

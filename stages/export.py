@@ -1,12 +1,12 @@
 """DVC stage `export`: the best biLM as a self-contained encoder directory with a model card."""
 import check_env  # noqa: F401  (first: a clear error outside the project's environment)
 import argparse
-import json
 from pathlib import Path
 
 from pipeline.config import load_params
 from pipeline.errors import run_main
 from pipeline.export import export_encoder
+from pipeline.io import check_arg_outputs, read_json_output
 
 
 def main(argv=None):
@@ -17,8 +17,9 @@ def main(argv=None):
     p.add_argument("--test-metrics", default="metrics/evaluate_lm.json")
     p.add_argument("--out", default="models/encoder")
     args = p.parse_args(argv)
+    check_arg_outputs(args)
     params = load_params(args.params)
-    test = json.loads(Path(args.test_metrics).read_text()) if Path(args.test_metrics).is_file() else None
+    test = read_json_output(args.test_metrics, "test metrics") if Path(args.test_metrics).is_file() else None
     export_encoder(args.model, args.out, args.prepared, params.export.with_softmax, test, params.presets)
 
 

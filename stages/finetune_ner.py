@@ -6,6 +6,7 @@ import argparse
 
 from pipeline.config import load_params
 from pipeline.errors import run_main
+from pipeline.io import check_arg_outputs
 from pipeline.train.finetune import finetune, write_outputs
 
 
@@ -18,6 +19,7 @@ def main(argv=None, section: str = "finetune_ner"):
     p.add_argument("--plots", required=True)
     p.add_argument("-q", "--quiet", action="store_true")
     args = p.parse_args(argv)
+    check_arg_outputs(args)
     cfg = getattr(load_params(args.params), args.section)
     result = finetune(cfg, args.out, args.plots, progress=not args.quiet)
     write_outputs(result, args.metrics, args.plots)

@@ -5,6 +5,7 @@ import argparse
 from pipeline.config import load_params
 from pipeline.data.prepare import prepare_corpus
 from pipeline.errors import run_main
+from pipeline.io import check_arg_outputs
 from pipeline.io import write_json_atomic
 
 
@@ -14,6 +15,7 @@ def main(argv=None):
     p.add_argument("--out", default="data/prepared")
     p.add_argument("--metrics", default="metrics/prepare.json")
     args = p.parse_args(argv)
+    check_arg_outputs(args)
     params = load_params(args.params)
     stats = prepare_corpus(params.prepare, args.out)
     write_json_atomic(args.metrics, stats)

@@ -4,6 +4,7 @@ import argparse
 
 from pipeline.config import load_params
 from pipeline.errors import run_main
+from pipeline.io import check_arg_outputs
 from pipeline.train.launch import die_with_launcher
 from pipeline.train.pretrain import pretrain
 
@@ -18,6 +19,7 @@ def main(argv=None):
     p.add_argument("--no-resume", action="store_true", help="ignore existing checkpoints")
     p.add_argument("-q", "--quiet", action="store_true")
     args = p.parse_args(argv)
+    check_arg_outputs(args)
     die_with_launcher()  # a trainer never outlives its launcher (ours, accelerate launch, torchrun)
     params = load_params(args.params)
     pretrain(params.model, params.pretrain, args.prepared, args.out, args.metrics, args.plots,

@@ -4,7 +4,8 @@ import argparse
 
 from pipeline.config import load_params
 from pipeline.errors import run_main
-from pipeline.io import write_json_atomic, write_text_atomic
+from pipeline.io import check_arg_outputs
+from pipeline.io import write_json_atomic, write_report_atomic
 from pipeline.word2vec import run_word2vec
 
 
@@ -16,10 +17,11 @@ def main(argv=None):
     p.add_argument("--metrics", default="metrics/word2vec.json")
     p.add_argument("--report", default="reports/word2vec_neighbours.txt")
     args = p.parse_args(argv)
+    check_arg_outputs(args)
     params = load_params(args.params)
     result = run_word2vec(params.word2vec, args.prepared, args.out)
     write_json_atomic(args.metrics, result["metrics"])
-    write_text_atomic(args.report, result["neighbours"])
+    write_report_atomic(args.report, "word2vec nearest neighbours", result["neighbours"])
 
 
 if __name__ == "__main__":

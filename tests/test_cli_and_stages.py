@@ -23,7 +23,7 @@ def test_dvc_repro_prepare_in_a_copy_of_the_repo(tmp_path):
     assert "Running stage 'prepare'" in p.stdout
     metrics = json.loads((repo / "metrics" / "prepare.json").read_text())
     meta = json.loads((repo / "data" / "prepared" / "meta.json").read_text())
-    assert metrics == meta["stats"]
+    assert metrics == {"written_by": "elmo-pipeline", **meta["stats"]}
     assert metrics["train_sentences"] + metrics["valid_sentences"] + metrics["test_sentences"] == 120
     assert meta["config"]["corpus"] == "data/raw/corpus.txt"
     # up to date until a param or the corpus changes
@@ -73,7 +73,8 @@ def test_dvc_repro_word2vec(tmp_path):
     assert np.load(out / "embeddings.npy").shape == (n_vocab, 100)
     assert (out / "vectors.txt").read_text().split("\n", 1)[0] == f"{n_vocab - 4} 100"  # specials not trained
     report = (repo / "reports" / "word2vec_neighbours.txt").read_text().splitlines()
-    assert report[0].startswith("cat: ") and report[1] == "nosuchword: (not in vocabulary)"
+    assert report[0] == "# elmo-pipeline: word2vec nearest neighbours"  # the mark: a rerun may replace it
+    assert report[1].startswith("cat: ") and report[2] == "nosuchword: (not in vocabulary)"
     shown = run([str(BIN / "dvc"), "metrics", "show", "--json"], cwd=repo, check=True).stdout
     # accuracies and spearman are null here (no question or pair in this toy vocabulary), so not shown
     assert "analogy_oov_rate" in shown and "simlex999_oov_rate" in shown

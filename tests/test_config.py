@@ -121,3 +121,43 @@ def test_finetune_inputs_inferred_from_the_one_source_given(tmp_path):
     (tmp_path / "s.yaml").write_text("finetune_ner:\n  word2vec: v.bin\n")  # a copied section counts too
     assert load_finetune_config(tmp_path / "s.yaml", {}, infer_inputs=True).inputs == "word2vec"
     assert load_finetune_config(tmp_path / "s.yaml", {"inputs": "both", "encoder": "e"}, infer_inputs=True).inputs == "both"
+
+
+@pytest.mark.parametrize(
+    "text, expect",
+    [
+        ("pretrain:\n  lr: .nan\n", "pretrain.lr: must be a finite number, got nan"),
+        ("pretrain:\n  max_minutes: .inf\n", "pretrain.max_minutes: must be a finite number, got inf"),
+        ("pretrain:\n  weight_decay: -1\n", "pretrain.weight_decay: must be >= 0, got -1.0"),
+        ("pretrain:\n  adagrad_init_acc: -5\n", "pretrain.adagrad_init_acc: must be positive, got -5.0"),
+        ("pretrain:\n  grad_clip: -3\n", "pretrain.grad_clip: must be positive or null, got -3.0"),
+        ("model:\n  cell_clip: -3\n", "model.cell_clip: must be positive or null, got -3.0"),
+        ("pretrain:\n  seed: 99999999999999999999999\n", "pretrain.seed: must be between 0 and 4294967295"),
+        ("finetune_ner:\n  seed: -1\n", "finetune_ner.seed: must be between 0 and 4294967295"),
+        ("prepare:\n  max_chars: 3\n", "model.filters: a filter of width 5 is wider than a token's 3 character ids"),
+        ("prepare:\n  min_count: 2\nprepare:\n  lowercase: true\n", ":3: invalid YAML: duplicate key 'prepare' (first on line 1)"),
+        ("pretrain:\n  lr: 0.1\n  lr: 0.2\n", ":3: invalid YAML: duplicate key 'lr' (first on line 2)"),
+    ],
+)
+def test_values_that_would_crash_or_mislead_later_are_refused_with_file_and_key(write, text, expect):
+    path = write("params.yaml", text)
+    with pytest.raises(PipelineError) as e:
+        load_params(path)
+    assert str(path) in str(e.value) and expect in str(e.value), str(e.value)
+
+
+def test_exponent_floats_without_a_dot_are_floats(write):
+    p = load_params(write("params.yaml", "pretrain:\n  lr: 1e-3\n  weight_decay: 5E-5\n"))
+    assert p.pretrain.lr == 0.001 and p.pretrain.weight_decay == 5e-5
+
+
+def test_adaptive_cutoffs_beyond_the_vocabulary_are_refused_when_the_model_is_built():
+    from pipeline.model import build_bilm
+
+    cfg = {"model": {"softmax": "adaptive", "adaptive_cutoffs": [50, 500], "projection_dim": 8, "cell_dim": 16},
+           "vocab_size": 100}
+    with pytest.raises(PipelineError, match="adaptive_cutoffs: 500 is not below the vocabulary size 100"):
+        build_bilm(cfg, "enc/config.json")
+    cfg = {"model": {"filters": [[1, 4], [9, 4]], "projection_dim": 8, "cell_dim": 16}, "vocab_size": 100, "max_chars": 5}
+    with pytest.raises(PipelineError, match="enc/config.json: model.filters: a filter of width 9"):
+        build_bilm(cfg, "enc/config.json")

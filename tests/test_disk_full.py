@@ -59,7 +59,7 @@ def test_full_disk_is_one_line_and_the_previous_output_survives(trained, disk, t
     shutil.copytree(trained / "enc", disk / "enc")  # an earlier export, to be replaced
     (tmp_path / "few.txt").write_text("the minister said .\n" * 5)
     assert elmo("-q", "embed", tmp_path / "few.txt", "--encoder", trained / "enc", "--out", disk / "v.h5").returncode == 0
-    (disk / "m.json").write_text('{"earlier": 1}\n')
+    (disk / "m.json").write_text('{"written_by": "elmo-pipeline", "earlier": 1}\n')
     outputs = {
         "export": (disk / "enc", ["export", trained / "model" / "best", disk / "enc", "--prepared", trained / "prep"]),
         "embed": (disk / "v.h5", ["embed", text, "--encoder", trained / "enc", "--out", disk / "v.h5"]),

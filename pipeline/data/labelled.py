@@ -7,6 +7,7 @@ skipped and counted (``empty``), so a stray blank row does not stop a run.
 from __future__ import annotations
 
 import csv
+import itertools
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -72,7 +73,17 @@ def _read_jsonl(path: Path, lines: list[str], text_field: str, label_field: str,
             if row.get(name) is None:
                 raise PipelineError(f"{path}:{lineno}: no {name!r} field (set text_field/label_field to the "
                                     f"keys of your rows: {', '.join(map(str, row))})")
-        _add(out, path, lineno, row[text_field], row[label_field])
+        text, label = row[text_field], row[label_field]
+        if not isinstance(text, str):
+            raise PipelineError(f"{path}:{lineno}: field {text_field!r} is a JSON {_json_type(text)}, not a string")
+        if isinstance(label, bool) or not isinstance(label, (str, int)):
+            raise PipelineError(f"{path}:{lineno}: field {label_field!r} is a JSON {_json_type(label)}; "
+                                f"a label is a string or an integer")
+        _add(out, path, lineno, text, label)
+
+
+def _json_type(value) -> str:
+    return {bool: "boolean", dict: "object", list: "array", float: "number", int: "number"}.get(type(value), "value")
 
 
 def _column_indexes(path: Path, first: list[str] | None, text_field, label_field, header: bool | None):
@@ -112,11 +123,21 @@ def _read_columns(path: Path, lines: list[str], fmt: str, text_field, label_fiel
         raise PipelineError(f"{path}:{rows.line_num}: malformed {fmt.upper()} ({e})") from None
 
 
+def _with_line_numbers(rows):
+    """(file line where the record starts, record): a quoted CSV field may span several lines."""
+    start = 1
+    for row in rows:
+        yield start, row
+        start = rows.line_num + 1
+
+
 def _read_rows(path: Path, rows, text_field, label_field, header, out: LabelledData) -> None:
-    first = next(rows, None)
+    numbered = _with_line_numbers(rows)
+    _, first = next(numbered, (1, None))
     ti, li, has_header = _column_indexes(path, first, text_field, label_field, header)
     width = len(first)
-    numbered = enumerate(rows, start=2) if has_header else enumerate([first, *rows], start=1)
+    if not has_header:
+        numbered = itertools.chain([(1, first)], numbered)
     for lineno, row in numbered:
         if not row:
             continue

@@ -17,6 +17,7 @@ vocabularies, evaluation files, and the input of embed / predict / lm-score) tak
 from __future__ import annotations
 
 import gzip
+import zlib
 import itertools
 import os
 import re
@@ -53,6 +54,8 @@ class Line:
 
 
 def open_binary(path: Path):
+    if path.exists() and not path.is_file() and not path.is_dir():  # a FIFO or a device would block or never end
+        raise PipelineError(f"{path}: not a regular file (a pipe or a device); give a file")
     if path.suffix == ".gz":
         return gzip.open(path, "rb")
     return open(path, "rb")
@@ -128,12 +131,14 @@ def iter_lines(path: str | os.PathLike, errors: str = "error", stats: ReadStats 
             yield from _lines(path, head, f, errors, stats, soft_controls)
     except FileNotFoundError:
         raise PipelineError(f"{path}: {what} not found") from None
-    except (gzip.BadGzipFile, EOFError) as e:
-        raise PipelineError(f"{path}: not a valid gzip file ({e})") from None
+    except (gzip.BadGzipFile, EOFError, zlib.error) as e:
+        raise PipelineError(f"{path}: not a valid gzip file, or a damaged one ({e})") from None
     except IsADirectoryError:
         raise PipelineError(f"{path}: is a directory") from None
     except PermissionError:
         raise PipelineError(f"{path}: permission denied") from None
+    except OSError as e:
+        raise PipelineError(f"{path}: cannot read {what}: {e.strerror or e}") from None
 
 
 def _lines(path: Path, head: bytes, f, errors: str, stats: ReadStats, soft_controls: bool) -> Iterator[Line]:

@@ -24,7 +24,7 @@ from pipeline.data.tokenizers import SP_MODEL_FILE
 from pipeline.encoder import KIND as ENCODER, Encoder
 from pipeline.errors import PipelineError
 from pipeline.export import export_encoder, training_data
-from pipeline.io import check_replaceable, directory_kind
+from pipeline.io import check_replaceable, check_run_paths, directory_kind
 from pipeline.lm import perplexities
 from pipeline.model import load_bilm
 from pipeline.train.evaluate import lm_sums
@@ -59,6 +59,7 @@ def adapt(source: str | Path, text: str, out_dir: str | Path, cfg: PretrainConfi
     """Adapt ``source`` to the corpus spec ``text`` (a file, directory, glob, …); write the adapted
     encoder to ``out_dir``. Returns metrics: held-out perplexity before and after, steps, seconds."""
     source, out_dir = Path(source), Path(out_dir)
+    check_run_paths({"out_dir": out_dir}, {"source": source, "text": text})
     check_replaceable(out_dir, ENCODER)
     cfg = cfg or PretrainConfig(**DEFAULTS)
     work = Path(work_dir) if work_dir else out_dir.with_name(out_dir.name + ".adapt")

@@ -15,14 +15,22 @@ fingerprint and the position, readable).
 from __future__ import annotations
 
 import dataclasses
+import pickle
 import shutil
 from pathlib import Path
 
 import torch
+from safetensors import SafetensorError
 
 from pipeline.config import ModelConfig
+from pipeline.errors import PipelineError
 from pipeline.io import read_weights, state_dict_cpu, write_json, write_model_dir
 from pipeline.model import upgrade_state
+
+
+# what reading a damaged checkpoint raises (truncated safetensors/torch files, bad JSON, missing keys)
+DAMAGED = (PipelineError, OSError, EOFError, ValueError, KeyError, IndexError, RuntimeError, pickle.UnpicklingError,
+           SafetensorError)
 
 
 def save_model_dir(path: Path, model: torch.nn.Module, config: dict) -> None:

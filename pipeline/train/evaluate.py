@@ -32,12 +32,8 @@ def lm_sums(model: BiLM, data: PreparedData, split: str, max_tokens: int, rank: 
 
 def evaluate_saved(model_dir, prepared_dir, split: str = "test", max_tokens: int = 8192) -> dict:
     """Perplexities of a saved biLM (``models/pretrain/best``) on a split of the prepared data."""
-    from pipeline.errors import PipelineError
-
     model, config = load_bilm(model_dir)
     data = PreparedData(prepared_dir)
-    if config["vocab_size"] != len(data.vocab):
-        raise PipelineError(f"{model_dir}: trained with {config['vocab_size']} words, but {prepared_dir} has "
-                            f"{len(data.vocab)}: was the prepare stage re-run with other settings?")
+    data.check_trained_on(model_dir, config, "pass the prepared data it was trained on (--prepared)")
     out = perplexities(*lm_sums(model, data, split, max_tokens).tolist())
     return {f"{split}_{k}": v for k, v in out.items()}

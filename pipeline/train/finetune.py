@@ -35,7 +35,7 @@ from pipeline.io import PlotTable, check_plots_dir, check_replaceable, directory
 from pipeline.tasks.data import TaskData, check_labels, label_set, read_task_data, tokenizer_for
 from pipeline.tasks.metrics import scores_on_test
 from pipeline.tasks.model import KIND, METRIC, TaskModel, load_word2vec_lookup
-from pipeline.train.checkpoint import FINETUNE_KIND, load_finetune_checkpoint, save_finetune_checkpoint
+from pipeline.train.checkpoint import DAMAGED, FINETUNE_KIND, load_finetune_checkpoint, save_finetune_checkpoint
 
 PLOT_FILES = ("train.tsv", "dev.tsv", "confusion.json")  # all that finetuning writes to a plots directory
 TRIVIAL_HINT = {
@@ -375,15 +375,19 @@ class FinetuneCheckpoint:
         """The saved position (weights, optimizer, RNG and ``best`` restored), or None to start afresh."""
         if directory_kind(self.path) != FINETUNE_KIND:
             return None
-        if json.loads((self.path / "config.json").read_text()).get("fingerprint") != self.fingerprint:
-            log(f"finetune: the checkpoint in {self.path} is from other settings; starting afresh")
-            return None
-        state = load_finetune_checkpoint(self.path, self.net, self.optimizer)
-        for k, v in json.loads(state["best"]).items():
-            setattr(best, k, v)
-        best.state = state["best_state"]
-        torch.set_rng_state(state["torch_rng"])
-        pos = Position(**state["position"])
+        try:
+            if json.loads((self.path / "config.json").read_text()).get("fingerprint") != self.fingerprint:
+                log(f"finetune: the checkpoint in {self.path} is from other settings; starting afresh")
+                return None
+            state = load_finetune_checkpoint(self.path, self.net, self.optimizer)
+            for k, v in json.loads(state["best"]).items():
+                setattr(best, k, v)
+            best.state = state["best_state"]
+            torch.set_rng_state(state["torch_rng"])
+            pos = Position(**state["position"])
+        except DAMAGED as e:  # half restored: this run cannot go on from it, nor start afresh in this process
+            raise PipelineError(f"{self.path}: damaged finetuning checkpoint ({type(e).__name__}: {str(e)[:120]}); "
+                                f"remove it, or give another checkpoint_dir, to start afresh") from None
         log(f"finetune: resuming at epoch {pos.epoch}, batch {pos.batch_pos} from {self.path}")
         return pos
 
@@ -470,7 +474,7 @@ def final_result(net: TaskModel, splits: TaskSplits, best: BestSoFar, out_dir, s
 def write_outputs(result: dict, metrics: str | Path | None = None, plots_dir: str | Path | None = None) -> dict:
     """Metrics JSON (scores, no predictions) and, for a classifier, the confusion matrix of the test
     split (the dev split without one) as a DVC plot: rows of ``{"actual", "predicted"}``."""
-    from pipeline.io import write_json_atomic
+    from pipeline.io import write_json_atomic, write_text_atomic
 
     summary = {k: v for k, v in result.items() if k not in ("test_predictions", "test_targets")}
     if metrics:
@@ -480,5 +484,6 @@ def write_outputs(result: dict, metrics: str | Path | None = None, plots_dir: st
         scores = result[split]
         rows = [{"actual": a, "predicted": p} for i, a in enumerate(scores["labels"])
                 for j, p in enumerate(scores["labels"]) for _ in range(scores["confusion"][i][j])]
-        write_json_atomic(Path(plots_dir) / "confusion.json", rows)
+        # a DVC plot is a JSON list (no room for our mark); the plots directory holds only PLOT_FILES
+        write_text_atomic(Path(plots_dir) / "confusion.json", json.dumps(rows, indent=2) + "\n")
     return summary

@@ -47,6 +47,7 @@ from pipeline.io import (PlotTable, check_plots_dir, check_replaceable, output_l
 from pipeline.lm import perplexities
 from pipeline.model import BiLM, batch_inputs
 from pipeline.train.checkpoint import (
+    DAMAGED,
     list_checkpoints,
     load_checkpoint,
     model_config_dict,
@@ -158,6 +159,8 @@ class PretrainRun:
         self.data = PreparedData(prepared_dir)
         self.train = self.data.split("train")
         self.V = len(self.data.vocab)
+        model_cfg.check_vocab(self.V, f"{prepared_dir}")
+        model_cfg.check_max_chars(self.data.max_chars, f"{prepared_dir}")
         self.fp = fingerprint(model_cfg, cfg, self.data, init_state)
         self._build(model_cfg, init_state)
 
@@ -179,7 +182,8 @@ class PretrainRun:
         if cfg.max_steps is not None:
             self.total_steps = min(self.total_steps, cfg.max_steps)
         self.config_json = model_config_dict(model_cfg, self.V, self.data.max_chars,
-                                             {"fingerprint": self.fp, "prepared_dir": str(self.prepared_dir)})
+                                             {"fingerprint": self.fp, "prepared_dir": str(self.prepared_dir),
+                                              "prepared_id": self.data.identity})
 
     # --- resume ------------------------------------------------------------------------------
 
@@ -190,21 +194,33 @@ class PretrainRun:
         if self.main:  # a killed run's half-written checkpoint or best/ (we hold the output lock)
             for d in (self.ckpt_dir, self.out_dir):
                 remove_stale_temporaries(d)
-        ckpts = list_checkpoints(self.ckpt_dir) if allowed else []
-        if ckpts:
-            meta = json.loads((ckpts[-1] / "state.json").read_text())
-            if meta.get("fingerprint") == self.fp:
-                pos = self._restore(ckpts[-1])
-                resumed_from = str(ckpts[-1])
-            elif self.main:
-                print(f"pretrain: checkpoints in {self.ckpt_dir} are from other settings; starting afresh",
-                      file=sys.stderr)
+        damaged = []
+        for ckpt in reversed(list_checkpoints(self.ckpt_dir) if allowed else []):
+            try:
+                if json.loads((ckpt / "state.json").read_text()).get("fingerprint") != self.fp:
+                    self._note(f"pretrain: checkpoints in {self.ckpt_dir} are from other settings; starting afresh")
+                    break
+                pos, resumed_from = self._restore(ckpt), str(ckpt)
+                break
+            except DAMAGED as e:  # e.g. a truncated file after a crash: the previous checkpoint is still good
+                pos = Position()
+                damaged.append(ckpt.name)
+                self._note(f"pretrain: {ckpt} is damaged ({type(e).__name__}: {str(e)[:120]}); "
+                           f"trying the previous checkpoint")
+        else:
+            if damaged:  # never delete them on our own: the user decides
+                raise PipelineError(f"{self.ckpt_dir}: every checkpoint is damaged ({', '.join(damaged)}); "
+                                    f"remove them or run with --no-resume to start afresh")
         if resumed_from is None and self.main:  # a fresh start: nothing from an earlier run may survive
             for old in (self.ckpt_dir, self.out_dir / "best"):
                 if old.exists():
                     shutil.rmtree(old)
         self.accelerator.wait_for_everyone()
         return pos, resumed_from
+
+    def _note(self, line: str) -> None:
+        if self.main:
+            print(line, file=sys.stderr)
 
     def _restore(self, ckpt: Path) -> Position:
         state = load_checkpoint(ckpt, self.model, self.optimizer)

@@ -1,3 +1,5 @@
+import re
+
 import pytest
 
 from conftest import shared
@@ -60,3 +62,25 @@ def test_unrecognised_files_say_which_option_to_give(write, name, text, kwargs, 
 
     with pytest.raises(PipelineError, match=message):
         read_classification(write(name, text), **kwargs)
+
+
+def test_csv_errors_name_the_file_line_where_the_record_starts(tmp_path):
+    f = tmp_path / "t.csv"
+    f.write_text('sentence,label\n"two\nlines",1\n"three\nlines\nhere",0\nbad,1,extra\n')
+    with pytest.raises(PipelineError, match=r"t.csv:7: expected 2 columns"):
+        read_classification(f)
+    f.write_text('sentence,label\n"two\nlines",1\nfine,\n')
+    with pytest.raises(PipelineError, match=r"t.csv:4: empty label"):
+        read_classification(f)
+
+
+@pytest.mark.parametrize("row, expect", [
+    ('{"sentence": {"a": 1}, "label": "1"}', "field 'sentence' is a JSON object, not a string"),
+    ('{"sentence": "ok", "label": [1]}', "field 'label' is a JSON array; a label is a string or an integer"),
+    ('{"sentence": "ok", "label": true}', "field 'label' is a JSON boolean"),
+])
+def test_jsonl_fields_of_the_wrong_json_type_are_refused(tmp_path, row, expect):
+    f = tmp_path / "t.jsonl"
+    f.write_text('{"sentence": "fine", "label": 1}\n' + row + "\n")
+    with pytest.raises(PipelineError, match=rf"t.jsonl:2: {re.escape(expect)}"):
+        read_classification(f)

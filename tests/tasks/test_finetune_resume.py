@@ -79,3 +79,16 @@ def test_a_checkpoint_from_other_settings_is_not_resumed(vectors, tmp_path):
     other[other.index("--lr") + 1] = "0.02"
     p = subprocess.run(other[:-1], cwd=REPO, env=env(), capture_output=True, text=True)
     assert p.returncode == 0 and "is from other settings; starting afresh" in p.stderr
+
+
+def test_a_damaged_finetune_checkpoint_is_one_line(vectors, tmp_path):
+    out, ckpt = tmp_path / "m", tmp_path / "ck"
+    cmd = command(vectors, out, ckpt)
+    subprocess.run(cmd[:cmd.index("--epochs") + 1] + ["1"] + cmd[cmd.index("--epochs") + 2:], cwd=REPO, env=env(),
+                   check=True)  # one epoch: the checkpoint of the same settings (but the budget) is resumable
+    (ckpt / "optimizer.pt").write_bytes((ckpt / "optimizer.pt").read_bytes()[:50])
+    before = (out / "model.safetensors").read_bytes()
+    p = subprocess.run(cmd, cwd=REPO, env=env(), capture_output=True, text=True)
+    assert p.returncode == 1 and "Traceback" not in p.stderr
+    assert p.stderr.strip().splitlines()[-1].startswith(f"error: {ckpt}: damaged finetuning checkpoint")
+    assert (out / "model.safetensors").read_bytes() == before

@@ -28,7 +28,7 @@ def test_tiny_model_overfits_twenty_sentences(twenty, tmp_path):
     cfg = PretrainConfig(max_tokens=1000, epochs=60, lr=0.01, eval_every=30, checkpoint_every=30, log_every=10)
     m = pretrain(ModelConfig(**SMALL), cfg, twenty, tmp_path / "out", tmp_path / "m.json", progress=False)
     assert m["best_valid_average_ppl"] < 5  # from ~250 (the vocabulary size) at the start
-    assert json.loads((tmp_path / "m.json").read_text()) == m
+    assert json.loads((tmp_path / "m.json").read_text()) == {"written_by": "elmo-pipeline", **m}
     test = evaluate_saved(tmp_path / "out" / "best", twenty)
     assert test["test_average_ppl"] == pytest.approx(m["best_valid_average_ppl"], rel=1e-6)  # same text
     rows = (tmp_path / "out" / "plots" / "train.tsv").read_text().splitlines()
@@ -137,7 +137,7 @@ def test_dvc_repro_pretrain_and_evaluate_lm_with_tiny_preset(tmp_path):
     m = json.loads((repo / "metrics" / "pretrain.json").read_text())
     assert m["steps"] == 8 and m["best_valid_average_ppl"] > 1
     t = json.loads((repo / "metrics" / "evaluate_lm.json").read_text())
-    assert set(t) == {"test_forward_ppl", "test_backward_ppl", "test_average_ppl", "test_tokens"}
+    assert set(t) == {"written_by", "test_forward_ppl", "test_backward_ppl", "test_average_ppl", "test_tokens"}
     assert (repo / "models" / "pretrain" / "best" / "model.safetensors").is_file()
     assert len((repo / "plots" / "pretrain" / "valid.tsv").read_text().splitlines()) == 1 + 2
     shown = run([str(BIN / "dvc"), "metrics", "show", "--json"], cwd=repo, check=True).stdout
@@ -167,3 +167,22 @@ def test_same_seed_same_weights_with_several_threads(tmp_path):
         pretrain(ModelConfig(), cfg, tmp_path / "prep", tmp_path / name, progress=False)
         runs.append(load_file(str(tmp_path / name / "checkpoints" / "step-0000003" / "model.safetensors")))
     assert all(torch.equal(runs[0][k], runs[1][k]) for k in runs[0])
+
+
+def test_a_damaged_newest_checkpoint_falls_back_to_the_previous_one(twenty, tmp_path, capsys):
+    def run(steps):
+        cfg = PretrainConfig(max_tokens=300, epochs=100, max_steps=steps, eval_every=10, checkpoint_every=10,
+                             keep_checkpoints=2)
+        return pretrain(ModelConfig(**SMALL), cfg, twenty, tmp_path / "out", progress=False)
+
+    run(20)
+    ckpts = tmp_path / "out" / "checkpoints"
+    weights = ckpts / "step-0000020" / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:100])  # a crash mid-write of a file system without atomic rename
+    assert run(30)["resumed_from_step"] == 10
+    assert "step-0000020 is damaged (PipelineError: " in capsys.readouterr().err
+    for d in ckpts.iterdir():
+        (d / "state.pt").write_bytes(b"")
+    with pytest.raises(PipelineError, match="every checkpoint is damaged .*run with --no-resume"):
+        run(40)
+    assert len(list(ckpts.iterdir())) == 2  # left for the user to look at
