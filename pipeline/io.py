@@ -261,14 +261,15 @@ def atomic_path(path: str | os.PathLike, suffix: str = "", kind: str | None = No
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def remove_stale_temporaries(directory: Path) -> list[str]:
+def remove_stale_temporaries(directory: Path, name: str = "") -> list[str]:
     """Remove the temporaries :func:`atomic_path` leaves when its process is killed (``.NAME.*.tmp``,
-    ``.NAME.*.old``) directly in ``directory``; call it only while holding the directory's output lock,
-    so no live writer owns them. Returns the names removed."""
+    ``.NAME.*.old``) directly in ``directory`` (only those of output ``name``, when given); call it only
+    while holding the output lock of ``directory`` (or of ``directory/name``), so no live writer owns
+    them. Returns the names removed."""
     removed = []
     if directory.is_dir():
         for p in directory.iterdir():
-            if p.name.startswith(".") and p.name.endswith((".tmp", ".old")) and p.is_dir():
+            if p.name.startswith(f".{name}." if name else ".") and p.name.endswith((".tmp", ".old")) and p.is_dir():
                 shutil.rmtree(p, ignore_errors=True)
                 removed.append(p.name)
     return sorted(removed)

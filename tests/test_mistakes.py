@@ -171,3 +171,16 @@ def test_a_damaged_gzip_corpus_or_a_pipe_is_one_line(work):
     os.mkfifo(work / "fifo")
     one_line(cli("embed", work / "fifo", "--encoder", work / "enc", "--out", work / "o.h5", cwd=work),
              "fifo: not a regular file")
+
+
+def test_prepare_removes_what_a_killed_prepare_left_and_only_that(trained, tmp_path):
+    from pipeline.config import PrepareConfig
+    from pipeline.data.prepare import prepare_corpus
+
+    (tmp_path / ".prep.abc123.tmp").mkdir()  # as a SIGKILLed prepare of out 'prep' leaves it
+    (tmp_path / ".other.abc123.tmp").mkdir()  # another output's: perhaps being written right now
+    cfg = PrepareConfig(corpus=str(trained / "c.txt"), valid_fraction=0.1, test_fraction=0.1)
+    prepare_corpus(cfg, tmp_path / "prep", progress=False)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".other.abc123.tmp", "prep"]
+    with pytest.raises(Exception, match="holds the run's input"):
+        prepare_corpus(cfg, trained, progress=False)

@@ -40,7 +40,7 @@ from pipeline.data.tokenizers import (SP_MODEL_FILE, SentencePieceTokenizer, cou
                                       train_sentencepiece)
 from pipeline.data.vocab import PAD_ID, SPECIALS, Vocab
 from pipeline.errors import PipelineError
-from pipeline.io import atomic_path
+from pipeline.io import atomic_path, check_replaceable, check_run_paths, output_lock, remove_stale_temporaries
 
 SENTENCE_END_TOKENS = {".", "!", "?"}
 
@@ -125,9 +125,13 @@ def prepare_corpus(cfg: PrepareConfig, out_dir: str | Path, progress: bool = Tru
     an existing model's vocabulary and tokenizer instead of building them (domain adaptation: the
     softmax must keep its rows; words outside it are <UNK> targets, their characters still read)."""
     out_dir = Path(out_dir)
-    with atomic_path(out_dir, kind="prepared-data") as tmp:
-        tmp.mkdir()
-        stats = _prepare_into(cfg, tmp, progress, vocab, sp_model)
+    check_run_paths({"--out": out_dir}, {f"prepare.{k}": getattr(cfg, k) for k in ("corpus", "valid", "test")})
+    check_replaceable(out_dir, "prepared-data")
+    with output_lock(out_dir):  # one run per output; a killed run's temporaries are removed by the next
+        remove_stale_temporaries(out_dir.parent, out_dir.name)
+        with atomic_path(out_dir, kind="prepared-data") as tmp:
+            tmp.mkdir()
+            stats = _prepare_into(cfg, tmp, progress, vocab, sp_model)
     return stats
 
 
