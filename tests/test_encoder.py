@@ -159,7 +159,8 @@ def test_cli_embed_generate_lm_score_and_errors(trained, tmp_path):
     p = elmo("embed", "bad.txt", "--encoder", str(trained / "enc"), "--out", "b.h5")
     assert p.returncode == 1 and p.stderr.strip().startswith("error: bad.txt:2: invalid UTF-8")
     assert not (tmp_path / "b.h5").exists()  # nothing half-written
-    p = elmo("embed", "in.txt", "--encoder", str(tmp_path), "--out", "x.h5")
+    (tmp_path / "notes").mkdir()
+    p = elmo("embed", "in.txt", "--encoder", str(tmp_path / "notes"), "--out", "x.h5")
     assert p.returncode == 1 and "not an exported encoder" in p.stderr and "Traceback" not in p.stderr
 
 

@@ -184,3 +184,16 @@ def test_prepare_removes_what_a_killed_prepare_left_and_only_that(trained, tmp_p
     assert sorted(p.name for p in tmp_path.iterdir()) == [".other.abc123.tmp", "prep"]
     with pytest.raises(Exception, match="holds the run's input"):
         prepare_corpus(cfg, trained, progress=False)
+
+
+def test_finetune_never_writes_onto_its_labelled_files(work):
+    (work / "data").mkdir()
+    for name in ("train.tsv", "dev.tsv"):
+        (work / "data" / name).write_bytes((SAMPLES / "sentiment" / name).read_bytes())
+    before = snapshot(work / "data")
+    base = ["finetune", "--task", "classify", "--train", work / "data" / "train.tsv", "--dev", work / "data" / "dev.tsv",
+            "--model", "tfidf"]
+    one_line(cli(*base, "--out", work / "data", cwd=work), "holds the run's input")
+    one_line(cli(*base, "--out", work / "m", "--metrics", work / "data" / "dev.tsv", cwd=work), "is the run's input")
+    one_line(cli(*base, "--out", work / "m", "--plots", work / "data", cwd=work), "holds the run's input")
+    assert snapshot(work / "data") == before and not (work / "m").exists()

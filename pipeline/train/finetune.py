@@ -31,7 +31,7 @@ import torch
 from pipeline.config import FinetuneConfig
 from pipeline.data.batching import cut_sorted
 from pipeline.errors import DeferredTermination, PipelineError
-from pipeline.io import PlotTable, check_plots_dir, check_replaceable, directory_kind, output_lock
+from pipeline.io import PlotTable, check_plots_dir, check_replaceable, check_run_paths, directory_kind, output_lock
 from pipeline.tasks.data import TaskData, check_labels, label_set, read_task_data, tokenizer_for
 from pipeline.tasks.metrics import scores_on_test
 from pipeline.tasks.model import KIND, METRIC, TaskModel, load_word2vec_lookup
@@ -177,6 +177,8 @@ def finetune(cfg: FinetuneConfig, out_dir: str | Path, plots_dir: str | Path | N
 
     ``inputs``: an already loaded (encoder, word2vec) pair to reuse (e.g. across seeds);
     ``layer_cache``: a dict of frozen-biLM layers per sentence shared across runs with that encoder."""
+    check_run_paths({"--out": out_dir, "--plots": plots_dir, "checkpoint_dir": cfg.checkpoint_dir},
+                    {k: getattr(cfg, k) for k in ("train", "dev", "test", "encoder", "word2vec")})
     check_replaceable(out_dir, KIND)  # a bad --out or --plots fails now, not after an epoch
     if plots_dir:
         check_plots_dir(plots_dir, PLOT_FILES)
