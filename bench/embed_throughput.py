@@ -20,6 +20,7 @@ the released models' shapes, written by this bench in the bilm-tf layout), or ``
 
     .venv/bin/python bench/embed_throughput.py --presets '' --rss '' --elmo fixture,small,original
 """
+
 from __future__ import annotations
 
 import argparse
@@ -40,13 +41,14 @@ import torch
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from pretrain_throughput import preset_yaml  # noqa: E402  (bench/ is on the path: one spec syntax for both benches)
+
 from pipeline.config import load_params  # noqa: E402
 from pipeline.data.chars import char_table  # noqa: E402
+from pipeline.data.tokenizers import WhitespaceTokenizer  # noqa: E402
 from pipeline.data.vocab import Vocab  # noqa: E402
 from pipeline.encoder import FORMAT_VERSION, Encoder  # noqa: E402
-from pipeline.data.tokenizers import WhitespaceTokenizer  # noqa: E402
 from pipeline.model import BiLM  # noqa: E402
-from pretrain_throughput import preset_yaml  # noqa: E402  (bench/ is on the path: one spec syntax for both benches)
 
 PTB = REPO.parent / "shared" / "data" / "ptb" / "ptb.train.txt"
 FIXTURE = REPO.parent / "shared" / "data" / "allennlp-elmo-fixture"
@@ -68,8 +70,14 @@ def build_encoder(preset: str, sentences: list[list[str]], tmp: Path) -> Encoder
     vocab = Vocab.build(Counter(t for s in sentences for t in s), len(sentences), min_count=1)
     torch.manual_seed(0)
     model = BiLM(cfg, len(vocab))
-    config = {"format_version": FORMAT_VERSION, "model": dataclasses.asdict(cfg), "vocab_size": len(vocab),
-              "max_chars": 50, "tokenizer": {"type": "whitespace", "lowercase": False}, "with_softmax": False}
+    config = {
+        "format_version": FORMAT_VERSION,
+        "model": dataclasses.asdict(cfg),
+        "vocab_size": len(vocab),
+        "max_chars": 50,
+        "tokenizer": {"type": "whitespace", "lowercase": False},
+        "with_softmax": False,
+    }
     return Encoder(model, config, vocab, WhitespaceTokenizer())
 
 
@@ -101,9 +109,11 @@ def bf16_report(enc: Encoder, sample: list[list[str]]) -> str:
     a = torch.from_numpy(np.concatenate([v.reshape(-1, v.shape[-1]) for v in vectors[False]]))
     b = torch.from_numpy(np.concatenate([v.reshape(-1, v.shape[-1]) for v in vectors[True]]))
     cos = torch.nn.functional.cosine_similarity(a, b, dim=1)
-    return (f"single-sentence latency fp32 {latency[False] * 1e3:.2f} ms, bf16 {latency[True] * 1e3:.2f} ms; "
-            f"bf16 vs fp32 vectors: max |diff| {float((a - b).abs().max()):.4f}, "
-            f"min cosine {float(cos.min()):.5f}, mean cosine {float(cos.mean()):.6f}")
+    return (
+        f"single-sentence latency fp32 {latency[False] * 1e3:.2f} ms, bf16 {latency[True] * 1e3:.2f} ms; "
+        f"bf16 vs fp32 vectors: max |diff| {float((a - b).abs().max()):.4f}, "
+        f"min cosine {float(cos.min()):.5f}, mean cosine {float(cos.mean()):.6f}"
+    )
 
 
 def elmo_files(name: str, tmp: Path) -> tuple[Path, Path]:
@@ -117,8 +127,9 @@ def elmo_files(name: str, tmp: Path) -> tuple[Path, Path]:
     from pipeline.elmo_format import arrays_from_state, options_of, write_weight_file
 
     P, H, n_highway = RELEASED[name]
-    cfg = ModelConfig(filters=ELMO_CNN, n_highway=n_highway, projection_dim=P, cell_dim=H, cell_clip=3.0,
-                      proj_clip=3.0, dropout=0.0)
+    cfg = ModelConfig(
+        filters=ELMO_CNN, n_highway=n_highway, projection_dim=P, cell_dim=H, cell_clip=3.0, proj_clip=3.0, dropout=0.0
+    )
     torch.manual_seed(0)
     model = BiLM(cfg, 0)
     (tmp / f"{name}.json").write_text(json.dumps(options_of(cfg, 50)))
@@ -145,8 +156,11 @@ def elmo_report(names: list[str], lines: list[list[str]], n_sentences: int, repe
                 enc.embed(sample)
 
             t = timed(cold, repeats)
-            print(f"{name:<9} {params / 1e6:6.1f}M params  {variant:<17} {len(sample) / t:>8,.1f} sent/s "
-                  f"{n_tok / t:>9,.0f} tokens/s  {loop / t:>5.2f}x the per-sentence loop", flush=True)
+            print(
+                f"{name:<9} {params / 1e6:6.1f}M params  {variant:<17} {len(sample) / t:>8,.1f} sent/s "
+                f"{n_tok / t:>9,.0f} tokens/s  {loop / t:>5.2f}x the per-sentence loop",
+                flush=True,
+            )
 
 
 def timed(fn, repeats: int) -> float:
@@ -160,15 +174,22 @@ def timed(fn, repeats: int) -> float:
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--presets", default="cpu,small",
-                    help="comma-separated presets, each optionally with overrides: cpu:model.body=gru")
+    ap.add_argument(
+        "--presets",
+        default="cpu,small",
+        help="comma-separated presets, each optionally with overrides: cpu:model.body=gru",
+    )
     ap.add_argument("--sentences", type=int, default=2000, help="sentences per timed run")
     ap.add_argument("--baseline-sentences", type=int, default=300)
     ap.add_argument("--rss", default="10000,100000", help="line counts for the peak-RSS runs ('' to skip)")
     ap.add_argument("--rss-preset", default="cpu")
     ap.add_argument("--repeats", type=int, default=3)
-    ap.add_argument("--elmo", default="", help="ELMo weight files to import and time: fixture, small, medium, "
-                                               "original, or OPTIONS.json:WEIGHTS.hdf5 (comma-separated)")
+    ap.add_argument(
+        "--elmo",
+        default="",
+        help="ELMo weight files to import and time: fixture, small, medium, "
+        "original, or OPTIONS.json:WEIGHTS.hdf5 (comma-separated)",
+    )
     ap.add_argument("--elmo-sentences", type=int, default=200)
     args = ap.parse_args()
     if not PTB.is_file():
@@ -178,8 +199,10 @@ def main():
     n_tok = sum(len(s) for s in sample)
     base_sample = lines[: args.baseline_sentences]
     base_tok = sum(len(s) for s in base_sample)
-    print(f"PTB train sentences: {args.sentences} for the API runs ({n_tok:,} tokens), "
-          f"{args.baseline_sentences} for the per-sentence loop; {torch.get_num_threads()} threads")
+    print(
+        f"PTB train sentences: {args.sentences} for the API runs ({n_tok:,} tokens), "
+        f"{args.baseline_sentences} for the per-sentence loop; {torch.get_num_threads()} threads"
+    )
     print(f"{'preset':<7} {'variant':<22} {'sent/s':>9} {'tokens/s':>10} {'vs loop':>8}")
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
@@ -220,15 +243,36 @@ def main():
                         f.write(" ".join(s) + "\n")
                 t = time.perf_counter()
                 out = subprocess.run(
-                    [sys.executable, "-c", RSS_CODE, sys.executable, "-m", "pipeline.cli", "-q", "embed", str(src),
-                     "--encoder", str(tmp / "enc"), "--out", str(tmp / "o.h5"), "--layers", "top"],
-                    capture_output=True, text=True, check=True, env=dict(os.environ),
+                    [
+                        sys.executable,
+                        "-c",
+                        RSS_CODE,
+                        sys.executable,
+                        "-m",
+                        "pipeline.cli",
+                        "-q",
+                        "embed",
+                        str(src),
+                        "--encoder",
+                        str(tmp / "enc"),
+                        "--out",
+                        str(tmp / "o.h5"),
+                        "--layers",
+                        "top",
+                    ],
+                    capture_output=True,
+                    text=True,
+                    check=True,
+                    env=dict(os.environ),
                 )
                 dt = time.perf_counter() - t
                 rss_mb = int(out.stdout.strip().splitlines()[-1]) / 1024
                 size = (tmp / "o.h5").stat().st_size / 1e9
-                print(f"elmo embed --layers top, {args.rss_preset} preset, {n:,} sentences: peak RSS {rss_mb:,.0f} MB, "
-                      f"{dt:.1f} s ({n / dt:,.0f} sent/s incl. start-up), output {size:.2f} GB", flush=True)
+                print(
+                    f"elmo embed --layers top, {args.rss_preset} preset, {n:,} sentences: peak RSS {rss_mb:,.0f} MB, "
+                    f"{dt:.1f} s ({n / dt:,.0f} sent/s incl. start-up), output {size:.2f} GB",
+                    flush=True,
+                )
                 (tmp / "o.h5").unlink()
 
 

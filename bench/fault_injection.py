@@ -11,6 +11,7 @@ compared bit for bit with the uninterrupted run's, and so is the loss column of 
 curve; throughput and times differ by nature). Killed means the whole process tree (the trainer,
 torchrun and its workers) by SIGKILL, as a power cut or the OOM killer would.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -30,8 +31,17 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 MODEL = dict(filters=[[1, 8], [2, 8], [3, 16]], n_highway=1, projection_dim=64, cell_dim=256, dropout=0.2)
-PRETRAIN = dict(max_tokens=400, epochs=1000, max_steps=64, lr=0.005, eval_every=12, checkpoint_every=4,
-                keep_checkpoints=3, log_every=1, seed=3)
+PRETRAIN = dict(
+    max_tokens=400,
+    epochs=1000,
+    max_steps=64,
+    lr=0.005,
+    eval_every=12,
+    checkpoint_every=4,
+    keep_checkpoints=3,
+    log_every=1,
+    seed=3,
+)
 
 
 def prepare(tmp: Path) -> Path:
@@ -53,12 +63,34 @@ def free_port() -> int:
 
 
 def command(processes: int, params: Path, prep: Path, out: Path) -> list[str]:
-    stage = ["stages/pretrain.py", "--params", str(params), "--prepared", str(prep), "--out", str(out / "model"),
-             "--metrics", str(out / "metrics.json"), "--plots", str(out / "plots"), "-q"]
+    stage = [
+        "stages/pretrain.py",
+        "--params",
+        str(params),
+        "--prepared",
+        str(prep),
+        "--out",
+        str(out / "model"),
+        "--metrics",
+        str(out / "metrics.json"),
+        "--plots",
+        str(out / "plots"),
+        "-q",
+    ]
     if processes == 1:
         return [sys.executable, *stage]
-    return [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", str(processes),
-            "--master_addr", "127.0.0.1", "--master_port", str(free_port()), *stage]
+    return [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc_per_node",
+        str(processes),
+        "--master_addr",
+        "127.0.0.1",
+        "--master_port",
+        str(free_port()),
+        *stage,
+    ]
 
 
 def environment(processes: int) -> dict:
@@ -125,8 +157,9 @@ def wait_and_kill(proc, out: Path, mid_checkpoint: bool, target_step: int) -> st
         if mid_checkpoint and writing or not mid_checkpoint and reached:
             kill_tree(proc, out)
             still = sorted(writing & temporaries(ckpt_dir))
-            return (f"{time.time() - start:5.1f} s, " + (f"while writing {still[0][1:13]}" if still else
-                                                          f"step {logged_step(out)}"))
+            return f"{time.time() - start:5.1f} s, " + (
+                f"while writing {still[0][1:13]}" if still else f"step {logged_step(out)}"
+            )
         time.sleep(0.0005 if mid_checkpoint else 0.005)
     return None
 
@@ -170,8 +203,15 @@ def last_checkpoint(out: Path) -> int:
 def run_killed(processes: int, kill: int, rng: random.Random, params: Path, prep: Path, cut: Path):
     """One start of the run, killed; (where the kill landed or None, whether it had resumed)."""
     target = last_checkpoint(cut) + rng.randint(2, 9)
-    proc = subprocess.Popen(command(processes, params, prep, cut), cwd=REPO, env=environment(processes),
-                            start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        command(processes, params, prep, cut),
+        cwd=REPO,
+        env=environment(processes),
+        start_new_session=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     when = wait_and_kill(proc, cut, kill % 2 == 1, target)  # every other kill aims at a checkpoint write
     return when, "resuming at step" in proc.stderr.read()
 
@@ -181,26 +221,45 @@ def trial(processes: int, kills: int, rng: random.Random, params: Path, prep: Pa
 
     ref, cut = tmp / f"ref{processes}", tmp / f"cut{processes}"
     t = time.time()
-    subprocess.run(command(processes, params, prep, ref), cwd=REPO, env=environment(processes), check=True,
-                   stderr=subprocess.DEVNULL)
+    subprocess.run(
+        command(processes, params, prep, ref),
+        cwd=REPO,
+        env=environment(processes),
+        check=True,
+        stderr=subprocess.DEVNULL,
+    )
     print(f"{processes} process(es): uninterrupted run {time.time() - t:.1f} s, {PRETRAIN['max_steps']} steps")
     resumed = 0
     for k in range(kills):
         when, did_resume = run_killed(processes, k, rng, params, prep, cut)
         resumed += did_resume and k > 0
         n, bad = checkpoints_load(cut)
-        print(f"  kill {k + 1}: {when or 'none: the run ended first'}; {n} checkpoints on disk, {len(bad)} fail "
-              f"to load {bad or ''}", flush=True)
+        print(
+            f"  kill {k + 1}: {when or 'none: the run ended first'}; {n} checkpoints on disk, {len(bad)} fail "
+            f"to load {bad or ''}",
+            flush=True,
+        )
         if bad or when is None:
             return False
-    p = subprocess.run(command(processes, params, prep, cut), cwd=REPO, env=environment(processes),
-                       stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    p = subprocess.run(
+        command(processes, params, prep, cut),
+        cwd=REPO,
+        env=environment(processes),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     resumed += p.returncode == 0 and "resuming at step" in p.stderr
-    same_weights = p.returncode == 0 and all(torch.equal(v, final_weights(cut)[k]) for k, v in final_weights(ref).items())
+    same_weights = p.returncode == 0 and all(
+        torch.equal(v, final_weights(cut)[k]) for k, v in final_weights(ref).items()
+    )
     same_curve = p.returncode == 0 and loss_curve(cut) == loss_curve(ref)
     leftovers = sorted(q.name for q in (cut / "model" / "checkpoints").iterdir() if q.name.startswith("."))
-    print(f"  {resumed} of {kills} resumed; final weights bit-identical: {same_weights}; loss curve identical: "
-          f"{same_curve} ({len(loss_curve(cut))} rows); temporaries left: {leftovers or 'none'}", flush=True)
+    print(
+        f"  {resumed} of {kills} resumed; final weights bit-identical: {same_weights}; loss curve identical: "
+        f"{same_curve} ({len(loss_curve(cut))} rows); temporaries left: {leftovers or 'none'}",
+        flush=True,
+    )
     return resumed == kills and same_weights and same_curve and not leftovers
 
 

@@ -9,10 +9,12 @@ first ``--sentences`` training sentences of ``../shared/data/conll2003`` (dev: t
 valid, so evaluation stays small), timing each whole call after one untimed run (so the vectors file
 is not read cold by the first timed one): the 1-epoch run holds what is done once
 (loading the encoder and vectors, building the word table, a frozen biLM's layers for every
-sentence, which later epochs reuse); the steady rate is the 2 epochs after it, ``2 · sentences / (t3 − t1)`` (each epoch includes scoring the 300 dev sentences and saving
+sentence, which later epochs reuse); the steady rate is the 2 epochs after it, ``2 · sentences / (t3 − t1)``
+(each epoch includes scoring the 300 dev sentences and saving
 an improved model). An adapted biLM finetunes at the frozen or finetuned
 rate of its shape (adaptation itself runs at pretraining speed: bench/pretrain_throughput.py).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -28,9 +30,11 @@ from pipeline.config import load_finetune_config  # noqa: E402
 from pipeline.train.finetune import finetune  # noqa: E402
 
 CONLL = REPO.parent / "shared" / "data" / "conll2003"
-SETTINGS = {"word vectors only": {"inputs": "word2vec"},
-            "frozen biLM (+ word vectors)": {"inputs": "both"},
-            "finetuned biLM (+ word vectors)": {"inputs": "both", "finetune_encoder": True}}
+SETTINGS = {
+    "word vectors only": {"inputs": "word2vec"},
+    "frozen biLM (+ word vectors)": {"inputs": "both"},
+    "finetuned biLM (+ word vectors)": {"inputs": "both", "finetune_encoder": True},
+}
 
 
 def first_sentences(src: Path, n: int, dest: Path) -> Path:
@@ -55,9 +59,13 @@ def main() -> int:
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        base = {"task": "ner", "train": str(first_sentences(CONLL / "train.txt", args.sentences, tmp / "train.txt")),
-                "dev": str(first_sentences(CONLL / "valid.txt", 300, tmp / "dev.txt")),
-                "encoder": args.encoder, "word2vec": args.word2vec}
+        base = {
+            "task": "ner",
+            "train": str(first_sentences(CONLL / "train.txt", args.sentences, tmp / "train.txt")),
+            "dev": str(first_sentences(CONLL / "valid.txt", 300, tmp / "dev.txt")),
+            "encoder": args.encoder,
+            "word2vec": args.word2vec,
+        }
         print(f"CoNLL-2003: {args.sentences} training sentences, 300 dev; encoder {args.encoder}")
         print(f"{'setting':<34} {'1-epoch run, s':>15} {'3-epoch run, s':>15} {'later epochs sent/s':>20}")
         seconds({**base, **SETTINGS["word vectors only"]}, 1, tmp / "m0")  # untimed: the vectors file read cold

@@ -6,6 +6,7 @@ Runs `elmo predict` on two generated files (sentences from the NER sample) in se
 processes, reads each child's peak RSS (resource.getrusage), and prints both and their ratio
 (about 1 when memory does not grow with the input). Needs `make repro` (models/ner) first.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -42,11 +43,23 @@ def main() -> None:
         for n in (args.small, args.large):
             f = Path(d) / f"in{n}.txt"
             f.write_text("".join(sents[i % len(sents)] + "\n" for i in range(n)))
-            cmd = [sys.executable, "-m", "pipeline.cli", "-q", "predict", str(f), "--model", args.model,
-                   "--output", str(Path(d) / f"out{n}.jsonl")]
+            cmd = [
+                sys.executable,
+                "-m",
+                "pipeline.cli",
+                "-q",
+                "predict",
+                str(f),
+                "--model",
+                args.model,
+                "--output",
+                str(Path(d) / f"out{n}.jsonl"),
+            ]
             results[n] = peak_rss_mb(cmd)
-            print(f"{n:>7} lines: peak RSS {results[n][0]:.0f} MB, {results[n][1]:.1f} s "
-                  f"({n / results[n][1]:.0f} lines/s)   command: {' '.join(cmd[1:])}")
+            print(
+                f"{n:>7} lines: peak RSS {results[n][0]:.0f} MB, {results[n][1]:.1f} s "
+                f"({n / results[n][1]:.0f} lines/s)   command: {' '.join(cmd[1:])}"
+            )
     ratio = results[args.large][0] / results[args.small][0]
     print(f"peak RSS ratio {args.large} / {args.small} lines: {ratio:.2f} (1.00 = flat)")
 

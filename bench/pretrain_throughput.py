@@ -18,6 +18,7 @@ training (forward, backward, optimizer step). FLOPs are counted analytically for
 computes (×3 for forward + backward) and compared with this machine's matmul rate in the precision
 used, measured in the same run (torch.mm, 1024² on CPU, 8192² on GPU). Medians over the timed steps.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -69,9 +70,11 @@ def step_flops(model: BiLM, chars: torch.Tensor, b) -> float:
     highway = cfg.n_highway * 2 * F * 2 * F * U
     proj = 2 * F * P * U
     positions = b.type_ids.numel()  # the sequence bodies run over every (padded) position
-    per_position = {"lstm": 4 * H * P + 4 * H * P + H * P,  # input, recurrent, projection (multiply-adds)
-                    "gru": 3 * H * P + 3 * H * H + H * P,
-                    "tcn": 2 * cfg.tcn_kernel * P * H}[cfg.body]
+    per_position = {
+        "lstm": 4 * H * P + 4 * H * P + H * P,  # input, recurrent, projection (multiply-adds)
+        "gru": 3 * H * P + 3 * H * H + H * P,
+        "tcn": 2 * cfg.tcn_kernel * P * H,
+    }[cfg.body]
     body = 2 * L * positions * 2 * per_position  # 2 directions
     softmax = softmax_flops(model, b)
     return 3.0 * (cnn + highway + proj + body + softmax)
@@ -104,8 +107,19 @@ def load_data(args, tmp: Path) -> tuple[PreparedData, str]:
     return PreparedData(tmp / "prep"), args.data
 
 
-def bench(model: BiLM, params, data: PreparedData, batches, dedup: bool, warmup: int,
-          device: torch.device, bf16: bool, scan: bool = True, fused: bool = True, compile_: bool = False):
+def bench(
+    model: BiLM,
+    params,
+    data: PreparedData,
+    batches,
+    dedup: bool,
+    warmup: int,
+    device: torch.device,
+    bf16: bool,
+    scan: bool = True,
+    fused: bool = True,
+    compile_: bool = False,
+):
     model.trim = model.softmax.fused = dedup
     model.scan = dedup and scan
     model.to(device)
@@ -148,27 +162,50 @@ def preset_yaml(spec: str) -> str:
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--presets", default="cpu,small",
-                    help="comma-separated presets, each optionally with overrides: cpu:model.softmax=adaptive")
-    ap.add_argument("--data", default="ptb",
-                    help="dataset preset for the sentences (default: ptb), or 'default' for the embedded corpus")
-    ap.add_argument("--prepared", type=Path, default=None,
-                    help="a directory written by `elmo prepare` / stages/prepare.py (instead of --data)")
+    ap.add_argument(
+        "--presets",
+        default="cpu,small",
+        help="comma-separated presets, each optionally with overrides: cpu:model.softmax=adaptive",
+    )
+    ap.add_argument(
+        "--data",
+        default="ptb",
+        help="dataset preset for the sentences (default: ptb), or 'default' for the embedded corpus",
+    )
+    ap.add_argument(
+        "--prepared",
+        type=Path,
+        default=None,
+        help="a directory written by `elmo prepare` / stages/prepare.py (instead of --data)",
+    )
     ap.add_argument("--out", type=Path, default=None, help="also append the printed table to this file")
     ap.add_argument("--steps", type=int, default=8, help="timed steps per variant")
     ap.add_argument("--warmup", type=int, default=2)
     ap.add_argument("--device", default="cpu", help="cpu or cuda")
     ap.add_argument("--bf16", action="store_true", help="bf16 autocast; peak = bf16 matmul rate")
-    ap.add_argument("--no-scan", action="store_true",
-                    help="ours with PyTorch's own LSTM kernel instead of the two-stack scan (model.py: LSTMPScan)")
-    ap.add_argument("--no-fused", action="store_true",
-                    help="ours with PyTorch's per-tensor optimizer loop instead of its fused CPU kernel")
-    ap.add_argument("--compile", action="store_true",
-                    help="ours with torch.compile of the token encoder (char CNN + highway + projection); "
-                         "use --warmup to keep the compilations out of the timed steps")
+    ap.add_argument(
+        "--no-scan",
+        action="store_true",
+        help="ours with PyTorch's own LSTM kernel instead of the two-stack scan (model.py: LSTMPScan)",
+    )
+    ap.add_argument(
+        "--no-fused",
+        action="store_true",
+        help="ours with PyTorch's per-tensor optimizer loop instead of its fused CPU kernel",
+    )
+    ap.add_argument(
+        "--compile",
+        action="store_true",
+        help="ours with torch.compile of the token encoder (char CNN + highway + projection); "
+        "use --warmup to keep the compilations out of the timed steps",
+    )
     ap.add_argument("--no-baseline", action="store_true", help="time only our implementation")
-    ap.add_argument("--max-tokens", type=int, default=None,
-                    help="padded tokens per batch (default: each preset's pretrain.max_tokens)")
+    ap.add_argument(
+        "--max-tokens",
+        type=int,
+        default=None,
+        help="padded tokens per batch (default: each preset's pretrain.max_tokens)",
+    )
     args = ap.parse_args()
     torch.manual_seed(0)
     out = args.out.open("a") if args.out else None
@@ -187,10 +224,15 @@ def main():
         dtype = torch.bfloat16 if args.bf16 else torch.float32
         peak = matmul_flops(device, dtype, 8192 if device.type == "cuda" else 1024)
         where = torch.cuda.get_device_name() if device.type == "cuda" else f"{torch.get_num_threads()} CPU threads"
-        emit(f"{source}: {len(lengths):,} train sentences, vocab {len(data.vocab):,}; {where}; torch {torch.__version__}; "
-             f"{'bf16' if args.bf16 else 'fp32'} matmul peak {peak / 1e9:.1f} GFLOP/s")
-        emit(f"{'preset':<8} {'batch':>6} {'params':>11} {'ours tok/s':>11} {'baseline tok/s':>15} {'ratio':>6} "
-             f"{'ours GFLOP/s':>13} {'of peak':>8} {'baseline GFLOP/s':>17} {'of peak':>8}")
+        emit(
+            f"{source}: {len(lengths):,} train sentences, vocab {len(data.vocab):,}; {where}; "
+            f"torch {torch.__version__}; "
+            f"{'bf16' if args.bf16 else 'fp32'} matmul peak {peak / 1e9:.1f} GFLOP/s"
+        )
+        emit(
+            f"{'preset':<8} {'batch':>6} {'params':>11} {'ours tok/s':>11} {'baseline tok/s':>15} {'ratio':>6} "
+            f"{'ours GFLOP/s':>13} {'of peak':>8} {'baseline GFLOP/s':>17} {'of peak':>8}"
+        )
         for name in args.presets.split(","):
             (Path(tmp) / "p.yaml").write_text(preset_yaml(name))
             params = load_params(Path(tmp) / "p.yaml")
@@ -198,15 +240,28 @@ def main():
             batches = BucketBatcher(lengths, max_tokens, seed=0).batches(0)[: args.warmup + args.steps]
             torch.manual_seed(0)
             model = BiLM(params.model, len(data.vocab)).train()
-            ours, ours_f = bench(model, params, data, batches, True, args.warmup, device, args.bf16,
-                                 not args.no_scan, not args.no_fused, args.compile)
+            ours, ours_f = bench(
+                model,
+                params,
+                data,
+                batches,
+                True,
+                args.warmup,
+                device,
+                args.bf16,
+                not args.no_scan,
+                not args.no_fused,
+                args.compile,
+            )
             base = base_f = float("nan")
             if not args.no_baseline:
                 torch.manual_seed(0)
                 model = BiLM(params.model, len(data.vocab)).train()
                 base, base_f = bench(model, params, data, batches, False, args.warmup, device, args.bf16)
-            emit(f"{name:<8} {max_tokens:>6} {model.n_params():>11,} {ours:>11,.0f} {base:>15,.0f} {ours / base:>5.2f}x "
-                 f"{ours_f / 1e9:>13.2f} {ours_f / peak:>8.1%} {base_f / 1e9:>17.2f} {base_f / peak:>8.1%}")
+            emit(
+                f"{name:<8} {max_tokens:>6} {model.n_params():>11,} {ours:>11,.0f} {base:>15,.0f} {ours / base:>5.2f}x "
+                f"{ours_f / 1e9:>13.2f} {ours_f / peak:>8.1%} {base_f / 1e9:>17.2f} {base_f / peak:>8.1%}"
+            )
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ tokenizer re-tokenizes the raw text; "exact" is the share of lines given back to
 corpora's lines repeated), one process. ``moses`` needs ``pip install sacremoses`` (not a
 dependency; skipped without it).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -66,10 +67,15 @@ def main() -> None:
     ap.add_argument("--shared", default=str(Path(__file__).resolve().parents[2] / "shared" / "data"))
     args = ap.parse_args()
     shared = Path(args.shared)
-    sst = [line.split("\t", 1)[1].split() for line in
-           (shared / "sst" / "sst2_train.tsv").read_text(encoding="utf-8").splitlines()[1:]]
-    wiki = [line.split() for line in (shared / "wikitext-2" / "wiki.valid.tokens").read_text(encoding="utf-8")
-            .splitlines() if line.strip() and not line.strip().startswith("=")]
+    sst = [
+        line.split("\t", 1)[1].split()
+        for line in (shared / "sst" / "sst2_train.tsv").read_text(encoding="utf-8").splitlines()[1:]
+    ]
+    wiki = [
+        line.split()
+        for line in (shared / "wikitext-2" / "wiki.valid.tokens").read_text(encoding="utf-8").splitlines()
+        if line.strip() and not line.strip().startswith("=")
+    ]
     tokenizers = {"ptb (nltk, chosen)": PTBTokenizer().tokenize, "whitespace": WhitespaceTokenizer().tokenize}
     try:
         from sacremoses import MosesTokenizer
@@ -80,8 +86,10 @@ def main() -> None:
         print("sacremoses not installed: moses skipped", file=sys.stderr)
     raw = [detokenize(t) for t in sst + wiki]
     corpus = (raw * (args.lines // len(raw) + 1))[: args.lines]
-    print(f"{len(sst)} SST sentences, {len(wiki)} WikiText-2 valid lines; speed over {len(corpus):,} raw lines "
-          f"({sum(map(len, corpus)) / 1e6:.1f} MB)")
+    print(
+        f"{len(sst)} SST sentences, {len(wiki)} WikiText-2 valid lines; speed over {len(corpus):,} raw lines "
+        f"({sum(map(len, corpus)) / 1e6:.1f} MB)"
+    )
     print("| tokenizer | SST exact | SST token F1 | WikiText exact | WikiText token F1 | lines/s |")
     print("|---|---|---|---|---|---|")
     for name, tokenize in tokenizers.items():

@@ -8,6 +8,7 @@ Settings follow gensim's text8 reference run (skip-gram, 100 dims, window 5, 5 e
 (raw corpus words × epochs / training wall time), the ratio of 2 workers to 1, and the
 intrinsic evaluation of the last run's vectors.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -42,21 +43,26 @@ def main():
         os.chdir(REPO)  # presets name ../shared/data relative to the repository
         stats = prepare_corpus(params.prepare, tmp / "prepared", progress=False)
         corpus = tmp / "prepared" / "train.txt"
-        print(f"corpus: {args.preset} train split, {stats['train_tokens']:,} tokens, "
-              f"{stats['train_sentences']:,} sentences, {os.cpu_count()} CPUs")
+        print(
+            f"corpus: {args.preset} train split, {stats['train_tokens']:,} tokens, "
+            f"{stats['train_sentences']:,} sentences, {os.cpu_count()} CPUs"
+        )
 
         results = {"preset": args.preset, "corpus_tokens": stats["train_tokens"], "runs": {}}
         model = None
         for workers in (int(w) for w in args.workers.split(",")):
-            cfg = Word2VecConfig(vector_size=100, window=5, epochs=args.epochs, negative=5, min_count=5,
-                                 workers=workers, seed=1)
+            cfg = Word2VecConfig(
+                vector_size=100, window=5, epochs=args.epochs, negative=5, min_count=5, workers=workers, seed=1
+            )
             rates = []
             for _ in range(args.repeats):
                 model, s = train_word2vec(corpus, cfg, progress=False)
                 rates.append(s["train_words_per_sec"])
             results["runs"][workers] = {"words_per_sec_median": statistics.median(rates), "all": rates}
-            print(f"workers={workers}: median {statistics.median(rates):,.0f} words/s "
-                  f"over {args.repeats} runs ({', '.join(f'{r:,.0f}' for r in rates)})")
+            print(
+                f"workers={workers}: median {statistics.median(rates):,.0f} words/s "
+                f"over {args.repeats} runs ({', '.join(f'{r:,.0f}' for r in rates)})"
+            )
         runs = results["runs"]
         if 1 in runs and 2 in runs:
             ratio = runs[2]["words_per_sec_median"] / runs[1]["words_per_sec_median"]
@@ -66,10 +72,14 @@ def main():
         results["evaluation"] = ev
         results["vocab_size"] = len(model.wv)
         print(f"vectors: {len(model.wv):,} words")
-        print(f"analogy accuracy {ev['analogy_accuracy']:.4f} (semantic {ev['analogy_semantic']:.4f}, "
-              f"syntactic {ev['analogy_syntactic']:.4f}, OOV {ev['analogy_oov_rate']:.1%})")
-        print(f"WordSim-353 spearman {ev['wordsim353_spearman']:.4f} (OOV {ev['wordsim353_oov_rate']:.1%}); "
-              f"SimLex-999 spearman {ev['simlex999_spearman']:.4f} (OOV {ev['simlex999_oov_rate']:.1%})")
+        print(
+            f"analogy accuracy {ev['analogy_accuracy']:.4f} (semantic {ev['analogy_semantic']:.4f}, "
+            f"syntactic {ev['analogy_syntactic']:.4f}, OOV {ev['analogy_oov_rate']:.1%})"
+        )
+        print(
+            f"WordSim-353 spearman {ev['wordsim353_spearman']:.4f} (OOV {ev['wordsim353_oov_rate']:.1%}); "
+            f"SimLex-999 spearman {ev['simlex999_spearman']:.4f} (OOV {ev['simlex999_oov_rate']:.1%})"
+        )
         if args.json:
             Path(args.json).write_text(json.dumps(results, indent=2) + "\n")
 

@@ -1,4 +1,5 @@
 """elmo-pipeline: ELMo-style pretraining and finetuning (word2vec, char-CNN biLM, export, tasks)."""
+
 from pipeline.errors import PipelineError
 
 __version__ = "0.1.0"

@@ -1,4 +1,5 @@
 """The `elmo` command. Exit codes: 0 ok, 1 failure (a one-line message), 2 usage error."""
+
 from __future__ import annotations
 
 import argparse
@@ -41,17 +42,22 @@ def _cmd_word2vec_eval(args) -> int:
     a = result["analogy"]
     if args.json:
         write_json_atomic(args.json, result)
+
     def num(x):
         return "n/a" if x is None else f"{x:.4f}"
 
     print(f"{args.vectors}: {len(kv)} words x {kv.vector_size} dims")
-    print(f"analogy    accuracy {num(a['accuracy'])}  semantic {num(a['semantic'])}  "
-          f"syntactic {num(a['syntactic'])}  evaluated {a['evaluated']}  oov {a['oov_rate']:.1%}"
-          + (f"  malformed lines {a['malformed_lines']}" if a["malformed_lines"] else ""))
+    print(
+        f"analogy    accuracy {num(a['accuracy'])}  semantic {num(a['semantic'])}  "
+        f"syntactic {num(a['syntactic'])}  evaluated {a['evaluated']}  oov {a['oov_rate']:.1%}"
+        + (f"  malformed lines {a['malformed_lines']}" if a["malformed_lines"] else "")
+    )
     for name in ("wordsim353", "simlex999"):
         r = result[name]
-        print(f"{name:<10} spearman {num(r['spearman'])}  pairs {r['pairs']}  oov {r['oov_rate']:.1%}"
-              + (f"  malformed lines {r['malformed_lines']}" if r["malformed_lines"] else ""))
+        print(
+            f"{name:<10} spearman {num(r['spearman'])}  pairs {r['pairs']}  oov {r['oov_rate']:.1%}"
+            + (f"  malformed lines {r['malformed_lines']}" if r["malformed_lines"] else "")
+        )
     return 0
 
 
@@ -59,7 +65,6 @@ def _cmd_export(args) -> int:
     if args.format == "elmo":
         return _export_elmo(args)
     from pipeline.export import export_encoder
-
     from pipeline.io import read_json_output
 
     test = read_json_output(args.test_metrics, "test metrics") if args.test_metrics else None
@@ -91,15 +96,30 @@ def _cmd_adapt(args) -> int:
     from pipeline.config import PretrainConfig
     from pipeline.train.adapt import DEFAULTS, adapt
 
-    cfg = PretrainConfig(**{**DEFAULTS, **{k: v for k, v in (("epochs", args.epochs), ("max_steps", args.steps),
-                                                             ("max_minutes", args.minutes), ("lr", args.lr),
-                                                             ("seed", args.seed)) if v is not None}})
+    cfg = PretrainConfig(
+        **{
+            **DEFAULTS,
+            **{
+                k: v
+                for k, v in (
+                    ("epochs", args.epochs),
+                    ("max_steps", args.steps),
+                    ("max_minutes", args.minutes),
+                    ("lr", args.lr),
+                    ("seed", args.seed),
+                )
+                if v is not None
+            },
+        }
+    )
     cfg.validate("elmo adapt")
     r = adapt(args.source, args.text, args.out_dir, cfg, args.valid_fraction, args.work_dir, progress=not args.quiet)
     if not args.quiet:
-        print(f"adapted {args.source} on {r['train_tokens']:,} tokens ({r['steps']} steps, {r['minutes']:.1f} min): "
-              f"held-out perplexity {r['valid_ppl_before']:.2f} -> {r['valid_ppl_after']:.2f}; "
-              f"encoder (with softmax) in {args.out_dir}")
+        print(
+            f"adapted {args.source} on {r['train_tokens']:,} tokens ({r['steps']} steps, {r['minutes']:.1f} min): "
+            f"held-out perplexity {r['valid_ppl_before']:.2f} -> {r['valid_ppl_after']:.2f}; "
+            f"encoder (with softmax) in {args.out_dir}"
+        )
     return 0
 
 
@@ -110,8 +130,16 @@ def _cmd_embed(args) -> int:
     enc = Encoder.from_pretrained(args.encoder)
     enc.bf16 = args.bf16
     stats = ReadStats()
-    n = embed_file(enc, args.input, args.out, args.layers, args.batch_tokens,
-                   encoding_errors=args.encoding_errors, progress=not args.quiet, stats=stats)
+    n = embed_file(
+        enc,
+        args.input,
+        args.out,
+        args.layers,
+        args.batch_tokens,
+        encoding_errors=args.encoding_errors,
+        progress=not args.quiet,
+        stats=stats,
+    )
     if not args.quiet:
         print(f"embedded {n} lines into {args.out}{_read_counts(stats)}")
     return 0
@@ -119,8 +147,9 @@ def _cmd_embed(args) -> int:
 
 def _read_counts(stats) -> str:
     """'' or ' (N lines with bad characters replaced, a byte-order mark removed)'."""
-    parts = ([f"{stats.replaced_utf8} lines with bad characters replaced"] if stats.replaced_utf8 else []) + \
-            (["a byte-order mark removed"] if stats.bom else [])
+    parts = ([f"{stats.replaced_utf8} lines with bad characters replaced"] if stats.replaced_utf8 else []) + (
+        ["a byte-order mark removed"] if stats.bom else []
+    )
     return f" ({', '.join(parts)})" if parts else ""
 
 
@@ -144,23 +173,45 @@ def _cmd_lm_score(args) -> int:
     if not lines:
         raise PipelineError(f"{args.input}: no non-blank lines to score")
     s = lm_sums(enc, lines)
-    result = {**perplexities(s["forward_nll"], s["backward_nll"], s["tokens"]),
-              "oov_rate": s["oov_tokens"] / max(s["tokens"], 1), "sentences": len(lines)}
+    result = {
+        **perplexities(s["forward_nll"], s["backward_nll"], s["tokens"]),
+        "oov_rate": s["oov_tokens"] / max(s["tokens"], 1),
+        "sentences": len(lines),
+    }
     if args.json:
         from pipeline.io import write_json_atomic
 
         write_json_atomic(args.json, result)
-    print(f"{args.input}: {len(lines)} sentences, {s['tokens']} predicted tokens (OOV {result['oov_rate']:.1%}); "
-          f"perplexity forward {result['forward_ppl']:.2f}, backward {result['backward_ppl']:.2f}, "
-          f"average {result['average_ppl']:.2f}")
+    print(
+        f"{args.input}: {len(lines)} sentences, {s['tokens']} predicted tokens (OOV {result['oov_rate']:.1%}); "
+        f"perplexity forward {result['forward_ppl']:.2f}, backward {result['backward_ppl']:.2f}, "
+        f"average {result['average_ppl']:.2f}"
+    )
     return 0
 
 
 # --- downstream tasks --------------------------------------------------------------------------
 
-FINETUNE_OPTIONS = ("task", "model", "train", "dev", "test", "encoder", "word2vec", "inputs", "epochs", "seed", "lr",
-                    "batch_size", "patience", "finetune_encoder", "max_minutes", "encoding_errors", "format",
-                    "checkpoint_dir")
+FINETUNE_OPTIONS = (
+    "task",
+    "model",
+    "train",
+    "dev",
+    "test",
+    "encoder",
+    "word2vec",
+    "inputs",
+    "epochs",
+    "seed",
+    "lr",
+    "batch_size",
+    "patience",
+    "finetune_encoder",
+    "max_minutes",
+    "encoding_errors",
+    "format",
+    "checkpoint_dir",
+)
 
 
 def _cmd_finetune(args) -> int:
@@ -184,8 +235,11 @@ def _cmd_finetune(args) -> int:
         line = f"saved {args.out}: dev {key} {result['dev'][key]:.4f}"
         if "test" in result:
             line += f", test {key} {result['test'][key]:.4f}"
-        chosen = (f"C={result['C']} picked on dev" if "C" in result
-                  else f"best epoch {result['best_epoch']} of {result['epochs_run']}")
+        chosen = (
+            f"C={result['C']} picked on dev"
+            if "C" in result
+            else f"best epoch {result['best_epoch']} of {result['epochs_run']}"
+        )
         if "candidates" in result:
             chosen = f"model {result['model']} kept by auto on dev, {chosen}"
         print(line + f" ({chosen}, {result['seconds']:.0f} s)")
@@ -222,10 +276,10 @@ def _is_predictions_file(path: Path) -> bool:
 
 
 def _cmd_evaluate(args) -> int:
+    import dataclasses
+
     from pipeline.tasks.data import check_labels, read_task_data
     from pipeline.tasks.model import TaskModel
-
-    import dataclasses
 
     model = TaskModel.load(args.model)
     cfg = dataclasses.replace(model.cfg, encoding_errors=args.encoding_errors, format=args.format or model.cfg.format)
@@ -238,28 +292,50 @@ def _cmd_evaluate(args) -> int:
         raise PipelineError(f"{args.file}: no labelled examples")
     check_labels(data, model.labels, model.cfg.task)
     scores = model.scores(data)
-    result = {"model": str(args.model), "file": str(args.file), "examples": len(data.sentences),
-              "repaired_tags": data.repaired, "skipped_empty": data.skipped_empty,
-              "replaced_lines": data.replaced_lines, "controls_as_space": data.controls_as_space, **scores}
+    result = {
+        "model": str(args.model),
+        "file": str(args.file),
+        "examples": len(data.sentences),
+        "repaired_tags": data.repaired,
+        "skipped_empty": data.skipped_empty,
+        "replaced_lines": data.replaced_lines,
+        "controls_as_space": data.controls_as_space,
+        **scores,
+    }
     if args.metrics:
         from pipeline.io import write_json_atomic
 
         write_json_atomic(args.metrics, result)
-    counts = [f"{n} {what}" for n, what in ((data.repaired, "tags repaired"), (data.replaced_lines, "lines with bad "
-              "characters replaced"), (data.controls_as_space, "lines with control characters read as spaces"),
-              (data.skipped_empty, "empty rows skipped")) if n]
+    counts = [
+        f"{n} {what}"
+        for n, what in (
+            (data.repaired, "tags repaired"),
+            (data.replaced_lines, "lines with bad characters replaced"),
+            (data.controls_as_space, "lines with control characters read as spaces"),
+            (data.skipped_empty, "empty rows skipped"),
+        )
+        if n
+    ]
     if counts:
         print(f"{args.file}: " + ", ".join(counts))
     if model.cfg.task == "ner":
-        print(f"{args.file}: {len(data.sentences)} sentences; entity precision {scores['precision']:.4f} "
-              f"recall {scores['recall']:.4f} F1 {scores['f1']:.4f}")
+        print(
+            f"{args.file}: {len(data.sentences)} sentences; entity precision {scores['precision']:.4f} "
+            f"recall {scores['recall']:.4f} F1 {scores['f1']:.4f}"
+        )
         for t, s in scores["per_type"].items():
             print(f"  {t:<8} P {s['precision']:.4f}  R {s['recall']:.4f}  F1 {s['f1']:.4f}  support {s['support']}")
     else:
-        print(f"{args.file}: {len(data.sentences)} examples; accuracy {scores['accuracy']:.4f} "
-              f"macro-F1 {scores['macro_f1']:.4f}")
+        print(
+            f"{args.file}: {len(data.sentences)} examples; accuracy {scores['accuracy']:.4f} "
+            f"macro-F1 {scores['macro_f1']:.4f}"
+        )
         width = max(len(str(x)) for x in scores["labels"] + [c for row in scores["confusion"] for c in row])
-        print(" " * (width + 3) + " ".join(f"{x:>{width}}" for x in scores["labels"]) + "   (rows gold, columns predicted)")
+        print(
+            " " * (width + 3)
+            + " ".join(f"{x:>{width}}" for x in scores["labels"])
+            + "   (rows gold, columns predicted)"
+        )
         for lab, row in zip(scores["labels"], scores["confusion"]):
             print(f"  {lab:>{width}} " + " ".join(f"{c:>{width}}" for c in row))
     return 0
@@ -308,7 +384,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-q", "--quiet", dest="quiet_all", action="store_true", help="no progress bars or summaries")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    p = sub.add_parser("config", parents=[common], help="print the resolved configuration (defaults + presets + params file)")
+    p = sub.add_parser(
+        "config", parents=[common], help="print the resolved configuration (defaults + presets + params file)"
+    )
     p.add_argument("--params", default="params.yaml", help="params file (default: params.yaml)")
     p.set_defaults(func=_cmd_config)
 
@@ -318,32 +396,52 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--metrics", default=None, help="also write the stats JSON here")
     p.set_defaults(func=_cmd_prepare)
 
-    p = sub.add_parser("word2vec-eval", parents=[common],
-                       help="evaluate any word2vec-format vectors (analogies, WordSim-353, SimLex-999)")
+    p = sub.add_parser(
+        "word2vec-eval",
+        parents=[common],
+        help="evaluate any word2vec-format vectors (analogies, WordSim-353, SimLex-999)",
+    )
     p.add_argument("vectors", help="word2vec text or binary file (format detected), or a gensim .kv file")
     p.add_argument("--analogies", help="analogy questions file (default: gensim's questions-words.txt)")
     p.add_argument("--wordsim", help="word-pair similarity file (default: gensim's wordsim353.tsv)")
     p.add_argument("--simlex", help="word-pair similarity file (default: gensim's simlex999.txt)")
-    p.add_argument("--restrict-vocab", type=at_least(1), default=300_000,
-                   help="consider only this many most frequent words (default: 300000, as gensim)")
+    p.add_argument(
+        "--restrict-vocab",
+        type=at_least(1),
+        default=300_000,
+        help="consider only this many most frequent words (default: 300000, as gensim)",
+    )
     p.add_argument("--json", help="also write the results as JSON here")
     p.set_defaults(func=_cmd_word2vec_eval)
 
-    p = sub.add_parser("export", parents=[common], help="export a trained biLM as a self-contained encoder directory "
-                                                        "(or as ELMo weight files with --format elmo)")
-    p.add_argument("checkpoint", help="models/pretrain/best or a checkpoint directory (step-NNNNNNN); "
-                                      "with --format elmo also an encoder directory")
+    p = sub.add_parser(
+        "export",
+        parents=[common],
+        help="export a trained biLM as a self-contained encoder directory (or as ELMo weight files with --format elmo)",
+    )
+    p.add_argument(
+        "checkpoint",
+        help="models/pretrain/best or a checkpoint directory (step-NNNNNNN); "
+        "with --format elmo also an encoder directory",
+    )
     p.add_argument("out_dir", help="directory to write (replaced atomically)")
-    p.add_argument("--format", choices=["encoder", "elmo"], default="encoder",
-                   help="encoder: our encoder directory (default); elmo: options.json + weights.hdf5 in the "
-                        "bilm-tf layout that AllenNLP's Elmo reads")
+    p.add_argument(
+        "--format",
+        choices=["encoder", "elmo"],
+        default="encoder",
+        help="encoder: our encoder directory (default); elmo: options.json + weights.hdf5 in the "
+        "bilm-tf layout that AllenNLP's Elmo reads",
+    )
     p.add_argument("--prepared", help="the prepared data it was trained on (default: recorded at training)")
     p.add_argument("--with-softmax", action="store_true", help="include the softmax (for lm-score, generate)")
     p.add_argument("--test-metrics", help="a JSON of test perplexities for the model card")
     p.set_defaults(func=_cmd_export)
 
-    p = sub.add_parser("adapt", parents=[common],
-                       help="continue training a biLM on unlabelled in-domain text (domain adaptation), then export it")
+    p = sub.add_parser(
+        "adapt",
+        parents=[common],
+        help="continue training a biLM on unlabelled in-domain text (domain adaptation), then export it",
+    )
     p.add_argument("source", help="an encoder exported with --with-softmax, or models/pretrain/best / a checkpoint")
     p.add_argument("text", help="in-domain text: a file, directory, glob or .gz, one sentence per line")
     p.add_argument("out_dir", help="the adapted encoder directory to write (with its softmax)")
@@ -353,12 +451,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--lr", type=above_zero, help="Adam learning rate (default 0.001)")
     p.add_argument("--seed", type=seed)
     p.add_argument("--valid-fraction", type=float, default=0.05, help="share held out for validation (default 0.05)")
-    p.add_argument("--work-dir", help="prepared text, checkpoints and curves (default: OUT_DIR.adapt beside it); "
-                                      "running the same command again resumes there")
+    p.add_argument(
+        "--work-dir",
+        help="prepared text, checkpoints and curves (default: OUT_DIR.adapt beside it); "
+        "running the same command again resumes there",
+    )
     p.set_defaults(func=_cmd_adapt)
 
-    p = sub.add_parser("import-elmo", parents=[common],
-                       help="turn ELMo weight files (bilm-tf / AllenNLP options.json + .hdf5) into an encoder directory")
+    p = sub.add_parser(
+        "import-elmo",
+        parents=[common],
+        help="turn ELMo weight files (bilm-tf / AllenNLP options.json + .hdf5) into an encoder directory",
+    )
     p.add_argument("options", help="the model's options.json")
     p.add_argument("weights", help="the model's weights .hdf5 (e.g. elmo_2x4096_512_2048cnn_2xhighway_weights.hdf5)")
     p.add_argument("out_dir", help="encoder directory to write (replaced atomically)")
@@ -368,13 +472,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("input", help="UTF-8 text, one sentence per line (tokenized as at training)")
     p.add_argument("--encoder", required=True, help="an exported encoder directory")
     p.add_argument("--out", required=True, help="output .h5: dataset 'N' holds line N (0-based)")
-    p.add_argument("--layers", choices=["all", "top", "average"], default="all",
-                   help="all: (L+1, n, 2P) per line; top: the last layer (n, 2P); average: mean of layers")
+    p.add_argument(
+        "--layers",
+        choices=["all", "top", "average"],
+        default="all",
+        help="all: (L+1, n, 2P) per line; top: the last layer (n, 2P); average: mean of layers",
+    )
     p.add_argument("--batch-tokens", type=at_least(3), default=4096, help="padded tokens per batch (default 4096)")
     p.add_argument("--encoding-errors", choices=["error", "replace"], default="error")
-    p.add_argument("--bf16", action="store_true",
-                   help="bf16 matmuls in the biLM (faster on AVX512-BF16 CPUs and GPUs; vectors differ from "
-                        "fp32 by bf16 rounding)")
+    p.add_argument(
+        "--bf16",
+        action="store_true",
+        help="bf16 matmuls in the biLM (faster on AVX512-BF16 CPUs and GPUs; vectors differ from "
+        "fp32 by bf16 rounding)",
+    )
     p.set_defaults(func=_cmd_embed)
 
     p = sub.add_parser("generate", parents=[common], help="sample text from the forward LM of an encoder")
@@ -390,30 +501,51 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("input", help="UTF-8 text, one sentence per line")
     p.add_argument("--encoder", required=True)
     p.add_argument("--json", help="also write the result here")
-    p.add_argument("--encoding-errors", choices=["error", "replace"], default="error",
-                   help="invalid UTF-8 / control characters: stop with file:line (default) or replace with U+FFFD")
+    p.add_argument(
+        "--encoding-errors",
+        choices=["error", "replace"],
+        default="error",
+        help="invalid UTF-8 / control characters: stop with file:line (default) or replace with U+FFFD",
+    )
     p.set_defaults(func=_cmd_lm_score)
 
-    p = sub.add_parser("finetune", parents=[common],
-                       help="train a NER tagger or a sentence classifier on [word2vec ; ELMo mix] inputs")
+    p = sub.add_parser(
+        "finetune", parents=[common], help="train a NER tagger or a sentence classifier on [word2vec ; ELMo mix] inputs"
+    )
     p.add_argument("--task", choices=["ner", "classify"], help="ner: CoNLL column files; classify: TSV/CSV/JSONL")
-    p.add_argument("--model", choices=["auto", "bilstm", "tfidf", "linear", "ensemble"],
-                   help="classify: auto (default) trains tfidf, linear, bilstm and their ensemble and keeps the "
-                        "best on dev; tfidf = TF-IDF + logistic regression; linear = TF-IDF + pooled ELMo layers, "
-                        "logistic regression; bilstm = BiLSTM on [word ; chars ; ELMo mix]; ensemble = the mean "
-                        "probabilities of the three. ner: bilstm (BiLSTM-CRF)")
+    p.add_argument(
+        "--model",
+        choices=["auto", "bilstm", "tfidf", "linear", "ensemble"],
+        help="classify: auto (default) trains tfidf, linear, bilstm and their ensemble and keeps the "
+        "best on dev; tfidf = TF-IDF + logistic regression; linear = TF-IDF + pooled ELMo layers, "
+        "logistic regression; bilstm = BiLSTM on [word ; chars ; ELMo mix]; ensemble = the mean "
+        "probabilities of the three. ner: bilstm (BiLSTM-CRF)",
+    )
     p.add_argument("--train", help="labelled training file")
     p.add_argument("--dev", help="labelled dev file (early stopping, best model)")
     p.add_argument("--test", help="labelled test file (scored once at the end)")
     p.add_argument("--encoder", help="an exported encoder directory (ELMo inputs; default: models/encoder)")
-    p.add_argument("--word2vec", help="word2vec vectors, text/binary word2vec format or .kv (default: data/word2vec/vectors.bin)")
-    p.add_argument("--inputs", choices=["both", "elmo", "word2vec"],
-                   help="default: both, or whichever of --encoder/--word2vec was given")
+    p.add_argument(
+        "--word2vec", help="word2vec vectors, text/binary word2vec format or .kv (default: data/word2vec/vectors.bin)"
+    )
+    p.add_argument(
+        "--inputs",
+        choices=["both", "elmo", "word2vec"],
+        help="default: both, or whichever of --encoder/--word2vec was given",
+    )
     p.add_argument("--out", required=True, help="model directory to write (best dev model, replaced atomically)")
-    p.add_argument("--config", help="YAML file of finetune options: a flat mapping with the keys of params.yaml's "
-                                    "finetune_ner section (a copied `finetune_ner:` section works too)")
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                   help="any finetune option, e.g. --set pooling=attention --set label_field=polarity")
+    p.add_argument(
+        "--config",
+        help="YAML file of finetune options: a flat mapping with the keys of params.yaml's "
+        "finetune_ner section (a copied `finetune_ner:` section works too)",
+    )
+    p.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="any finetune option, e.g. --set pooling=attention --set label_field=polarity",
+    )
     p.add_argument("--epochs", type=at_least(1))
     p.add_argument("--batch-size", type=at_least(1))
     p.add_argument("--lr", type=above_zero)
@@ -421,13 +553,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=seed)
     p.add_argument("--max-minutes", type=above_zero)
     p.add_argument("--finetune-encoder", action="store_true", help="update the biLM too (at encoder_lr)")
-    p.add_argument("--checkpoint-dir", help="keep the resumable state here (after every epoch and on SIGTERM); "
-                                            "running the same command again resumes from it")
-    p.add_argument("--format", choices=["tsv", "csv", "jsonl"],
-                   help="classify: the labelled files' format (default: from the file name)")
-    p.add_argument("--encoding-errors", choices=["error", "replace"],
-                   help="invalid UTF-8 / control characters in the labelled files: stop with file:line "
-                        "(default) or replace with U+FFFD and count")
+    p.add_argument(
+        "--checkpoint-dir",
+        help="keep the resumable state here (after every epoch and on SIGTERM); "
+        "running the same command again resumes from it",
+    )
+    p.add_argument(
+        "--format",
+        choices=["tsv", "csv", "jsonl"],
+        help="classify: the labelled files' format (default: from the file name)",
+    )
+    p.add_argument(
+        "--encoding-errors",
+        choices=["error", "replace"],
+        help="invalid UTF-8 / control characters in the labelled files: stop with file:line "
+        "(default) or replace with U+FFFD and count",
+    )
     p.add_argument("--metrics", help="write dev/test scores and the training history as JSON here")
     p.add_argument("--plots", help="directory for live train.tsv/dev.tsv curves (and confusion.json)")
     p.set_defaults(func=_cmd_finetune)
@@ -436,18 +577,29 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("input", help="UTF-8 text, one sentence per line (tokenized as the model was trained)")
     p.add_argument("--model", required=True, help="a model directory from `elmo finetune`")
     p.add_argument("--output", help="write the JSONL here (default: stdout)")
-    p.add_argument("--encoding-errors", choices=["error", "replace"], default="error",
-                   help="invalid UTF-8: stop with file:line (default) or replace with U+FFFD")
+    p.add_argument(
+        "--encoding-errors",
+        choices=["error", "replace"],
+        default="error",
+        help="invalid UTF-8: stop with file:line (default) or replace with U+FFFD",
+    )
     p.set_defaults(func=_cmd_predict)
 
     p = sub.add_parser("evaluate", parents=[common], help="score a finetuned model on a labelled file")
     p.add_argument("file", help="labelled file in the format the model was trained on")
     p.add_argument("--model", required=True, help="a model directory from `elmo finetune`")
     p.add_argument("--metrics", help="also write the scores as JSON here")
-    p.add_argument("--format", choices=["tsv", "csv", "jsonl"],
-                   help="classify: the file's format (default: the model's setting, else from the file name)")
-    p.add_argument("--encoding-errors", choices=["error", "replace"], default="error",
-                   help="invalid UTF-8 / control characters: stop with file:line (default) or replace with U+FFFD")
+    p.add_argument(
+        "--format",
+        choices=["tsv", "csv", "jsonl"],
+        help="classify: the file's format (default: the model's setting, else from the file name)",
+    )
+    p.add_argument(
+        "--encoding-errors",
+        choices=["error", "replace"],
+        default="error",
+        help="invalid UTF-8 / control characters: stop with file:line (default) or replace with U+FFFD",
+    )
     p.set_defaults(func=_cmd_evaluate)
     return parser
 
@@ -456,7 +608,9 @@ def main(argv=None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command == "export" and args.format == "elmo":
-        given = [flag for flag, on in (("--with-softmax", args.with_softmax), ("--test-metrics", args.test_metrics)) if on]
+        given = [
+            flag for flag, on in (("--with-softmax", args.with_softmax), ("--test-metrics", args.test_metrics)) if on
+        ]
         if given:  # a usage error (exit 2): ELMo weight files hold the encoder only
             parser.error(f"{given[0]} does not apply to --format elmo (ELMo weight files hold no softmax or metrics)")
     args.quiet = args.quiet or args.quiet_all

@@ -9,6 +9,7 @@ Resolution order (later wins), each layer validated on its own so an error names
 An unknown section or key, or a value of the wrong type, is a ``PipelineError`` naming the
 file and the dotted key. Defaults live here, once.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -18,7 +19,7 @@ import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, Optional, Union
+from typing import Any, Literal
 
 import yaml
 
@@ -41,8 +42,8 @@ class PrepareConfig:
     # (Hugging Face datasets; NAME may be a local data directory), or ``default``
     # (the embedded corpus, see pipeline/data/corpus.py).
     corpus: str = "default"
-    valid: Optional[str] = None  # a corpus spec for the validation split; None = carve from corpus
-    test: Optional[str] = None  # likewise for the test split
+    valid: str | None = None  # a corpus spec for the validation split; None = carve from corpus
+    test: str | None = None  # likewise for the test split
     valid_fraction: float = 0.05  # used only when ``valid`` is None
     test_fraction: float = 0.05  # used only when ``test`` is None
     split_seed: int = 0
@@ -58,7 +59,7 @@ class PrepareConfig:
     sp_character_coverage: float = 0.9995
     sp_max_sentences: int = 1_000_000  # sentences of the train split used to train SentencePiece
     min_count: int = 2  # words seen fewer times in train map to <UNK> in the softmax vocabulary
-    max_vocab_size: Optional[int] = None  # most frequent words kept (specials not counted)
+    max_vocab_size: int | None = None  # most frequent words kept (specials not counted)
     max_chars: int = 50  # character ids per token, including begin/end-of-word markers
     max_sentence_length: int = 100  # longer lines are split into pieces of this many tokens
     shard_tokens: int = 5_000_000  # tokens per on-disk shard
@@ -108,8 +109,16 @@ class Word2VecConfig:
     n_neighbours: int = 10
 
     def validate(self, where: str) -> None:
-        for key in ("vector_size", "window", "negative", "min_count", "epochs", "workers",
-                    "restrict_vocab", "n_neighbours"):
+        for key in (
+            "vector_size",
+            "window",
+            "negative",
+            "min_count",
+            "epochs",
+            "workers",
+            "restrict_vocab",
+            "n_neighbours",
+        ):
             if getattr(self, key) < 1:
                 raise PipelineError(f"{where}: word2vec.{key}: must be at least 1, got {getattr(self, key)}")
         if not 0.0 < self.alpha <= 1.0 or not 0.0 <= self.min_alpha <= self.alpha:
@@ -145,8 +154,8 @@ class ModelConfig:
     tcn_kernel: int = 3
     tcn_outputs: int = 2  # TCN block outputs given to the scalar mix (evenly spaced, the last included)
     skip_connections: bool = True  # residual connections between body layers (ELMo, bilm-tf's use_skip_connections)
-    cell_clip: Optional[float] = None  # ELMo clipped at 3 (bilm-tf); None = no clipping
-    proj_clip: Optional[float] = None
+    cell_clip: float | None = None  # ELMo clipped at 3 (bilm-tf); None = no clipping
+    proj_clip: float | None = None
     softmax: Literal["full", "sampled", "adaptive"] = "full"
     n_samples: int = 8192  # sampled softmax: distinct negative classes per batch
     adaptive_cutoffs: list[int] = field(default_factory=list)  # adaptive softmax; [] = V/20, V/4
@@ -185,16 +194,19 @@ class ModelConfig:
     def check_vocab(self, vocab_size: int, where: str) -> None:
         """Adaptive-softmax cutoffs must lie inside the vocabulary."""
         if self.softmax == "adaptive" and self.adaptive_cutoffs and self.adaptive_cutoffs[-1] >= vocab_size:
-            raise PipelineError(f"{where}: model.adaptive_cutoffs: {self.adaptive_cutoffs[-1]} is not below the "
-                                f"vocabulary size {vocab_size}")
+            raise PipelineError(
+                f"{where}: model.adaptive_cutoffs: {self.adaptive_cutoffs[-1]} is not below the "
+                f"vocabulary size {vocab_size}"
+            )
 
     def check_max_chars(self, max_chars: int, where: str) -> None:
         """The widest character filter must fit in a token's ``max_chars`` character ids."""
         widest = max(w for w, _ in self.filters)
         if widest > max_chars:
-            raise PipelineError(f"{where}: model.filters: a filter of width {widest} is wider than a token's "
-                                f"{max_chars} character ids (prepare.max_chars); use narrower filters or raise max_chars")
-
+            raise PipelineError(
+                f"{where}: model.filters: a filter of width {widest} is wider than a token's "
+                f"{max_chars} character ids (prepare.max_chars); use narrower filters or raise max_chars"
+            )
 
 
 @dataclass
@@ -205,26 +217,34 @@ class PretrainConfig:
     max_tokens: int = 1024  # padded tokens per batch, summed over all processes
     grad_accum: int = 1  # batches per optimizer step
     epochs: int = 3
-    max_steps: Optional[int] = None  # optimizer steps; stops at whichever budget ends first
-    max_minutes: Optional[float] = None  # wall-clock budget for this run
+    max_steps: int | None = None  # optimizer steps; stops at whichever budget ends first
+    max_minutes: float | None = None  # wall-clock budget for this run
     optimizer: Literal["adagrad", "adam", "adamw"] = "adam"
     lr: float = 3e-3
     adagrad_init_acc: float = 1.0  # Adagrad's initial accumulator (ELMo: lr 0.2, accumulator 1.0)
     weight_decay: float = 0.0
-    grad_clip: Optional[float] = 5.0  # max global grad norm (ELMo: 10)
+    grad_clip: float | None = 5.0  # max global grad norm (ELMo: 10)
     warmup_steps: int = 0
     decay: Literal["constant", "linear", "cosine"] = "constant"  # after warm-up, towards 0 at max_steps
     eval_every: int = 100  # optimizer steps between validations (and a final one)
     eval_max_tokens: int = 8192  # padded tokens per validation batch
-    eval_max_sentences: Optional[int] = None  # validate on the first N valid sentences (None = all)
+    eval_max_sentences: int | None = None  # validate on the first N valid sentences (None = all)
     checkpoint_every: int = 100
     keep_checkpoints: int = 2
     log_every: int = 10
     mixed_precision: Literal["auto", "no", "bf16", "fp16"] = "auto"  # auto = bf16 on GPU, no on CPU
 
     def validate(self, where: str) -> None:
-        for key in ("max_tokens", "grad_accum", "epochs", "eval_every", "eval_max_tokens",
-                    "checkpoint_every", "keep_checkpoints", "log_every"):
+        for key in (
+            "max_tokens",
+            "grad_accum",
+            "epochs",
+            "eval_every",
+            "eval_max_tokens",
+            "checkpoint_every",
+            "keep_checkpoints",
+            "log_every",
+        ):
             if getattr(self, key) < 1:
                 raise PipelineError(f"{where}: pretrain.{key}: must be at least 1, got {getattr(self, key)}")
         if self.lr <= 0:
@@ -265,9 +285,9 @@ class FinetuneConfig:
     model: Literal["auto", "bilstm", "tfidf", "linear", "ensemble"] = "auto"
     train: str = ""  # labelled files: CoNLL columns (ner) or TSV/CSV/JSONL (classify)
     dev: str = ""
-    test: Optional[str] = None
-    encoder: Optional[str] = "models/encoder"  # an exported encoder directory (`elmo export`)
-    word2vec: Optional[str] = "data/word2vec/vectors.bin"  # word2vec text/binary format or gensim .kv
+    test: str | None = None
+    encoder: str | None = "models/encoder"  # an exported encoder directory (`elmo export`)
+    word2vec: str | None = "data/word2vec/vectors.bin"  # word2vec text/binary format or gensim .kv
     inputs: Literal["both", "elmo", "word2vec"] = "both"  # word vectors, ELMo, or both (the task's chars come on top)
     word_vectors: Literal["trainable", "frozen", "lookup"] = "trainable"  # lookup: per-token word2vec, frozen
     word_dropout: float = 0.5  # training words seen once → the unknown-word vector with this probability
@@ -283,11 +303,11 @@ class FinetuneConfig:
     model_scheme: Literal["iob2", "bioes"] = "iob2"  # the scheme the CRF learns (converted on read)
     invalid_tags: Literal["repair", "error"] = "repair"  # e.g. I-PER after O under IOB2
     # classification files
-    format: Optional[Literal["tsv", "csv", "jsonl"]] = None  # None = from the file suffix
+    format: Literal["tsv", "csv", "jsonl"] | None = None  # None = from the file suffix
     encoding_errors: Literal["error", "replace"] = "error"  # invalid UTF-8 / control characters: stop, or U+FFFD
-    text_field: Union[str, int] = "sentence"  # a header name, or a 0-based column number (no header row)
-    label_field: Union[str, int] = "label"
-    header: Optional[bool] = None  # TSV/CSV header row: None = yes when the fields are names, no when numbers
+    text_field: str | int = "sentence"  # a header name, or a 0-based column number (no header row)
+    label_field: str | int = "label"
+    header: bool | None = None  # TSV/CSV header row: None = yes when the fields are names, no when numbers
     # model
     hidden: int = 100  # task BiLSTM cell size per direction
     dropout: float = 0.5
@@ -302,22 +322,31 @@ class FinetuneConfig:
     epochs: int = 50  # an upper bound: early stopping ends most runs (a few hundred sentences need 20-30)
     batch_size: int = 32
     lr: float = 1e-3
-    grad_clip: Optional[float] = 5.0  # max gradient norm (null: no clipping)
+    grad_clip: float | None = 5.0  # max gradient norm (null: no clipping)
     # epochs without a better dev score before stopping, counted once the dev score beats the trivial
     # one (majority-class accuracy; F1 0 for ner) or after min_epochs epochs
     patience: int = 5
     min_epochs: int = 10
-    max_minutes: Optional[float] = None  # wall-clock budget (checked after each epoch)
+    max_minutes: float | None = None  # wall-clock budget (checked after each epoch)
     seed: int = 0
     # a directory for the resumable state (weights, optimizer, RNG, position), written after every
     # epoch and on SIGTERM/SIGHUP; a run with the same settings resumes from it. null: none
-    checkpoint_dir: Optional[str] = None
+    checkpoint_dir: str | None = None
 
     def validate(self, where: str, section: str = "finetune") -> None:
         def bad(key: str, msg: str) -> PipelineError:
             return PipelineError(f"{where}: {section}.{key}: {msg}")
 
-        for key in ("hidden", "epochs", "batch_size", "patience", "min_epochs", "char_dim", "char_filters", "char_width"):
+        for key in (
+            "hidden",
+            "epochs",
+            "batch_size",
+            "patience",
+            "min_epochs",
+            "char_dim",
+            "char_filters",
+            "char_width",
+        ):
             if getattr(self, key) < 1:
                 raise bad(key, f"must be at least 1, got {getattr(self, key)}")
         if self.max_words < 2:
@@ -352,14 +381,28 @@ class FinetuneConfig:
 
 
 def _ner_defaults() -> FinetuneConfig:
-    return FinetuneConfig(task="ner", train="data/samples/ner/train.conll", dev="data/samples/ner/dev.conll",
-                          test="data/samples/ner/test.conll", epochs=30, patience=5, batch_size=16)
+    return FinetuneConfig(
+        task="ner",
+        train="data/samples/ner/train.conll",
+        dev="data/samples/ner/dev.conll",
+        test="data/samples/ner/test.conll",
+        epochs=30,
+        patience=5,
+        batch_size=16,
+    )
 
 
 def _sentiment_defaults() -> FinetuneConfig:
-    return FinetuneConfig(task="classify", train="data/samples/sentiment/train.tsv",
-                          dev="data/samples/sentiment/dev.tsv", test="data/samples/sentiment/test.tsv",
-                          epochs=60, patience=15, batch_size=16, lr=0.003)  # 0.01 and 0.001 stalled at dev 0.69
+    return FinetuneConfig(
+        task="classify",
+        train="data/samples/sentiment/train.tsv",
+        dev="data/samples/sentiment/dev.tsv",
+        test="data/samples/sentiment/test.tsv",
+        epochs=60,
+        patience=15,
+        batch_size=16,
+        lr=0.003,
+    )  # 0.01 and 0.001 stalled at dev 0.69
 
 
 @dataclass
@@ -468,14 +511,15 @@ class StrictLoader(yaml.SafeLoader):
             key = self.construct_object(key_node, deep=True)
             if key in seen:
                 raise yaml.constructor.ConstructorError(
-                    None, None, f"duplicate key {key!r} (first on line {seen[key] + 1})", key_node.start_mark)
+                    None, None, f"duplicate key {key!r} (first on line {seen[key] + 1})", key_node.start_mark
+                )
             seen[key] = key_node.start_mark.line
         return super().construct_mapping(node, deep)
 
 
 StrictLoader.add_implicit_resolver(
-    "tag:yaml.org,2002:float",
-    re.compile(r"^[-+]?(?:[0-9][0-9_]*)(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"), list("-+0123456789"))
+    "tag:yaml.org,2002:float", re.compile(r"^[-+]?(?:[0-9][0-9_]*)(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"), list("-+0123456789")
+)
 
 
 def read_yaml_text(text: str):
@@ -551,8 +595,12 @@ def to_dict(cfg: Any) -> dict:
     return dataclasses.asdict(cfg)
 
 
-def load_finetune_config(path: str | Path | None = None, overrides: dict | None = None,
-                         base: FinetuneConfig | None = None, infer_inputs: bool = False) -> FinetuneConfig:
+def load_finetune_config(
+    path: str | Path | None = None,
+    overrides: dict | None = None,
+    base: FinetuneConfig | None = None,
+    infer_inputs: bool = False,
+) -> FinetuneConfig:
     """A FinetuneConfig from ``base`` (default: the dataclass defaults), then the keys of a flat YAML
     file (``elmo finetune --config``), then ``overrides`` (command-line options that were given).
     ``infer_inputs``: when ``inputs`` is set nowhere and only one of ``encoder``/``word2vec`` is,

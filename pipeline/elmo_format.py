@@ -29,6 +29,7 @@ How each maps to ours (the same mapping as AllenNLP's loaders):
   and TF's constant forget bias 1.0 to ``bias_hh`` (exported back as ``B = bias_ih + bias_hh − 1·f``,
   which is exact for imported weights).
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -89,7 +90,9 @@ def _read_options_json(path: Path) -> dict:
     except OSError as e:
         raise PipelineError(f"{source}: cannot read the options file ({e.strerror or e})") from None
     if raw.startswith(b"\x89HDF"):
-        raise PipelineError(f"{source}: is an HDF5 file, not options JSON: give the options file first, then the weights")
+        raise PipelineError(
+            f"{source}: is an HDF5 file, not options JSON: give the options file first, then the weights"
+        )
     try:
         options = json.loads(raw.decode("utf-8"))
     except ValueError as e:
@@ -111,14 +114,19 @@ def read_options(path: str | Path) -> tuple[ModelConfig, int]:
     if n_chars not in (261, 262):
         raise PipelineError(f"{source}: char_cnn.n_characters must be 261 or 262 (ids shifted by one), got {n_chars}")
     filters = _field(options, "char_cnn.filters", list, source)
-    if not filters or not all(isinstance(f, list) and len(f) == 2 and all(type(v) is int and v > 0 for v in f)
-                              for f in filters):
+    if not filters or not all(
+        isinstance(f, list) and len(f) == 2 and all(type(v) is int and v > 0 for v in f) for f in filters
+    ):
         raise PipelineError(f"{source}: char_cnn.filters must be a list of [width, filters] pairs, got {filters!r}")
-    max_chars = _field(options, "char_cnn.max_characters_per_token", int, source, minimum=max(3, *(w for w, _ in filters)))
+    max_chars = _field(
+        options, "char_cnn.max_characters_per_token", int, source, minimum=max(3, *(w for w, _ in filters))
+    )
     P, H = _field(options, "lstm.projection_dim", int, source, 1), _field(options, "lstm.dim", int, source, 1)
     if P >= H:
-        raise PipelineError(f"{source}: lstm.projection_dim ({P}) must be below lstm.dim ({H}): "
-                            f"LSTMs without a projection are not supported")
+        raise PipelineError(
+            f"{source}: lstm.projection_dim ({P}) must be below lstm.dim ({H}): "
+            f"LSTMs without a projection are not supported"
+        )
     clips = [options["lstm"].get(k) for k in ("cell_clip", "proj_clip")]
     for key, clip in zip(("cell_clip", "proj_clip"), clips):
         if clip is not None and (isinstance(clip, bool) or not isinstance(clip, (int, float)) or not clip > 0):
@@ -127,13 +135,16 @@ def read_options(path: str | Path) -> tuple[ModelConfig, int]:
         char_embed_dim=_field(options, "char_cnn.embedding.dim", int, source, 1),
         filters=[list(f) for f in filters],
         n_highway=_field(options, "char_cnn.n_highway", int, source, 0),
-        char_activation=activation, projection_dim=P, cell_dim=H,
+        char_activation=activation,
+        projection_dim=P,
+        cell_dim=H,
         n_layers=_field(options, "lstm.n_layers", int, source, 1),
         # bilm-tf reads a missing use_skip_connections as false
         skip_connections=bool(options["lstm"].get("use_skip_connections", False)),
         cell_clip=None if clips[0] is None else float(clips[0]),
         proj_clip=None if clips[1] is None else float(clips[1]),
-        dropout=0.0, softmax="full",
+        dropout=0.0,
+        softmax="full",
     )
     cfg.validate(source)
     return cfg, max_chars
@@ -142,14 +153,25 @@ def read_options(path: str | Path) -> tuple[ModelConfig, int]:
 def options_of(cfg: ModelConfig, max_chars: int) -> dict:
     """Our ModelConfig → a bilm-tf options dict (as the released models' options.json)."""
     # cell_clip / proj_clip always present (null = none): AllenNLP reads them without a default
-    lstm = {"dim": cfg.cell_dim, "projection_dim": cfg.projection_dim, "n_layers": cfg.n_layers,
-            "use_skip_connections": cfg.skip_connections, "cell_clip": cfg.cell_clip, "proj_clip": cfg.proj_clip}
+    lstm = {
+        "dim": cfg.cell_dim,
+        "projection_dim": cfg.projection_dim,
+        "n_layers": cfg.n_layers,
+        "use_skip_connections": cfg.skip_connections,
+        "cell_clip": cfg.cell_clip,
+        "proj_clip": cfg.proj_clip,
+    }
     return {
         EXPORT_MARK: {"written_by": "elmo export --format elmo"},  # how a later export knows the folder is ours
         "bidirectional": True,
-        "char_cnn": {"activation": cfg.char_activation, "embedding": {"dim": cfg.char_embed_dim},
-                     "filters": cfg.filters, "max_characters_per_token": max_chars, "n_characters": N_CHAR_IDS + 1,
-                     "n_highway": cfg.n_highway},
+        "char_cnn": {
+            "activation": cfg.char_activation,
+            "embedding": {"dim": cfg.char_embed_dim},
+            "filters": cfg.filters,
+            "max_characters_per_token": max_chars,
+            "n_characters": N_CHAR_IDS + 1,
+            "n_highway": cfg.n_highway,
+        },
         "lstm": lstm,
     }
 
@@ -257,10 +279,14 @@ def read_weight_file(path: str | Path, cfg: ModelConfig) -> dict[str, np.ndarray
             except (KeyError, OSError, RuntimeError) as e:
                 raise PipelineError(f"{source}: cannot read dataset {name} (a damaged file? {e})") from None
             if not isinstance(node, h5py.Dataset):
-                raise PipelineError(f"{source}: dataset {name} missing (options.json implies it; not a bilm-tf "
-                                    f"weight file, options from another model, or a damaged file)")
+                raise PipelineError(
+                    f"{source}: dataset {name} missing (options.json implies it; not a bilm-tf "
+                    f"weight file, options from another model, or a damaged file)"
+                )
             if tuple(node.shape) != shape:
-                raise PipelineError(f"{source}: dataset {name} has shape {tuple(node.shape)}, options.json implies {shape}")
+                raise PipelineError(
+                    f"{source}: dataset {name} has shape {tuple(node.shape)}, options.json implies {shape}"
+                )
             try:
                 value = np.asarray(node[...], dtype=np.float32)
             except (TypeError, ValueError, OSError) as e:
@@ -281,8 +307,10 @@ def _refuse_unexpected(h5, expected: dict, source: str) -> None:
     h5.visit(names.append)
     extra = sorted(n for n in names if STRUCTURAL.match(n) and n not in expected and hasattr(h5[n], "shape"))
     if extra:
-        raise PipelineError(f"{source}: dataset {extra[0]} is not implied by options.json (its n_layers, n_highway "
-                            f"or filters describe a smaller model: options from another model?)")
+        raise PipelineError(
+            f"{source}: dataset {extra[0]} is not implied by options.json (its n_layers, n_highway "
+            f"or filters describe a smaller model: options from another model?)"
+        )
 
 
 def write_weight_file(path: Path, arrays: dict[str, np.ndarray]) -> None:
@@ -313,14 +341,22 @@ def imported_config(cfg: ModelConfig, max_chars: int, options: str | Path, weigh
         "model": dataclasses.asdict(cfg),
         "vocab_size": 0,
         "max_chars": max_chars,
-        "char_ids": {"bos": BOS_CHAR, "eos": EOS_CHAR, "bow": BOW_CHAR, "eow": EOW_CHAR, "pad": PAD_CHAR,
-                     "n": N_CHAR_IDS, "convention": "bilm-tf (AllenNLP's ids minus 1; char_embed rows as stored)"},
+        "char_ids": {
+            "bos": BOS_CHAR,
+            "eos": EOS_CHAR,
+            "bow": BOW_CHAR,
+            "eow": EOW_CHAR,
+            "pad": PAD_CHAR,
+            "n": N_CHAR_IDS,
+            "convention": "bilm-tf (AllenNLP's ids minus 1; char_embed rows as stored)",
+        },
         "specials": [],
         "tokenizer": {"type": "whitespace", "lowercase": False, "model_file": None},
         "with_softmax": False,
-        "training": {"sources": [f"ELMo weights {Path(weights).name} (imported)"],
-                     "imported_from": {"options": str(options), "weights": str(weights),
-                                       "weights_sha256": _sha256(weights)}},
+        "training": {
+            "sources": [f"ELMo weights {Path(weights).name} (imported)"],
+            "imported_from": {"options": str(options), "weights": str(weights), "weights_sha256": _sha256(weights)},
+        },
     }
 
 
@@ -345,8 +381,10 @@ def _load_for_export(src: Path, prepared: Path | None) -> tuple[BiLM, int, dict]
         enc = Encoder.from_pretrained(src)
         return enc.model, enc.max_chars, enc.config.get("tokenizer", {})
     if kind not in ("bilm", "checkpoint"):
-        raise PipelineError(f"{src}: not an encoder directory, a saved biLM (pretrain best/) or a checkpoint "
-                            f"(a task model keeps its encoder in {src / 'encoder'})")
+        raise PipelineError(
+            f"{src}: not an encoder directory, a saved biLM (pretrain best/) or a checkpoint "
+            f"(a task model keeps its encoder in {src / 'encoder'})"
+        )
     model, train_cfg = load_bilm(src)
     # its tokenizer and casing decide what the ELMo files may say
     meta = training_data(src, train_cfg, prepared, hint="pass --prepared DIR, or export its encoder directory").meta
@@ -360,8 +398,10 @@ def _export_notes(src: Path, cfg: ModelConfig, max_chars: int, tokenizer: dict) 
     if tokenizer.get("lowercase"):
         notes.append(f"{src} was trained on lower-cased text: lower-case the input before using the ELMo files")
     if max_chars != 50:
-        notes.append(f"max_characters_per_token is {max_chars}: bilm-tf reads it, AllenNLP always uses 50 "
-                     f"(its vectors for tokens longer than {min(max_chars, 50) - 2} bytes will differ)")
+        notes.append(
+            f"max_characters_per_token is {max_chars}: bilm-tf reads it, AllenNLP always uses 50 "
+            f"(its vectors for tokens longer than {min(max_chars, 50) - 2} bytes will differ)"
+        )
     if not cfg.skip_connections:
         notes.append("no skip connections: bilm-tf reads such files, AllenNLP's Elmo refuses them")
     return notes
@@ -382,8 +422,10 @@ def export_elmo(src: str | Path, out_dir: str | Path, prepared: str | Path | Non
         if cfg.body != "lstm":
             raise PipelineError(f"{src}: a {cfg.body} body cannot be written in the ELMo format (it holds LSTMs only)")
         if tokenizer.get("type") == "sentencepiece":
-            raise PipelineError(f"{src}: trained on SentencePiece pieces; the ELMo format has no tokenizer, "
-                                f"so its users would feed words it never saw: not exported")
+            raise PipelineError(
+                f"{src}: trained on SentencePiece pieces; the ELMo format has no tokenizer, "
+                f"so its users would feed words it never saw: not exported"
+            )
         for note in _export_notes(src, cfg, max_chars, tokenizer):
             log(f"note: {note}")
         arrays = arrays_from_state(model.state_dict(), cfg)
@@ -392,4 +434,3 @@ def export_elmo(src: str | Path, out_dir: str | Path, prepared: str | Path | Non
             (tmp / OPTIONS_FILE).write_text(json.dumps(options_of(cfg, max_chars), indent=2) + "\n", encoding="utf-8")
             write_weight_file(tmp / WEIGHTS_HDF5, arrays)
         return Path(out_dir)
-

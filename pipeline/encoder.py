@@ -20,12 +20,13 @@ Embeddings are deterministic: no state is carried across sentences or calls, and
 batched by length internally, so a sentence's vectors do not depend on its batch companions.
 Language-model uses (scoring, sampling) of an encoder with its softmax live in :mod:`pipeline.lm`.
 """
+
 from __future__ import annotations
 
 import shutil
 from collections import OrderedDict
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Iterator, Sequence
 
 import numpy as np
 import torch
@@ -36,8 +37,18 @@ from pipeline.data.lines import ReadStats, input_chunks
 from pipeline.data.tokenizers import SP_MODEL_FILE, SentencePieceTokenizer, make_tokenizer
 from pipeline.data.vocab import Vocab
 from pipeline.errors import PipelineError
-from pipeline.io import (CONFIG_FILE, WEIGHTS_FILE, atomic_path, check_output_file, check_weights, output_lock, read_model_config,
-                         read_weights, state_dict_cpu, write_model_dir)
+from pipeline.io import (
+    CONFIG_FILE,
+    WEIGHTS_FILE,
+    atomic_path,
+    check_output_file,
+    check_weights,
+    output_lock,
+    read_model_config,
+    read_weights,
+    state_dict_cpu,
+    write_model_dir,
+)
 from pipeline.model import BiLM, build_bilm, trim_chars, upgrade_state
 
 FORMAT_VERSION = 1
@@ -81,7 +92,7 @@ class Encoder:
     # --- loading and saving --------------------------------------------------------------------
 
     @classmethod
-    def from_pretrained(cls, directory: str | Path, cache_size: int = 50_000) -> "Encoder":
+    def from_pretrained(cls, directory: str | Path, cache_size: int = 50_000) -> Encoder:
         d = Path(directory)
         config = read_model_config(d, KIND, FORMAT_VERSION, hint=" (see `elmo export`)")
         missing = [f for f in REQUIRED if not (d / f).is_file()]
@@ -91,8 +102,11 @@ class Encoder:
         with_softmax = bool(config.get("with_softmax", False))
         vocab = _load_vocab(d, model.vocab_size, with_softmax)
         state = upgrade_state(read_weights(d))
-        check_weights(d / WEIGHTS_FILE, state, {k: v for k, v in model.state_dict().items()
-                                                if with_softmax or not k.startswith("softmax.")})
+        check_weights(
+            d / WEIGHTS_FILE,
+            state,
+            {k: v for k, v in model.state_dict().items() if with_softmax or not k.startswith("softmax.")},
+        )
         model.load_state_dict(state, strict=False)
         max_chars = int(config.get("max_chars", 0))
         if max_chars < 3:
@@ -103,6 +117,7 @@ class Encoder:
 
     def save_pretrained(self, directory: str | Path, readme: str | None = None) -> None:
         """Write this encoder as a self-contained directory (atomically)."""
+
         def side_files(tmp: Path) -> None:
             if self.vocab is not None:
                 self.vocab.save(tmp / "vocab.txt")
@@ -231,8 +246,9 @@ class Encoder:
 
         return lm_sums(self, sentences, batch_tokens)
 
-    def generate(self, prompt=(), max_tokens: int = 30, temperature: float = 1.0, top_k: int | None = None,
-                 seed: int = 0) -> list[str]:
+    def generate(
+        self, prompt=(), max_tokens: int = 30, temperature: float = 1.0, top_k: int | None = None, seed: int = 0
+    ) -> list[str]:
         from pipeline.lm import generate
 
         return generate(self, prompt, max_tokens, temperature, top_k, seed)
@@ -241,6 +257,7 @@ class Encoder:
 def model_card(config: dict) -> str:
     t = config.get("training", {})
     m = config["model"]
+    tokenizer = config.get("tokenizer", {})
     lines = [
         "# ELMo-style encoder (elmo-pipeline)",
         "",
@@ -251,14 +268,18 @@ def model_card(config: dict) -> str:
         f"| training corpus | {', '.join(t.get('sources', [])) or 'unknown'} |",
         f"| presets | {'unknown' if t.get('presets') is None else ', '.join(t['presets']) or 'none (defaults)'} |",
         f"| training tokens / sentences | {t.get('train_tokens', '?'):,} / {t.get('train_sentences', '?'):,} |"
-        if isinstance(t.get("train_tokens"), int) else "| training tokens | unknown |",
-        f"| tokenizer | {config.get('tokenizer', {}).get('type', '?')}, lowercase={config.get('tokenizer', {}).get('lowercase')} |",
-        f"| vocabulary | {config['vocab_size']:,} |" if config["vocab_size"] else
-        "| vocabulary | none (no softmax: embeds and finetunes; `elmo lm-score` / `elmo generate` need one) |",
+        if isinstance(t.get("train_tokens"), int)
+        else "| training tokens | unknown |",
+        f"| tokenizer | {tokenizer.get('type', '?')}, lowercase={tokenizer.get('lowercase')} |",
+        f"| vocabulary | {config['vocab_size']:,} |"
+        if config["vocab_size"]
+        else "| vocabulary | none (no softmax: embeds and finetunes; `elmo lm-score` / `elmo generate` need one) |",
         f"| architecture | char CNN {m['filters']}, {m['n_highway']} highway, P={m['projection_dim']}, "
         f"{m.get('body', 'lstm')} body, H={m['cell_dim']}, L={m['n_layers']}, clip cell/projection "
         f"{m.get('cell_clip')}/{m.get('proj_clip')}, softmax {m['softmax'] if config['vocab_size'] else 'none'} |",
-        f"| parameters (exported) | {t.get('parameters_exported', '?'):,} |" if isinstance(t.get("parameters_exported"), int) else None,
+        f"| parameters (exported) | {t.get('parameters_exported', '?'):,} |"
+        if isinstance(t.get("parameters_exported"), int)
+        else None,
         f"| training steps | {t.get('steps', '?')} |",
         f"| valid perplexity (fwd / bwd / avg) | {_ppl(t.get('valid'))} |",
         f"| test perplexity (fwd / bwd / avg) | {_ppl(t.get('test'), 'test_')} |",
@@ -282,8 +303,10 @@ def _origin(training: dict) -> str:
     src = training.get("imported_from")
     if not src:
         return "A character-CNN bidirectional language model exported by `elmo export`."
-    return (f"ELMo weights converted by `elmo import-elmo` from `{src['options']}` and `{src['weights']}` "
-            f"(sha256 {src['weights_sha256']}). Text is split on whitespace and kept cased, as ELMo was trained.")
+    return (
+        f"ELMo weights converted by `elmo import-elmo` from `{src['options']}` and `{src['weights']}` "
+        f"(sha256 {src['weights_sha256']}). Text is split on whitespace and kept cased, as ELMo was trained."
+    )
 
 
 def _ppl(d: dict | None, prefix: str = "") -> str:
@@ -326,9 +349,17 @@ def select_layers(layers: np.ndarray, mode: str) -> np.ndarray:
     return layers.mean(axis=0)
 
 
-def embed_file(encoder: Encoder, input_path: str | Path, out_path: str | Path, layers: str = "all",
-               batch_tokens: int = 4096, chunk_lines: int = 1000, encoding_errors: str = "error",
-               progress: bool = True, stats: ReadStats | None = None) -> int:
+def embed_file(
+    encoder: Encoder,
+    input_path: str | Path,
+    out_path: str | Path,
+    layers: str = "all",
+    batch_tokens: int = 4096,
+    chunk_lines: int = 1000,
+    encoding_errors: str = "error",
+    progress: bool = True,
+    stats: ReadStats | None = None,
+) -> int:
     """Embed every line of a text file into HDF5, one dataset per line keyed by its 0-based number.
 
     Streams ``chunk_lines`` lines at a time, so memory stays flat for files of any size. An empty
@@ -348,7 +379,9 @@ def embed_file(encoder: Encoder, input_path: str | Path, out_path: str | Path, l
     n = 0
     try:
         with output_lock(out_path):  # one run per output file
-            n = _embed_into(encoder, input_path, out_path, layers, batch_tokens, chunk_lines, encoding_errors, bar, stats)
+            n = _embed_into(
+                encoder, input_path, out_path, layers, batch_tokens, chunk_lines, encoding_errors, bar, stats
+            )
     finally:
         if bar is not None:
             bar.close()

@@ -90,7 +90,8 @@ def os_error_line(e: OSError) -> str:
 
 def run_main(main, argv=None) -> None:
     """Run a ``main(argv)`` entry point: a PipelineError, a full disk or a file-system refusal
-    (OSError) anywhere becomes one line on stderr and exit 1; SIGINT, SIGTERM and SIGHUP stop it cleanly with one line and exit 128 +
+    (OSError) anywhere becomes one line on stderr and exit 1; SIGINT, SIGTERM and SIGHUP stop it
+    cleanly with one line and exit 128 +
     the signal number (130, 143, 129)."""
     import signal
     import sys
@@ -115,7 +116,8 @@ def run_main(main, argv=None) -> None:
         sys.exit(1)
     except KeyboardInterrupt as e:
         signum = getattr(e, "signum", signal.SIGINT)
-        print("interrupted" if signum == signal.SIGINT else f"terminated ({signal.Signals(signum).name})",
-              file=sys.stderr)
+        print(
+            "interrupted" if signum == signal.SIGINT else f"terminated ({signal.Signals(signum).name})", file=sys.stderr
+        )
         sys.exit(128 + signum)
     sys.exit(code or 0)

@@ -2,6 +2,7 @@
 
 The directory format and the API to use it are in :mod:`pipeline.encoder`.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -15,23 +16,34 @@ from pipeline.io import check_replaceable, directory_kind, output_lock
 from pipeline.model import load_bilm
 
 
-def training_data(model_dir: str | Path, train_cfg: dict, prepared: str | Path | None = None,
-                  hint: str = "pass the prepared data it was trained on (--prepared)") -> PreparedData:
+def training_data(
+    model_dir: str | Path,
+    train_cfg: dict,
+    prepared: str | Path | None = None,
+    hint: str = "pass the prepared data it was trained on (--prepared)",
+) -> PreparedData:
     """The prepared data a saved biLM was trained on (its vocabulary, tokenizer, casing, char ids):
     ``prepared``, else the directory recorded at training, else ``data/prepared``; one line naming
     ``model_dir`` and ending in ``hint`` when it is not there or holds another vocabulary."""
     path = Path(prepared or train_cfg.get("prepared_dir") or "data/prepared")
     if directory_kind(path) != "prepared-data":
-        raise PipelineError(f"{model_dir}: its prepared data {path} is not there (its vocabulary, tokenizer and "
-                            f"casing are needed); {hint}")
+        raise PipelineError(
+            f"{model_dir}: its prepared data {path} is not there (its vocabulary, tokenizer and "
+            f"casing are needed); {hint}"
+        )
     data = PreparedData(path)
     data.check_trained_on(model_dir, train_cfg, hint)
     return data
 
 
-def export_encoder(model_dir: str | Path, out_dir: str | Path, prepared_dir: str | Path | None = None,
-                   with_softmax: bool = False, test_metrics: dict | None = None,
-                   presets: list[str] | None = None) -> Path:
+def export_encoder(
+    model_dir: str | Path,
+    out_dir: str | Path,
+    prepared_dir: str | Path | None = None,
+    with_softmax: bool = False,
+    test_metrics: dict | None = None,
+    presets: list[str] | None = None,
+) -> Path:
     """Turn a trained biLM (``models/pretrain/best`` or a checkpoint) into an encoder directory."""
     check_replaceable(out_dir, KIND)  # a bad output path fails before any work
     with output_lock(out_dir):  # one run per output directory
@@ -48,8 +60,11 @@ def export_encoder(model_dir: str | Path, out_dir: str | Path, prepared_dir: str
             "max_chars": data.max_chars,
             "char_ids": meta["char_ids"],
             "specials": meta["specials"],
-            "tokenizer": {"type": meta["tokenizer"], "lowercase": meta["lowercase"],
-                          "model_file": meta.get("tokenizer_model")},
+            "tokenizer": {
+                "type": meta["tokenizer"],
+                "lowercase": meta["lowercase"],
+                "model_file": meta.get("tokenizer_model"),
+            },
             "with_softmax": with_softmax,
             "training": {
                 "sources": meta.get("sources", []),

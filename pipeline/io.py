@@ -14,6 +14,7 @@ encoder, a task model) is ``config.json`` + ``model.safetensors`` + side files o
 :func:`write_model_dir` writes one, :func:`read_model_config` and :func:`read_weights` read it.
 Loading never unpickles code.
 """
+
 from __future__ import annotations
 
 import json
@@ -21,9 +22,9 @@ import os
 import shutil
 import tempfile
 import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Callable, Iterator
 
 from pipeline.errors import PipelineError, is_disk_full
 
@@ -118,8 +119,10 @@ def check_replaceable(path: str | os.PathLike, kind: str | None = None) -> None:
         raise PipelineError(f"{path}: is a directory; give a file path")
     if not any(path.iterdir()) or directory_kind(path) == kind:
         return
-    raise PipelineError(f"{path}: holds {describe(path)}; refusing to replace it with {KINDS[kind]}: "
-                        f"choose another path or remove it first")
+    raise PipelineError(
+        f"{path}: holds {describe(path)}; refusing to replace it with {KINDS[kind]}: "
+        f"choose another path or remove it first"
+    )
 
 
 def check_plots_dir(path: str | os.PathLike, names: tuple[str, ...]) -> None:
@@ -130,8 +133,10 @@ def check_plots_dir(path: str | os.PathLike, names: tuple[str, ...]) -> None:
     if path.is_dir():
         others = sorted(p.name for p in path.iterdir() if p.name not in names)
         if others:
-            raise PipelineError(f"{path}: holds other files ({', '.join(others[:3])}{' ...' if len(others) > 3 else ''}); "
-                                f"a plots directory may hold only {', '.join(names)}: choose another path")
+            raise PipelineError(
+                f"{path}: holds other files ({', '.join(others[:3])}{' ...' if len(others) > 3 else ''}); "
+                f"a plots directory may hold only {', '.join(names)}: choose another path"
+            )
 
 
 def check_output_file(path: str | os.PathLike, is_ours: Callable[[Path], bool], what: str) -> None:
@@ -140,8 +145,9 @@ def check_output_file(path: str | os.PathLike, is_ours: Callable[[Path], bool], 
     path = Path(path)
     check_replaceable(path)
     if path.exists() and not is_ours(path):
-        raise PipelineError(f"{path}: exists and is not {what}; refusing to replace it: "
-                            f"choose another path or remove it first")
+        raise PipelineError(
+            f"{path}: exists and is not {what}; refusing to replace it: choose another path or remove it first"
+        )
 
 
 def is_json(path: Path) -> bool:
@@ -197,35 +203,67 @@ def check_run_paths(outputs: dict[str, str | os.PathLike | None], inputs: dict[s
             in_real = inp.resolve()
             if real == in_real or in_real in real.parents or real in in_real.parents:
                 what = "is" if real == in_real else "lies inside" if in_real in real.parents else "holds"
-                raise PipelineError(f"{out}: {what} the run's input {inp} ({in_flag}); refusing to write {flag} "
-                                    f"there: choose another path")
+                raise PipelineError(
+                    f"{out}: {what} the run's input {inp} ({in_flag}); refusing to write {flag} "
+                    f"there: choose another path"
+                )
         nearest = next(p for p in real.parents if p.exists())
         if nearest.is_dir() and not os.access(nearest, os.W_OK):  # a read-only file system, or not ours
-            raise PipelineError(f"{out}: cannot write in {nearest} (read-only or no permission); choose another "
-                                f"path for {flag}")
+            raise PipelineError(
+                f"{out}: cannot write in {nearest} (read-only or no permission); choose another path for {flag}"
+            )
         for parent in real.parents:
             if parent.exists() and not parent.is_dir():
                 raise PipelineError(f"{out}: {parent} is a file, not a directory; choose another path for {flag}")
             kind = directory_kind(parent)
             if kind not in (None, "pretrain-run"):  # a pretraining run replaces only its best/ and checkpoints/
-                raise PipelineError(f"{out}: lies inside {parent}, {KINDS[kind]}, which the pipeline writes "
-                                    f"whole; refusing to write {flag} there: choose a path outside it")
+                raise PipelineError(
+                    f"{out}: lies inside {parent}, {KINDS[kind]}, which the pipeline writes "
+                    f"whole; refusing to write {flag} there: choose a path outside it"
+                )
 
 
-def check_arg_outputs(args, outputs: tuple[str, ...] = ("out", "out_dir", "metrics", "json", "report", "plots", "output"),
-                    inputs: tuple[str, ...] = ("input", "text", "source", "file", "checkpoint", "model", "encoder",
-                                               "prepared", "train", "dev", "test", "vectors", "options", "weights",
-                                               "word2vec", "params", "test_metrics", "wordsim", "simlex")) -> None:
+def check_arg_outputs(
+    args,
+    outputs: tuple[str, ...] = ("out", "out_dir", "metrics", "json", "report", "plots", "output"),
+    inputs: tuple[str, ...] = (
+        "input",
+        "text",
+        "source",
+        "file",
+        "checkpoint",
+        "model",
+        "encoder",
+        "prepared",
+        "train",
+        "dev",
+        "test",
+        "vectors",
+        "options",
+        "weights",
+        "word2vec",
+        "params",
+        "test_metrics",
+        "wordsim",
+        "simlex",
+    ),
+) -> None:
     """:func:`check_run_paths` over an argparse namespace's output and input options (those it has),
     then the JSON/text outputs that exist must carry our mark. Entry points call it before any work."""
+
     def named(names):
-        return {"--" + n.replace("_", "-"): getattr(args, n) for n in names
-                if isinstance(getattr(args, n, None), (str, os.PathLike))}
+        return {
+            "--" + n.replace("_", "-"): getattr(args, n)
+            for n in names
+            if isinstance(getattr(args, n, None), (str, os.PathLike))
+        }
 
     check_run_paths(named(outputs), named(inputs))
-    for name, is_ours, what in (("metrics", is_marked_json, "a JSON output of elmo-pipeline"),
-                                ("json", is_marked_json, "a JSON output of elmo-pipeline"),
-                                ("report", is_marked_text, "a text report of elmo-pipeline")):
+    for name, is_ours, what in (
+        ("metrics", is_marked_json, "a JSON output of elmo-pipeline"),
+        ("json", is_marked_json, "a JSON output of elmo-pipeline"),
+        ("report", is_marked_text, "a text report of elmo-pipeline"),
+    ):
         if isinstance(getattr(args, name, None), str):
             check_output_file(getattr(args, name), is_ours, what)  # before any work, not after it
 
@@ -283,8 +321,10 @@ def disk_full_names(path: Path) -> Iterator[None]:
     except Exception as e:
         if not is_disk_full(e):
             raise
-        raise PipelineError(f"{path}: no space left on the device while writing it; the previous "
-                            f"{path.name} (if any) is intact: free some space and run again") from None
+        raise PipelineError(
+            f"{path}: no space left on the device while writing it; the previous "
+            f"{path.name} (if any) is intact: free some space and run again"
+        ) from None
 
 
 # --- one run per output -----------------------------------------------------------------------
@@ -333,8 +373,9 @@ def output_lock(path: str | os.PathLike) -> Iterator[None]:
                 yield
                 return
             if holder is not None and _pid_alive(holder):
-                raise PipelineError(f"{path}: another run is writing it (PID {holder}; lock {lock}); "
-                                    f"wait for it to end, or stop it") from None
+                raise PipelineError(
+                    f"{path}: another run is writing it (PID {holder}; lock {lock}); wait for it to end, or stop it"
+                ) from None
             lock.unlink(missing_ok=True)  # stale: its process is gone (or the file is half-written)
             continue
         try:
@@ -433,12 +474,12 @@ def _fmt(v) -> str:
 
 def state_dict_cpu(module, skip_prefixes: tuple[str, ...] = ()) -> dict:
     """A module's state as contiguous CPU tensors (what safetensors writes), minus ``skip_prefixes``."""
-    return {k: v.detach().contiguous().cpu() for k, v in module.state_dict().items()
-            if not k.startswith(skip_prefixes)}
+    return {k: v.detach().contiguous().cpu() for k, v in module.state_dict().items() if not k.startswith(skip_prefixes)}
 
 
-def write_model_dir(path: str | os.PathLike, kind: str, config: dict, tensors: dict,
-                    side_files: Callable[[Path], None] | None = None) -> None:
+def write_model_dir(
+    path: str | os.PathLike, kind: str, config: dict, tensors: dict, side_files: Callable[[Path], None] | None = None
+) -> None:
     """Write ``config.json`` (with ``kind``), ``model.safetensors`` and ``side_files(tmp_dir)``
     as one directory, atomically; ``path`` is replaced only if it holds the same kind."""
     from safetensors.torch import save_file
@@ -451,8 +492,7 @@ def write_model_dir(path: str | os.PathLike, kind: str, config: dict, tensors: d
             side_files(tmp)
 
 
-def read_model_config(path: str | os.PathLike, kind: str, format_version: int | None = None,
-                      hint: str = "") -> dict:
+def read_model_config(path: str | os.PathLike, kind: str, format_version: int | None = None, hint: str = "") -> dict:
     """``config.json`` of a model directory of ``kind``; anything else is a one-line error.
 
     ``format_version``: the newest version this code reads (the directory's must not be newer).
@@ -462,7 +502,11 @@ def read_model_config(path: str | os.PathLike, kind: str, format_version: int | 
         raise PipelineError(f"{d}: directory not found (expected {KINDS[kind]}){hint}")
     found = directory_kind(d)
     if found != kind:
-        what = KINDS[found] if found else ("no config.json" if not (d / CONFIG_FILE).is_file() else "an unknown config.json")
+        what = (
+            KINDS[found]
+            if found
+            else ("no config.json" if not (d / CONFIG_FILE).is_file() else "an unknown config.json")
+        )
         raise PipelineError(f"{d}: not {KINDS[kind]} (it holds {what}){hint}")
     cfg_file = d / CONFIG_FILE
     config = _config_of(d)
@@ -473,8 +517,10 @@ def read_model_config(path: str | os.PathLike, kind: str, format_version: int | 
         if not isinstance(version, int):
             raise PipelineError(f"{cfg_file}: no integer format_version: not {KINDS[kind]}")
         if version > format_version:
-            raise PipelineError(f"{cfg_file}: format version {version} is newer than this code "
-                                f"({format_version}); upgrade elmo-pipeline")
+            raise PipelineError(
+                f"{cfg_file}: format version {version} is newer than this code "
+                f"({format_version}); upgrade elmo-pipeline"
+            )
     return config
 
 

@@ -3,10 +3,11 @@
 Perplexities count one ``</S>`` (forward) or ``<S>`` (backward) prediction per sentence; the
 average perplexity is exp of the mean of the two directions' per-token NLL (their geometric mean).
 """
+
 from __future__ import annotations
 
 import math
-from typing import Iterable, Sequence
+from collections.abc import Iterable, Sequence
 
 import numpy as np
 import torch
@@ -32,10 +33,14 @@ def need_softmax(encoder, what: str) -> None:
     if not encoder.has_softmax:
         where = f"{encoder.source}: " if encoder.source else ""
         if encoder.vocab is None:
-            raise PipelineError(f"{where}this encoder has no vocabulary or softmax (ELMo weight files hold the "
-                                f"encoder only), which {what.lower()} needs; it can embed and finetune")
-        raise PipelineError(f"{where}this encoder has no softmax weights, which {what.lower()} needs; "
-                            f"export it again with `elmo export --with-softmax`")
+            raise PipelineError(
+                f"{where}this encoder has no vocabulary or softmax (ELMo weight files hold the "
+                f"encoder only), which {what.lower()} needs; it can embed and finetune"
+            )
+        raise PipelineError(
+            f"{where}this encoder has no softmax weights, which {what.lower()} needs; "
+            f"export it again with `elmo export --with-softmax`"
+        )
 
 
 def lm_sums(encoder, sentences: Iterable[Sequence[str] | str], batch_tokens: int = 4096) -> dict:
@@ -58,8 +63,14 @@ def lm_sums(encoder, sentences: Iterable[Sequence[str] | str], batch_tokens: int
     return {"forward_nll": f_sum, "backward_nll": b_sum, "tokens": n, "oov_tokens": oov}
 
 
-def generate(encoder, prompt: Sequence[str] | str = (), max_tokens: int = 30, temperature: float = 1.0,
-             top_k: int | None = None, seed: int = 0) -> list[str]:
+def generate(
+    encoder,
+    prompt: Sequence[str] | str = (),
+    max_tokens: int = 30,
+    temperature: float = 1.0,
+    top_k: int | None = None,
+    seed: int = 0,
+) -> list[str]:
     """Sample a continuation from the forward LM; stops at </S>. Emits only vocabulary words."""
     need_softmax(encoder, "Sampling")
     if temperature <= 0:

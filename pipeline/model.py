@@ -18,6 +18,7 @@ Mask convention: ``mask`` (B, T) is True on real tokens; positions after a sente
 padding and never influence real positions (every body is causal, and the backward stack reads
 each sentence reversed within its own length), and targets there are ``-100`` so they never reach a loss.
 """
+
 from __future__ import annotations
 
 import math
@@ -212,8 +213,9 @@ class LSTMPScan(torch.autograd.Function):
         return d_gates, d_w_hh, d_w_hr, None, None
 
 
-def lstmp_scan(x: torch.Tensor, lstms: list[nn.LSTM], cell_clip: float | None = None,
-               proj_clip: float | None = None) -> torch.Tensor:
+def lstmp_scan(
+    x: torch.Tensor, lstms: list[nn.LSTM], cell_clip: float | None = None, proj_clip: float | None = None
+) -> torch.Tensor:
     """D projected-LSTM layers, each on its own input: x (D, B, T, P) → (D, B, T, P).
 
     Input products of every step in one matmul before the recurrence; the recurrence in
@@ -240,7 +242,7 @@ def _scan_inputs(x: torch.Tensor, lstms: list[nn.LSTM], dt: torch.dtype):
     return gx, w_hh, w_hr
 
 
-def lstm_layer_from_state(x: torch.Tensor, layer: "LSTMLayer", h0: torch.Tensor, c0: torch.Tensor):
+def lstm_layer_from_state(x: torch.Tensor, layer: LSTMLayer, h0: torch.Tensor, c0: torch.Tensor):
     """One LSTM layer on unpadded x (B, T, P) from the state h0 (B, P), c0 (B, H), fp32, no autograd
     → (out (B, T, P), h_T, c_T). Only for replaying a *stateful* biLM (AllenNLP's ``Elmo`` carries
     each row's state to the next batch; the reference activations of bilm-tf fixtures need it):
@@ -350,7 +352,7 @@ def n_stack_outputs(cfg: ModelConfig) -> int:
     return cfg.tcn_outputs if cfg.body == "tcn" else cfg.n_layers
 
 
-def scan_stacks(stacks: list["LSTMStack"], xs: list[torch.Tensor]) -> list[list[torch.Tensor]]:
+def scan_stacks(stacks: list[LSTMStack], xs: list[torch.Tensor]) -> list[list[torch.Tensor]]:
     """Run several LSTM stacks (the forward and the backward LM) layer by layer together:
     xs D × (B, T, P) → D lists of L × (B, T, P), the same as ``[s(x) for s, x in zip(stacks, xs)]``."""
     x = torch.stack(xs)  # (D, B, T, P)
@@ -615,7 +617,7 @@ def upgrade_state(state: dict, renamed: dict[str, str] = RENAMED_WEIGHTS) -> dic
     for k, v in state.items():
         for old, new in renamed.items():
             if k.startswith(old):
-                k = new + k[len(old):]
+                k = new + k[len(old) :]
                 break
         out[k] = v
     return out

@@ -13,6 +13,7 @@ word always gets the same vector) or zeros (``oov_vector: zero``). ``<PAD>`` is 
 out-of-vocabulary word skipped and counted) but parses the files itself so that malformed lines
 are counted rather than only logged, and runs the analogy search as batched matrix products.
 """
+
 from __future__ import annotations
 
 import json
@@ -26,8 +27,8 @@ from pathlib import Path
 import numpy as np
 
 from pipeline.config import Word2VecConfig
-from pipeline.errors import PipelineError
 from pipeline.data.lines import read_lines
+from pipeline.errors import PipelineError
 from pipeline.io import atomic_path
 
 OUT_KV = "vectors.kv"
@@ -78,9 +79,19 @@ def train_word2vec(corpus_file: str | Path, cfg: Word2VecConfig, progress: bool 
         logger.setLevel(logging.INFO)
     try:
         model = Word2Vec(
-            vector_size=cfg.vector_size, window=cfg.window, min_count=cfg.min_count, sample=cfg.sample,
-            seed=cfg.seed, workers=cfg.workers, alpha=cfg.alpha, min_alpha=cfg.min_alpha,
-            sg=1, hs=0, negative=cfg.negative, epochs=cfg.epochs, hashfxn=stable_hash,
+            vector_size=cfg.vector_size,
+            window=cfg.window,
+            min_count=cfg.min_count,
+            sample=cfg.sample,
+            seed=cfg.seed,
+            workers=cfg.workers,
+            alpha=cfg.alpha,
+            min_alpha=cfg.min_alpha,
+            sg=1,
+            hs=0,
+            negative=cfg.negative,
+            epochs=cfg.epochs,
+            hashfxn=stable_hash,
         )
         model.build_vocab(corpus_file=str(corpus_file))
         if len(model.wv) == 0:
@@ -90,8 +101,11 @@ def train_word2vec(corpus_file: str | Path, cfg: Word2VecConfig, progress: bool 
             )
         t0 = time.perf_counter()
         model.train(
-            corpus_file=str(corpus_file), total_examples=model.corpus_count,
-            total_words=model.corpus_total_words, epochs=cfg.epochs, report_delay=5.0,
+            corpus_file=str(corpus_file),
+            total_examples=model.corpus_count,
+            total_words=model.corpus_total_words,
+            epochs=cfg.epochs,
+            report_delay=5.0,
         )
         seconds = time.perf_counter() - t0
     finally:
@@ -261,8 +275,11 @@ def evaluate_pairs(kv, path: str | Path, restrict_vocab: int = 300_000) -> dict:
         model.append(float(unit[ok[a]] @ unit[ok[b]]))
     n = len(gold) + oov
     out = {
-        "spearman": None, "pearson": None, "pairs": len(gold),
-        "oov_rate": round(oov / n, 6) if n else 0.0, "malformed_lines": malformed,
+        "spearman": None,
+        "pearson": None,
+        "pairs": len(gold),
+        "oov_rate": round(oov / n, 6) if n else 0.0,
+        "malformed_lines": malformed,
     }
     if len(gold) >= 2:
         out["spearman"] = round(float(stats.spearmanr(gold, model).statistic), 6)
@@ -275,8 +292,10 @@ def evaluation_report(kv, restrict_vocab: int = 300_000, analogies=None, wordsim
     ``{"analogy": {...}, "wordsim353": {...}, "simlex999": {...}}``."""
     analogies = analogies or gensim_datapath("questions-words.txt")
     out = {"analogy": evaluate_analogies(kv, analogies, restrict_vocab).summary()}
-    for name, path in (("wordsim353", wordsim or gensim_datapath("wordsim353.tsv")),
-                       ("simlex999", simlex or gensim_datapath("simlex999.txt"))):
+    for name, path in (
+        ("wordsim353", wordsim or gensim_datapath("wordsim353.tsv")),
+        ("simlex999", simlex or gensim_datapath("simlex999.txt")),
+    ):
         out[name] = evaluate_pairs(kv, path, restrict_vocab)
     return out
 
@@ -285,8 +304,12 @@ def evaluate_vectors(kv, restrict_vocab: int = 300_000, analogies=None, wordsim=
     """The standard intrinsic metrics as one flat dict (the word2vec stage's metrics)."""
     r = evaluation_report(kv, restrict_vocab, analogies, wordsim, simlex)
     a = r["analogy"]
-    out = {"analogy_accuracy": a["accuracy"], "analogy_semantic": a["semantic"],
-           "analogy_syntactic": a["syntactic"], "analogy_oov_rate": a["oov_rate"]}
+    out = {
+        "analogy_accuracy": a["accuracy"],
+        "analogy_semantic": a["semantic"],
+        "analogy_syntactic": a["syntactic"],
+        "analogy_oov_rate": a["oov_rate"],
+    }
     for name in ("wordsim353", "simlex999"):
         out[f"{name}_spearman"] = r[name]["spearman"]
         out[f"{name}_oov_rate"] = r[name]["oov_rate"]
@@ -386,4 +409,3 @@ def run_word2vec(cfg: Word2VecConfig, prepared_dir: str | Path, out_dir: str | P
         (tmp / OUT_ALIGN).write_text(json.dumps(align, indent=2) + "\n", encoding="utf-8")
         (tmp / "neighbours.txt").write_text(report, encoding="utf-8")
     return {"metrics": metrics, "neighbours": report}
-

@@ -9,10 +9,10 @@ L-BFGS with c1 = c2 = 0.1, 100 iterations; no pretraining, no gazetteers. Scored
 pipeline's entity-level seqeval scores.
 tfidf: the pipeline's own TF-IDF + logistic regression model (`elmo finetune --set model=tfidf`).
 """
+
 from __future__ import annotations
 
 import argparse
-import json
 import re
 import sys
 import tempfile
@@ -33,8 +33,16 @@ def token_features(sent: list[str], i: int) -> dict:
             feats[f"{k}:pad"] = 1.0
             continue
         w = sent[j]
-        feats.update({f"{k}:w": w, f"{k}:lower": w.lower(), f"{k}:shape": _shape(w),
-                      f"{k}:title": w.istitle(), f"{k}:upper": w.isupper(), f"{k}:digit": w.isdigit()})
+        feats.update(
+            {
+                f"{k}:w": w,
+                f"{k}:lower": w.lower(),
+                f"{k}:shape": _shape(w),
+                f"{k}:title": w.istitle(),
+                f"{k}:upper": w.isupper(),
+                f"{k}:digit": w.isdigit(),
+            }
+        )
         for n in (1, 2, 3):
             feats[f"{k}:pre{n}"], feats[f"{k}:suf{n}"] = w[:n], w[-n:]
     return feats
@@ -50,12 +58,18 @@ def ner_crf(train: str, dev: str, test: str, **read_options) -> dict:
     from pipeline.data.tags import read_conll
     from pipeline.tasks.metrics import ner_scores
 
-    data = {"train": read_conll(train, **read_options), "dev": read_conll(dev, **read_options),
-            "test": read_conll(test, **read_options)}
+    data = {
+        "train": read_conll(train, **read_options),
+        "dev": read_conll(dev, **read_options),
+        "test": read_conll(test, **read_options),
+    }
     start = time.time()
     crf = sklearn_crfsuite.CRF(algorithm="lbfgs", c1=0.1, c2=0.1, max_iterations=100)
     crf.fit([[token_features(s, i) for i in range(len(s))] for s in data["train"].sentences], data["train"].tags)
-    out = {"model": "feature CRF (sklearn-crfsuite, c1=c2=0.1, 100 iterations)", "train_seconds": round(time.time() - start, 1)}
+    out = {
+        "model": "feature CRF (sklearn-crfsuite, c1=c2=0.1, 100 iterations)",
+        "train_seconds": round(time.time() - start, 1),
+    }
     for split in ("dev", "test"):
         pred = crf.predict([[token_features(s, i) for i in range(len(s))] for s in data[split].sentences])
         out[split] = ner_scores(data[split].tags, [list(p) for p in pred])
@@ -66,12 +80,23 @@ def tfidf(args) -> dict:
     from pipeline.config import FinetuneConfig
     from pipeline.train.finetune import finetune
 
-    cfg = FinetuneConfig(task="classify", model="tfidf", train=args.train, dev=args.dev, test=args.test,
-                         text_field=args.text_field, label_field=args.label_field)
+    cfg = FinetuneConfig(
+        task="classify",
+        model="tfidf",
+        train=args.train,
+        dev=args.dev,
+        test=args.test,
+        text_field=args.text_field,
+        label_field=args.label_field,
+    )
     with tempfile.TemporaryDirectory() as d:
         r = finetune(cfg, f"{d}/m", progress=False)
-    return {"model": f"TF-IDF + logistic regression (C={r['C']} picked on dev)", "train_seconds": r["seconds"],
-            "dev": r["dev"], "test": r["test"]}
+    return {
+        "model": f"TF-IDF + logistic regression (C={r['C']} picked on dev)",
+        "train_seconds": r["seconds"],
+        "dev": r["dev"],
+        "test": r["test"],
+    }
 
 
 def main(argv=None) -> int:
@@ -86,8 +111,10 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
     result = ner_crf(args.train, args.dev, args.test) if args.baseline == "ner-crf" else tfidf(args)
     metric = "f1" if args.baseline == "ner-crf" else "accuracy"
-    print(f"{result['model']}: dev {metric} {result['dev'][metric]:.4f}, test {metric} "
-          f"{result['test'][metric]:.4f} ({result['train_seconds']} s)")
+    print(
+        f"{result['model']}: dev {metric} {result['dev'][metric]:.4f}, test {metric} "
+        f"{result['test'][metric]:.4f} ({result['train_seconds']} s)"
+    )
     if args.json:
         from pipeline.io import write_json_atomic
 

@@ -28,6 +28,7 @@ every run (atomically) and runs already in --out with the same encoder, vectors 
 skipped, so an interrupted sweep resumes where it stopped. "s / run" is whole runs: the first ELMo
 run of a task also computes the frozen biLM's layers, which later runs of that task reuse.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -46,20 +47,27 @@ SECTION = {"conll2003": "finetune_ner", "sst5": "finetune_sentiment", "sst2": "f
 TASK_NAME = {"conll2003": "CoNLL-2003 NER", "sst5": "SST-5", "sst2": "SST-2"}
 ROWS = {  # row → (finetune settings, its label in the table)
     "baseline": (None, None),
-    "lookup": ({"inputs": "both", "word_vectors": "lookup", "char_encoder": "none", "grad_clip": None},
-               "frozen word2vec lookup + ELMo (the earlier inputs, for reference)"),
+    "lookup": (
+        {"inputs": "both", "word_vectors": "lookup", "char_encoder": "none", "grad_clip": None},
+        "frozen word2vec lookup + ELMo (the earlier inputs, for reference)",
+    ),
     "word2vec": ({"inputs": "word2vec", "model": "bilstm"}, "ours without ELMo: trainable words + casing + char CNN"),
     "elmo-only": ({"inputs": "elmo", "model": "bilstm"}, "ELMo only (+ char CNN)"),
     "both": ({"inputs": "both", "model": "bilstm"}, "ours + ELMo (frozen biLM)"),
-    "output": ({"inputs": "both", "elmo_output": True, "model": "bilstm"},
-               "ours + ELMo at the input and the task BiLSTM's output"),
+    "output": (
+        {"inputs": "both", "elmo_output": True, "model": "bilstm"},
+        "ours + ELMo at the input and the task BiLSTM's output",
+    ),
     "adapted": ({"inputs": "both", "model": "bilstm"}, "ours + ELMo, biLM adapted to the task's text"),
     "finetuned": ({"inputs": "both", "finetune_encoder": True, "model": "bilstm"}, "ours + ELMo, biLM finetuned"),
     "linear": ({"inputs": "both", "model": "linear"}, "linear: TF-IDF + pooled ELMo layers, logistic regression"),
     "auto": ({"inputs": "both", "model": "auto"}, "auto (the default): best of TF-IDF / linear / BiLSTM on dev"),
 }
-BASELINE_LABEL = {"conll2003": "feature CRF", "sst5": "TF-IDF + logistic regression",
-                  "sst2": "TF-IDF + logistic regression"}
+BASELINE_LABEL = {
+    "conll2003": "feature CRF",
+    "sst5": "TF-IDF + logistic regression",
+    "sst2": "TF-IDF + logistic regression",
+}
 ROW_KEYS = {"seed", "encoder", "word2vec", "model"}.union(*(s for s, _ in ROWS.values() if s))  # not for --set
 
 
@@ -96,8 +104,10 @@ def table(results: dict) -> str:
             dev = mean_sd([100 * r["dev"][metric] for r in runs])
             test = mean_sd([100 * r["test"][metric] for r in runs])
             seconds = statistics.mean(r["seconds"] for r in runs)
-            lines.append(f"| {TASK_NAME[task]} | {label_of(task, row)} | {dev} | {test} | "
-                         f"{seconds:,.0f} | {len(runs)}{' (deterministic)' if row == 'baseline' else ''} |")
+            lines.append(
+                f"| {TASK_NAME[task]} | {label_of(task, row)} | {dev} | {test} | "
+                f"{seconds:,.0f} | {len(runs)}{' (deterministic)' if row == 'baseline' else ''} |"
+            )
     return "\n".join(lines)
 
 
@@ -108,16 +118,31 @@ def baseline_run(task: str, cfg) -> dict:
         spec = importlib.util.spec_from_file_location("baselines", Path(__file__).with_name("baselines.py"))
         baselines = importlib.util.module_from_spec(spec)
         spec.loader.exec_module(baselines)
-        r = baselines.ner_crf(cfg.train, cfg.dev, cfg.test, token_col=cfg.token_column, label_col=cfg.label_column,
-                              scheme=cfg.tag_scheme, encoding_errors=cfg.encoding_errors)
+        r = baselines.ner_crf(
+            cfg.train,
+            cfg.dev,
+            cfg.test,
+            token_col=cfg.token_column,
+            label_col=cfg.label_column,
+            scheme=cfg.tag_scheme,
+            encoding_errors=cfg.encoding_errors,
+        )
     else:
         from pipeline.train.finetune import finetune
 
         with tempfile.TemporaryDirectory() as tmp:
-            r = finetune(load_finetune_config(None, {"model": "tfidf"}, cfg), Path(tmp) / "model", progress=False,
-                         log=lambda m: None)
-    return {"dev": r["dev"], "test": r["test"], "seconds": round(time.time() - start, 1),
-            **({"C": r["C"]} if "C" in r else {})}
+            r = finetune(
+                load_finetune_config(None, {"model": "tfidf"}, cfg),
+                Path(tmp) / "model",
+                progress=False,
+                log=lambda m: None,
+            )
+    return {
+        "dev": r["dev"],
+        "test": r["test"],
+        "seconds": round(time.time() - start, 1),
+        **({"C": r["C"]} if "C" in r else {}),
+    }
 
 
 class Sweep:
@@ -128,25 +153,41 @@ class Sweep:
         self.results = json.loads(self.out.read_text()) if self.out.is_file() else {"runs": []}
         self.overrides = parse_set(args.set)
         if ROW_KEYS & set(self.overrides):
-            raise PipelineError(f"--set {', '.join(sorted(ROW_KEYS & set(self.overrides)))}: set by the rows "
-                                "or by --encoder/--word2vec/--seeds, not by --set")
+            raise PipelineError(
+                f"--set {', '.join(sorted(ROW_KEYS & set(self.overrides)))}: set by the rows "
+                "or by --encoder/--word2vec/--seeds, not by --set"
+            )
         self.adapted = parse_adapted(args.adapted)
         self.encoders: dict = {}  # path → Encoder, loaded once
         self.caches: dict = {}  # encoder path → frozen biLM layers shared by the current task's runs
 
     def provenance(self, row: str, task: str) -> dict:
         """What a run's numbers depend on besides task, row and seed (a resumed run must match it)."""
-        encoder = None if row in ("baseline", "word2vec") else self.adapted.get(task) if row == "adapted" \
+        encoder = (
+            None
+            if row in ("baseline", "word2vec")
+            else self.adapted.get(task)
+            if row == "adapted"
             else self.args.encoder
-        return {"encoder_dir": encoder, "word2vec": None if row == "baseline" else self.args.word2vec,
-                "overrides": self.overrides, "train_size": self.args.train_size}
+        )
+        return {
+            "encoder_dir": encoder,
+            "word2vec": None if row == "baseline" else self.args.word2vec,
+            "overrides": self.overrides,
+            "train_size": self.args.train_size,
+        }
 
     def done(self, task: str, row: str, seed: int) -> bool:
         if row == "baseline" and self.args.train_size:
             return True  # the small-data table takes TF-IDF from the auto runs' candidates
         same = self.provenance(row, task)
-        return any(r["task_name"] == task and r.get("row") == row and (row == "baseline" or r["seed"] == seed)
-                   and all(r.get(k) == v for k, v in same.items()) for r in self.results["runs"])
+        return any(
+            r["task_name"] == task
+            and r.get("row") == row
+            and (row == "baseline" or r["seed"] == seed)
+            and all(r.get(k) == v for k, v in same.items())
+            for r in self.results["runs"]
+        )
 
     def encoder(self, path: str):
         from pipeline.encoder import Encoder
@@ -166,8 +207,13 @@ class Sweep:
         encoder_dir = self.provenance(row, task)["encoder_dir"]
         if row == "adapted" and encoder_dir is None:
             raise PipelineError(f"the adapted row of {task} needs --adapted {task}=DIR (an `elmo adapt` output)")
-        settings = {**self.overrides, **ROWS[row][0], "seed": seed, "encoder": encoder_dir,
-                    "word2vec": self.args.word2vec}
+        settings = {
+            **self.overrides,
+            **ROWS[row][0],
+            "seed": seed,
+            "encoder": encoder_dir,
+            "word2vec": self.args.word2vec,
+        }
         cfg = load_finetune_config(None, settings, base)
         encoder = self.encoder(encoder_dir) if cfg.inputs != "word2vec" else None
         cache = None if cfg.finetune_encoder else self.caches.setdefault(encoder_dir, {})
@@ -175,8 +221,7 @@ class Sweep:
         with tempfile.TemporaryDirectory() as tmp:
             if self.args.train_size:
                 cfg = load_finetune_config(None, {"train": subsample(cfg, self.args.train_size, seed, tmp)}, cfg)
-            r = finetune(cfg, Path(tmp) / "model", progress=False, inputs=inputs, layer_cache=cache,
-                         log=lambda m: None)
+            r = finetune(cfg, Path(tmp) / "model", progress=False, inputs=inputs, layer_cache=cache, log=lambda m: None)
         return {k: v for k, v in r.items() if k not in ("test_predictions", "test_targets")}
 
     def sweep(self) -> None:
@@ -186,13 +231,21 @@ class Sweep:
                 for seed in self.args.seeds:
                     if self.done(task, row, seed):
                         continue
-                    r = {**self.run(task, row, seed), "task_name": task, "row": row, "seed": seed,
-                         **self.provenance(row, task)}
+                    r = {
+                        **self.run(task, row, seed),
+                        "task_name": task,
+                        "row": row,
+                        "seed": seed,
+                        **self.provenance(row, task),
+                    }
                     self.results["runs"].append(r)
                     write_json_atomic(self.out, self.results, is_ours=is_json)
                     metric = metric_of(task)
-                    print(f"{task} {row} seed {seed}: dev {r['dev'][metric]:.4f} test {r['test'][metric]:.4f} "
-                          f"({r['seconds']:.0f} s)", flush=True)
+                    print(
+                        f"{task} {row} seed {seed}: dev {r['dev'][metric]:.4f} test {r['test'][metric]:.4f} "
+                        f"({r['seconds']:.0f} s)",
+                        flush=True,
+                    )
 
 
 def main(argv=None) -> int:
@@ -207,8 +260,12 @@ def main(argv=None) -> int:
     p.add_argument("--out", default="results/finetune.json")
     p.add_argument("--table", action="store_true", help="print the table of --out and exit")
     p.add_argument("--train-size", type=int, help="train on this many examples, drawn with the run's seed")
-    p.add_argument("--small-data", nargs="*", metavar="FILE",
-                   help="print the small-data table (TF-IDF / linear / BiLSTM / auto) of these auto-row files")
+    p.add_argument(
+        "--small-data",
+        nargs="*",
+        metavar="FILE",
+        help="print the small-data table (TF-IDF / linear / BiLSTM / auto) of these auto-row files",
+    )
     args = p.parse_args(argv)
     if args.small_data:
         print(small_data_table([json.loads(Path(f).read_text()) for f in args.small_data]))
@@ -236,17 +293,24 @@ def small_data_table(files: list[dict]) -> str:
     """Rows: training size; columns: test accuracy (mean ± sd over seeds) of each auto candidate and
     of auto's choice, with how often auto kept each."""
     names = ("tfidf", "linear", "bilstm", "ensemble")
-    lines = ["| task | train size | TF-IDF + LR | linear | BiLSTM (+ ELMo) | ensemble | auto (default) | auto kept | seeds |",
-             "|---|---|---|---|---|---|---|---|---|"]
+    lines = [
+        "| task | train size | TF-IDF + LR | linear | BiLSTM (+ ELMo) | ensemble | auto (default) | auto kept "
+        "| seeds |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
     for results in files:
         runs = [r for r in results.get("runs", []) if r.get("row") == "auto"]
         for task in sorted({r["task_name"] for r in runs}):
             rs = [r for r in runs if r["task_name"] == task]
             size = rs[0].get("train_size") or "all"
             cells = [mean_sd([100 * r["candidates"][n]["test"] for r in rs]) for n in names]
-            kept = ", ".join(f"{n} ×{sum(r['model'] == n for r in rs)}" for n in names if any(r["model"] == n for r in rs))
-            lines.append(f"| {TASK_NAME[task]} | {size} | {' | '.join(cells)} | "
-                         f"{mean_sd([100 * r['test']['accuracy'] for r in rs])} | {kept} | {len(rs)} |")
+            kept = ", ".join(
+                f"{n} ×{sum(r['model'] == n for r in rs)}" for n in names if any(r["model"] == n for r in rs)
+            )
+            lines.append(
+                f"| {TASK_NAME[task]} | {size} | {' | '.join(cells)} | "
+                f"{mean_sd([100 * r['test']['accuracy'] for r in rs])} | {kept} | {len(rs)} |"
+            )
     return "\n".join(lines)
 
 

@@ -7,6 +7,7 @@ the training split never uses, so a model must generalise from context and spell
     python scripts/make_samples.py            # rewrite data/samples/
     python scripts/make_samples.py --check    # exit 1 if the committed files differ
 """
+
 from __future__ import annotations
 
 import argparse
@@ -16,13 +17,31 @@ from pathlib import Path
 
 OUT = Path(__file__).resolve().parent.parent / "data" / "samples"
 
-PER = {"train": ["John Howard", "Simon Crean", "Yasser Arafat", "Ariel Sharon", "Peter Hollingworth", "Mary Smith",
-                 "Bob Brown", "Alan Jones", "Kim Beazley", "George Bush", "Tony Blair", "Shane Warne"],
-       "new": ["Anna Kowalski", "Ravi Patel", "Lena Fischer", "Tom Nguyen", "Greta Olsen", "Omar Haddad"]}
-LOC = {"train": ["Sydney", "Canberra", "Melbourne", "Gaza", "Jerusalem", "Kabul", "Brisbane", "London", "Perth"],
-       "new": ["Darwin", "Hobart", "Nairobi", "Lisbon", "Quito", "Oslo"]}
-ORG = {"train": ["Qantas", "Telstra", "the United Nations", "Hamas", "the Reserve Bank", "Ansett", "BHP"],
-       "new": ["Westpac", "the Red Cross", "Fairfax", "Greenpeace"]}
+PER = {
+    "train": [
+        "John Howard",
+        "Simon Crean",
+        "Yasser Arafat",
+        "Ariel Sharon",
+        "Peter Hollingworth",
+        "Mary Smith",
+        "Bob Brown",
+        "Alan Jones",
+        "Kim Beazley",
+        "George Bush",
+        "Tony Blair",
+        "Shane Warne",
+    ],
+    "new": ["Anna Kowalski", "Ravi Patel", "Lena Fischer", "Tom Nguyen", "Greta Olsen", "Omar Haddad"],
+}
+LOC = {
+    "train": ["Sydney", "Canberra", "Melbourne", "Gaza", "Jerusalem", "Kabul", "Brisbane", "London", "Perth"],
+    "new": ["Darwin", "Hobart", "Nairobi", "Lisbon", "Quito", "Oslo"],
+}
+ORG = {
+    "train": ["Qantas", "Telstra", "the United Nations", "Hamas", "the Reserve Bank", "Ansett", "BHP"],
+    "new": ["Westpac", "the Red Cross", "Fairfax", "Greenpeace"],
+}
 MISC = {"train": ["Australian", "Palestinian", "Israeli", "Afghan", "British"], "new": ["Kenyan", "Norwegian"]}
 
 NER_TEMPLATES = [
@@ -47,12 +66,25 @@ NER_TEMPLATES = [
 POSITIVE = ["wonderful", "moving", "funny", "beautiful", "clever", "gripping", "charming", "superb"]
 NEGATIVE = ["boring", "clumsy", "dull", "tedious", "awful", "shallow", "predictable", "messy"]
 NEUTRAL = ["long", "in colour", "released in May", "shot in Perth", "two hours", "based on a novel"]
-SUBJECTS = ["The film", "This movie", "The plot", "The acting", "The script", "The ending", "The story",
-            "The soundtrack"]
+SUBJECTS = [
+    "The film",
+    "This movie",
+    "The plot",
+    "The acting",
+    "The script",
+    "The ending",
+    "The story",
+    "The soundtrack",
+]
 SENTIMENT_TEMPLATES = [
-    ("{S} is {A} .", None), ("{S} was {A} from start to finish .", None), ("I found {s} {A} .", None),
-    ("{S} is not {A} .", "flip"), ("{S} was never {A} .", "flip"), ("Nobody could call {s} {A} .", "flip"),
-    ("{S} is {N} .", "neutral"), ("{S} was {N} , as expected .", "neutral"),
+    ("{S} is {A} .", None),
+    ("{S} was {A} from start to finish .", None),
+    ("I found {s} {A} .", None),
+    ("{S} is not {A} .", "flip"),
+    ("{S} was never {A} .", "flip"),
+    ("Nobody could call {s} {A} .", "flip"),
+    ("{S} is {N} .", "neutral"),
+    ("{S} was {N} , as expected .", "neutral"),
 ]
 
 
@@ -105,9 +137,12 @@ def render() -> dict[str, str]:
     for split, n, seed in (("train", 400, 1), ("dev", 100, 2), ("test", 100, 3)):
         sents = ner_sentences(n, split, seed)
         files[f"ner/{split}.conll"] = "-DOCSTART- O\n\n" + "".join(
-            "".join(f"{w} {t}\n" for w, t in s) + "\n" for s in sents)
+            "".join(f"{w} {t}\n" for w, t in s) + "\n" for s in sents
+        )
     for split, n, seed in (("train", 400, 11), ("dev", 100, 12), ("test", 100, 13)):
-        files[f"sentiment/{split}.tsv"] = "label\tsentence\n" + "".join(f"{y}\t{t}\n" for y, t in sentiment_rows(n, seed))
+        files[f"sentiment/{split}.tsv"] = "label\tsentence\n" + "".join(
+            f"{y}\t{t}\n" for y, t in sentiment_rows(n, seed)
+        )
     return files
 
 

@@ -4,6 +4,7 @@
     python scripts/perplexity_by_unk.py runs/adapt/encoder-conll.adapt/prepared \\
         runs/wikitext2-cpu/encoder-lm runs/adapt/encoder-conll
 """
+
 from __future__ import annotations
 
 import argparse
@@ -46,9 +47,11 @@ def main() -> None:
         tot = nll_by_unk(Encoder.from_pretrained(d).model.eval(), data, args.split)
         n = tot[True][1] + tot[False][1]
         ppl = {k: math.exp(v[0] / max(v[1], 1)) for k, v in tot.items()}
-        print(f"{d}: forward perplexity {math.exp((tot[True][0] + tot[False][0]) / n):,.1f} over {n:,} targets; "
-              f"<UNK> targets {tot[True][1] / n:.1%} (perplexity on them {ppl[True]:,.1f}), "
-              f"known words {ppl[False]:,.1f}")
+        print(
+            f"{d}: forward perplexity {math.exp((tot[True][0] + tot[False][0]) / n):,.1f} over {n:,} targets; "
+            f"<UNK> targets {tot[True][1] / n:.1%} (perplexity on them {ppl[True]:,.1f}), "
+            f"known words {ppl[False]:,.1f}"
+        )
 
 
 if __name__ == "__main__":

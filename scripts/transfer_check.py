@@ -16,6 +16,7 @@
 Encoder and word vectors: the ``make repro`` outputs unless --encoder / --word2vec say otherwise.
 Results are written after every run; runs already in --out are skipped (resumable).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -31,8 +32,11 @@ from pipeline.io import is_json, write_json_atomic
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 SST2 = {split: SHARED / "sst" / f"sst2_{split}.tsv" for split in ("train", "dev", "test")}
-TRANSFER_SETS = {"CR": SHARED / "senteval" / "cr.tsv", "MPQA": SHARED / "senteval" / "mpqa.tsv",
-                 "MR": SHARED / "senteval" / "mr.tsv"}
+TRANSFER_SETS = {
+    "CR": SHARED / "senteval" / "cr.tsv",
+    "MPQA": SHARED / "senteval" / "mpqa.tsv",
+    "MR": SHARED / "senteval" / "mr.tsv",
+}
 SST2_LABEL = {"positive": "1", "negative": "0"}  # SentEval's label names → SST-2's
 MODELS = ("tfidf", "linear", "bilstm")
 
@@ -61,8 +65,9 @@ class Runs:
         self.inputs = None
 
     def done(self, kind: str, seed: int) -> bool:
-        return any(r["kind"] == kind and r["seed"] == seed and r["encoder"] == self.args.encoder
-                   for r in self.results["runs"])
+        return any(
+            r["kind"] == kind and r["seed"] == seed and r["encoder"] == self.args.encoder for r in self.results["runs"]
+        )
 
     def add(self, run: dict) -> None:
         self.results["runs"].append({**run, "encoder": self.args.encoder, "word2vec": self.args.word2vec})
@@ -79,10 +84,18 @@ class Runs:
     def train(self, files: dict, model: str, seed: int, out: Path, cache: dict) -> dict:
         from pipeline.train.finetune import finetune
 
-        cfg = load_finetune_config(None, {"task": "classify", "model": model, "seed": seed, **files,
-                                          "encoder": self.args.encoder, "word2vec": self.args.word2vec})
-        return finetune(cfg, out, progress=False, inputs=self.load_inputs(seed), layer_cache=cache,
-                        log=lambda m: None)
+        cfg = load_finetune_config(
+            None,
+            {
+                "task": "classify",
+                "model": model,
+                "seed": seed,
+                **files,
+                "encoder": self.args.encoder,
+                "word2vec": self.args.word2vec,
+            },
+        )
+        return finetune(cfg, out, progress=False, inputs=self.load_inputs(seed), layer_cache=cache, log=lambda m: None)
 
     def small(self, seed: int) -> None:
         with tempfile.TemporaryDirectory() as tmp:
@@ -107,7 +120,10 @@ class Runs:
                 models[model].share_layers(cache)
             models["ensemble"] = EnsembleClassifier(FinetuneConfig(task="classify", model="ensemble"), models)
             for name, net in models.items():
-                row[name] = {"dev": accuracy(net, str(SST2["dev"]))[0], "SST-2 test": accuracy(net, str(SST2["test"]))[0]}
+                row[name] = {
+                    "dev": accuracy(net, str(SST2["dev"]))[0],
+                    "SST-2 test": accuracy(net, str(SST2["test"]))[0],
+                }
                 for set_name, path in sets.items():
                     acc, top = accuracy(net, path)
                     row[name][set_name] = {"accuracy": round(acc, 6), "most_predicted_share": round(top, 4)}
@@ -115,8 +131,11 @@ class Runs:
         kept = max(order, key=lambda m: (row[m]["dev"], -order.index(m)))  # what auto keeps
         row["auto"] = {**row[kept], "kept": kept}
         self.add({"kind": "transfer", "seed": seed, "models": row})
-        print(f"transfer seed {seed}: " + ", ".join(
-            f"{m} " + " ".join(f"{n} {row[m][n]['accuracy']:.3f}" for n in TRANSFER_SETS) for m in row), flush=True)
+        print(
+            f"transfer seed {seed}: "
+            + ", ".join(f"{m} " + " ".join(f"{n} {row[m][n]['accuracy']:.3f}" for n in TRANSFER_SETS) for m in row),
+            flush=True,
+        )
 
 
 def accuracy(net, path: str) -> tuple[float, float]:
@@ -131,30 +150,38 @@ def accuracy(net, path: str) -> tuple[float, float]:
 
 def table(results: dict) -> str:
     def ms(values):
-        return f"{100 * statistics.mean(values):.2f}" + (f" ± {100 * statistics.stdev(values):.2f}"
-                                                         if len(values) > 1 else "")
+        return f"{100 * statistics.mean(values):.2f}" + (
+            f" ± {100 * statistics.stdev(values):.2f}" if len(values) > 1 else ""
+        )
 
     lines = []
     small = [r for r in results["runs"] if r["kind"] == "small"]
     if small:
         lines += ["| CR, 700 train / 300 dev / 2,771 test | dev | test | seeds |", "|---|---|---|---|"]
         for m in (*MODELS, "ensemble", "auto"):
-            lines.append(f"| {m} | {ms([r['models'][m]['dev'] for r in small])} | "
-                         f"{ms([r['models'][m]['test'] for r in small])} | {len(small)} |")
+            lines.append(
+                f"| {m} | {ms([r['models'][m]['dev'] for r in small])} | "
+                f"{ms([r['models'][m]['test'] for r in small])} | {len(small)} |"
+            )
     transfer = [r for r in results["runs"] if r["kind"] == "transfer"]
     if transfer:
         names = list(TRANSFER_SETS)
-        lines += ["", "| trained on SST-2 | SST-2 test | " + " | ".join(names) + " | mean | largest one-label share |",
-                  "|---" * (len(names) + 4) + "|"]
+        lines += [
+            "",
+            "| trained on SST-2 | SST-2 test | " + " | ".join(names) + " | mean | largest one-label share |",
+            "|---" * (len(names) + 4) + "|",
+        ]
         for m in (*MODELS, "ensemble", "auto"):
             rows = [r["models"][m] for r in transfer if m in r["models"]]
             if not rows:
                 continue
             accs = [statistics.mean(x[n]["accuracy"] for n in names) for x in rows]
             share = max(x[n]["most_predicted_share"] for x in rows for n in names)
-            lines.append(f"| {m} | {ms([x['SST-2 test'] for x in rows])} | "
-                         + " | ".join(ms([x[n]["accuracy"] for x in rows]) for n in names)
-                         + f" | {ms(accs)} | {share:.2f} |")
+            lines.append(
+                f"| {m} | {ms([x['SST-2 test'] for x in rows])} | "
+                + " | ".join(ms([x[n]["accuracy"] for x in rows]) for n in names)
+                + f" | {ms(accs)} | {share:.2f} |"
+            )
     return "\n".join(lines)
 
 

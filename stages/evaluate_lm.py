@@ -1,10 +1,12 @@
 """DVC stage `evaluate_lm`: test-set perplexity (forward, backward, average) of the best biLM."""
+
 import check_env  # noqa: F401  (first: a clear error outside the project's environment)
+
+# isort: split
 import argparse
 
 from pipeline.errors import run_main
-from pipeline.io import check_arg_outputs
-from pipeline.io import write_json_atomic
+from pipeline.io import check_arg_outputs, write_json_atomic
 from pipeline.train.evaluate import evaluate_saved
 
 

@@ -1,5 +1,8 @@
 """DVC stage `export`: the best biLM as a self-contained encoder directory with a model card."""
+
 import check_env  # noqa: F401  (first: a clear error outside the project's environment)
+
+# isort: split
 import argparse
 from pathlib import Path
 

@@ -1,7 +1,10 @@
 """DVC stage `finetune_ner` (and, with --section finetune_sentiment, `finetune_sentiment`):
 train a task model on the `finetune_*` section of the params, write the model directory,
 metrics (dev/test scores, history) and live plots."""
+
 import check_env  # noqa: F401  (first: a clear error outside the project's environment)
+
+# isort: split
 import argparse
 
 from pipeline.config import load_params

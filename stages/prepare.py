@@ -1,12 +1,14 @@
 """DVC stage `prepare`: raw corpus → tokenized splits, vocab, char ids, shards; stats as metrics."""
+
 import check_env  # noqa: F401  (first: a clear error outside the project's environment)
+
+# isort: split
 import argparse
 
 from pipeline.config import load_params
 from pipeline.data.prepare import prepare_corpus
 from pipeline.errors import run_main
-from pipeline.io import check_arg_outputs
-from pipeline.io import write_json_atomic
+from pipeline.io import check_arg_outputs, write_json_atomic
 
 
 def main(argv=None):

@@ -1,5 +1,8 @@
 """DVC stage `pretrain`: train the biLM (run through `python -m pipeline.train.launch`, i.e. accelerate)."""
+
 import check_env  # noqa: F401  (first: a clear error outside the project's environment)
+
+# isort: split
 import argparse
 
 from pipeline.config import load_params
@@ -22,8 +25,16 @@ def main(argv=None):
     check_arg_outputs(args)
     die_with_launcher()  # a trainer never outlives its launcher (ours, accelerate launch, torchrun)
     params = load_params(args.params)
-    pretrain(params.model, params.pretrain, args.prepared, args.out, args.metrics, args.plots,
-             resume=not args.no_resume, progress=not args.quiet)
+    pretrain(
+        params.model,
+        params.pretrain,
+        args.prepared,
+        args.out,
+        args.metrics,
+        args.plots,
+        resume=not args.no_resume,
+        progress=not args.quiet,
+    )
 
 
 if __name__ == "__main__":

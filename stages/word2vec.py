@@ -1,11 +1,13 @@
 """DVC stage `word2vec`: skip-gram vectors on the prepared corpus, aligned matrix, intrinsic metrics."""
+
 import check_env  # noqa: F401  (first: a clear error outside the project's environment)
+
+# isort: split
 import argparse
 
 from pipeline.config import load_params
 from pipeline.errors import run_main
-from pipeline.io import check_arg_outputs
-from pipeline.io import write_json_atomic, write_report_atomic
+from pipeline.io import check_arg_outputs, write_json_atomic, write_report_atomic
 from pipeline.word2vec import run_word2vec
 
 

@@ -48,11 +48,19 @@ def trained(tmp_path_factory):
     d = tmp_path_factory.mktemp("export")
     lines = [line.text for line in read_corpus("default")][:200]
     (d / "c.txt").write_text("\n".join(lines) + "\n")
-    prepare_corpus(PrepareConfig(corpus=str(d / "c.txt"), valid_fraction=0.1, test_fraction=0.1, min_count=2),
-                   d / "prep", progress=False)
+    prepare_corpus(
+        PrepareConfig(corpus=str(d / "c.txt"), valid_fraction=0.1, test_fraction=0.1, min_count=2),
+        d / "prep",
+        progress=False,
+    )
     mc = ModelConfig(filters=[[1, 4], [2, 4], [3, 8]], n_highway=1, projection_dim=16, cell_dim=32, dropout=0.1)
-    pretrain(mc, PretrainConfig(max_tokens=600, max_steps=15, eval_every=15, checkpoint_every=15),
-             d / "prep", d / "model", progress=False)
+    pretrain(
+        mc,
+        PretrainConfig(max_tokens=600, max_steps=15, eval_every=15, checkpoint_every=15),
+        d / "prep",
+        d / "model",
+        progress=False,
+    )
     export_encoder(d / "model" / "best", d / "enc", d / "prep", with_softmax=True)
     return d
 

@@ -1,4 +1,5 @@
 """Test helpers: run the `elmo` CLI and DVC in a temporary copy of the repository; small data."""
+
 from __future__ import annotations
 
 import os
@@ -47,7 +48,6 @@ def tiny_repo(dest: Path, **sections) -> Path:
     (e.g. ``pretrain={...}``) are written into its params.yaml."""
     import yaml
 
-
     repo = copy_repo(dest)
     (repo / "data" / "raw" / "corpus.txt").write_text(make_corpus(200))
     params = yaml.safe_load((repo / "params.yaml").read_text())
@@ -73,8 +73,12 @@ def kv_from(words_vectors):
 
 # dims: royal, male, female, child
 TOY = {
-    "man": [0, 1, 0, 0], "woman": [0, 0, 1, 0], "king": [1, 1, 0, 0], "queen": [1, 0, 1, 0],
-    "boy": [0, 1, 0, 1], "girl": [0, 0, 1, 1],
+    "man": [0, 1, 0, 0],
+    "woman": [0, 0, 1, 0],
+    "king": [1, 1, 0, 0],
+    "queen": [1, 0, 1, 0],
+    "boy": [0, 1, 0, 1],
+    "girl": [0, 0, 1, 1],
 }
 
 

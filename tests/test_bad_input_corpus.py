@@ -1,14 +1,16 @@
 """A corpus of bad and odd input files run through every command that reads text: never a traceback,
 every refusal one line naming the file, and nothing undecodable or malformed accepted silently."""
+
 import gzip
 import json
 import random
 
 import pytest
 
-from conftest import REPO
 from pipeline.cli import main
 from pipeline.errors import run_main
+
+from conftest import REPO
 
 NER = REPO / "data" / "samples" / "ner"
 SENTIMENT = REPO / "data" / "samples" / "sentiment"
@@ -22,8 +24,12 @@ def bad_files(d):
     """(name, bytes, kind): 30 files. Labelled-data names end in their format's suffix."""
     rnd = random.Random(0)
     conll = (NER / "train.conll").read_bytes()[:2000].rsplit(b"\n\n", 1)[0] + b"\n"
-    tsv = (b"label\tsentence\n" b"positive\tThe plot is not dull .\n" b"neutral\tThe soundtrack was shot .\n"
-           b"negative\tThe plot is dull .\n")
+    tsv = (
+        b"label\tsentence\n"
+        b"positive\tThe plot is not dull .\n"
+        b"neutral\tThe soundtrack was shot .\n"
+        b"negative\tThe plot is dull .\n"
+    )
     files = [
         ("binary.txt", bytes(rnd.randrange(256) for _ in range(5000)), UNDECODABLE),
         ("png.txt", b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR" + bytes(range(256)) * 4, UNDECODABLE),
@@ -42,8 +48,11 @@ def bad_files(d):
         ("empty.txt", b"", ODD),
         ("whitespace-only.txt", b"   \n\t\n\n  \n", ODD),
         ("no-final-newline.txt", b"the cat sat .", ODD),
-        ("huge-line.txt", (" ".join(rnd.choice(["the", "cat", "sat", "on", "mat"]) for _ in range(20000))).encode()
-         + b"\n", ODD),
+        (
+            "huge-line.txt",
+            (" ".join(rnd.choice(["the", "cat", "sat", "on", "mat"]) for _ in range(20000))).encode() + b"\n",
+            ODD,
+        ),
         ("huge-token.txt", b"a" * 1_000_000 + b" end\n", ODD),
         ("conll-wrong-columns.conll", conll.replace(b"\n", b" extra\n", 3), MALFORMED),
         ("conll-bad-tag.conll", conll.replace(b"B-ORG", b"X-ORG", 1), MALFORMED),
@@ -53,8 +62,11 @@ def bad_files(d):
         ("tsv-no-label-column.tsv", b"sentence\n" + b"The plot is not dull .\n", MALFORMED),
         ("csv-unclosed-quote.csv", b'label,sentence\npositive,"The plot is not dull .\n', MALFORMED),
         ("jsonl-not-json.jsonl", b'{"sentence": "The plot is dull .", "label": "positive"}\n{oops\n', MALFORMED),
-        ("jsonl-missing-field.jsonl", b'{"sentence": "The plot .", "label": "positive"}\n{"text": "x", "label": "neutral"}\n',
-         MALFORMED),
+        (
+            "jsonl-missing-field.jsonl",
+            b'{"sentence": "The plot .", "label": "positive"}\n{"text": "x", "label": "neutral"}\n',
+            MALFORMED,
+        ),
         ("jsonl-array.jsonl", b'["The plot is not dull .", "positive"]\n', MALFORMED),
         ("yaml-tab-indent.yaml", b"prepare:\n\tcorpus: default\n", MALFORMED),
         ("yaml-unknown-key.yaml", b"prepare:\n  corpuss: default\n", MALFORMED),
@@ -71,10 +83,40 @@ def models(trained, vectors, tmp_path_factory):
     """A NER and a sentiment model (word vectors only: quick) for predict/evaluate."""
     d = tmp_path_factory.mktemp("models")
     common = ["--word2vec", str(vectors), "--inputs", "word2vec", "--epochs", "1", "-q"]
-    assert main(["finetune", "--task", "ner", "--train", str(NER / "train.conll"), "--dev", str(NER / "dev.conll"),
-                 "--out", str(d / "ner"), *common]) == 0
-    assert main(["finetune", "--task", "classify", "--train", str(SENTIMENT / "train.tsv"), "--dev",
-                 str(SENTIMENT / "dev.tsv"), "--out", str(d / "clf"), *common]) == 0
+    assert (
+        main(
+            [
+                "finetune",
+                "--task",
+                "ner",
+                "--train",
+                str(NER / "train.conll"),
+                "--dev",
+                str(NER / "dev.conll"),
+                "--out",
+                str(d / "ner"),
+                *common,
+            ]
+        )
+        == 0
+    )
+    assert (
+        main(
+            [
+                "finetune",
+                "--task",
+                "classify",
+                "--train",
+                str(SENTIMENT / "train.tsv"),
+                "--dev",
+                str(SENTIMENT / "dev.tsv"),
+                "--out",
+                str(d / "clf"),
+                *common,
+            ]
+        )
+        == 0
+    )
     return d
 
 
@@ -91,10 +133,32 @@ def commands(path, trained, vectors, models, out):
         "predict": ["predict", str(path), "--model", str(models / "ner"), "--output", str(out / "p.jsonl")],
         "evaluate-ner": ["evaluate", str(path), "--model", str(models / "ner")],
         "evaluate-classify": ["evaluate", str(path), "--model", str(models / "clf"), "--format", fmt],
-        "finetune-ner": ["finetune", "--task", "ner", "--train", str(path), "--dev", str(NER / "dev.conll"),
-                         "--out", str(out / "m-ner"), *w2v],
-        "finetune-classify": ["finetune", "--task", "classify", "--train", str(path), "--dev",
-                              str(SENTIMENT / "dev.tsv"), "--format", fmt, "--out", str(out / "m-clf"), *w2v],
+        "finetune-ner": [
+            "finetune",
+            "--task",
+            "ner",
+            "--train",
+            str(path),
+            "--dev",
+            str(NER / "dev.conll"),
+            "--out",
+            str(out / "m-ner"),
+            *w2v,
+        ],
+        "finetune-classify": [
+            "finetune",
+            "--task",
+            "classify",
+            "--train",
+            str(path),
+            "--dev",
+            str(SENTIMENT / "dev.tsv"),
+            "--format",
+            fmt,
+            "--out",
+            str(out / "m-clf"),
+            *w2v,
+        ],
         "word2vec-eval": ["word2vec-eval", str(vectors), "--analogies", str(path)],
     }
     if path.suffix == ".yaml":
@@ -113,9 +177,13 @@ def run(argv, capsys):
     return e.value.code, out, err
 
 
-READS = {".conll": {"evaluate-ner", "finetune-ner"}, ".tsv": {"evaluate-classify", "finetune-classify"},
-         ".csv": {"evaluate-classify", "finetune-classify"}, ".jsonl": {"evaluate-classify", "finetune-classify"},
-         ".yaml": {"config", "prepare-params"}}
+READS = {
+    ".conll": {"evaluate-ner", "finetune-ner"},
+    ".tsv": {"evaluate-classify", "finetune-classify"},
+    ".csv": {"evaluate-classify", "finetune-classify"},
+    ".jsonl": {"evaluate-classify", "finetune-classify"},
+    ".yaml": {"config", "prepare-params"},
+}
 
 
 def test_every_bad_file_through_every_reading_command(trained, vectors, models, tmp_path, capsys):
@@ -133,8 +201,12 @@ def test_every_bad_file_through_every_reading_command(trained, vectors, models, 
             if code == 1:
                 lines = [x for x in stderr.strip().splitlines() if x.startswith("error: ")]
                 assert len(lines) == 1 and str(path) in lines[0], what  # one line naming the file
-            refused = kind == UNDECODABLE and name not in ("config", "prepare-params") or \
-                kind == MALFORMED and name in READS.get(path.suffix, set())
+            refused = (
+                kind == UNDECODABLE
+                and name not in ("config", "prepare-params")
+                or kind == MALFORMED
+                and name in READS.get(path.suffix, set())
+            )
             if refused:
                 assert code == 1, what  # never accepted silently
             if path.name == "utf8-bom.txt" and code == 0 and name in ("embed", "predict"):

@@ -1,5 +1,6 @@
 """bench/gpu_check.sh runs as it is on a bare GPU machine: here in its --dry-run mode (CPU, tiny
 preset), on prepared sentences, with gensim, datasets, seqeval and scikit-learn made unimportable."""
+
 import os
 import subprocess
 import sys
@@ -20,10 +21,16 @@ def test_gpu_check_dry_run_writes_its_table_without_the_cpu_only_packages(tmp_pa
     blocked.mkdir()
     for name in ABSENT_THERE:
         (blocked / f"{name}.py").write_text(f"raise ImportError('{name} is not on the GPU machine')\n")
-    env = {**os.environ, "PYTHON": sys.executable, "BENCH_DATA": str(tmp_path / "prep"), "OUT": str(tmp_path),
-           "PYTHONPATH": str(blocked)}
-    r = subprocess.run(["bash", "bench/gpu_check.sh", "--dry-run"], cwd=REPO, env=env, capture_output=True, text=True,
-                       timeout=300)
+    env = {
+        **os.environ,
+        "PYTHON": sys.executable,
+        "BENCH_DATA": str(tmp_path / "prep"),
+        "OUT": str(tmp_path),
+        "PYTHONPATH": str(blocked),
+    }
+    r = subprocess.run(
+        ["bash", "bench/gpu_check.sh", "--dry-run"], cwd=REPO, env=env, capture_output=True, text=True, timeout=300
+    )
     assert r.returncode == 0, r.stderr[-2000:]
     report = (tmp_path / "gpu_check.txt").read_text().splitlines()
     assert "bf16 matmul peak" in report[0]

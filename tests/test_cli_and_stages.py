@@ -63,9 +63,18 @@ def test_dvc_repro_word2vec(tmp_path):
     repo = _repo_with_corpus(tmp_path, n=300, epochs=2, format="text", probe_words=["cat", "nosuchword"])
     run([str(BIN / "dvc"), "repro", "word2vec"], cwd=repo, check=True)
     metrics = json.loads((repo / "metrics" / "word2vec.json").read_text())
-    for key in ("analogy_accuracy", "analogy_semantic", "analogy_syntactic", "analogy_oov_rate",
-                "wordsim353_spearman", "wordsim353_oov_rate", "simlex999_spearman", "simlex999_oov_rate",
-                "train_words_per_sec", "vocab_coverage"):
+    for key in (
+        "analogy_accuracy",
+        "analogy_semantic",
+        "analogy_syntactic",
+        "analogy_oov_rate",
+        "wordsim353_spearman",
+        "wordsim353_oov_rate",
+        "simlex999_spearman",
+        "simlex999_oov_rate",
+        "train_words_per_sec",
+        "vocab_coverage",
+    ):
         assert key in metrics
     assert metrics["vocab_coverage"] == 1.0  # every word of this corpus is frequent enough
     out = repo / "data" / "word2vec"
@@ -108,8 +117,10 @@ def test_a_stage_run_by_a_python_without_the_project_says_so(tmp_path):
     has_all = subprocess.run([str(base), "-c", "import torch, pipeline"], cwd=tmp_path, capture_output=True)
     if not base.exists() or has_all.returncode == 0:
         pytest.skip("no Python without the project here")
-    for cmd in ([str(base), str(REPO / "stages" / "prepare.py")],
-                [str(base), "-m", "pipeline.train.launch", "stages/pretrain.py"]):
+    for cmd in (
+        [str(base), str(REPO / "stages" / "prepare.py")],
+        [str(base), "-m", "pipeline.train.launch", "stages/pretrain.py"],
+    ):
         p = subprocess.run(cmd, cwd=tmp_path if "prepare" in cmd[1] else REPO, capture_output=True, text=True)
         assert p.returncode == 1 and "Traceback" not in p.stderr, p.stderr
         assert p.stderr.startswith("error: ") and "source .venv/bin/activate" in p.stderr

@@ -72,8 +72,9 @@ def test_invalid_yaml_and_missing_file(write, tmp_path):
 
 
 def test_repo_params_and_every_preset_load(tmp_path):
-    from conftest import REPO
     from pipeline.config import PRESET_DIR, available_presets
+
+    from conftest import REPO
 
     load_params(REPO / "params.yaml")
     names = available_presets(PRESET_DIR)
@@ -120,7 +121,10 @@ def test_finetune_inputs_inferred_from_the_one_source_given(tmp_path):
     assert load_finetune_config(None, {"encoder": "enc"}).inputs == "both"  # only the CLI infers
     (tmp_path / "s.yaml").write_text("finetune_ner:\n  word2vec: v.bin\n")  # a copied section counts too
     assert load_finetune_config(tmp_path / "s.yaml", {}, infer_inputs=True).inputs == "word2vec"
-    assert load_finetune_config(tmp_path / "s.yaml", {"inputs": "both", "encoder": "e"}, infer_inputs=True).inputs == "both"
+    assert (
+        load_finetune_config(tmp_path / "s.yaml", {"inputs": "both", "encoder": "e"}, infer_inputs=True).inputs
+        == "both"
+    )
 
 
 @pytest.mark.parametrize(
@@ -135,7 +139,10 @@ def test_finetune_inputs_inferred_from_the_one_source_given(tmp_path):
         ("pretrain:\n  seed: 99999999999999999999999\n", "pretrain.seed: must be between 0 and 4294967295"),
         ("finetune_ner:\n  seed: -1\n", "finetune_ner.seed: must be between 0 and 4294967295"),
         ("prepare:\n  max_chars: 3\n", "model.filters: a filter of width 5 is wider than a token's 3 character ids"),
-        ("prepare:\n  min_count: 2\nprepare:\n  lowercase: true\n", ":3: invalid YAML: duplicate key 'prepare' (first on line 1)"),
+        (
+            "prepare:\n  min_count: 2\nprepare:\n  lowercase: true\n",
+            ":3: invalid YAML: duplicate key 'prepare' (first on line 1)",
+        ),
         ("pretrain:\n  lr: 0.1\n  lr: 0.2\n", ":3: invalid YAML: duplicate key 'lr' (first on line 2)"),
     ],
 )
@@ -154,10 +161,16 @@ def test_exponent_floats_without_a_dot_are_floats(write):
 def test_adaptive_cutoffs_beyond_the_vocabulary_are_refused_when_the_model_is_built():
     from pipeline.model import build_bilm
 
-    cfg = {"model": {"softmax": "adaptive", "adaptive_cutoffs": [50, 500], "projection_dim": 8, "cell_dim": 16},
-           "vocab_size": 100}
+    cfg = {
+        "model": {"softmax": "adaptive", "adaptive_cutoffs": [50, 500], "projection_dim": 8, "cell_dim": 16},
+        "vocab_size": 100,
+    }
     with pytest.raises(PipelineError, match="adaptive_cutoffs: 500 is not below the vocabulary size 100"):
         build_bilm(cfg, "enc/config.json")
-    cfg = {"model": {"filters": [[1, 4], [9, 4]], "projection_dim": 8, "cell_dim": 16}, "vocab_size": 100, "max_chars": 5}
+    cfg = {
+        "model": {"filters": [[1, 4], [9, 4]], "projection_dim": 8, "cell_dim": 16},
+        "vocab_size": 100,
+        "max_chars": 5,
+    }
     with pytest.raises(PipelineError, match="enc/config.json: model.filters: a filter of width 9"):
         build_bilm(cfg, "enc/config.json")

@@ -1,5 +1,6 @@
 """A full disk: outputs written to a small full tmpfs fail with one line naming the path, and the
 previous output stays byte-identical (needs root and mount permission; skipped elsewhere)."""
+
 import hashlib
 import os
 import shutil
@@ -10,8 +11,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import REPO
 import helpers
+from conftest import REPO
 from helpers import env
 
 
@@ -58,14 +59,35 @@ def test_full_disk_is_one_line_and_the_previous_output_survives(trained, disk, t
     ner = REPO / "data" / "samples" / "ner"
     shutil.copytree(trained / "enc", disk / "enc")  # an earlier export, to be replaced
     (tmp_path / "few.txt").write_text("the minister said .\n" * 5)
-    assert elmo("-q", "embed", tmp_path / "few.txt", "--encoder", trained / "enc", "--out", disk / "v.h5").returncode == 0
+    assert (
+        elmo("-q", "embed", tmp_path / "few.txt", "--encoder", trained / "enc", "--out", disk / "v.h5").returncode == 0
+    )
     (disk / "m.json").write_text('{"written_by": "elmo-pipeline", "earlier": 1}\n')
     outputs = {
         "export": (disk / "enc", ["export", trained / "model" / "best", disk / "enc", "--prepared", trained / "prep"]),
         "embed": (disk / "v.h5", ["embed", text, "--encoder", trained / "enc", "--out", disk / "v.h5"]),
-        "finetune": (disk / "m.json", ["finetune", "--task", "ner", "--train", ner / "train.conll", "--dev",
-                                       ner / "dev.conll", "--encoder", trained / "enc", "--inputs", "elmo",
-                                       "--epochs", "1", "--out", disk / "ner", "--metrics", disk / "m.json"]),
+        "finetune": (
+            disk / "m.json",
+            [
+                "finetune",
+                "--task",
+                "ner",
+                "--train",
+                ner / "train.conll",
+                "--dev",
+                ner / "dev.conll",
+                "--encoder",
+                trained / "enc",
+                "--inputs",
+                "elmo",
+                "--epochs",
+                "1",
+                "--out",
+                disk / "ner",
+                "--metrics",
+                disk / "m.json",
+            ],
+        ),
     }
     before = {name: snapshot(out) for name, (out, _) in outputs.items() if out.exists()}
     fill(disk)
@@ -84,11 +106,29 @@ def test_full_disk_is_one_line_and_the_previous_output_survives(trained, disk, t
 def test_pretraining_on_a_full_disk_stops_with_one_line_and_keeps_its_last_checkpoint(twenty, disk, tmp_path):
     model = dict(filters=[[1, 4], [2, 4]], n_highway=1, projection_dim=16, cell_dim=32)
     params = tmp_path / "params.yaml"
-    params.write_text(yaml.safe_dump({"model": model, "pretrain": dict(max_tokens=300, max_steps=4, eval_every=2,
-                                                                      checkpoint_every=2, keep_checkpoints=5)}))
+    params.write_text(
+        yaml.safe_dump(
+            {
+                "model": model,
+                "pretrain": dict(max_tokens=300, max_steps=4, eval_every=2, checkpoint_every=2, keep_checkpoints=5),
+            }
+        )
+    )
     out = disk / "run"
-    args = ["stages/pretrain.py", "--params", params, "--prepared", twenty, "--out", out,
-            "--metrics", tmp_path / "m.json", "--plots", tmp_path / "plots", "-q"]
+    args = [
+        "stages/pretrain.py",
+        "--params",
+        params,
+        "--prepared",
+        twenty,
+        "--out",
+        out,
+        "--metrics",
+        tmp_path / "m.json",
+        "--plots",
+        tmp_path / "plots",
+        "-q",
+    ]
     assert subprocess.run([sys.executable, *map(str, args)], cwd=REPO, env=env()).returncode == 0
     first = snapshot(out)
     params.write_text(params.read_text().replace("max_steps: 4", "max_steps: 8"))

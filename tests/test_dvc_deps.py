@@ -5,6 +5,7 @@ with this interpreter, not through accelerate), and the `pipeline.*` modules loa
 the run are compared with the stage's `deps`. Many imports sit inside functions, so only a real
 run shows them. Nothing here names a module: moving code around needs only dvc.yaml updated.
 """
+
 from __future__ import annotations
 
 import json
@@ -17,8 +18,7 @@ import pytest
 import yaml
 
 from conftest import REPO
-from helpers import env
-from helpers import make_corpus
+from helpers import env, make_corpus
 
 # Runs a stage script as `python stages/x.py` would (its folder first on sys.path) and, at exit,
 # writes the names of the loaded `pipeline` modules and the files of those loaded from stages/.
@@ -49,7 +49,8 @@ PARAMS = {
     "pretrain": dict(max_steps=4, eval_every=4, checkpoint_every=4),
     "finetune_ner": {**FINETUNE, **{k: str(REPO / f"data/samples/ner/{k}.conll") for k in ("train", "dev", "test")}},
     "finetune_sentiment": {
-        **FINETUNE, **{k: str(REPO / f"data/samples/sentiment/{k}.tsv") for k in ("train", "dev", "test")}
+        **FINETUNE,
+        **{k: str(REPO / f"data/samples/sentiment/{k}.tsv") for k in ("train", "dev", "test")},
     },
 }
 
@@ -90,8 +91,14 @@ def imported(tmp_path_factory) -> dict[str, list[str]]:
     for stage, body in yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"].items():
         out = work / f"{stage}.modules.json"
         argv = stage_argv(body["cmd"])
-        p = subprocess.run([sys.executable, "-c", WRAPPER, str(out), *argv], cwd=work, env=run_env,
-                           capture_output=True, text=True, stdin=subprocess.DEVNULL)
+        p = subprocess.run(
+            [sys.executable, "-c", WRAPPER, str(out), *argv],
+            cwd=work,
+            env=run_env,
+            capture_output=True,
+            text=True,
+            stdin=subprocess.DEVNULL,
+        )
         assert p.returncode == 0, f"stage {stage} failed ({p.returncode}):\n{p.stdout}\n{p.stderr}"
         loaded = json.loads(out.read_text())
         files = [module_file(m) for m in loaded["pipeline"]]
@@ -105,8 +112,7 @@ def test_every_stage_lists_the_code_it_imports_as_deps(imported):
     for stage, files in imported.items():
         assert "pipeline/__init__.py" in files, f"{stage}: no pipeline module measured: {files}"
     missing = {
-        stage: [f for f in files if not covered(f, stages[stage].get("deps", []))]
-        for stage, files in imported.items()
+        stage: [f for f in files if not covered(f, stages[stage].get("deps", []))] for stage, files in imported.items()
     }
     missing = {stage: files for stage, files in missing.items() if files}
     assert not missing, "dvc.yaml: stages import files missing from their deps:\n" + "\n".join(
@@ -117,7 +123,13 @@ def test_every_stage_lists_the_code_it_imports_as_deps(imported):
 def test_every_code_dep_exists():
     """A moved or deleted module must leave dvc.yaml too (DVC would stop on a missing dep)."""
     stages = yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]
-    stale = {name: [d for d in stage.get("deps", []) if str(d).startswith(("pipeline", "stages"))
-                    and not (REPO / str(d)).exists()] for name, stage in stages.items()}
+    stale = {
+        name: [
+            d
+            for d in stage.get("deps", [])
+            if str(d).startswith(("pipeline", "stages")) and not (REPO / str(d)).exists()
+        ]
+        for name, stage in stages.items()
+    }
     stale = {name: deps for name, deps in stale.items() if deps}
     assert not stale, f"dvc.yaml deps that do not exist: {stale}"

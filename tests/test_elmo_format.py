@@ -1,5 +1,6 @@
 """ELMo weight files (bilm-tf / AllenNLP): import against the reference activations of the original
 TensorFlow bilm, round trips, refusals, and finetuning on an imported encoder."""
+
 import json
 import shutil
 import subprocess
@@ -10,12 +11,13 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import REPO, shared
 from pipeline.cli import main
 from pipeline.elmo_format import import_elmo, read_options
 from pipeline.encoder import Encoder
 from pipeline.errors import PipelineError
 from pipeline.model import lstm_layer_from_state
+
+from conftest import REPO, shared
 
 FIXTURE = ("allennlp-elmo-fixture",)
 
@@ -104,8 +106,18 @@ def test_hdf5_to_ours_to_hdf5_gives_identical_arrays(imported, tmp_path):
 def test_ours_to_hdf5_to_ours_agrees(trained, tmp_path):
     """A biLM trained here (no clipping) → ELMo files → imported again: the same vectors."""
     assert main(["-q", "export", "--format", "elmo", str(trained / "model" / "best"), str(tmp_path / "elmo")]) == 0
-    assert main(["-q", "import-elmo", str(tmp_path / "elmo" / "options.json"), str(tmp_path / "elmo" / "weights.hdf5"),
-                 str(tmp_path / "back")]) == 0
+    assert (
+        main(
+            [
+                "-q",
+                "import-elmo",
+                str(tmp_path / "elmo" / "options.json"),
+                str(tmp_path / "elmo" / "weights.hdf5"),
+                str(tmp_path / "back"),
+            ]
+        )
+        == 0
+    )
     ours, back = Encoder.from_pretrained(trained / "enc"), Encoder.from_pretrained(tmp_path / "back")
     sents = [["the", "minister", "said", "."], ["a", "b", "c", "d", "e", "f", "g"]]
     for a, b in zip(ours.embed(sents), back.embed(sents)):
@@ -119,8 +131,16 @@ def test_skip_connections_and_tanh_are_read_and_written(tmp_path):
     from pipeline.elmo_format import arrays_from_state, options_of, state_from_arrays
     from pipeline.model import BiLM
 
-    cfg = ModelConfig(filters=[[1, 4], [2, 4]], n_highway=1, projection_dim=8, cell_dim=16, char_activation="tanh",
-                      skip_connections=False, dropout=0.0, softmax="full")
+    cfg = ModelConfig(
+        filters=[[1, 4], [2, 4]],
+        n_highway=1,
+        projection_dim=8,
+        cell_dim=16,
+        char_activation="tanh",
+        skip_connections=False,
+        dropout=0.0,
+        softmax="full",
+    )
     (tmp_path / "o.json").write_text(json.dumps(options_of(cfg, 20)))
     read, max_chars = read_options(tmp_path / "o.json")
     assert (read.char_activation, read.skip_connections, max_chars) == ("tanh", False, 20)
@@ -171,8 +191,12 @@ def test_export_refuses_what_the_format_cannot_hold(trained, tmp_path):
     (best / "config.json").write_text(json.dumps({**config, "prepared_dir": str(tmp_path / "gone")}))
     with pytest.raises(PipelineError, match="pass --prepared DIR"):
         main(["export", "--format", "elmo", str(best), str(tmp_path / "out")])
-    assert main(["-q", "export", "--format", "elmo", str(best), str(tmp_path / "out"), "--prepared",
-                 str(trained / "prep")]) == 0
+    assert (
+        main(
+            ["-q", "export", "--format", "elmo", str(best), str(tmp_path / "out"), "--prepared", str(trained / "prep")]
+        )
+        == 0
+    )
 
 
 def broken_copies(tmp_path):
@@ -206,27 +230,67 @@ def broken_copies(tmp_path):
         ("weights given first", good_weights, good_options, O, "is an HDF5 file, not options JSON: give the options"),
         ("malformed options", tmp_path / "malformed.json", good_weights, O, "not a readable JSON options file"),
         ("missing key", opts("nokey", lambda o: o["lstm"].pop("dim")), good_weights, O, "lstm.dim missing"),
-        ("wrong type", opts("type", lambda o: o["lstm"].update(n_layers="2")), good_weights, O,
-         "lstm.n_layers must be int"),
-        ("zero layers", opts("zero", lambda o: o["lstm"].update(n_layers=0)), good_weights, O,
-         "lstm.n_layers must be at least 1"),
-        ("unknown activation", opts("act", lambda o: o["char_cnn"].update(activation="gelu")), good_weights, O,
-         "activation 'gelu' is unknown"),
+        (
+            "wrong type",
+            opts("type", lambda o: o["lstm"].update(n_layers="2")),
+            good_weights,
+            O,
+            "lstm.n_layers must be int",
+        ),
+        (
+            "zero layers",
+            opts("zero", lambda o: o["lstm"].update(n_layers=0)),
+            good_weights,
+            O,
+            "lstm.n_layers must be at least 1",
+        ),
+        (
+            "unknown activation",
+            opts("act", lambda o: o["char_cnn"].update(activation="gelu")),
+            good_weights,
+            O,
+            "activation 'gelu' is unknown",
+        ),
         ("word inputs", opts("words", lambda o: o.pop("char_cnn")), good_weights, O, "only character-input"),
-        ("tokens narrower than a filter", opts("narrow", lambda o: o["char_cnn"].update(max_characters_per_token=4)),
-         good_weights, O, "char_cnn.max_characters_per_token must be at least 5"),
-        ("options of a bigger model", opts("bigger", lambda o: o["lstm"].update(dim=128)), good_weights, W,
-         "has shape (32, 256), options.json implies (32, 512)"),
-        ("options of a smaller model", opts("fewer", lambda o: o["lstm"].update(n_layers=1)), good_weights, W,
-         "Cell1/LSTMCell/B is not implied by options.json"),
+        (
+            "tokens narrower than a filter",
+            opts("narrow", lambda o: o["char_cnn"].update(max_characters_per_token=4)),
+            good_weights,
+            O,
+            "char_cnn.max_characters_per_token must be at least 5",
+        ),
+        (
+            "options of a bigger model",
+            opts("bigger", lambda o: o["lstm"].update(dim=128)),
+            good_weights,
+            W,
+            "has shape (32, 256), options.json implies (32, 512)",
+        ),
+        (
+            "options of a smaller model",
+            opts("fewer", lambda o: o["lstm"].update(n_layers=1)),
+            good_weights,
+            W,
+            "Cell1/LSTMCell/B is not implied by options.json",
+        ),
         ("missing weights", good_options, tmp_path / "none.hdf5", W, "weight file not found"),
         ("weights a directory", good_options, tmp_path, W, "is a directory"),
         ("not hdf5", good_options, tmp_path / "garbage.hdf5", W, "not a readable HDF5 file"),
         ("missing dataset", good_options, weights("nodata", lambda a: a.pop(cell)), W, f"dataset {cell} missing"),
-        ("wrong shape", good_options, weights("shape", lambda a: a.update(char_embed=np.zeros((262, 4), np.float32))),
-         W, "char_embed has shape (262, 4)"),
-        ("NaN", good_options, weights("nan", lambda a: a["CNN_proj/W_proj"].__setitem__((0, 0), np.nan)), W,
-         "CNN_proj/W_proj holds NaN"),
+        (
+            "wrong shape",
+            good_options,
+            weights("shape", lambda a: a.update(char_embed=np.zeros((262, 4), np.float32))),
+            W,
+            "char_embed has shape (262, 4)",
+        ),
+        (
+            "NaN",
+            good_options,
+            weights("nan", lambda a: a["CNN_proj/W_proj"].__setitem__((0, 0), np.nan)),
+            W,
+            "CNN_proj/W_proj holds NaN",
+        ),
     ]
 
 
@@ -242,9 +306,20 @@ def test_bad_input_is_one_line_naming_file_and_key_and_writes_nothing(tmp_path):
 
 
 def test_the_cli_exits_1_with_one_line(tmp_path):
-    p = subprocess.run([sys.executable, "-m", "pipeline.cli", "import-elmo", str(tmp_path / "none.json"),
-                        str(tmp_path / "w.hdf5"), str(tmp_path / "out")], capture_output=True, text=True,
-                       env={"PYTHONPATH": str(REPO)})
+    p = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pipeline.cli",
+            "import-elmo",
+            str(tmp_path / "none.json"),
+            str(tmp_path / "w.hdf5"),
+            str(tmp_path / "out"),
+        ],
+        capture_output=True,
+        text=True,
+        env={"PYTHONPATH": str(REPO)},
+    )
     assert p.returncode == 1 and p.stderr == f"error: {tmp_path / 'none.json'}: options file not found\n"
 
 
@@ -252,14 +327,51 @@ def test_finetune_on_the_imported_encoder_runs_end_to_end(imported, tmp_path):
     """`elmo finetune --encoder <imported>` on the embedded NER sample, then predict with the model."""
     enc_dir, _, _ = imported
     ner = REPO / "data" / "samples" / "ner"
-    args = ["-q", "finetune", "--task", "ner", "--train", str(ner / "train.conll"), "--dev", str(ner / "dev.conll"),
-            "--test", str(ner / "test.conll"), "--encoder", str(enc_dir), "--inputs", "elmo", "--epochs", "2",
-            "--out", str(tmp_path / "ner"), "--metrics", str(tmp_path / "m.json")]
+    args = [
+        "-q",
+        "finetune",
+        "--task",
+        "ner",
+        "--train",
+        str(ner / "train.conll"),
+        "--dev",
+        str(ner / "dev.conll"),
+        "--test",
+        str(ner / "test.conll"),
+        "--encoder",
+        str(enc_dir),
+        "--inputs",
+        "elmo",
+        "--epochs",
+        "2",
+        "--out",
+        str(tmp_path / "ner"),
+        "--metrics",
+        str(tmp_path / "m.json"),
+    ]
     assert main(args) == 0
     metrics = json.loads((tmp_path / "m.json").read_text())
     assert metrics["epochs_run"] == 2 and "f1" in metrics["test"]
     assert len(metrics["scalar_mix"]["weights"]) == 3  # the mix over the imported biLM's L + 1 layers
     (tmp_path / "in.txt").write_text("Peter Blackburn visited Brussels .\n")
-    assert main(["-q", "predict", str(tmp_path / "in.txt"), "--model", str(tmp_path / "ner"),
-                 "--output", str(tmp_path / "p.jsonl")]) == 0
-    assert json.loads((tmp_path / "p.jsonl").read_text())["tokens"] == ["Peter", "Blackburn", "visited", "Brussels", "."]
+    assert (
+        main(
+            [
+                "-q",
+                "predict",
+                str(tmp_path / "in.txt"),
+                "--model",
+                str(tmp_path / "ner"),
+                "--output",
+                str(tmp_path / "p.jsonl"),
+            ]
+        )
+        == 0
+    )
+    assert json.loads((tmp_path / "p.jsonl").read_text())["tokens"] == [
+        "Peter",
+        "Blackburn",
+        "visited",
+        "Brussels",
+        ".",
+    ]

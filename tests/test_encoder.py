@@ -5,22 +5,16 @@ import sys
 import h5py
 import numpy as np
 import pytest
-import torch
 
-from pipeline.config import ModelConfig, PrepareConfig, PretrainConfig
-from pipeline.data.corpus import read_corpus
-from pipeline.data.prepare import prepare_corpus
-from pipeline.errors import PipelineError
 from pipeline.data.prepared import PreparedData
 from pipeline.encoder import Encoder, embed_file
+from pipeline.errors import PipelineError
 from pipeline.export import export_encoder
 from pipeline.lm import perplexities
 from pipeline.model import load_bilm
 from pipeline.train.evaluate import lm_sums
 
-from helpers import elmo, SENTS
-
-
+from helpers import SENTS, elmo
 
 
 def test_round_trip_is_bit_identical(trained, tmp_path):
@@ -61,8 +55,7 @@ def test_hdf5_matches_the_api_for_every_line(trained, tmp_path):
     enc = Encoder.from_pretrained(trained / "enc")
     text = "The fire was burning .\n\nZyzzyva unseenword !\n" + " ".join(["long"] * 300) + "\n"
     (tmp_path / "in.txt").write_text(text)
-    n = embed_file(enc, tmp_path / "in.txt", tmp_path / "out.h5", "all", batch_tokens=64, chunk_lines=2,
-                   progress=False)
+    n = embed_file(enc, tmp_path / "in.txt", tmp_path / "out.h5", "all", batch_tokens=64, chunk_lines=2, progress=False)
     api = enc.embed([line.split() for line in text.splitlines()])
     with h5py.File(tmp_path / "out.h5") as f:
         assert n == 4 and sorted(f.keys()) == ["0", "1", "2", "3"]
@@ -108,7 +101,8 @@ def test_without_softmax(trained, tmp_path):
     p = elmo("lm-score", str(tmp_path / "in.txt"), "--encoder", str(tmp_path / "e"), cwd=tmp_path)
     assert p.returncode == 1 and p.stderr.strip() == (
         f"error: {tmp_path / 'e'}: this encoder has no softmax weights, which language-model scoring needs; "
-        "export it again with `elmo export --with-softmax`")
+        "export it again with `elmo export --with-softmax`"
+    )
 
 
 def _tamper(trained, tmp_path, edit):
@@ -123,18 +117,21 @@ def _tamper(trained, tmp_path, edit):
     return d
 
 
-@pytest.mark.parametrize("edit, message", [
-    (lambda d, c: c.update(format_version=99), "format version 99 is newer than this code"),
-    (lambda d, c: c["model"].update(projection_dim=24), "has shape .* config.json implies"),
-    (lambda d, c: c["model"].update(n_layers=3), "weights do not match config.json"),
-    (lambda d, c: c.update(vocab_size=5), "vocab.txt has .* tokens but config.json says 5"),
-    (lambda d, c: c["model"].update(bogus=1), "bad or missing architecture field"),
-    (lambda d, c: c.pop("format_version"), "no integer format_version"),
-    (lambda d, c: (d / "model.safetensors").unlink(), r"not an exported encoder \(model.safetensors missing"),
-    (lambda d, c: c["model"].update(projection_dim=64), "projection_dim: must be smaller than cell_dim"),
-    (lambda d, c: c["model"].update(filters=[[1, "a"]]), "bad or missing architecture field"),
-    (lambda d, c: (d / "model.safetensors").write_bytes(b"garbage"), "cannot read weights"),
-])
+@pytest.mark.parametrize(
+    "edit, message",
+    [
+        (lambda d, c: c.update(format_version=99), "format version 99 is newer than this code"),
+        (lambda d, c: c["model"].update(projection_dim=24), "has shape .* config.json implies"),
+        (lambda d, c: c["model"].update(n_layers=3), "weights do not match config.json"),
+        (lambda d, c: c.update(vocab_size=5), "vocab.txt has .* tokens but config.json says 5"),
+        (lambda d, c: c["model"].update(bogus=1), "bad or missing architecture field"),
+        (lambda d, c: c.pop("format_version"), "no integer format_version"),
+        (lambda d, c: (d / "model.safetensors").unlink(), r"not an exported encoder \(model.safetensors missing"),
+        (lambda d, c: c["model"].update(projection_dim=64), "projection_dim: must be smaller than cell_dim"),
+        (lambda d, c: c["model"].update(filters=[[1, "a"]]), "bad or missing architecture field"),
+        (lambda d, c: (d / "model.safetensors").write_bytes(b"garbage"), "cannot read weights"),
+    ],
+)
 def test_tampered_exports_fail_cleanly(trained, tmp_path, edit, message):
     d = _tamper(trained, tmp_path, edit)
     with pytest.raises(PipelineError, match=message):
@@ -143,8 +140,9 @@ def test_tampered_exports_fail_cleanly(trained, tmp_path, edit, message):
 
 def test_cli_embed_generate_lm_score_and_errors(trained, tmp_path):
     def elmo(*args):
-        return subprocess.run([sys.executable, "-m", "pipeline.cli", *args], capture_output=True, text=True,
-                              cwd=tmp_path)
+        return subprocess.run(
+            [sys.executable, "-m", "pipeline.cli", *args], capture_output=True, text=True, cwd=tmp_path
+        )
 
     (tmp_path / "in.txt").write_text("The fire .\n\nA new blaze .\n")
     p = elmo("-q", "embed", "in.txt", "--encoder", str(trained / "enc"), "--out", "o.h5", "--layers", "top")
@@ -194,8 +192,22 @@ def test_a_byte_order_mark_changes_nothing_and_is_reported(trained, tmp_path):
     bom.write_bytes(b"\xef\xbb\xbf" + plain.read_bytes())
     out = {}
     for name in ("plain", "bom"):
-        p = subprocess.run([sys.executable, "-m", "pipeline.cli", "embed", f"{name}.txt", "--encoder",
-                            str(trained / "enc"), "--out", f"{name}.h5"], capture_output=True, text=True, cwd=tmp_path)
+        p = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "pipeline.cli",
+                "embed",
+                f"{name}.txt",
+                "--encoder",
+                str(trained / "enc"),
+                "--out",
+                f"{name}.h5",
+            ],
+            capture_output=True,
+            text=True,
+            cwd=tmp_path,
+        )
         assert p.returncode == 0, p.stderr
         with h5py.File(tmp_path / f"{name}.h5") as f:
             out[name] = [f[str(i)][()] for i in range(len(f))]
@@ -215,8 +227,23 @@ def test_sigterm_during_embed_is_clean(trained, tmp_path):
         f.attrs["layers"], f.attrs["n_layers"], f.attrs["dim"] = "all", 3, 32
     before = (tmp_path / "out.h5").read_bytes()
     for sig in (signal.SIGTERM, signal.SIGHUP):
-        p = subprocess.Popen([sys.executable, "-m", "pipeline.cli", "-q", "embed", "big.txt", "--encoder",
-                              str(trained / "enc"), "--out", "out.h5"], cwd=tmp_path, stderr=subprocess.PIPE, text=True)
+        p = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "pipeline.cli",
+                "-q",
+                "embed",
+                "big.txt",
+                "--encoder",
+                str(trained / "enc"),
+                "--out",
+                "out.h5",
+            ],
+            cwd=tmp_path,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         deadline = time.time() + 60
         while not list(tmp_path.glob(".out.h5.*")) and time.time() < deadline and p.poll() is None:
             time.sleep(0.05)

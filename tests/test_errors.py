@@ -1,4 +1,5 @@
 """Entry points: one-line errors, and signals that stop a run cleanly wherever they arrive."""
+
 import subprocess
 import sys
 import time
@@ -35,12 +36,21 @@ def test_a_signal_swallowed_by_a_finalizer_still_stops_the_run():
 
 def test_out_of_range_option_values_are_usage_errors(tmp_path):
     """Exit 2 with argparse's usage line, like any other usage error (not 1, which means a failure)."""
-    cases = [["embed", "x.txt", "--encoder", "e", "--out", "o.h5", "--batch-tokens", "2"],
-             ["finetune", "--out", "m", "--epochs", "0"], ["finetune", "--out", "m", "--lr", "-1"],
-             ["finetune", "--out", "m", "--lr", "nan"], ["generate", "--encoder", "e", "--top-k", "0"]]
+    cases = [
+        ["embed", "x.txt", "--encoder", "e", "--out", "o.h5", "--batch-tokens", "2"],
+        ["finetune", "--out", "m", "--epochs", "0"],
+        ["finetune", "--out", "m", "--lr", "-1"],
+        ["finetune", "--out", "m", "--lr", "nan"],
+        ["generate", "--encoder", "e", "--top-k", "0"],
+    ]
     for args in cases:
-        p = subprocess.run([sys.executable, "-m", "pipeline.cli", *args], cwd=tmp_path, capture_output=True, text=True,
-                           env={"PYTHONPATH": str(REPO)})
+        p = subprocess.run(
+            [sys.executable, "-m", "pipeline.cli", *args],
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            env={"PYTHONPATH": str(REPO)},
+        )
         assert p.returncode == 2, (args, p.stderr)
         assert p.stderr.splitlines()[0].startswith("usage: elmo") and "Traceback" not in p.stderr
         assert ("must be at least" in p.stderr) or ("must be above 0" in p.stderr), p.stderr
@@ -55,6 +65,9 @@ def test_a_word2vec_directory_is_not_called_missing(tmp_path):
     try:
         load_vectors(tmp_path / "w2v")
     except PipelineError as e:
-        assert str(e) == f"{tmp_path / 'w2v'}: is a directory, not a vector file (the word2vec stage writes vectors.bin inside it)"
+        assert (
+            str(e) == f"{tmp_path / 'w2v'}: is a directory, not a vector file "
+            "(the word2vec stage writes vectors.bin inside it)"
+        )
     else:
         raise AssertionError("no error")

@@ -1,5 +1,6 @@
 """The mistakes suite: a user's mistake through the CLI or a stage script ends in one line and exit
 1, and every file that existed before is byte-identical. Add a case here for every new mistake found."""
+
 import json
 import shutil
 import subprocess
@@ -22,13 +23,27 @@ def snapshot(path: Path) -> dict:
 
 
 def cli(*args, cwd) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "pipeline.cli", *map(str, args)], capture_output=True, text=True,
-                          cwd=cwd, env=env(), stdin=subprocess.DEVNULL, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "pipeline.cli", *map(str, args)],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        env=env(),
+        stdin=subprocess.DEVNULL,
+        timeout=300,
+    )
 
 
 def stage(name, *args, cwd) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, str(REPO / "stages" / f"{name}.py"), *map(str, args)], capture_output=True,
-                          text=True, cwd=cwd, env=env(), stdin=subprocess.DEVNULL, timeout=300)
+    return subprocess.run(
+        [sys.executable, str(REPO / "stages" / f"{name}.py"), *map(str, args)],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        env=env(),
+        stdin=subprocess.DEVNULL,
+        timeout=300,
+    )
 
 
 def one_line(p: subprocess.CompletedProcess, *fragments: str) -> str:
@@ -66,19 +81,43 @@ def test_a_json_output_replaces_only_a_file_it_wrote(work):
     one_line(p, "package.json: exists and is not a JSON output of elmo-pipeline")
     assert snapshot(mine) == before
     for _ in range(2):  # its own output is replaced
-        assert cli("-q", "lm-score", work / "text.txt", "--encoder", work / "enc", "--json", "s.json",
-                   cwd=work).returncode == 0
+        assert (
+            cli("-q", "lm-score", work / "text.txt", "--encoder", work / "enc", "--json", "s.json", cwd=work).returncode
+            == 0
+        )
     assert json.loads((work / "s.json").read_text())["written_by"] == "elmo-pipeline"
 
 
 def test_word2vec_stage_outputs_never_land_on_its_prepared_data(work):
     before = snapshot(work / "prep")
     for flag, target in (("--report", "train.txt"), ("--metrics", "meta.json")):
-        p = stage("word2vec", "--params", REPO / "params.yaml", "--prepared", work / "prep", "--out", work / "w2v",
-                  flag, work / "prep" / target, cwd=work)
+        p = stage(
+            "word2vec",
+            "--params",
+            REPO / "params.yaml",
+            "--prepared",
+            work / "prep",
+            "--out",
+            work / "w2v",
+            flag,
+            work / "prep" / target,
+            cwd=work,
+        )
         one_line(p, f"prep/{target}", "prep")
-    p = stage("word2vec", "--params", REPO / "params.yaml", "--prepared", work / "prep", "--out", work / "w2v",
-              "--metrics", work / "same", "--report", work / "same", cwd=work)
+    p = stage(
+        "word2vec",
+        "--params",
+        REPO / "params.yaml",
+        "--prepared",
+        work / "prep",
+        "--out",
+        work / "w2v",
+        "--metrics",
+        work / "same",
+        "--report",
+        work / "same",
+        cwd=work,
+    )
     one_line(p, "given as both --metrics and --report")
     assert snapshot(work / "prep") == before and not (work / "w2v").exists()
 
@@ -107,10 +146,15 @@ def test_damaged_prepared_data_is_one_line_naming_it(trained, work, damage):
     if damage == "no extra_types.txt":
         (prep / "extra_types.txt").unlink()
     else:
-        f = {"char_ids.npy cut": prep / "char_ids.npy", "meta.json cut": prep / "meta.json",
-             "a shard cut": next((prep / "test").glob("tokens-*.npy"))}[damage]
+        f = {
+            "char_ids.npy cut": prep / "char_ids.npy",
+            "meta.json cut": prep / "meta.json",
+            "a shard cut": next((prep / "test").glob("tokens-*.npy")),
+        }[damage]
         f.write_bytes(f.read_bytes()[: len(f.read_bytes()) // 2])
-    p = stage("evaluate_lm", "--model", trained / "model" / "best", "--prepared", prep, "--metrics", work / "m.json", cwd=work)
+    p = stage(
+        "evaluate_lm", "--model", trained / "model" / "best", "--prepared", prep, "--metrics", work / "m.json", cwd=work
+    )
     one_line(p, "damaged prepared data", "run the prepare stage again")
     with pytest.raises(Exception, match="damaged prepared data"):
         PreparedData(prep).split("test")
@@ -133,26 +177,50 @@ def test_prepared_data_of_the_same_size_but_other_settings_is_refused(trained, t
     from pipeline.config import PrepareConfig
     from pipeline.data.prepare import prepare_corpus
     from pipeline.data.prepared import PreparedData
-
     from pipeline.data.vocab import SPECIALS
 
     V = len(PreparedData(trained / "prep").vocab)
-    cfg = PrepareConfig(corpus=str(trained / "c.txt"), valid_fraction=0.1, test_fraction=0.1, min_count=1,
-                        lowercase=True, max_vocab_size=V - len(SPECIALS))
+    cfg = PrepareConfig(
+        corpus=str(trained / "c.txt"),
+        valid_fraction=0.1,
+        test_fraction=0.1,
+        min_count=1,
+        lowercase=True,
+        max_vocab_size=V - len(SPECIALS),
+    )
     prepare_corpus(cfg, tmp_path / "lower", progress=False)
     assert len(PreparedData(tmp_path / "lower").vocab) == V  # only the size matches
-    for p in (stage("evaluate_lm", "--model", trained / "model" / "best", "--prepared", tmp_path / "lower",
-                    "--metrics", tmp_path / "m.json", cwd=tmp_path),
-              cli("export", trained / "model" / "best", tmp_path / "enc", "--prepared", tmp_path / "lower",
-                  "--with-softmax", cwd=tmp_path)):
+    for p in (
+        stage(
+            "evaluate_lm",
+            "--model",
+            trained / "model" / "best",
+            "--prepared",
+            tmp_path / "lower",
+            "--metrics",
+            tmp_path / "m.json",
+            cwd=tmp_path,
+        ),
+        cli(
+            "export",
+            trained / "model" / "best",
+            tmp_path / "enc",
+            "--prepared",
+            tmp_path / "lower",
+            "--with-softmax",
+            cwd=tmp_path,
+        ),
+    ):
         one_line(p, "trained on other prepared data than", "lower")
     assert not (tmp_path / "m.json").exists() and not (tmp_path / "enc").exists()
 
 
 def test_file_system_refusals_are_one_line(work):
     (work / "notes.txt").write_text("mine\n")
-    cases = [(work / "notes.txt" / "x.h5", "notes.txt is a file, not a directory"),
-             (work / ("a" * 300 + ".h5"), "File name too long")]
+    cases = [
+        (work / "notes.txt" / "x.h5", "notes.txt is a file, not a directory"),
+        (work / ("a" * 300 + ".h5"), "File name too long"),
+    ]
     if Path("/proc/sys").is_dir():  # Linux: a location nobody may write, even root
         cases.append((Path("/proc/sys/x.h5"), "cannot write in /proc/sys (read-only or no permission)"))
     for out, expect in cases:
@@ -166,11 +234,15 @@ def test_a_damaged_gzip_corpus_or_a_pipe_is_one_line(work):
 
     gz = work / "c.txt.gz"
     gz.write_bytes(gzip.compress(b"The fire spread .\n" * 200)[:60])
-    one_line(cli("embed", gz, "--encoder", work / "enc", "--out", work / "o.h5", cwd=work),
-             "c.txt.gz: not a valid gzip file, or a damaged one")
+    one_line(
+        cli("embed", gz, "--encoder", work / "enc", "--out", work / "o.h5", cwd=work),
+        "c.txt.gz: not a valid gzip file, or a damaged one",
+    )
     os.mkfifo(work / "fifo")
-    one_line(cli("embed", work / "fifo", "--encoder", work / "enc", "--out", work / "o.h5", cwd=work),
-             "fifo: not a regular file")
+    one_line(
+        cli("embed", work / "fifo", "--encoder", work / "enc", "--out", work / "o.h5", cwd=work),
+        "fifo: not a regular file",
+    )
 
 
 def test_prepare_removes_what_a_killed_prepare_left_and_only_that(trained, tmp_path):
@@ -191,8 +263,17 @@ def test_finetune_never_writes_onto_its_labelled_files(work):
     for name in ("train.tsv", "dev.tsv"):
         (work / "data" / name).write_bytes((SAMPLES / "sentiment" / name).read_bytes())
     before = snapshot(work / "data")
-    base = ["finetune", "--task", "classify", "--train", work / "data" / "train.tsv", "--dev", work / "data" / "dev.tsv",
-            "--model", "tfidf"]
+    base = [
+        "finetune",
+        "--task",
+        "classify",
+        "--train",
+        work / "data" / "train.tsv",
+        "--dev",
+        work / "data" / "dev.tsv",
+        "--model",
+        "tfidf",
+    ]
     one_line(cli(*base, "--out", work / "data", cwd=work), "holds the run's input")
     one_line(cli(*base, "--out", work / "m", "--metrics", work / "data" / "dev.tsv", cwd=work), "is the run's input")
     one_line(cli(*base, "--out", work / "m", "--plots", work / "data", cwd=work), "holds the run's input")

@@ -34,14 +34,19 @@ def run(m, sents, dedup=True):
 @pytest.mark.parametrize("preset", ["tiny", "cpu", "small", "original"])
 def test_output_shapes_for_every_preset_structure(preset, tmp_path):
     """Each preset's structure (layers, highways, filter widths) at tiny widths."""
-    from conftest import REPO
     from pipeline.config import load_params
 
     (tmp_path / "p.yaml").write_text(f"presets: [{preset}]\n")
     cfg = load_params(tmp_path / "p.yaml").model
     small = ModelConfig(
-        filters=[[w, 2] for w, _ in cfg.filters], n_highway=cfg.n_highway, projection_dim=6, cell_dim=10,
-        n_layers=cfg.n_layers, softmax=cfg.softmax, n_samples=8, dropout=0.0,
+        filters=[[w, 2] for w, _ in cfg.filters],
+        n_highway=cfg.n_highway,
+        projection_dim=6,
+        cell_dim=10,
+        n_layers=cfg.n_layers,
+        softmax=cfg.softmax,
+        n_samples=8,
+        dropout=0.0,
     )
     m = BiLM(small, V)
     out, b = run(m, [[5, 6, 7, 61], [8]])
@@ -175,7 +180,9 @@ def test_adaptive_softmax_is_a_distribution():
     lp = head.log_probs(torch.randn(3, 8))
     assert torch.allclose(lp.exp().sum(-1), torch.ones(3), atol=1e-5)
     y = torch.tensor([1, 50, 99])
-    assert torch.allclose(head.nll(torch.zeros(3, 8), y), -head.log_probs(torch.zeros(3, 8)).gather(1, y[:, None]).sum(), atol=1e-4)
+    assert torch.allclose(
+        head.nll(torch.zeros(3, 8), y), -head.log_probs(torch.zeros(3, 8)).gather(1, y[:, None]).sum(), atol=1e-4
+    )
 
 
 def test_full_softmax_padding_never_contributes():

@@ -1,4 +1,5 @@
 """The hand-written kernels of pipeline/model.py against plain autograd on the same weights."""
+
 import pytest
 import torch
 import torch.nn.functional as Fn

@@ -1,5 +1,6 @@
 """Every output path holds one kind: a command replaces only outputs of its own kind and files it
 writes itself; everything else is refused with one line and left byte-identical."""
+
 import json
 import shutil
 import subprocess
@@ -8,9 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from conftest import REPO
 from pipeline.errors import PipelineError
 from pipeline.io import check_replaceable, directory_kind
+
+from conftest import REPO
 
 SAMPLES = REPO / "data" / "samples"
 
@@ -23,8 +25,9 @@ def snapshot(path: Path) -> dict:
 
 
 def elmo(*args, cwd):
-    return subprocess.run([sys.executable, "-m", "pipeline.cli", *args], capture_output=True, text=True, cwd=cwd,
-                          stdin=subprocess.DEVNULL)
+    return subprocess.run(
+        [sys.executable, "-m", "pipeline.cli", *args], capture_output=True, text=True, cwd=cwd, stdin=subprocess.DEVNULL
+    )
 
 
 def refused(p, target: Path, before: dict):
@@ -38,9 +41,25 @@ def refused(p, target: Path, before: dict):
 def ner_model(trained, tmp_path_factory):
     """A task model directory (ELMo inputs only, one epoch, tiny head)."""
     d = tmp_path_factory.mktemp("kinds")
-    p = elmo("-q", "finetune", "--task", "ner", "--train", str(SAMPLES / "ner" / "train.conll"),
-             "--dev", str(SAMPLES / "ner" / "dev.conll"), "--encoder", str(trained / "enc"), "--epochs", "1",
-             "--set", "hidden=8", "--out", str(d / "ner"), cwd=d)
+    p = elmo(
+        "-q",
+        "finetune",
+        "--task",
+        "ner",
+        "--train",
+        str(SAMPLES / "ner" / "train.conll"),
+        "--dev",
+        str(SAMPLES / "ner" / "dev.conll"),
+        "--encoder",
+        str(trained / "enc"),
+        "--epochs",
+        "1",
+        "--set",
+        "hidden=8",
+        "--out",
+        str(d / "ner"),
+        cwd=d,
+    )
     assert p.returncode == 0, p.stderr
     return d / "ner"
 
@@ -59,17 +78,31 @@ def test_finetune_refuses_to_replace_an_encoder(trained, tmp_path):
     enc = tmp_path / "enc"
     shutil.copytree(trained / "enc", enc)
     before = snapshot(enc)
-    p = elmo("finetune", "--task", "ner", "--train", str(SAMPLES / "ner" / "train.conll"),
-             "--dev", str(SAMPLES / "ner" / "dev.conll"), "--encoder", str(trained / "enc"), "--epochs", "1",
-             "--out", str(enc), cwd=tmp_path)
+    p = elmo(
+        "finetune",
+        "--task",
+        "ner",
+        "--train",
+        str(SAMPLES / "ner" / "train.conll"),
+        "--dev",
+        str(SAMPLES / "ner" / "dev.conll"),
+        "--encoder",
+        str(trained / "enc"),
+        "--epochs",
+        "1",
+        "--out",
+        str(enc),
+        cwd=tmp_path,
+    )
     refused(p, enc, before)
     assert "holds an exported encoder" in p.stderr
 
 
 def test_export_refuses_to_replace_a_task_model(trained, ner_model, tmp_path):
     before = snapshot(ner_model)
-    p = elmo("export", str(trained / "model" / "best"), str(ner_model), "--prepared", str(trained / "prep"),
-             cwd=tmp_path)
+    p = elmo(
+        "export", str(trained / "model" / "best"), str(ner_model), "--prepared", str(trained / "prep"), cwd=tmp_path
+    )
     refused(p, ner_model, before)
     assert "holds a finetuned task model" in p.stderr
 
@@ -78,9 +111,24 @@ def test_finetune_refuses_a_plots_directory_holding_other_files(trained, tmp_pat
     plots = tmp_path / "sentiment"
     shutil.copytree(SAMPLES / "sentiment", plots)  # holds train.tsv/dev.tsv that are data, not curves
     before = snapshot(plots)
-    p = elmo("finetune", "--task", "classify", "--train", str(SAMPLES / "sentiment" / "train.tsv"),
-             "--dev", str(SAMPLES / "sentiment" / "dev.tsv"), "--encoder", str(trained / "enc"), "--epochs", "1",
-             "--out", str(tmp_path / "m"), "--plots", str(plots), cwd=tmp_path)
+    p = elmo(
+        "finetune",
+        "--task",
+        "classify",
+        "--train",
+        str(SAMPLES / "sentiment" / "train.tsv"),
+        "--dev",
+        str(SAMPLES / "sentiment" / "dev.tsv"),
+        "--encoder",
+        str(trained / "enc"),
+        "--epochs",
+        "1",
+        "--out",
+        str(tmp_path / "m"),
+        "--plots",
+        str(plots),
+        cwd=tmp_path,
+    )
     refused(p, plots, before)
     assert not (tmp_path / "m").exists()
 
@@ -96,9 +144,11 @@ def test_single_file_outputs_replace_only_their_own_kind(trained, ner_model, tmp
     p = elmo("-q", "lm-score", str(text), "--encoder", str(trained / "enc"), "--json", str(text), cwd=tmp_path)
     refused(p, text, before)
     # their own earlier outputs are replaced
-    for args in (("embed", str(text), "--encoder", str(trained / "enc"), "--out", "o.h5"),
-                 ("predict", str(text), "--model", str(ner_model), "--output", "p.jsonl"),
-                 ("lm-score", str(text), "--encoder", str(trained / "enc"), "--json", "s.json")):
+    for args in (
+        ("embed", str(text), "--encoder", str(trained / "enc"), "--out", "o.h5"),
+        ("predict", str(text), "--model", str(ner_model), "--output", "p.jsonl"),
+        ("lm-score", str(text), "--encoder", str(trained / "enc"), "--json", "s.json"),
+    ):
         for _ in range(2):
             assert elmo("-q", *args, cwd=tmp_path).returncode == 0
 
@@ -111,8 +161,13 @@ def test_pretraining_refuses_an_output_directory_of_another_kind(trained, tmp_pa
     shutil.copytree(trained / "enc", enc)
     before = snapshot(enc)
     with pytest.raises(PipelineError, match="holds an exported encoder; refusing"):
-        pretrain(ModelConfig(filters=[[1, 4]], projection_dim=8, cell_dim=16), PretrainConfig(max_steps=1),
-                 trained / "prep", enc, progress=False)
+        pretrain(
+            ModelConfig(filters=[[1, 4]], projection_dim=8, cell_dim=16),
+            PretrainConfig(max_steps=1),
+            trained / "prep",
+            enc,
+            progress=False,
+        )
     assert snapshot(enc) == before
 
 
@@ -134,13 +189,17 @@ def test_directories_written_before_kinds_existed_are_recognised(trained, ner_mo
     # weights under their first names: BiLM.encoder (now token_encoder), the heads' encoder (now bilstm)
     from safetensors.torch import load_file, save_file
 
-    for f, new, old in ((old_enc / "model.safetensors", "token_encoder.", "encoder."),
-                        (old_ner / "model.safetensors", "head.bilstm.", "head.encoder.")):
+    for f, new, old in (
+        (old_enc / "model.safetensors", "token_encoder.", "encoder."),
+        (old_ner / "model.safetensors", "head.bilstm.", "head.encoder."),
+    ):
         state = load_file(str(f))
-        save_file({(old + k[len(new):] if k.startswith(new) else k): v for k, v in state.items()}, str(f))
+        save_file({(old + k[len(new) :] if k.startswith(new) else k): v for k, v in state.items()}, str(f))
     assert directory_kind(old_enc) == "encoder" and directory_kind(old_ner) == "task-model"
     sents = [["The", "fire", "."]]
-    assert (Encoder.from_pretrained(old_enc).embed(sents)[0] == Encoder.from_pretrained(trained / "enc").embed(sents)[0]).all()
+    assert (
+        Encoder.from_pretrained(old_enc).embed(sents)[0] == Encoder.from_pretrained(trained / "enc").embed(sents)[0]
+    ).all()
     assert TaskModel.load(old_ner).predict(sents) == TaskModel.load(ner_model).predict(sents)
     Encoder.from_pretrained(old_enc).save_pretrained(old_enc)
     assert json.loads((old_enc / "config.json").read_text())["kind"] == "encoder"
@@ -154,8 +213,21 @@ def test_a_metrics_path_holding_another_file_is_refused_before_any_work(trained,
     keep = tmp_path / "keep.txt"
     keep.write_text("my notes\n")
     before = snapshot(keep)
-    p = elmo("finetune", "--task", "ner", "--train", str(SAMPLES / "ner" / "train.conll"),
-             "--dev", str(SAMPLES / "ner" / "dev.conll"), "--encoder", str(trained / "enc"),
-             "--out", str(tmp_path / "m"), "--metrics", str(keep), cwd=tmp_path)
+    p = elmo(
+        "finetune",
+        "--task",
+        "ner",
+        "--train",
+        str(SAMPLES / "ner" / "train.conll"),
+        "--dev",
+        str(SAMPLES / "ner" / "dev.conll"),
+        "--encoder",
+        str(trained / "enc"),
+        "--out",
+        str(tmp_path / "m"),
+        "--metrics",
+        str(keep),
+        cwd=tmp_path,
+    )
     refused(p, keep, before)
     assert not (tmp_path / "m").exists()  # no training happened

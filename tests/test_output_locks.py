@@ -1,13 +1,15 @@
 """One run per output: the lock beside an output (pipeline/io.py: output_lock)."""
+
 import os
 import subprocess
 import sys
 
 import pytest
 
-from helpers import elmo
 from pipeline.errors import PipelineError
 from pipeline.io import lock_file, output_lock
+
+from helpers import elmo
 
 SAMPLES = __import__("conftest").REPO / "data" / "samples"
 
@@ -51,12 +53,29 @@ def test_a_second_finetune_on_the_same_output_is_refused_with_one_line(trained, 
     holder = subprocess.Popen(["sleep", "30"])
     try:
         lock_file(tmp_path / "m").write_text(f"{holder.pid}\n")
-        p = elmo("finetune", "--task", "ner", "--train", str(SAMPLES / "ner" / "train.conll"),
-                 "--dev", str(SAMPLES / "ner" / "dev.conll"), "--encoder", str(trained / "enc"), "--epochs", "1",
-                 "--out", str(tmp_path / "m"), cwd=tmp_path)
+        p = elmo(
+            "finetune",
+            "--task",
+            "ner",
+            "--train",
+            str(SAMPLES / "ner" / "train.conll"),
+            "--dev",
+            str(SAMPLES / "ner" / "dev.conll"),
+            "--encoder",
+            str(trained / "enc"),
+            "--epochs",
+            "1",
+            "--out",
+            str(tmp_path / "m"),
+            cwd=tmp_path,
+        )
     finally:
         holder.kill()
         holder.wait()
     assert p.returncode == 1 and "Traceback" not in p.stderr
-    assert p.stderr.strip().splitlines()[-1].startswith(f"error: {tmp_path / 'm'}: another run is writing it (PID {holder.pid}")
+    assert (
+        p.stderr.strip()
+        .splitlines()[-1]
+        .startswith(f"error: {tmp_path / 'm'}: another run is writing it (PID {holder.pid}")
+    )
     assert not (tmp_path / "m").exists()

@@ -6,8 +6,6 @@ from collections import defaultdict
 import numpy as np
 import pytest
 
-from conftest import REPO
-from helpers import TOY, kv_from
 from pipeline.config import PrepareConfig, Word2VecConfig
 from pipeline.data.prepare import prepare_corpus
 from pipeline.errors import PipelineError
@@ -19,6 +17,7 @@ from pipeline.word2vec import (
     train_word2vec,
 )
 
+from helpers import TOY, kv_from
 
 ANALOGIES = """: family
 man woman king queen

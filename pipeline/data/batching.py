@@ -20,10 +20,11 @@ One batch (B sentences, T = longest + 2)::
 Targets are softmax (vocabulary) ids: an out-of-vocabulary type maps to ``<UNK>``; ``-100``
 (PyTorch's ``ignore_index``) marks positions without a target, so padding never adds to a loss.
 """
+
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import numpy as np
 import torch
@@ -78,8 +79,9 @@ def cut_sorted(order, lengths, max_tokens: int | None = None, max_rows: int | No
     for i in order:
         padded = int(lengths[i]) + 2  # the longest so far: ``order`` is sorted
         rows = len(batch) + 1
-        if batch and ((max_rows is not None and rows > max_rows)
-                      or (max_tokens is not None and rows * padded > max_tokens)):
+        if batch and (
+            (max_rows is not None and rows > max_rows) or (max_tokens is not None and rows * padded > max_tokens)
+        ):
             batches.append(batch)
             batch = []
         batch.append(int(i))

@@ -5,9 +5,10 @@ so the end-of-word marker still fits), end-of-word, then padding. The sentence b
 ``<S>`` and ``</S>`` are a single special id between the word markers. Any Unicode string works,
 because every string has UTF-8 bytes; truncation may cut a multi-byte character, as in bilm-tf.
 """
+
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 

@@ -22,17 +22,18 @@ corpus (300 ABC news articles, ~60k words) in gensim's test data (``lee_backgrou
 one article per line). It is cut into sentences (raw text: the prepare stage's tokenizer splits
 the words), so the default pipeline needs no network and no repository data.
 """
+
 from __future__ import annotations
 
 import glob as globlib
 import os
 import re
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator, Literal
+from typing import Literal
 
 from pipeline.data.lines import Line, ReadStats, clean_text, iter_lines, split_text_lines
 from pipeline.errors import PipelineError
-
 
 # --- plain files -----------------------------------------------------------------------------
 
@@ -47,7 +48,8 @@ def _expand(spec: str) -> list[Path]:
     path = Path(spec)
     if path.is_dir():
         files = sorted(
-            p for p in path.rglob("*")
+            p
+            for p in path.rglob("*")
             if p.is_file() and not any(part.startswith(".") for part in p.relative_to(path).parts)
         )
         if not files:
@@ -62,7 +64,7 @@ def _expand(spec: str) -> list[Path]:
 
 
 def parse_hf_spec(spec: str) -> tuple[str, str | None, str, str]:
-    parts = spec[len("hf:"):].split(":")
+    parts = spec[len("hf:") :].split(":")
     if len(parts) != 4 or not parts[0] or not parts[2] or not parts[3]:
         raise PipelineError(
             f"{spec}: a Hugging Face corpus spec is hf:NAME:CONFIG:SPLIT:FIELD "
@@ -106,6 +108,8 @@ def _read_hf(spec: str, streaming: bool, errors: str, stats: ReadStats) -> Itera
 # Sentence ends: . ! ? (optionally followed by a closing quote) before whitespace and a capital,
 # digit or opening quote. Abbreviations such as "Mr. Smith" are cut too; good enough for a demo.
 _SENT_END = re.compile(r"(?<=[.!?])\s+(?=[\"'A-Z0-9])|(?<=[.!?][\"'])\s+")
+
+
 def split_sentences_raw(text: str) -> list[str]:
     return [s for s in _SENT_END.split(text.strip()) if s]
 

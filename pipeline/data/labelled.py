@@ -4,6 +4,7 @@ Each reader returns texts and labels in file order; a row without the text or la
 the wrong number of columns, is an error naming the file and line. Rows whose text is empty are
 skipped and counted (``empty``), so a stray blank row does not stop a run.
 """
+
 from __future__ import annotations
 
 import csv
@@ -12,8 +13,8 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from pipeline.errors import PipelineError
 from pipeline.data.lines import ReadStats, read_lines
+from pipeline.errors import PipelineError
 
 
 @dataclass
@@ -24,9 +25,15 @@ class LabelledData:
     lines: list[int] = field(default_factory=list)  # the file line of each kept row
 
 
-def read_classification(path: str | Path, text_field: str | int = "sentence", label_field: str | int = "label",
-                        fmt: str | None = None, encoding_errors: str = "error",
-                        stats: ReadStats | None = None, header: bool | None = None) -> LabelledData:
+def read_classification(
+    path: str | Path,
+    text_field: str | int = "sentence",
+    label_field: str | int = "label",
+    fmt: str | None = None,
+    encoding_errors: str = "error",
+    stats: ReadStats | None = None,
+    header: bool | None = None,
+) -> LabelledData:
     """Read ``path`` (format from ``fmt`` or the suffix: .tsv, .csv, .jsonl/.json).
 
     TSV/CSV fields are header names, or 0-based column numbers for a file without a header row
@@ -34,8 +41,10 @@ def read_classification(path: str | Path, text_field: str | int = "sentence", la
     path = Path(path)
     fmt = fmt or {".tsv": "tsv", ".csv": "csv", ".jsonl": "jsonl", ".json": "jsonl"}.get(path.suffix.lower())
     if fmt not in ("tsv", "csv", "jsonl"):
-        raise PipelineError(f"{path}: cannot tell the format from the file name; give it with "
-                            f"--format tsv (or csv, jsonl; `format:` in a config file)")
+        raise PipelineError(
+            f"{path}: cannot tell the format from the file name; give it with "
+            f"--format tsv (or csv, jsonl; `format:` in a config file)"
+        )
     lines = read_lines(path, encoding_errors, stats, soft_controls=True)
     out = LabelledData()
     if fmt == "jsonl":
@@ -71,14 +80,18 @@ def _read_jsonl(path: Path, lines: list[str], text_field: str, label_field: str,
             raise PipelineError(f"{path}:{lineno}: expected a JSON object per line")
         for name in (text_field, label_field):
             if row.get(name) is None:
-                raise PipelineError(f"{path}:{lineno}: no {name!r} field (set text_field/label_field to the "
-                                    f"keys of your rows: {', '.join(map(str, row))})")
+                raise PipelineError(
+                    f"{path}:{lineno}: no {name!r} field (set text_field/label_field to the "
+                    f"keys of your rows: {', '.join(map(str, row))})"
+                )
         text, label = row[text_field], row[label_field]
         if not isinstance(text, str):
             raise PipelineError(f"{path}:{lineno}: field {text_field!r} is a JSON {_json_type(text)}, not a string")
         if isinstance(label, bool) or not isinstance(label, (str, int)):
-            raise PipelineError(f"{path}:{lineno}: field {label_field!r} is a JSON {_json_type(label)}; "
-                                f"a label is a string or an integer")
+            raise PipelineError(
+                f"{path}:{lineno}: field {label_field!r} is a JSON {_json_type(label)}; "
+                f"a label is a string or an integer"
+            )
         _add(out, path, lineno, text, label)
 
 
@@ -100,23 +113,34 @@ def _column_indexes(path: Path, first: list[str] | None, text_field, label_field
                 raise PipelineError(f"{path}:1: {name} {i} is out of range: the row has {len(first)} columns")
         return text_field, label_field, header
     if not header:
-        raise PipelineError(f"{path}: without a header row, give text_field and label_field as column numbers "
-                            f"(e.g. --set text_field=1 --set label_field=0)")
-    conll = " (one space-separated column: a CoNLL file? NER data needs --task ner)" if (
-        len(first) == 1 and " " in first[0]) else ""
+        raise PipelineError(
+            f"{path}: without a header row, give text_field and label_field as column numbers "
+            f"(e.g. --set text_field=1 --set label_field=0)"
+        )
+    conll = (
+        " (one space-separated column: a CoNLL file? NER data needs --task ner)"
+        if (len(first) == 1 and " " in first[0])
+        else ""
+    )
     for name in (text_field, label_field):
         if name not in first:
-            raise PipelineError(f"{path}:1: header has no {name!r} column (columns: {', '.join(first)}){conll}; set "
-                                f"text_field/label_field to its names, or to column numbers for a file without "
-                                f"a header row (e.g. --set text_field=1 --set label_field=0)")
+            raise PipelineError(
+                f"{path}:1: header has no {name!r} column (columns: {', '.join(first)}){conll}; set "
+                f"text_field/label_field to its names, or to column numbers for a file without "
+                f"a header row (e.g. --set text_field=1 --set label_field=0)"
+            )
     return first.index(text_field), first.index(label_field), True
 
 
 def _read_columns(path: Path, lines: list[str], fmt: str, text_field, label_field, header, out: LabelledData) -> None:
     # why csv for TSV too: quoting rules; QUOTE_NONE for TSV because SST text contains bare quotes
     csv.field_size_limit(max(csv.field_size_limit(), 1 << 30))  # a long text is data, not an error (default 128 kB)
-    rows = csv.reader(lines, delimiter="\t" if fmt == "tsv" else ",",
-                      quoting=csv.QUOTE_NONE if fmt == "tsv" else csv.QUOTE_MINIMAL, strict=True)
+    rows = csv.reader(
+        lines,
+        delimiter="\t" if fmt == "tsv" else ",",
+        quoting=csv.QUOTE_NONE if fmt == "tsv" else csv.QUOTE_MINIMAL,
+        strict=True,
+    )
     try:
         _read_rows(path, rows, text_field, label_field, header, out)
     except csv.Error as e:  # e.g. a quote left open at the end of a CSV file

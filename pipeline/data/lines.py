@@ -14,16 +14,17 @@ vocabularies, evaluation files, and the input of embed / predict / lm-score) tak
   is counted (``controls_as_space``); NUL and invalid UTF-8 keep the policy above.
 - A file whose first 64 KiB are mostly NUL bytes or undecodable is refused as binary.
 """
+
 from __future__ import annotations
 
 import gzip
-import zlib
 import itertools
 import os
 import re
+import zlib
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator
 
 from pipeline.errors import PipelineError
 
@@ -63,7 +64,7 @@ def open_binary(path: Path):
 
 def _refuse_binary(path: Path, head: bytes) -> None:
     """A file whose first bytes are mostly NULs or invalid UTF-8 is not text."""
-    lines = [x for x in head.split(b"\n")[:-1 if len(head) == SNIFF_BYTES else None] if x] or [head]
+    lines = [x for x in head.split(b"\n")[: -1 if len(head) == SNIFF_BYTES else None] if x] or [head]
     bad = 0
     for raw in lines:
         try:
@@ -72,8 +73,10 @@ def _refuse_binary(path: Path, head: bytes) -> None:
         except UnicodeDecodeError:
             bad += 1
     if head and bad * 2 > len(lines):
-        raise PipelineError(f"{path}: looks like a binary file ({bad} of the first {len(lines)} lines hold NUL "
-                            f"bytes or invalid UTF-8); give a UTF-8 text file")
+        raise PipelineError(
+            f"{path}: looks like a binary file ({bad} of the first {len(lines)} lines hold NUL "
+            f"bytes or invalid UTF-8); give a UTF-8 text file"
+        )
 
 
 def decode_line(raw: bytes, where: str, errors: str, soft_controls: bool = False) -> tuple[str, bool, bool]:
@@ -85,8 +88,9 @@ def decode_line(raw: bytes, where: str, errors: str, soft_controls: bool = False
         bad = False
     except UnicodeDecodeError as e:
         if errors == "error":
-            raise PipelineError(f"{where}: invalid UTF-8 at byte {e.start} "
-                                f"(encoding_errors: replace would replace such bytes)") from None
+            raise PipelineError(
+                f"{where}: invalid UTF-8 at byte {e.start} (encoding_errors: replace would replace such bytes)"
+            ) from None
         text, bad = raw.decode("utf-8", errors="replace"), True
     softened = bool(soft_controls and _SOFT_CONTROL.search(text))
     if softened:
@@ -104,8 +108,10 @@ def clean_text(text: str, where: str, errors: str) -> tuple[str, bool]:
     m = _CONTROL.search(text)
     if m:
         if errors == "error":
-            raise PipelineError(f"{where}: control character U+{ord(m.group()):04X} at column {m.start() + 1} "
-                                f"(encoding_errors: replace would replace it)")
+            raise PipelineError(
+                f"{where}: control character U+{ord(m.group()):04X} at column {m.start() + 1} "
+                f"(encoding_errors: replace would replace it)"
+            )
         text, bad = _CONTROL.sub("\ufffd", text), True
     return text.translate(_AS_SPACE), bad
 
@@ -115,8 +121,13 @@ def split_text_lines(text: str) -> list[str]:
     return [line[:-1] if line.endswith("\r") else line for line in text.split("\n")]
 
 
-def iter_lines(path: str | os.PathLike, errors: str = "error", stats: ReadStats | None = None,
-               what: str = "file", soft_controls: bool = False) -> Iterator[Line]:
+def iter_lines(
+    path: str | os.PathLike,
+    errors: str = "error",
+    stats: ReadStats | None = None,
+    what: str = "file",
+    soft_controls: bool = False,
+) -> Iterator[Line]:
     """The lines of a text file (plain or .gz), read as described in the module docstring."""
     path = Path(path)
     stats = stats if stats is not None else ReadStats()
@@ -126,7 +137,7 @@ def iter_lines(path: str | os.PathLike, errors: str = "error", stats: ReadStats 
             head = f.read(SNIFF_BYTES)
             _refuse_binary(path, head)
             if head.startswith(BOM):
-                head = head[len(BOM):]
+                head = head[len(BOM) :]
                 stats.bom += 1
             yield from _lines(path, head, f, errors, stats, soft_controls)
     except FileNotFoundError:
@@ -164,22 +175,29 @@ def _chunks(head: bytes, f) -> Iterator[bytes]:
 
 
 def _line(path: Path, raw: bytes, lineno: int, errors: str, stats: ReadStats, soft_controls: bool) -> Line:
-    text, replaced, softened = decode_line(raw[:-1] if raw.endswith(b"\r") else raw, f"{path}:{lineno}", errors,
-                                           soft_controls)
+    text, replaced, softened = decode_line(
+        raw[:-1] if raw.endswith(b"\r") else raw, f"{path}:{lineno}", errors, soft_controls
+    )
     stats.lines += 1
     stats.replaced_utf8 += replaced
     stats.controls_as_space += softened
     return Line(text, str(path), lineno)
 
 
-def read_lines(path: str | os.PathLike, errors: str = "error", stats: ReadStats | None = None,
-               what: str = "file", soft_controls: bool = False) -> list[str]:
+def read_lines(
+    path: str | os.PathLike,
+    errors: str = "error",
+    stats: ReadStats | None = None,
+    what: str = "file",
+    soft_controls: bool = False,
+) -> list[str]:
     """All lines of a (small) text file, read like :func:`iter_lines`."""
     return [line.text for line in iter_lines(path, errors, stats, what, soft_controls)]
 
 
-def input_lines(path: str | os.PathLike, errors: str = "error",
-                stats: ReadStats | None = None) -> Iterator[tuple[int, str]]:
+def input_lines(
+    path: str | os.PathLike, errors: str = "error", stats: ReadStats | None = None
+) -> Iterator[tuple[int, str]]:
     """(0-based line number, text) of the one text file a command reads sentences from (embed,
     predict, lm-score)."""
     path = Path(path)
@@ -189,8 +207,9 @@ def input_lines(path: str | os.PathLike, errors: str = "error",
         yield line.lineno - 1, line.text
 
 
-def input_chunks(path: str | os.PathLike, chunk_lines: int, errors: str = "error",
-                 stats: ReadStats | None = None) -> Iterator[list[tuple[int, str]]]:
+def input_chunks(
+    path: str | os.PathLike, chunk_lines: int, errors: str = "error", stats: ReadStats | None = None
+) -> Iterator[list[tuple[int, str]]]:
     """:func:`input_lines` in lists of at most ``chunk_lines``: how embed and predict stream a file."""
     lines = input_lines(path, errors, stats)
     while chunk := list(itertools.islice(lines, chunk_lines)):

@@ -19,6 +19,7 @@ Bad input and what happens (the README repeats this):
 * a line longer than ``max_sentence_length`` tokens → cut into pieces, counted;
 * an empty corpus or an empty split → one-line error saying which.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -26,8 +27,8 @@ import json
 import shutil
 import sys
 from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 
@@ -36,8 +37,14 @@ from pipeline.data.chars import BOS_CHAR, BOW_CHAR, EOS_CHAR, EOW_CHAR, N_CHAR_I
 from pipeline.data.corpus import read_corpus
 from pipeline.data.lines import Line, ReadStats
 from pipeline.data.prepared import FORMAT_VERSION, SPLITS, ShardWriter
-from pipeline.data.tokenizers import (SP_MODEL_FILE, SentencePieceTokenizer, count_glued, glued_warning, make_tokenizer,
-                                      train_sentencepiece)
+from pipeline.data.tokenizers import (
+    SP_MODEL_FILE,
+    SentencePieceTokenizer,
+    count_glued,
+    glued_warning,
+    make_tokenizer,
+    train_sentencepiece,
+)
 from pipeline.data.vocab import PAD_ID, SPECIALS, Vocab
 from pipeline.errors import PipelineError
 from pipeline.io import atomic_path, check_replaceable, check_run_paths, output_lock, remove_stale_temporaries
@@ -117,8 +124,13 @@ def _sentences(text: str, split_sentences: bool) -> Iterator[str]:
         yield " ".join(current)
 
 
-def prepare_corpus(cfg: PrepareConfig, out_dir: str | Path, progress: bool = True, vocab: Vocab | None = None,
-                   sp_model: Path | None = None) -> dict:
+def prepare_corpus(
+    cfg: PrepareConfig,
+    out_dir: str | Path,
+    progress: bool = True,
+    vocab: Vocab | None = None,
+    sp_model: Path | None = None,
+) -> dict:
     """Run the prepare stage into ``out_dir`` (replaced atomically); return the stats dict.
 
     ``vocab`` (and ``sp_model``, a SentencePiece model file, with ``tokenizer: sentencepiece``): use
@@ -135,8 +147,9 @@ def prepare_corpus(cfg: PrepareConfig, out_dir: str | Path, progress: bool = Tru
     return stats
 
 
-def _prepare_into(cfg: PrepareConfig, out: Path, progress: bool, fixed_vocab: Vocab | None = None,
-                  sp_model: Path | None = None) -> dict:
+def _prepare_into(
+    cfg: PrepareConfig, out: Path, progress: bool, fixed_vocab: Vocab | None = None, sp_model: Path | None = None
+) -> dict:
     """Run passes 1–4 into the existing directory ``out``; return the stats dict (also in meta.json)."""
     sources = _Sources(cfg, ReadStats())
     tokenizer = _make_tokenizer(cfg, sources, out, sp_model)
@@ -149,8 +162,9 @@ def _prepare_into(cfg: PrepareConfig, out: Path, progress: bool, fixed_vocab: Vo
     _write_types(out, extra, types, cfg.max_chars)
     stats = _stats(out, tokenized, split_info, len(vocab), sources.read_stats)
     _write_meta(out, cfg, len(vocab), types, split_info, sources.read_stats, stats)
-    warning = glued_warning(f"prepare ({cfg.tokenizer} tokenizer)", stats["glued_punctuation_tokens"],
-                            stats["train_tokens"])
+    warning = glued_warning(
+        f"prepare ({cfg.tokenizer} tokenizer)", stats["glued_punctuation_tokens"], stats["train_tokens"]
+    )
     if warning:
         print(warning, file=sys.stderr)
     return stats
@@ -179,7 +193,10 @@ def _make_tokenizer(cfg: PrepareConfig, sources: _Sources, out: Path, sp_model: 
         shutil.copy(sp_model, out / SP_MODEL_FILE)
         return SentencePieceTokenizer(out / SP_MODEL_FILE, lowercase=cfg.lowercase)
     train_sentencepiece(
-        _sentencepiece_sample(cfg, sources), out / SP_MODEL_FILE, cfg.sp_vocab_size, cfg.sp_model_type,
+        _sentencepiece_sample(cfg, sources),
+        out / SP_MODEL_FILE,
+        cfg.sp_vocab_size,
+        cfg.sp_model_type,
         cfg.sp_character_coverage,
     )
     sources.read_stats = ReadStats()  # count the main pass only
@@ -328,7 +345,14 @@ def _write_meta(
         "tokenizer_model": SP_MODEL_FILE if cfg.tokenizer == "sentencepiece" else None,
         "lowercase": cfg.lowercase,
         "max_chars": cfg.max_chars,
-        "char_ids": {"bos": BOS_CHAR, "eos": EOS_CHAR, "bow": BOW_CHAR, "eow": EOW_CHAR, "pad": PAD_CHAR, "n": N_CHAR_IDS},
+        "char_ids": {
+            "bos": BOS_CHAR,
+            "eos": EOS_CHAR,
+            "bow": BOW_CHAR,
+            "eow": EOW_CHAR,
+            "pad": PAD_CHAR,
+            "n": N_CHAR_IDS,
+        },
         "specials": list(SPECIALS),
         "vocab_size": V,
         "n_types": len(types),

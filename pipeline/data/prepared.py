@@ -19,12 +19,13 @@
 Type ids below V are vocabulary ids; a type id ``>= V`` is an out-of-vocabulary word whose
 softmax target is ``<UNK>``. Shards are memory-mapped, so a corpus larger than RAM streams.
 """
+
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 
@@ -75,8 +76,9 @@ def damaged_files(directory: Path) -> Iterator[None]:
         raise
     except (OSError, ValueError, KeyError, EOFError) as e:  # json/numpy errors are ValueErrors
         where = getattr(e, "filename", None) or directory
-        raise PipelineError(f"{where}: damaged prepared data ({type(e).__name__}: {str(e)[:160]}); "
-                            f"run the prepare stage again") from None
+        raise PipelineError(
+            f"{where}: damaged prepared data ({type(e).__name__}: {str(e)[:160]}); run the prepare stage again"
+        ) from None
 
 
 class PreparedSplit:
@@ -88,12 +90,16 @@ class PreparedSplit:
         if not length_files:
             raise PipelineError(f"{self.dir}: no shards found (run the prepare stage)")
         with damaged_files(self.dir):
-            self._tokens = [np.load(self.dir / f.name.replace("lengths-", "tokens-"), mmap_mode="r") for f in length_files]
+            self._tokens = [
+                np.load(self.dir / f.name.replace("lengths-", "tokens-"), mmap_mode="r") for f in length_files
+            ]
             lengths = [np.load(f) for f in length_files]
         for f, tokens, n in zip(length_files, self._tokens, lengths):
             if len(tokens) != int(n.sum()):
-                raise PipelineError(f"{f}: damaged prepared data (its tokens shard holds {len(tokens)} ids, the "
-                                    f"lengths add up to {int(n.sum())}); run the prepare stage again")
+                raise PipelineError(
+                    f"{f}: damaged prepared data (its tokens shard holds {len(tokens)} ids, the "
+                    f"lengths add up to {int(n.sum())}); run the prepare stage again"
+                )
         self.lengths = np.concatenate(lengths).astype(np.int64)  # (n_sentences,)
         # sentence i lives in shard s = searchsorted(shard_start, i, 'right') - 1
         self._shard_start = np.cumsum([0] + [len(x) for x in lengths])[:-1]
@@ -129,15 +135,19 @@ class PreparedData:
         with damaged_files(self.dir):
             self.meta = json.loads(meta_file.read_text(encoding="utf-8"))
             if self.meta.get("format_version", 0) > FORMAT_VERSION:
-                raise PipelineError(f"{meta_file}: format version {self.meta['format_version']} is newer than this code")
+                raise PipelineError(
+                    f"{meta_file}: format version {self.meta['format_version']} is newer than this code"
+                )
             self.vocab = Vocab.load(self.dir / "vocab.txt")
             extra = (self.dir / "extra_types.txt").read_text(encoding="utf-8").split("\n")[:-1]  # our own file: \n only
             self.types = self.vocab.tokens + extra  # type id → token string
             self.char_ids = np.load(self.dir / "char_ids.npy", mmap_mode="r")  # (n_types, max_chars)
             self.max_chars = int(self.meta["max_chars"])
         if self.char_ids.shape != (len(self.types), self.max_chars):
-            raise PipelineError(f"{self.dir}: damaged prepared data (char_ids.npy is {self.char_ids.shape}, expected "
-                                f"({len(self.types)}, {self.max_chars})); run the prepare stage again")
+            raise PipelineError(
+                f"{self.dir}: damaged prepared data (char_ids.npy is {self.char_ids.shape}, expected "
+                f"({len(self.types)}, {self.max_chars})); run the prepare stage again"
+            )
         self._char_tensor = None
         self._splits: dict[str, PreparedSplit] = {}
 
@@ -156,15 +166,21 @@ class PreparedData:
     def check_trained_on(self, model_dir, train_cfg: dict, hint: str) -> None:
         """Refuse data other than a saved biLM's own (``train_cfg``: its config.json)."""
         if len(self.vocab) != train_cfg["vocab_size"]:
-            raise PipelineError(f"{model_dir}: trained with {train_cfg['vocab_size']} words but {self.dir} has "
-                                f"{len(self.vocab)}; {hint}")
+            raise PipelineError(
+                f"{model_dir}: trained with {train_cfg['vocab_size']} words but {self.dir} has "
+                f"{len(self.vocab)}; {hint}"
+            )
         if train_cfg.get("max_chars", self.max_chars) != self.max_chars:
-            raise PipelineError(f"{model_dir}: trained with max_chars {train_cfg['max_chars']} but {self.dir} has "
-                                f"{self.max_chars}; {hint}")
+            raise PipelineError(
+                f"{model_dir}: trained with max_chars {train_cfg['max_chars']} but {self.dir} has "
+                f"{self.max_chars}; {hint}"
+            )
         if train_cfg.get("prepared_id", self.identity) != self.identity:
-            raise PipelineError(f"{model_dir}: trained on other prepared data than {self.dir} (same size, but another "
-                                f"vocabulary, casing, tokenizer or character ids: was prepare re-run with other "
-                                f"settings?); {hint}")
+            raise PipelineError(
+                f"{model_dir}: trained on other prepared data than {self.dir} (same size, but another "
+                f"vocabulary, casing, tokenizer or character ids: was prepare re-run with other "
+                f"settings?); {hint}"
+            )
 
     def split(self, name: str) -> PreparedSplit:
         if name not in SPLITS:

@@ -5,14 +5,15 @@ lenient in a documented way: under IOB2 and BIOES an ``I-X`` that does not conti
 type ``X`` (e.g. after ``O``) starts a new chunk and is counted as repaired (``invalid: repair``),
 or is an error naming the file and line (``invalid: error``).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from pipeline.errors import PipelineError
 from pipeline.data.lines import ReadStats, read_lines
+from pipeline.errors import PipelineError
 
 Scheme = Literal["iob1", "iob2", "bioes"]
 Span = tuple[str, int, int]
@@ -103,9 +104,16 @@ class TaggedData:
     lines: list[int] = field(default_factory=list)  # the file line each sentence starts on
 
 
-def read_conll(path: str | Path, token_col: int = 0, label_col: int = -1, scheme: Scheme = "iob2",
-               target: Scheme = "iob2", invalid: Literal["repair", "error"] = "repair",
-               encoding_errors: str = "error", stats: ReadStats | None = None) -> TaggedData:
+def read_conll(
+    path: str | Path,
+    token_col: int = 0,
+    label_col: int = -1,
+    scheme: Scheme = "iob2",
+    target: Scheme = "iob2",
+    invalid: Literal["repair", "error"] = "repair",
+    encoding_errors: str = "error",
+    stats: ReadStats | None = None,
+) -> TaggedData:
     """A CoNLL column file (blank line between sentences, ``-DOCSTART-`` lines skipped)."""
     path = Path(path)
     lines = read_lines(path, encoding_errors, stats, what="CoNLL file", soft_controls=True)
@@ -124,8 +132,10 @@ def read_conll(path: str | Path, token_col: int = 0, label_col: int = -1, scheme
         except ValueError as e:
             raise PipelineError(f"{path}:{first_line}: {e}") from None
         if bad and invalid == "error":
-            raise PipelineError(f"{path}:{first_line + bad[0]}: tag {tags[bad[0]]!r} does not continue a chunk "
-                                f"of its type under {scheme.upper()} (set invalid_tags: repair to accept it)")
+            raise PipelineError(
+                f"{path}:{first_line + bad[0]}: tag {tags[bad[0]]!r} does not continue a chunk "
+                f"of its type under {scheme.upper()} (set invalid_tags: repair to accept it)"
+            )
         out.repaired += len(bad)
         out.sentences.append(toks)
         out.lines.append(first_line)
@@ -143,19 +153,27 @@ def read_conll(path: str | Path, token_col: int = 0, label_col: int = -1, scheme
         if n_cols is None:
             n_cols = len(cols)
             if n_cols < 2 or token_col % n_cols == label_col % n_cols:
-                raise PipelineError(f"{path}:{lineno}: expected a token and a label column (columns {token_col} "
-                                    f"and {label_col}), got {n_cols} column(s)")
+                raise PipelineError(
+                    f"{path}:{lineno}: expected a token and a label column (columns {token_col} "
+                    f"and {label_col}), got {n_cols} column(s)"
+                )
         if len(cols) != n_cols:
             # a tab-separated field holding several words: a sentence per line, not a token per line
-            hint = ("; this looks like a sentence-per-line TSV: a CoNLL file has one token per line "
-                    "(for a sentence classifier use --task classify)"
-                    if "\t" in line and len(line.split("\t")) < len(cols) else "")
-            raise PipelineError(f"{path}:{lineno}: expected {n_cols} columns like the first data line, "
-                                f"got {len(cols)}{hint}")
+            hint = (
+                "; this looks like a sentence-per-line TSV: a CoNLL file has one token per line "
+                "(for a sentence classifier use --task classify)"
+                if "\t" in line and len(line.split("\t")) < len(cols)
+                else ""
+            )
+            raise PipelineError(
+                f"{path}:{lineno}: expected {n_cols} columns like the first data line, got {len(cols)}{hint}"
+            )
         try:
             token, tag = cols[token_col], cols[label_col]
         except IndexError:
-            raise PipelineError(f"{path}:{lineno}: no column {token_col} or {label_col} in {len(cols)} columns") from None
+            raise PipelineError(
+                f"{path}:{lineno}: no column {token_col} or {label_col} in {len(cols)} columns"
+            ) from None
         if not toks:
             first_line = lineno
         toks.append(token)

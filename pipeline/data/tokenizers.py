@@ -9,12 +9,14 @@ labelled files read the same. It needs no NLTK data download.
 The SentencePiece model is trained by the prepare stage on the train split and saved beside the
 prepared data (``tokenizer.model``), so every later stage and every export uses the same model.
 """
+
 from __future__ import annotations
 
 import io
 import re
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable, Protocol
+from typing import Protocol
 
 from pipeline.errors import PipelineError
 
@@ -43,14 +45,20 @@ class WhitespaceTokenizer:
 # sentence, while a line of raw text often holds several)
 ABBREVIATIONS = frozenset(
     "mr mrs ms dr prof st jr sr vs etc inc ltd co corp no vol fig mt ft gen gov sen rep rev lt col sgt capt "
-    "jan feb mar apr jun jul aug sep sept oct nov dec approx dept est".split())
+    "jan feb mar apr jun jul aug sep sept oct nov dec approx dept est".split()
+)
 
 
 def _split_period(token: str) -> list[str]:
     """``good.`` → ``good .``; abbreviations (``Mr.``, ``U.S.``, ``J.``) keep their period."""
     word = token[:-1]
-    if (len(token) < 3 or not token.endswith(".") or "." in word or word.lower() in ABBREVIATIONS
-            or not word.replace("-", "").replace("'", "").isalnum()):
+    if (
+        len(token) < 3
+        or not token.endswith(".")
+        or "." in word
+        or word.lower() in ABBREVIATIONS
+        or not word.replace("-", "").replace("'", "").isalnum()
+    ):
         return [token]
     return [word, "."]
 
@@ -87,8 +95,10 @@ GLUED_WARN_FRACTION = 0.03  # warn when more than this share of tokens has glued
 def glued_warning(where: str, glued: int, tokens: int) -> str | None:
     """The one-line warning for whitespace tokenization of raw text, or None when it looks tokenized."""
     if tokens and glued / tokens > GLUED_WARN_FRACTION:
-        return (f"warning: {where}: {glued} of {tokens} whitespace tokens ({glued / tokens:.1%}) have punctuation "
-                f"glued on (e.g. 'good.'); for raw text use the ptb tokenizer (prepare.tokenizer: ptb)")
+        return (
+            f"warning: {where}: {glued} of {tokens} whitespace tokens ({glued / tokens:.1%}) have punctuation "
+            f"glued on (e.g. 'good.'); for raw text use the ptb tokenizer (prepare.tokenizer: ptb)"
+        )
     return None
 
 

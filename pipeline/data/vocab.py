@@ -4,6 +4,7 @@ Order is deterministic: count descending, ties broken by the token's code points
 Saved as ``vocab.txt``, one ``token<TAB>count`` per line, in id order. The specials' counts are:
 ``<PAD>`` 0, ``<UNK>`` the train tokens that map to it, ``<S>`` and ``</S>`` the train sentences.
 """
+
 from __future__ import annotations
 
 from collections import Counter
@@ -11,8 +12,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pipeline.data.chars import BOS_TOKEN, EOS_TOKEN
-from pipeline.errors import PipelineError
 from pipeline.data.lines import read_lines
+from pipeline.errors import PipelineError
 from pipeline.io import write_text_atomic
 
 PAD_TOKEN = "<PAD>"
@@ -36,7 +37,7 @@ class Vocab:
         return self.index.get(token, UNK_ID)
 
     @classmethod
-    def build(cls, counts: Counter, n_sentences: int, min_count: int = 1, max_size: int | None = None) -> "Vocab":
+    def build(cls, counts: Counter, n_sentences: int, min_count: int = 1, max_size: int | None = None) -> Vocab:
         words = [(t, c) for t, c in counts.items() if c >= min_count and t not in SPECIALS]
         words.sort(key=lambda tc: (-tc[1], tc[0]))
         if max_size is not None:
@@ -51,7 +52,7 @@ class Vocab:
         write_text_atomic(path, "".join(f"{t}\t{c}\n" for t, c in zip(self.tokens, self.counts)))
 
     @classmethod
-    def load(cls, path: str | Path) -> "Vocab":
+    def load(cls, path: str | Path) -> Vocab:
         path = Path(path)
         tokens, counts = [], []
         lines = read_lines(path, what="vocabulary file")

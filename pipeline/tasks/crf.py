@@ -7,6 +7,7 @@ the tests check it against brute-force enumeration.
 Shapes: ``emissions`` (B, T, K) tag scores, ``tags`` (B, T) ints, ``mask`` (B, T) bool, True on
 real tokens, each row a prefix (padding only at the end); every row has at least one token.
 """
+
 from __future__ import annotations
 
 import torch
@@ -14,8 +15,7 @@ from torch import nn
 
 
 class CRF(nn.Module):
-    def __init__(self, n_tags: int, allowed: torch.Tensor | None = None,
-                 allowed_start: torch.Tensor | None = None):
+    def __init__(self, n_tags: int, allowed: torch.Tensor | None = None, allowed_start: torch.Tensor | None = None):
         """``allowed`` (K, K) bool: transition i → j permitted; ``allowed_start`` (K,) bool."""
         super().__init__()
         self.n_tags = n_tags
@@ -23,8 +23,9 @@ class CRF(nn.Module):
         self.start = nn.Parameter(torch.zeros(n_tags))
         self.end = nn.Parameter(torch.zeros(n_tags))
         self.register_buffer("allowed", torch.ones(n_tags, n_tags, dtype=torch.bool) if allowed is None else allowed)
-        self.register_buffer("allowed_start", torch.ones(n_tags, dtype=torch.bool)
-                             if allowed_start is None else allowed_start)
+        self.register_buffer(
+            "allowed_start", torch.ones(n_tags, dtype=torch.bool) if allowed_start is None else allowed_start
+        )
 
     def _trans(self) -> torch.Tensor:
         return self.transitions.masked_fill(~self.allowed, -1e4)

@@ -1,4 +1,5 @@
 """Labelled data of a task: reading train/dev/test files, the label set, unknown-label checks."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -60,18 +61,41 @@ def read_task_data(cfg: FinetuneConfig, path: str | Path, tokenize=str.split) ->
     if cfg.task == "ner":
         from pipeline.data.tags import read_conll
 
-        d = read_conll(path, cfg.token_column, cfg.label_column, cfg.tag_scheme, cfg.model_scheme, cfg.invalid_tags,
-                       cfg.encoding_errors, stats)
-        return TaskData(str(path), d.sentences, d.tags, d.lines, repaired=d.repaired, replaced_lines=stats.replaced_utf8,
-                        controls_as_space=stats.controls_as_space)
+        d = read_conll(
+            path,
+            cfg.token_column,
+            cfg.label_column,
+            cfg.tag_scheme,
+            cfg.model_scheme,
+            cfg.invalid_tags,
+            cfg.encoding_errors,
+            stats,
+        )
+        return TaskData(
+            str(path),
+            d.sentences,
+            d.tags,
+            d.lines,
+            repaired=d.repaired,
+            replaced_lines=stats.replaced_utf8,
+            controls_as_space=stats.controls_as_space,
+        )
     from pipeline.data.labelled import read_classification
     from pipeline.data.tokenizers import count_glued
 
     d = read_classification(path, cfg.text_field, cfg.label_field, cfg.format, cfg.encoding_errors, stats, cfg.header)
     sentences = [tokenize(t) for t in d.texts]
-    return TaskData(str(path), sentences, d.labels, d.lines, skipped_empty=d.empty, replaced_lines=stats.replaced_utf8,
-                    controls_as_space=stats.controls_as_space, glued_punctuation=sum(count_glued(s) for s in sentences),
-                    tokens=sum(len(s) for s in sentences))
+    return TaskData(
+        str(path),
+        sentences,
+        d.labels,
+        d.lines,
+        skipped_empty=d.empty,
+        replaced_lines=stats.replaced_utf8,
+        controls_as_space=stats.controls_as_space,
+        glued_punctuation=sum(count_glued(s) for s in sentences),
+        tokens=sum(len(s) for s in sentences),
+    )
 
 
 def label_set(cfg: FinetuneConfig, train: TaskData) -> list[str]:
@@ -89,5 +113,7 @@ def check_labels(data: TaskData, labels: list[str], task: str) -> None:
     for i, target in enumerate(data.targets):
         bad = [t for t in (target if task == "ner" else [target]) if t not in known]
         if bad:
-            raise PipelineError(f"{data.path}:{data.lines[i]}: label {bad[0]!r} does not occur in the training "
-                                f"data (known: {', '.join(labels[:12])}{' ...' if len(labels) > 12 else ''})")
+            raise PipelineError(
+                f"{data.path}:{data.lines[i]}: label {bad[0]!r} does not occur in the training "
+                f"data (known: {', '.join(labels[:12])}{' ...' if len(labels) > 12 else ''})"
+            )

@@ -8,11 +8,12 @@ encoder: test 83.84 ± 0.32 over 3 seeds against 81.27 for TF-IDF alone; README,
 Model directory: ``config.json`` (kind ``task-model``, the member names) and ``members/<name>/``,
 each a complete task-model directory of its own.
 """
+
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 from pipeline.config import FinetuneConfig
 from pipeline.errors import PipelineError
@@ -58,9 +59,16 @@ class EnsembleClassifier(SentenceClassifierScores):
     def save(self, directory: str | Path, extra: dict | None = None) -> None:
         from pipeline.tasks.model import FORMAT_VERSION, KIND, model_card
 
-        config = {"format_version": FORMAT_VERSION, "task": "classify", "labels": self.labels,
-                  "finetune": dataclasses.asdict(self.cfg), "members": list(self.members), "encoder": None,
-                  "word2vec": None, **(extra or {})}
+        config = {
+            "format_version": FORMAT_VERSION,
+            "task": "classify",
+            "labels": self.labels,
+            "finetune": dataclasses.asdict(self.cfg),
+            "members": list(self.members),
+            "encoder": None,
+            "word2vec": None,
+            **(extra or {}),
+        }
 
         def side_files(tmp: Path) -> None:
             (tmp / MEMBERS_DIR).mkdir()
@@ -72,7 +80,7 @@ class EnsembleClassifier(SentenceClassifierScores):
         write_model_dir(directory, KIND, config, {}, side_files)
 
     @classmethod
-    def load(cls, d: Path, config: dict, cfg: FinetuneConfig) -> "EnsembleClassifier":
+    def load(cls, d: Path, config: dict, cfg: FinetuneConfig) -> EnsembleClassifier:
         from pipeline.tasks.model import TaskModel
 
         names = config.get("members")

@@ -15,19 +15,20 @@
   for the biLM only once per sentence; with ``finetune_encoder`` the biLM is a submodule whose
   layers are recomputed with gradients on every batch.
 """
+
 from __future__ import annotations
 
 import functools
 import zlib
 from collections import Counter
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 import torch
 from torch import nn
 
-from pipeline.data.chars import PAD_CHAR, N_CHAR_IDS, token_char_ids
+from pipeline.data.chars import N_CHAR_IDS, PAD_CHAR, token_char_ids
 from pipeline.tasks.scalar_mix import ScalarMix
 
 PAD, UNK = "<PAD>", "<UNK>"
@@ -68,7 +69,7 @@ def build_word_list(sentences: Sequence[Sequence[str]], word2vec=None, max_words
             if low not in seen:
                 seen.add(low)
                 words.append(low)
-    return words[:max(max_words, 2)]
+    return words[: max(max_words, 2)]
 
 
 def init_vectors(words: list[str], word2vec, dim: int, seed: int) -> np.ndarray:
@@ -93,8 +94,15 @@ def init_vectors(words: list[str], word2vec, dim: int, seed: int) -> np.ndarray:
 class WordEmbedding(nn.Module):
     """Sentences → (B, T, dim + CASE_DIM): lower-cased word vectors and the casing embedding."""
 
-    def __init__(self, words: list[str], dim: int, init: np.ndarray | None = None, trainable: bool = True,
-                 word_dropout: float = 0.0, singletons: set[str] | None = None):
+    def __init__(
+        self,
+        words: list[str],
+        dim: int,
+        init: np.ndarray | None = None,
+        trainable: bool = True,
+        word_dropout: float = 0.0,
+        singletons: set[str] | None = None,
+    ):
         super().__init__()
         self.words = list(words)
         self.index = {w: i for i, w in enumerate(self.words)}
@@ -189,8 +197,14 @@ class LookupVectors:
         return w
 
 
-def build_features(cfg, encoder=None, word2vec=None, train_sentences: Sequence[Sequence[str]] = (),
-                   words: list[str] | None = None, word_dim: int | None = None) -> "Features":
+def build_features(
+    cfg,
+    encoder=None,
+    word2vec=None,
+    train_sentences: Sequence[Sequence[str]] = (),
+    words: list[str] | None = None,
+    word_dim: int | None = None,
+) -> Features:
     """The inputs ``cfg`` (a FinetuneConfig) asks for. A new model's word table comes from
     ``train_sentences`` and ``word2vec``; a loaded model passes its saved ``words`` and ``word_dim``."""
     use_words, use_elmo = cfg.inputs in ("both", "word2vec"), cfg.inputs in ("both", "elmo")
@@ -204,12 +218,24 @@ def build_features(cfg, encoder=None, word2vec=None, train_sentences: Sequence[S
             words = build_word_list(train_sentences, word2vec, cfg.max_words)
             init = init_vectors(words, word2vec, dim, cfg.seed)
         counts = Counter(t.lower() for s in train_sentences for t in s)
-        word_part = WordEmbedding(words, dim, init, cfg.word_vectors == "trainable", cfg.word_dropout,
-                                  {w for w, c in counts.items() if c == 1})
+        word_part = WordEmbedding(
+            words,
+            dim,
+            init,
+            cfg.word_vectors == "trainable",
+            cfg.word_dropout,
+            {w for w, c in counts.items() if c == 1},
+        )
     chars = CharCNN(cfg.char_dim, cfg.char_filters, cfg.char_width, cfg.dropout) if cfg.char_encoder == "cnn" else None
-    return Features(encoder if use_elmo else None, word_part, chars, layer_norm=cfg.layer_norm,
-                    elmo_dropout=cfg.elmo_dropout, finetune_encoder=cfg.finetune_encoder,
-                    elmo_output=cfg.elmo_output)
+    return Features(
+        encoder if use_elmo else None,
+        word_part,
+        chars,
+        layer_norm=cfg.layer_norm,
+        elmo_dropout=cfg.elmo_dropout,
+        finetune_encoder=cfg.finetune_encoder,
+        elmo_output=cfg.elmo_output,
+    )
 
 
 class Features(nn.Module):
@@ -220,8 +246,16 @@ class Features(nn.Module):
     ``words``: a :class:`WordEmbedding`, :class:`LookupVectors` or None; ``chars``: a
     :class:`CharCNN` or None; ``encoder``: an Encoder (the ELMo part) or None."""
 
-    def __init__(self, encoder=None, words=None, chars=None, layer_norm: bool = False,
-                 elmo_dropout: float = 0.5, finetune_encoder: bool = False, elmo_output: bool = False):
+    def __init__(
+        self,
+        encoder=None,
+        words=None,
+        chars=None,
+        layer_norm: bool = False,
+        elmo_dropout: float = 0.5,
+        finetune_encoder: bool = False,
+        elmo_output: bool = False,
+    ):
         super().__init__()
         if encoder is None and words is None and chars is None:
             raise ValueError("Features need at least one of: ELMo, word vectors, characters")
@@ -268,8 +302,9 @@ class Features(nn.Module):
             layers = torch.zeros(L, B, T, self.encoder.dim, device=device)
             if real:
                 out = self.encoder.layers([sentences[b] for b in real])  # (L+1, R, T', 2P)
-                layers = layers.index_copy(1, torch.tensor(real, device=device),
-                                           torch.nn.functional.pad(out, (0, 0, 0, T - out.shape[2])))
+                layers = layers.index_copy(
+                    1, torch.tensor(real, device=device), torch.nn.functional.pad(out, (0, 0, 0, T - out.shape[2]))
+                )
             return layers
         fresh = self._unkept([sentences[b] for b in real])
         if store:

@@ -6,6 +6,7 @@ Inputs are (B, T, D) float vectors and a mask (B, T), True on real tokens, each 
 ``extra`` (B, T, X), when given (``extra_dim`` X > 0), is concatenated to the BiLSTM's output before
 the tag scores or the pooling: ELMo at the task RNN's output (ELMo §3.3).
 """
+
 from __future__ import annotations
 
 from typing import Literal
@@ -39,9 +40,16 @@ def with_extra(h: torch.Tensor, extra: torch.Tensor | None) -> torch.Tensor:
 
 
 class Tagger(nn.Module):
-    def __init__(self, input_dim: int, n_tags: int, hidden: int = 100, dropout: float = 0.5,
-                 allowed: torch.Tensor | None = None, allowed_start: torch.Tensor | None = None,
-                 extra_dim: int = 0):
+    def __init__(
+        self,
+        input_dim: int,
+        n_tags: int,
+        hidden: int = 100,
+        dropout: float = 0.5,
+        allowed: torch.Tensor | None = None,
+        allowed_start: torch.Tensor | None = None,
+        extra_dim: int = 0,
+    ):
         super().__init__()
         self.bilstm = TaskBiLSTM(input_dim, hidden, dropout)
         self.proj = nn.Linear(2 * hidden + extra_dim, n_tags)
@@ -51,8 +59,9 @@ class Tagger(nn.Module):
         """(B, T, D), (B, T), extra (B, T, X) or None → (B, T, K) tag scores."""
         return self.proj(with_extra(self.bilstm(x, mask), extra))  # (B, T, K)
 
-    def loss(self, x: torch.Tensor, mask: torch.Tensor, tags: torch.Tensor,
-             extra: torch.Tensor | None = None) -> torch.Tensor:
+    def loss(
+        self, x: torch.Tensor, mask: torch.Tensor, tags: torch.Tensor, extra: torch.Tensor | None = None
+    ) -> torch.Tensor:
         """Mean negative log-likelihood per sentence."""
         return self.crf.nll(self.emissions(x, mask, extra), tags, mask) / x.shape[0]
 
@@ -61,8 +70,15 @@ class Tagger(nn.Module):
 
 
 class Classifier(nn.Module):
-    def __init__(self, input_dim: int, n_classes: int, hidden: int = 150, dropout: float = 0.5,
-                 pooling: Literal["max", "attention"] = "max", extra_dim: int = 0):
+    def __init__(
+        self,
+        input_dim: int,
+        n_classes: int,
+        hidden: int = 150,
+        dropout: float = 0.5,
+        pooling: Literal["max", "attention"] = "max",
+        extra_dim: int = 0,
+    ):
         super().__init__()
         self.bilstm = TaskBiLSTM(input_dim, hidden, dropout)
         self.pooling = pooling

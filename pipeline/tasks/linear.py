@@ -13,13 +13,14 @@ predict and evaluate like every task model. The model directory stores no pickle
 ``tfidf_vocab.json`` (the n-gram vocabularies), ``model.safetensors`` (IDF vectors, the ELMo
 block's mean/scale, weights, biases) and, for ``linear``, ``encoder/`` (a copy of the encoder).
 """
+
 from __future__ import annotations
 
 import dataclasses
 import json
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 import torch
@@ -38,10 +39,23 @@ ENCODER_DIR = "encoder"
 def _vectorizers(word_vocab: dict | None = None, char_vocab: dict | None = None):
     from sklearn.feature_extraction.text import TfidfVectorizer
 
-    word = TfidfVectorizer(ngram_range=(1, 2), token_pattern=r"\S+", lowercase=True, sublinear_tf=True,
-                           dtype=np.float64, vocabulary=word_vocab)
-    char = TfidfVectorizer(analyzer="char_wb", ngram_range=(2, 5), lowercase=True, sublinear_tf=True,
-                           min_df=1 if char_vocab else 2, dtype=np.float64, vocabulary=char_vocab)
+    word = TfidfVectorizer(
+        ngram_range=(1, 2),
+        token_pattern=r"\S+",
+        lowercase=True,
+        sublinear_tf=True,
+        dtype=np.float64,
+        vocabulary=word_vocab,
+    )
+    char = TfidfVectorizer(
+        analyzer="char_wb",
+        ngram_range=(2, 5),
+        lowercase=True,
+        sublinear_tf=True,
+        min_df=1 if char_vocab else 2,
+        dtype=np.float64,
+        vocabulary=char_vocab,
+    )
     return word, char
 
 
@@ -52,8 +66,9 @@ class PooledElmo:
     ``layers``: a dict ``tuple(tokens) → (L+1, T, 2P)`` of already computed biLM layers, shared
     with the BiLSTM's features (``model: auto`` computes each sentence's layers once)."""
 
-    def __init__(self, encoder, mean: np.ndarray | None = None, scale: np.ndarray | None = None,
-                 layers: dict | None = None):
+    def __init__(
+        self, encoder, mean: np.ndarray | None = None, scale: np.ndarray | None = None, layers: dict | None = None
+    ):
         self.encoder, self.mean, self.scale = encoder, mean, scale
         self.layers = {} if layers is None else layers
 
@@ -102,8 +117,9 @@ class LinearClassifier(SentenceClassifierScores):
         self.config: dict = {}
 
     @classmethod
-    def fit(cls, cfg: FinetuneConfig, train, dev, elmo: PooledElmo | None = None,
-            log=print) -> tuple["LinearClassifier", list[dict]]:
+    def fit(
+        cls, cfg: FinetuneConfig, train, dev, elmo: PooledElmo | None = None, log=print
+    ) -> tuple[LinearClassifier, list[dict]]:
         """Fit on ``train`` (TaskData) for every C of :data:`C_GRID`; keep the best dev accuracy."""
         from scipy.sparse import csr_matrix, hstack
         from sklearn.linear_model import LogisticRegression
@@ -158,19 +174,31 @@ class LinearClassifier(SentenceClassifierScores):
     def save(self, directory: str | Path, extra: dict | None = None) -> None:
         from pipeline.tasks.model import FORMAT_VERSION, KIND, model_card
 
-        config = {"format_version": FORMAT_VERSION, "task": "classify", "labels": self.labels,
-                  "finetune": dataclasses.asdict(self.cfg), "encoder": ENCODER_DIR if self.elmo else None,
-                  "word2vec": None, "C": self.C, **(extra or {})}
-        tensors = {"word_idf": torch.from_numpy(self.word.idf_), "char_idf": torch.from_numpy(self.char.idf_),
-                   "coef": torch.from_numpy(np.ascontiguousarray(self.logreg.coef_)),
-                   "intercept": torch.from_numpy(np.ascontiguousarray(self.logreg.intercept_))}
+        config = {
+            "format_version": FORMAT_VERSION,
+            "task": "classify",
+            "labels": self.labels,
+            "finetune": dataclasses.asdict(self.cfg),
+            "encoder": ENCODER_DIR if self.elmo else None,
+            "word2vec": None,
+            "C": self.C,
+            **(extra or {}),
+        }
+        tensors = {
+            "word_idf": torch.from_numpy(self.word.idf_),
+            "char_idf": torch.from_numpy(self.char.idf_),
+            "coef": torch.from_numpy(np.ascontiguousarray(self.logreg.coef_)),
+            "intercept": torch.from_numpy(np.ascontiguousarray(self.logreg.intercept_)),
+        }
         if self.elmo is not None:
             tensors["elmo_mean"] = torch.from_numpy(self.elmo.mean)
             tensors["elmo_scale"] = torch.from_numpy(self.elmo.scale)
 
         def side_files(tmp: Path) -> None:
-            vocab = {"word": {k: int(v) for k, v in self.word.vocabulary_.items()},
-                     "char": {k: int(v) for k, v in self.char.vocabulary_.items()}}
+            vocab = {
+                "word": {k: int(v) for k, v in self.word.vocabulary_.items()},
+                "char": {k: int(v) for k, v in self.char.vocabulary_.items()},
+            }
             (tmp / VOCAB_FILE).write_text(json.dumps(vocab, ensure_ascii=False, sort_keys=True), encoding="utf-8")
             if self.elmo is not None:
                 self.elmo.encoder.save_pretrained(tmp / ENCODER_DIR)
@@ -179,7 +207,7 @@ class LinearClassifier(SentenceClassifierScores):
         write_model_dir(directory, KIND, config, tensors, side_files)
 
     @classmethod
-    def load(cls, d: Path, config: dict, cfg: FinetuneConfig) -> "LinearClassifier":
+    def load(cls, d: Path, config: dict, cfg: FinetuneConfig) -> LinearClassifier:
         from sklearn.linear_model import LogisticRegression
 
         try:
@@ -197,8 +225,9 @@ class LinearClassifier(SentenceClassifierScores):
             if config.get("encoder"):
                 from pipeline.encoder import Encoder
 
-                elmo = PooledElmo(Encoder.from_pretrained(d / config["encoder"]), t["elmo_mean"].numpy(),
-                                  t["elmo_scale"].numpy())
+                elmo = PooledElmo(
+                    Encoder.from_pretrained(d / config["encoder"]), t["elmo_mean"].numpy(), t["elmo_scale"].numpy()
+                )
                 if elmo.mean.shape != (elmo.dim,):
                     raise ValueError(f"elmo_mean has {elmo.mean.shape[0]} values, the encoder gives {elmo.dim}")
         except (KeyError, ValueError) as e:
@@ -208,8 +237,9 @@ class LinearClassifier(SentenceClassifierScores):
         return model
 
 
-def finetune_linear(cfg: FinetuneConfig, splits, out_dir, encoder=None, layer_cache: dict | None = None,
-                    log=print) -> dict:
+def finetune_linear(
+    cfg: FinetuneConfig, splits, out_dir, encoder=None, layer_cache: dict | None = None, log=print
+) -> dict:
     """Fit (``model: tfidf``, or ``linear`` with ``encoder``), save, and return the same metrics as a
     neural finetune run (one "epoch" per C)."""
     start = time.time()
@@ -217,9 +247,18 @@ def finetune_linear(cfg: FinetuneConfig, splits, out_dir, encoder=None, layer_ca
     model, history = LinearClassifier.fit(cfg, splits.train, splits.dev, elmo, log)
     dev = model.scores(splits.dev)
     best = 1 + [h["C"] for h in history].index(model.C)
-    result = {"task": "classify", "model": cfg.model, "seed": cfg.seed, "labels": model.labels,
-              "data": splits.counts(), "epochs_run": len(history), "best_epoch": best, "C": model.C, "dev": dev,
-              "history": history}
+    result = {
+        "task": "classify",
+        "model": cfg.model,
+        "seed": cfg.seed,
+        "labels": model.labels,
+        "data": splits.counts(),
+        "epochs_run": len(history),
+        "best_epoch": best,
+        "C": model.C,
+        "dev": dev,
+        "history": history,
+    }
     result.update(scores_on_test(model, splits.test))
     result["seconds"] = round(time.time() - start, 1)
     model.save(out_dir, {"dev_scores": dev, "test_scores": result.get("test"), "epoch": best})

@@ -1,4 +1,5 @@
 """Downstream metrics: entity-level NER scores (seqeval, conlleval-equivalent) and classification scores."""
+
 from __future__ import annotations
 
 
@@ -17,14 +18,22 @@ def ner_scores(gold: list[list[str]], pred: list[list[str]], scheme: str = "iob2
         gold = [convert(g, scheme, "iob2") for g in gold]
         pred = [convert(p, scheme, "iob2") for p in pred]
     z = {"zero_division": 0}  # no predicted (or gold) entities → 0, without a warning
-    out = {"precision": precision_score(gold, pred, **z), "recall": recall_score(gold, pred, **z),
-           "f1": f1_score(gold, pred, **z), "per_type": {}}
+    out = {
+        "precision": precision_score(gold, pred, **z),
+        "recall": recall_score(gold, pred, **z),
+        "f1": f1_score(gold, pred, **z),
+        "per_type": {},
+    }
     types = sorted({t for seq in gold + pred for t, _, _ in get_entities(seq)})
     for t in types:
         g = [[tag if tag.endswith("-" + t) else "O" for tag in seq] for seq in gold]
         p = [[tag if tag.endswith("-" + t) else "O" for tag in seq] for seq in pred]
-        out["per_type"][t] = {"precision": precision_score(g, p, **z), "recall": recall_score(g, p, **z),
-                              "f1": f1_score(g, p, **z), "support": sum(1 for seq in g for _ in get_entities(seq))}
+        out["per_type"][t] = {
+            "precision": precision_score(g, p, **z),
+            "recall": recall_score(g, p, **z),
+            "f1": f1_score(g, p, **z),
+            "support": sum(1 for seq in g for _ in get_entities(seq)),
+        }
     return {k: (round(v, 6) if isinstance(v, float) else v) for k, v in out.items()}
 
 

@@ -14,11 +14,12 @@ Model directory (``TaskModel.save`` / ``TaskModel.load``; no pickle anywhere)::
 Sentence inputs are token lists; raw text is tokenized with the encoder's tokenizer (whitespace
 without an encoder), so word2vec vectors and biLM tokens agree with how they were trained.
 """
+
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 import torch
@@ -28,8 +29,15 @@ from pipeline.config import FinetuneConfig
 from pipeline.data.batching import cut_sorted
 from pipeline.data.tags import to_spans
 from pipeline.errors import PipelineError
-from pipeline.io import (CONFIG_FILE, WEIGHTS_FILE, check_weights, read_model_config, read_weights, state_dict_cpu,
-                         write_model_dir)
+from pipeline.io import (
+    CONFIG_FILE,
+    WEIGHTS_FILE,
+    check_weights,
+    read_model_config,
+    read_weights,
+    state_dict_cpu,
+    write_model_dir,
+)
 from pipeline.tasks.crf import crf_constraints
 from pipeline.tasks.data import TaskData, as_token_lists, tokenizer_for
 from pipeline.tasks.features import WORDS_FILE, WordEmbedding, build_features
@@ -50,9 +58,16 @@ METRIC = {"ner": "f1", "classify": "accuracy"}  # the dev score that picks the b
 class TaskModel(nn.Module):
     """Features + head for one task. ``labels`` is the ordered label (ner: tag) set."""
 
-    def __init__(self, cfg: FinetuneConfig, labels: list[str], encoder=None, word2vec=None,
-                 train_sentences: Sequence[Sequence[str]] = (), words: list[str] | None = None,
-                 word_dim: int | None = None):
+    def __init__(
+        self,
+        cfg: FinetuneConfig,
+        labels: list[str],
+        encoder=None,
+        word2vec=None,
+        train_sentences: Sequence[Sequence[str]] = (),
+        words: list[str] | None = None,
+        word_dim: int | None = None,
+    ):
         """``train_sentences``: a new model's word table and rare words come from them;
         ``words``: a saved model's word table."""
         super().__init__()
@@ -63,11 +78,24 @@ class TaskModel(nn.Module):
         self.tokenize = tokenizer_for(self.features.encoder)
         if cfg.task == "ner":
             allowed, start = crf_constraints(self.labels, cfg.model_scheme)
-            self.head = Tagger(self.features.dim, len(self.labels), cfg.hidden, cfg.dropout, allowed, start,
-                               extra_dim=self.features.output_dim)
+            self.head = Tagger(
+                self.features.dim,
+                len(self.labels),
+                cfg.hidden,
+                cfg.dropout,
+                allowed,
+                start,
+                extra_dim=self.features.output_dim,
+            )
         else:
-            self.head = Classifier(self.features.dim, len(self.labels), cfg.hidden, cfg.dropout, cfg.pooling,
-                                   extra_dim=self.features.output_dim)
+            self.head = Classifier(
+                self.features.dim,
+                len(self.labels),
+                cfg.hidden,
+                cfg.dropout,
+                cfg.pooling,
+                extra_dim=self.features.output_dim,
+            )
 
     def loss(self, sentences: list[list[str]], targets: list) -> torch.Tensor:
         """Mean loss of a batch of non-empty sentences (+ the ScalarMix L2 penalty if configured)."""
@@ -137,14 +165,24 @@ class TaskModel(nn.Module):
     def save(self, directory: str | Path, extra: dict | None = None) -> None:
         """Write the self-contained model directory atomically."""
         enc, w2v = self.features.encoder, self.features.word2vec
-        config = {"format_version": FORMAT_VERSION, "task": self.cfg.task, "labels": self.labels,
-                  "finetune": dataclasses.asdict(self.cfg), "encoder": "encoder" if enc is not None else None,
-                  "word2vec": None, **(extra or {})}
+        config = {
+            "format_version": FORMAT_VERSION,
+            "task": self.cfg.task,
+            "labels": self.labels,
+            "finetune": dataclasses.asdict(self.cfg),
+            "encoder": "encoder" if enc is not None else None,
+            "word2vec": None,
+            **(extra or {}),
+        }
         if isinstance(self.features.words, WordEmbedding):
             config["word_dim"] = self.features.words.word_dim
         if w2v is not None:
-            config["word2vec"] = {"vectors": "word2vec.safetensors", "vocab": "word2vec.vocab.txt",
-                                  "oov_vector": w2v.oov_vector, "seed": w2v.seed}
+            config["word2vec"] = {
+                "vectors": "word2vec.safetensors",
+                "vocab": "word2vec.vocab.txt",
+                "oov_vector": w2v.oov_vector,
+                "seed": w2v.seed,
+            }
 
         def side_files(tmp: Path) -> None:
             if enc is not None:
@@ -158,10 +196,11 @@ class TaskModel(nn.Module):
         write_model_dir(directory, KIND, config, self.state_for_saving(), side_files)
 
     @classmethod
-    def load(cls, directory: str | Path) -> "TaskModel":
+    def load(cls, directory: str | Path) -> TaskModel:
         d = Path(directory)
-        config = read_model_config(d, KIND, FORMAT_VERSION,
-                                   hint="; a task model comes from `elmo finetune` (an encoder goes to --encoder)")
+        config = read_model_config(
+            d, KIND, FORMAT_VERSION, hint="; a task model comes from `elmo finetune` (an encoder goes to --encoder)"
+        )
         from pipeline.config import check_section
 
         cfg_file = d / CONFIG_FILE
@@ -205,8 +244,10 @@ def _save_word2vec(d: Path, w2v) -> None:
     from safetensors.torch import save_file
 
     kv = w2v.kv
-    save_file({"vectors": torch.from_numpy(np.ascontiguousarray(kv.vectors, dtype=np.float32))},
-              str(d / "word2vec.safetensors"))
+    save_file(
+        {"vectors": torch.from_numpy(np.ascontiguousarray(kv.vectors, dtype=np.float32))},
+        str(d / "word2vec.safetensors"),
+    )
     (d / "word2vec.vocab.txt").write_text("".join(w + "\n" for w in kv.index_to_key), encoding="utf-8")
 
 
@@ -230,27 +271,43 @@ def _load_word2vec(d: Path, spec: dict):
 
 def model_card(config: dict) -> str:
     f = config["finetune"]
-    inputs = {"tfidf": f"TF-IDF + logistic regression (C={config.get('C')})",
-              "linear": f"TF-IDF + pooled ELMo layers, logistic regression (C={config.get('C')})",
-              "ensemble": f"the mean probabilities of {', '.join(config.get('members') or [])}"}.get(
-        f.get("model"), f"{f['inputs']} (encoder {'finetuned' if f['finetune_encoder'] else 'frozen'}"
-                        f"{'; ELMo also at the task BiLSTM output' if f.get('elmo_output') else ''})")
-    lines = [f"# {config['task']} model (elmo-pipeline)", "",
-             f"- inputs: {inputs}",
-             f"- labels ({len(config['labels'])}): {', '.join(config['labels'])}",
-             f"- trained on: {f['train']} (dev {f['dev']})"]
+    inputs = {
+        "tfidf": f"TF-IDF + logistic regression (C={config.get('C')})",
+        "linear": f"TF-IDF + pooled ELMo layers, logistic regression (C={config.get('C')})",
+        "ensemble": f"the mean probabilities of {', '.join(config.get('members') or [])}",
+    }.get(
+        f.get("model"),
+        f"{f['inputs']} (encoder {'finetuned' if f['finetune_encoder'] else 'frozen'}"
+        f"{'; ELMo also at the task BiLSTM output' if f.get('elmo_output') else ''})",
+    )
+    lines = [
+        f"# {config['task']} model (elmo-pipeline)",
+        "",
+        f"- inputs: {inputs}",
+        f"- labels ({len(config['labels'])}): {', '.join(config['labels'])}",
+        f"- trained on: {f['train']} (dev {f['dev']})",
+    ]
     for split in ("dev", "test"):
         s = config.get(f"{split}_scores")
         if s:
             key = METRIC[config["task"]]
             lines.append(f"- {split} {key}: {s[key]:.4f}")
     if config.get("candidates"):
-        how = ("kept by `model: auto`, the best dev" if config.get("selected_by", "auto") == "auto"
-               else f"`model: {config['selected_by']}`; dev")
-        lines.append(f"- {how} {METRIC[config['task']]} among: " + ", ".join(
-            f"{name} {c['dev']:.4f}" for name, c in config["candidates"].items()))
-    lines += ["", "Use: `elmo predict --model THIS_DIR input.txt` (one sentence per line) or "
-              "`elmo evaluate --model THIS_DIR labelled_file`.", ""]
+        how = (
+            "kept by `model: auto`, the best dev"
+            if config.get("selected_by", "auto") == "auto"
+            else f"`model: {config['selected_by']}`; dev"
+        )
+        lines.append(
+            f"- {how} {METRIC[config['task']]} among: "
+            + ", ".join(f"{name} {c['dev']:.4f}" for name, c in config["candidates"].items())
+        )
+    lines += [
+        "",
+        "Use: `elmo predict --model THIS_DIR input.txt` (one sentence per line) or "
+        "`elmo evaluate --model THIS_DIR labelled_file`.",
+        "",
+    ]
     return "\n".join(lines)
 
 
@@ -271,8 +328,9 @@ def predict_file(model, input_path, out, encoding_errors: str = "error", stats=N
     n = 0
     for chunk in input_chunks(input_path, chunk_lines, encoding_errors, stats):
         records = predictions_as_records(model, [model.tokenize(text) for _, text in chunk])
-        out.write("".join(json.dumps({"line": i + 1, **r}, ensure_ascii=False) + "\n"
-                          for (i, _), r in zip(chunk, records)))
+        out.write(
+            "".join(json.dumps({"line": i + 1, **r}, ensure_ascii=False) + "\n" for (i, _), r in zip(chunk, records))
+        )
         n += len(chunk)
     return n
 
@@ -290,4 +348,3 @@ def predictions_as_records(model: TaskModel, sentences: list[list[str]]) -> list
             rec["label"], rec["probabilities"] = pred[0], {k: round(v, 6) for k, v in pred[1].items()}
         out.append(rec)
     return out
-

@@ -7,9 +7,10 @@ first normalised by the mean and variance of its unmasked positions (padding nev
 statistics), as AllenNLP's ``do_layer_norm``. ``penalty()`` gives ``Σ s_j²`` for an optional L2
 regulariser that pulls the weights towards the uniform average.
 """
+
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 from torch import nn
@@ -42,4 +43,4 @@ class ScalarMix(nn.Module):
         return (h - mean) / torch.sqrt(var + 1e-12)
 
     def penalty(self) -> torch.Tensor:
-        return (self.scalars ** 2).sum()
+        return (self.scalars**2).sum()

@@ -12,6 +12,7 @@ from the source's weights in the pretraining loop (accelerate, checkpoints, resu
 interruption, live curves) in a work directory beside the output, and the best-validation model is
 exported with its softmax (so it can be scored, sampled or adapted again).
 """
+
 from __future__ import annotations
 
 import json
@@ -21,7 +22,8 @@ from pipeline.config import PrepareConfig, PretrainConfig
 from pipeline.data.prepare import prepare_corpus
 from pipeline.data.prepared import PreparedData
 from pipeline.data.tokenizers import SP_MODEL_FILE
-from pipeline.encoder import KIND as ENCODER, Encoder
+from pipeline.encoder import KIND as ENCODER
+from pipeline.encoder import Encoder
 from pipeline.errors import PipelineError
 from pipeline.export import export_encoder, training_data
 from pipeline.io import check_replaceable, check_run_paths, directory_kind
@@ -41,8 +43,10 @@ def _source(source: Path):
     if kind == ENCODER:
         enc = Encoder.from_pretrained(source)
         if not enc.has_softmax:
-            raise PipelineError(f"{source}: this encoder has no softmax, so it cannot be adapted (a language model "
-                                f"needs one); export it with `elmo export --with-softmax`, or adapt its best/ directory")
+            raise PipelineError(
+                f"{source}: this encoder has no softmax, so it cannot be adapted (a language model "
+                f"needs one); export it with `elmo export --with-softmax`, or adapt its best/ directory"
+            )
         sp = source / SP_MODEL_FILE if (source / SP_MODEL_FILE).is_file() else None
         return enc.model, enc.vocab, enc.config.get("tokenizer", {}), enc.max_chars, sp
     if kind not in ("bilm", "checkpoint"):
@@ -54,8 +58,15 @@ def _source(source: Path):
     return model, data.vocab, {"type": meta["tokenizer"], "lowercase": meta["lowercase"]}, data.max_chars, sp
 
 
-def adapt(source: str | Path, text: str, out_dir: str | Path, cfg: PretrainConfig | None = None,
-          valid_fraction: float = 0.05, work_dir: str | Path | None = None, progress: bool = True) -> dict:
+def adapt(
+    source: str | Path,
+    text: str,
+    out_dir: str | Path,
+    cfg: PretrainConfig | None = None,
+    valid_fraction: float = 0.05,
+    work_dir: str | Path | None = None,
+    progress: bool = True,
+) -> dict:
     """Adapt ``source`` to the corpus spec ``text`` (a file, directory, glob, …); write the adapted
     encoder to ``out_dir``. Returns metrics: held-out perplexity before and after, steps, seconds."""
     source, out_dir = Path(source), Path(out_dir)
@@ -64,19 +75,41 @@ def adapt(source: str | Path, text: str, out_dir: str | Path, cfg: PretrainConfi
     cfg = cfg or PretrainConfig(**DEFAULTS)
     work = Path(work_dir) if work_dir else out_dir.with_name(out_dir.name + ".adapt")
     model, vocab, tok, max_chars, sp = _source(source)
-    prep_cfg = PrepareConfig(corpus=str(text), valid_fraction=valid_fraction, test_fraction=0.01, min_count=1,
-                             lowercase=bool(tok.get("lowercase")), tokenizer=tok.get("type", "whitespace"),
-                             max_chars=max_chars)
+    prep_cfg = PrepareConfig(
+        corpus=str(text),
+        valid_fraction=valid_fraction,
+        test_fraction=0.01,
+        min_count=1,
+        lowercase=bool(tok.get("lowercase")),
+        tokenizer=tok.get("type", "whitespace"),
+        max_chars=max_chars,
+    )
     prep_cfg.validate("elmo adapt")
     stats = prepare_corpus(prep_cfg, work / "prepared", progress=False, vocab=vocab, sp_model=sp)
     data = PreparedData(work / "prepared")
     before = perplexities(*lm_sums(model, data, "valid", cfg.eval_max_tokens).tolist())["average_ppl"]
-    metrics = pretrain(model.cfg, cfg, work / "prepared", work / "model", work / "metrics.json", work / "plots",
-                       progress=progress, init_state=model.state_dict())
+    metrics = pretrain(
+        model.cfg,
+        cfg,
+        work / "prepared",
+        work / "model",
+        work / "metrics.json",
+        work / "plots",
+        progress=progress,
+        init_state=model.state_dict(),
+    )
     export_encoder(work / "model" / "best", out_dir, work / "prepared", with_softmax=True)
-    result = {"source": str(source), "text": str(text), "train_sentences": stats["train_sentences"],
-              "train_tokens": stats["train_tokens"], "valid_oov_rate": stats["valid_oov_rate"],
-              "valid_ppl_before": before, "valid_ppl_after": metrics["best_valid_average_ppl"],
-              "steps": metrics["steps"], "minutes": metrics["train_minutes_this_run"], "work_dir": str(work)}
+    result = {
+        "source": str(source),
+        "text": str(text),
+        "train_sentences": stats["train_sentences"],
+        "train_tokens": stats["train_tokens"],
+        "valid_oov_rate": stats["valid_oov_rate"],
+        "valid_ppl_before": before,
+        "valid_ppl_after": metrics["best_valid_average_ppl"],
+        "steps": metrics["steps"],
+        "minutes": metrics["train_minutes_this_run"],
+        "work_dir": str(work),
+    }
     (work / "adapt.json").write_text(json.dumps(result, indent=2) + "\n")
     return result

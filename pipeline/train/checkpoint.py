@@ -12,6 +12,7 @@ holds the task model's ``model.safetensors``, ``optimizer.pt`` and ``state.pt`` 
 states, the best-so-far bookkeeping with its weights) and ``config.json`` (the settings'
 fingerprint and the position, readable).
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -27,10 +28,18 @@ from pipeline.errors import PipelineError
 from pipeline.io import read_weights, state_dict_cpu, write_json, write_model_dir
 from pipeline.model import upgrade_state
 
-
 # what reading a damaged checkpoint raises (truncated safetensors/torch files, bad JSON, missing keys)
-DAMAGED = (PipelineError, OSError, EOFError, ValueError, KeyError, IndexError, RuntimeError, pickle.UnpicklingError,
-           SafetensorError)
+DAMAGED = (
+    PipelineError,
+    OSError,
+    EOFError,
+    ValueError,
+    KeyError,
+    IndexError,
+    RuntimeError,
+    pickle.UnpicklingError,
+    SafetensorError,
+)
 
 
 def save_model_dir(path: Path, model: torch.nn.Module, config: dict) -> None:
@@ -53,8 +62,9 @@ def save_checkpoint(ckpt_dir: Path, step: int, model, optimizer, state: dict, ke
     def side_files(tmp: Path) -> None:
         torch.save(optimizer.state_dict(), tmp / "optimizer.pt")
         torch.save(state, tmp / "state.pt")
-        write_json(tmp / "state.json", {k: v for k, v in state.items()
-                                        if isinstance(v, (int, float, str, bool, type(None)))})
+        write_json(
+            tmp / "state.json", {k: v for k, v in state.items() if isinstance(v, (int, float, str, bool, type(None)))}
+        )
 
     write_model_dir(target, "checkpoint", config, state_dict_cpu(model), side_files)
     for old in list_checkpoints(ckpt_dir)[:-keep]:
@@ -65,7 +75,9 @@ def save_checkpoint(ckpt_dir: Path, step: int, model, optimizer, state: dict, ke
 def list_checkpoints(ckpt_dir: Path) -> list[Path]:
     if not ckpt_dir.is_dir():
         return []
-    return sorted(p for p in ckpt_dir.iterdir() if p.is_dir() and p.name.startswith("step-") and (p / "state.pt").is_file())
+    return sorted(
+        p for p in ckpt_dir.iterdir() if p.is_dir() and p.name.startswith("step-") and (p / "state.pt").is_file()
+    )
 
 
 def load_checkpoint(path: Path, model, optimizer) -> dict:

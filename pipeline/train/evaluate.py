@@ -1,5 +1,6 @@
 """Perplexity of a biLM on a prepared split: forward, backward and average (exact softmax;
 the formula is :func:`pipeline.lm.perplexities`)."""
+
 from __future__ import annotations
 
 import torch
@@ -11,8 +12,16 @@ from pipeline.model import BiLM, batch_inputs, load_bilm
 
 
 @torch.no_grad()
-def lm_sums(model: BiLM, data: PreparedData, split: str, max_tokens: int, rank: int = 0, world: int = 1,
-            max_sentences: int | None = None, device="cpu") -> torch.Tensor:
+def lm_sums(
+    model: BiLM,
+    data: PreparedData,
+    split: str,
+    max_tokens: int,
+    rank: int = 0,
+    world: int = 1,
+    max_sentences: int | None = None,
+    device="cpu",
+) -> torch.Tensor:
     """Summed (forward NLL, backward NLL, targets) over this process's share of the split's batches."""
     sp = data.split(split)
     lengths = sp.lengths[:max_sentences] if max_sentences else sp.lengths

@@ -12,6 +12,7 @@
 One process (one device): the tasks are small next to pretraining. Same config + seed → same model
 on the same machine.
 """
+
 from __future__ import annotations
 
 import copy
@@ -25,6 +26,7 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 
@@ -37,18 +39,22 @@ from pipeline.tasks.metrics import scores_on_test
 from pipeline.tasks.model import KIND, METRIC, TaskModel, load_word2vec_lookup
 from pipeline.train.checkpoint import DAMAGED, FINETUNE_KIND, load_finetune_checkpoint, save_finetune_checkpoint
 
+if TYPE_CHECKING:  # the ensemble module is imported where it is used (it imports this package's models)
+    from pipeline.tasks.ensemble import EnsembleClassifier
+
 PLOT_FILES = ("train.tsv", "dev.tsv", "confusion.json")  # all that finetuning writes to a plots directory
 TRIVIAL_HINT = {
     "ner": "hint: the dev F1 stayed 0. Check the columns (--set token_column=N --set label_column=N), the tag "
-           "scheme (--set tag_scheme=iob1|iob2|bioes), and train longer (--epochs) or with another --lr",
+    "scheme (--set tag_scheme=iob1|iob2|bioes), and train longer (--epochs) or with another --lr",
     "classify": "hint: the dev accuracy never beat always predicting the most frequent label ({trivial:.4f}). "
-                "Check the text and label fields (--set text_field=... --set label_field=...), try "
-                "--set model=tfidf, or train longer (--epochs) or with another --lr",
+    "Check the text and label fields (--set text_field=... --set label_field=...), try "
+    "--set model=tfidf, or train longer (--epochs) or with another --lr",
 }
 
 
-def shuffled_batches(indices: list[int], lengths: list[int], size: int, rng: random.Random,
-                     pool: int = 20) -> list[list[int]]:
+def shuffled_batches(
+    indices: list[int], lengths: list[int], size: int, rng: random.Random, pool: int = 20
+) -> list[list[int]]:
     """Shuffled batches of similar lengths: shuffle, sort each run of ``pool`` batches' worth by
     length, cut, shuffle the batches (less padding for the task LSTM and the CRF's time loop)."""
     order = list(indices)
@@ -85,12 +91,17 @@ class TaskSplits:
 
     def counts(self) -> dict:
         parts = [d for d in (self.train, self.dev, self.test) if d is not None]
-        return {"train": len(self.train_idx), "dev": len(self.dev.sentences),
-                "test": len(self.test.sentences) if self.test else 0, "labels": len(self.labels),
-                "repaired_tags": sum(d.repaired for d in parts), "skipped_empty": sum(d.skipped_empty for d in parts),
-                "replaced_lines": sum(d.replaced_lines for d in parts),
-                "controls_as_space": sum(d.controls_as_space for d in parts),
-                "glued_punctuation": sum(d.glued_punctuation for d in parts)}
+        return {
+            "train": len(self.train_idx),
+            "dev": len(self.dev.sentences),
+            "test": len(self.test.sentences) if self.test else 0,
+            "labels": len(self.labels),
+            "repaired_tags": sum(d.repaired for d in parts),
+            "skipped_empty": sum(d.skipped_empty for d in parts),
+            "replaced_lines": sum(d.replaced_lines for d in parts),
+            "controls_as_space": sum(d.controls_as_space for d in parts),
+            "glued_punctuation": sum(d.glued_punctuation for d in parts),
+        }
 
     def notes(self) -> list[str]:
         """One-line notes on how the files were read (control characters, glued punctuation)."""
@@ -171,14 +182,23 @@ class BestSoFar:
         return False
 
 
-def finetune(cfg: FinetuneConfig, out_dir: str | Path, plots_dir: str | Path | None = None,
-             progress: bool = True, inputs=None, log=print, layer_cache: dict | None = None) -> dict:
+def finetune(
+    cfg: FinetuneConfig,
+    out_dir: str | Path,
+    plots_dir: str | Path | None = None,
+    progress: bool = True,
+    inputs=None,
+    log=print,
+    layer_cache: dict | None = None,
+) -> dict:
     """Train, keep the best dev model in ``out_dir``, return metrics (dev, test, history, data counts).
 
     ``inputs``: an already loaded (encoder, word2vec) pair to reuse (e.g. across seeds);
     ``layer_cache``: a dict of frozen-biLM layers per sentence shared across runs with that encoder."""
-    check_run_paths({"--out": out_dir, "--plots": plots_dir, "checkpoint_dir": cfg.checkpoint_dir},
-                    {k: getattr(cfg, k) for k in ("train", "dev", "test", "encoder", "word2vec")})
+    check_run_paths(
+        {"--out": out_dir, "--plots": plots_dir, "checkpoint_dir": cfg.checkpoint_dir},
+        {k: getattr(cfg, k) for k in ("train", "dev", "test", "encoder", "word2vec")},
+    )
     check_replaceable(out_dir, KIND)  # a bad --out or --plots fails now, not after an epoch
     if plots_dir:
         check_plots_dir(plots_dir, PLOT_FILES)
@@ -202,8 +222,9 @@ def train_task_model(cfg: FinetuneConfig, out_dir, plots_dir, progress: bool, in
     if cfg.model == "linear":
         from pipeline.tasks.linear import finetune_linear
 
-        return finetune_linear(cfg, read_splits(cfg, tokenizer_for(encoder), log), out_dir, encoder, layer_cache,
-                               quiet_log)
+        return finetune_linear(
+            cfg, read_splits(cfg, tokenizer_for(encoder), log), out_dir, encoder, layer_cache, quiet_log
+        )
     if cfg.finetune_encoder and inputs is not None:
         encoder = copy.deepcopy(encoder)  # the caller's encoder stays as it was
     splits = read_splits(cfg, tokenizer_for(encoder if cfg.inputs != "word2vec" else None), log)
@@ -211,8 +232,9 @@ def train_task_model(cfg: FinetuneConfig, out_dir, plots_dir, progress: bool, in
     random.seed(cfg.seed)
     torch.manual_seed(cfg.seed)
     accelerator = Accelerator(cpu=not torch.cuda.is_available())
-    model = TaskModel(cfg, splits.labels, encoder, word2vec if cfg.inputs != "elmo" else None,
-                      train_sentences=splits.train.sentences)
+    model = TaskModel(
+        cfg, splits.labels, encoder, word2vec if cfg.inputs != "elmo" else None, train_sentences=splits.train.sentences
+    )
     if not cfg.finetune_encoder and model.features.encoder is not None:
         if layer_cache is not None:
             model.features.share_layers(layer_cache)
@@ -226,12 +248,14 @@ def train_task_model(cfg: FinetuneConfig, out_dir, plots_dir, progress: bool, in
 
 def _once(log, said: set):
     """``log`` that says each note/warning line once."""
+
     def say(message: str) -> None:
         if message.startswith(("note:", "warning:")):
             if message in said:
                 return
             said.add(message)
         log(message)
+
     return say
 
 
@@ -257,14 +281,31 @@ def train_auto(cfg: FinetuneConfig, out_dir, plots_dir, progress: bool, inputs, 
             m.share_layers(layer_cache)
         results["ensemble"], models["ensemble"] = _ensemble(cfg, models, inputs[0], log)
         order = [n for n in AUTO_CANDIDATES if n in results]
-        keep = "ensemble" if cfg.model == "ensemble" else max(
-            order, key=lambda n: (results[n]["dev"]["accuracy"], -order.index(n)))
-        candidates = {n: {"dev": results[n]["dev"]["accuracy"], "dev_macro_f1": results[n]["dev"]["macro_f1"],
-                          **({"test": results[n]["test"]["accuracy"]} if "test" in results[n] else {}),
-                          "seconds": results[n]["seconds"]} for n in order}
+        keep = (
+            "ensemble"
+            if cfg.model == "ensemble"
+            else max(order, key=lambda n: (results[n]["dev"]["accuracy"], -order.index(n)))
+        )
+        candidates = {
+            n: {
+                "dev": results[n]["dev"]["accuracy"],
+                "dev_macro_f1": results[n]["dev"]["macro_f1"],
+                **({"test": results[n]["test"]["accuracy"]} if "test" in results[n] else {}),
+                "seconds": results[n]["seconds"],
+            }
+            for n in order
+        }
         result = {**results[keep], "model": keep, "selected_by": cfg.model, "candidates": candidates}
-        models[keep].save(out_dir, {"dev_scores": result["dev"], "test_scores": result.get("test"),
-                                    "epoch": result["best_epoch"], "selected_by": cfg.model, "candidates": candidates})
+        models[keep].save(
+            out_dir,
+            {
+                "dev_scores": result["dev"],
+                "test_scores": result.get("test"),
+                "epoch": result["best_epoch"],
+                "selected_by": cfg.model,
+                "candidates": candidates,
+            },
+        )
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     if progress:
@@ -273,8 +314,9 @@ def train_auto(cfg: FinetuneConfig, out_dir, plots_dir, progress: bool, inputs, 
     return result
 
 
-def _train_candidates(cfg: FinetuneConfig, tmp: Path, plots_dir, progress: bool, inputs, log,
-                      layer_cache: dict) -> dict:
+def _train_candidates(
+    cfg: FinetuneConfig, tmp: Path, plots_dir, progress: bool, inputs, log, layer_cache: dict
+) -> dict:
     """The single models of ``model: auto``, each saved in ``tmp/<name>``: name → its result."""
     start = time.time()
     names = [n for n in AUTO_CANDIDATES[:3] if n != "linear" or cfg.inputs != "word2vec"]
@@ -285,21 +327,30 @@ def _train_candidates(cfg: FinetuneConfig, tmp: Path, plots_dir, progress: bool,
             sub = dataclasses.replace(sub, max_minutes=max(cfg.max_minutes - (time.time() - start) / 60, 0.1))
         if progress:
             log(f"auto: candidate {name} ({i} of {len(names) + 1})")
-        results[name] = train_task_model(sub, tmp / name, plots_dir if name == "bilstm" else None, progress,
-                                         inputs, log, layer_cache)
+        results[name] = train_task_model(
+            sub, tmp / name, plots_dir if name == "bilstm" else None, progress, inputs, log, layer_cache
+        )
     return results
 
 
-def _ensemble(cfg: FinetuneConfig, members: dict, encoder, log) -> tuple[dict, "EnsembleClassifier"]:
+def _ensemble(cfg: FinetuneConfig, members: dict, encoder, log) -> tuple[dict, EnsembleClassifier]:
     """The ensemble of the trained ``members`` and its result (dev and test scored like a model's)."""
     from pipeline.tasks.ensemble import EnsembleClassifier
 
     start = time.time()
     splits = read_splits(cfg, tokenizer_for(encoder if cfg.inputs != "word2vec" else None), log)
     model = EnsembleClassifier(dataclasses.replace(cfg, model="ensemble"), members)
-    result = {"task": "classify", "model": "ensemble", "seed": cfg.seed, "labels": model.labels,
-              "data": splits.counts(), "epochs_run": 0, "best_epoch": None, "dev": model.scores(splits.dev),
-              "history": []}
+    result = {
+        "task": "classify",
+        "model": "ensemble",
+        "seed": cfg.seed,
+        "labels": model.labels,
+        "data": splits.counts(),
+        "epochs_run": 0,
+        "best_epoch": None,
+        "dev": model.scores(splits.dev),
+        "history": [],
+    }
     result.update(scores_on_test(model, splits.test))
     result["seconds"] = round(time.time() - start, 1)
     return result, model
@@ -317,21 +368,38 @@ class Position:
     epoch_rng: tuple | None = None  # the batch shuffler's state before this epoch's shuffle
 
 
-def train_epoch(net: TaskModel, optimizer, accelerator, splits: TaskSplits, batches: list[list[int]], pos: Position,
-                out_dir, progress: bool, termination: DeferredTermination) -> bool:
+def train_epoch(
+    net: TaskModel,
+    optimizer,
+    accelerator,
+    splits: TaskSplits,
+    batches: list[list[int]],
+    pos: Position,
+    out_dir,
+    progress: bool,
+    termination: DeferredTermination,
+) -> bool:
     """The rest of this epoch's ``batches`` from ``pos.batch_pos``, updating ``pos``; False when a
     SIGTERM/SIGHUP stopped it after a batch."""
     from tqdm import tqdm
 
     train = splits.train
-    bar = tqdm(total=len(batches), initial=pos.batch_pos, desc=f"{net.cfg.task} epoch {pos.epoch}", leave=False,
-               disable=None if progress else True, unit="batch")  # disable=None: no bar without a terminal
+    bar = tqdm(
+        total=len(batches),
+        initial=pos.batch_pos,
+        desc=f"{net.cfg.task} epoch {pos.epoch}",
+        leave=False,
+        disable=None if progress else True,
+        unit="batch",
+    )  # disable=None: no bar without a terminal
     try:
         for idx in batches[pos.batch_pos :]:
             loss = net.loss([train.sentences[j] for j in idx], [train.targets[j] for j in idx])
             if not torch.isfinite(loss):
-                raise PipelineError(f"loss is {float(loss.detach())} at epoch {pos.epoch}, step {pos.step + 1}; training "
-                                    f"stopped ({out_dir} is left as it was); try a lower lr")
+                raise PipelineError(
+                    f"loss is {float(loss.detach())} at epoch {pos.epoch}, step {pos.step + 1}; training "
+                    f"stopped ({out_dir} is left as it was); try a lower lr"
+                )
             optimizer.zero_grad()
             accelerator.backward(loss)
             if net.cfg.grad_clip:
@@ -361,15 +429,30 @@ class FinetuneCheckpoint:
         check_replaceable(self.path, FINETUNE_KIND)
         # budgets may change between a run and its resumption; everything else must match. Settings
         # added later count only when set, so checkpoints written before them still resume.
-        settings = {k: v for k, v in dataclasses.asdict(cfg).items()
-                    if k not in ("epochs", "max_minutes", "patience", "checkpoint_dir")
-                    and not (k in LATER_SETTINGS and v == LATER_SETTINGS[k])}
+        settings = {
+            k: v
+            for k, v in dataclasses.asdict(cfg).items()
+            if k not in ("epochs", "max_minutes", "patience", "checkpoint_dir")
+            and not (k in LATER_SETTINGS and v == LATER_SETTINGS[k])
+        }
         self.fingerprint = hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:16]
 
     def save(self, best: BestSoFar, pos: Position) -> None:
-        state = {"position": dataclasses.asdict(pos), "torch_rng": torch.get_rng_state(), "best_state": best.state,
-                 "best": json.dumps({"score": best.score, "epoch": best.epoch, "dev": best.dev,
-                                     "bad_epochs": best.bad_epochs, "history": best.history}, default=float)}
+        state = {
+            "position": dataclasses.asdict(pos),
+            "torch_rng": torch.get_rng_state(),
+            "best_state": best.state,
+            "best": json.dumps(
+                {
+                    "score": best.score,
+                    "epoch": best.epoch,
+                    "dev": best.dev,
+                    "bad_epochs": best.bad_epochs,
+                    "history": best.history,
+                },
+                default=float,
+            ),
+        }
         config = {"fingerprint": self.fingerprint, "epoch": pos.epoch, "batch_pos": pos.batch_pos, "step": pos.step}
         save_finetune_checkpoint(self.path, self.net, self.optimizer, state, config)
 
@@ -388,14 +471,17 @@ class FinetuneCheckpoint:
             torch.set_rng_state(state["torch_rng"])
             pos = Position(**state["position"])
         except DAMAGED as e:  # half restored: this run cannot go on from it, nor start afresh in this process
-            raise PipelineError(f"{self.path}: damaged finetuning checkpoint ({type(e).__name__}: {str(e)[:120]}); "
-                                f"remove it, or give another checkpoint_dir, to start afresh") from None
+            raise PipelineError(
+                f"{self.path}: damaged finetuning checkpoint ({type(e).__name__}: {str(e)[:120]}); "
+                f"remove it, or give another checkpoint_dir, to start afresh"
+            ) from None
         log(f"finetune: resuming at epoch {pos.epoch}, batch {pos.batch_pos} from {self.path}")
         return pos
 
 
-def run_epochs(net: TaskModel, optimizer, accelerator, splits: TaskSplits, out_dir, plots_dir, progress: bool,
-               log, start: float) -> BestSoFar:
+def run_epochs(
+    net: TaskModel, optimizer, accelerator, splits: TaskSplits, out_dir, plots_dir, progress: bool, log, start: float
+) -> BestSoFar:
     """Epochs until ``patience`` epochs without a better dev score (or the epoch/time budget);
     the best weights so far are kept (``best.state``), written only by a run that ends well. With
     ``checkpoint_dir``: resumes from it, saves to it after every epoch and on SIGTERM/SIGHUP."""
@@ -408,8 +494,10 @@ def run_epochs(net: TaskModel, optimizer, accelerator, splits: TaskSplits, out_d
     tables = None
     if plots_dir:
         keep = pos.epoch - 1 if resumed else None
-        tables = (PlotTable(Path(plots_dir) / "train.tsv", ["epoch", "step", "loss"], keep),
-                  PlotTable(Path(plots_dir) / "dev.tsv", ["epoch", "step", METRIC[cfg.task]], keep))
+        tables = (
+            PlotTable(Path(plots_dir) / "train.tsv", ["epoch", "step", "loss"], keep),
+            PlotTable(Path(plots_dir) / "dev.tsv", ["epoch", "step", METRIC[cfg.task]], keep),
+        )
     with DeferredTermination() as termination:  # a signal stops the run after a batch, checkpointed
         while pos.epoch <= cfg.epochs:
             if pos.epoch_rng is None:
@@ -434,15 +522,16 @@ def run_epochs(net: TaskModel, optimizer, accelerator, splits: TaskSplits, out_d
             ckpt.save(best, pos)
         termination.raise_if_requested()
     if best.state is None:
-        raise PipelineError(f"the dev {METRIC[cfg.task]} was never a number "
-                            f"({best.history[-1] if best.history else None}); nothing was saved")
+        raise PipelineError(
+            f"the dev {METRIC[cfg.task]} was never a number "
+            f"({best.history[-1] if best.history else None}); nothing was saved"
+        )
     if best.score <= best.trivial:
         log(TRIVIAL_HINT[cfg.task].format(trivial=best.trivial))
     return best
 
 
-def end_epoch(net: TaskModel, splits: TaskSplits, best: BestSoFar, pos: Position, tables, progress: bool,
-              log) -> None:
+def end_epoch(net: TaskModel, splits: TaskSplits, best: BestSoFar, pos: Position, tables, progress: bool, log) -> None:
     """Dev score of the epoch just trained; the best weights so far kept; curves and a log line."""
     metric = METRIC[net.cfg.task]
     loss = pos.loss_sum / max(pos.n_seen, 1)
@@ -460,13 +549,23 @@ def end_epoch(net: TaskModel, splits: TaskSplits, best: BestSoFar, pos: Position
 def final_result(net: TaskModel, splits: TaskSplits, best: BestSoFar, out_dir, start: float) -> dict:
     """Test scores of the restored best model, the model directory rewritten with them, the metrics."""
     cfg = net.cfg
-    result = {"task": cfg.task, "inputs": cfg.inputs, "seed": cfg.seed, "labels": splits.labels,
-              "data": splits.counts(), "epochs_run": len(best.history), "best_epoch": best.epoch, "dev": best.dev,
-              "history": best.history}
+    result = {
+        "task": cfg.task,
+        "inputs": cfg.inputs,
+        "seed": cfg.seed,
+        "labels": splits.labels,
+        "data": splits.counts(),
+        "epochs_run": len(best.history),
+        "best_epoch": best.epoch,
+        "dev": best.dev,
+        "history": best.history,
+    }
     for key, mix in (("scalar_mix", net.features.mix), ("output_scalar_mix", net.features.output_mix)):
         if mix is not None:
-            result[key] = {"weights": [round(w, 4) for w in torch.softmax(mix.scalars.detach(), 0).tolist()],
-                           "gamma": round(float(mix.gamma.detach()), 4)}
+            result[key] = {
+                "weights": [round(w, 4) for w in torch.softmax(mix.scalars.detach(), 0).tolist()],
+                "gamma": round(float(mix.gamma.detach()), 4),
+            }
     result.update(scores_on_test(net, splits.test))
     result["seconds"] = round(time.time() - start, 1)
     net.save(out_dir, {"dev_scores": best.dev, "test_scores": result.get("test"), "epoch": best.epoch})
@@ -484,8 +583,12 @@ def write_outputs(result: dict, metrics: str | Path | None = None, plots_dir: st
     if plots_dir and result["task"] == "classify":
         split = "test" if "test" in result else "dev"
         scores = result[split]
-        rows = [{"actual": a, "predicted": p} for i, a in enumerate(scores["labels"])
-                for j, p in enumerate(scores["labels"]) for _ in range(scores["confusion"][i][j])]
+        rows = [
+            {"actual": a, "predicted": p}
+            for i, a in enumerate(scores["labels"])
+            for j, p in enumerate(scores["labels"])
+            for _ in range(scores["confusion"][i][j])
+        ]
         # a DVC plot is a JSON list (no room for our mark); the plots directory holds only PLOT_FILES
         write_text_atomic(Path(plots_dir) / "confusion.json", json.dumps(rows, indent=2) + "\n")
     return summary

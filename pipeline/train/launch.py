@@ -15,6 +15,7 @@ starts (:func:`die_with_launcher`, called by the stage), so killing the launcher
 ends the whole chain. The child runs in its own process group, and SIGINT, SIGTERM and SIGHUP to the
 launcher are passed on to it once, so Ctrl-C and ``kill -INT <launcher>`` alike stop it cleanly.
 """
+
 import os
 import signal
 import subprocess
@@ -31,8 +32,11 @@ LAUNCHED = "ELMO_LAUNCHED"  # set for the processes this launcher starts
 # (read by glibc at process start, so set for the trainers this launcher starts; yours win) a
 # training step reuses its memory. Measured: bench/pretrain_throughput.py --presets cpu --no-baseline,
 # 3 alternating runs each, 4,511 → 4,698 tokens/s median (+4%), system time 0.9 → 0.65 s.
-MALLOC_SETTINGS = {"MALLOC_MMAP_THRESHOLD_": str(1 << 32), "MALLOC_TRIM_THRESHOLD_": str(1 << 32),
-                   "MALLOC_TOP_PAD_": str(1 << 30)}
+MALLOC_SETTINGS = {
+    "MALLOC_MMAP_THRESHOLD_": str(1 << 32),
+    "MALLOC_TRIM_THRESHOLD_": str(1 << 32),
+    "MALLOC_TOP_PAD_": str(1 << 30),
+}
 
 
 def die_with_launcher() -> None:
@@ -88,8 +92,11 @@ def main(argv=None) -> int:
     try:
         import torch
     except ImportError:  # another Python than the project's (e.g. a `dvc` from elsewhere)
-        print(f"error: {sys.executable} does not have torch; run from the project's environment: "
-              f"`source .venv/bin/activate` (made by `make`), or `make repro`", file=sys.stderr)
+        print(
+            f"error: {sys.executable} does not have torch; run from the project's environment: "
+            f"`source .venv/bin/activate` (made by `make`), or `make repro`",
+            file=sys.stderr,
+        )
         return 1
 
     n_gpus = torch.cuda.device_count()

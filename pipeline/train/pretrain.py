@@ -22,6 +22,7 @@ The output directory (kind ``pretrain-run``, recorded in ``run.json``) holds ``b
 Imports only torch, accelerate, numpy, safetensors and yaml (plus tqdm, which accelerate's
 dependencies bring), so it runs on a bare GPU machine.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -42,8 +43,15 @@ from pipeline.config import ModelConfig, PretrainConfig
 from pipeline.data.batching import BucketBatcher, make_batch
 from pipeline.data.prepared import PreparedData
 from pipeline.errors import DeferredTermination, PipelineError
-from pipeline.io import (PlotTable, check_plots_dir, check_replaceable, output_lock, remove_stale_temporaries, write_json,
-                         write_json_atomic)
+from pipeline.io import (
+    PlotTable,
+    check_plots_dir,
+    check_replaceable,
+    output_lock,
+    remove_stale_temporaries,
+    write_json,
+    write_json_atomic,
+)
 from pipeline.lm import perplexities
 from pipeline.model import BiLM, batch_inputs
 from pipeline.train.checkpoint import (
@@ -62,17 +70,40 @@ TRAIN_COLS = ["step", "epoch", "loss", "ppl", "tokens_per_sec", "lr", "elapsed_s
 VALID_COLS = ["step", "forward_ppl", "backward_ppl", "average_ppl"]
 PLOT_FILES = ("train.tsv", "valid.tsv")
 # Settings that may change between a run and its resumption (budgets and reporting).
-RESUMABLE_KEYS = {"epochs", "max_steps", "max_minutes", "eval_every", "eval_max_tokens", "eval_max_sentences",
-                  "checkpoint_every", "keep_checkpoints", "log_every", "mixed_precision"}
+RESUMABLE_KEYS = {
+    "epochs",
+    "max_steps",
+    "max_minutes",
+    "eval_every",
+    "eval_max_tokens",
+    "eval_max_sentences",
+    "checkpoint_every",
+    "keep_checkpoints",
+    "log_every",
+    "mixed_precision",
+}
 
 
 def fingerprint(model_cfg: ModelConfig, cfg: PretrainConfig, data: PreparedData, init_state: dict | None = None) -> str:
     train = {k: v for k, v in dataclasses.asdict(cfg).items() if k not in RESUMABLE_KEYS}
-    init = None if init_state is None else hashlib.sha256(b"".join(
-        init_state[k].detach().cpu().contiguous().numpy().tobytes() for k in sorted(init_state))).hexdigest()
-    blob = json.dumps({"checkpoint_format": CHECKPOINT_FORMAT, "model": dataclasses.asdict(model_cfg), "train": train,
-                       "vocab": data.vocab.tokens, "splits": data.meta["splits"], **({"init": init} if init else {})},
-                      sort_keys=True)
+    init = (
+        None
+        if init_state is None
+        else hashlib.sha256(
+            b"".join(init_state[k].detach().cpu().contiguous().numpy().tobytes() for k in sorted(init_state))
+        ).hexdigest()
+    )
+    blob = json.dumps(
+        {
+            "checkpoint_format": CHECKPOINT_FORMAT,
+            "model": dataclasses.asdict(model_cfg),
+            "train": train,
+            "vocab": data.vocab.tokens,
+            "splits": data.meta["splits"],
+            **({"init": init} if init else {}),
+        },
+        sort_keys=True,
+    )
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
@@ -83,8 +114,13 @@ def make_optimizer(model: torch.nn.Module, cfg: PretrainConfig, fused: bool) -> 
     params = [p for p in model.parameters() if p.requires_grad]
     fused = fused or None
     if cfg.optimizer == "adagrad":
-        return torch.optim.Adagrad(params, lr=cfg.lr, initial_accumulator_value=cfg.adagrad_init_acc,
-                                   weight_decay=cfg.weight_decay, fused=fused)
+        return torch.optim.Adagrad(
+            params,
+            lr=cfg.lr,
+            initial_accumulator_value=cfg.adagrad_init_acc,
+            weight_decay=cfg.weight_decay,
+            fused=fused,
+        )
     kind = torch.optim.Adam if cfg.optimizer == "adam" else torch.optim.AdamW
     return kind(params, lr=cfg.lr, weight_decay=cfg.weight_decay, fused=fused)
 
@@ -135,8 +171,16 @@ class Position:
 class PretrainRun:
     """One training run: setup, resume, the step loop, validation, checkpoints, final metrics."""
 
-    def __init__(self, model_cfg: ModelConfig, cfg: PretrainConfig, prepared_dir, out_dir, plots_dir, progress: bool,
-                 init_state: dict | None = None):
+    def __init__(
+        self,
+        model_cfg: ModelConfig,
+        cfg: PretrainConfig,
+        prepared_dir,
+        out_dir,
+        plots_dir,
+        progress: bool,
+        init_state: dict | None = None,
+    ):
         from accelerate import Accelerator
         from accelerate.utils import DistributedDataParallelKwargs
 
@@ -148,7 +192,12 @@ class PretrainRun:
         # cpu=True without a GPU: accelerate then treats torchrun/accelerate-launch workers as MULTI_CPU (gloo)
         self.accelerator = Accelerator(mixed_precision=self.mp, cpu=not torch.cuda.is_available(), kwargs_handlers=ddp)
         acc = self.accelerator
-        self.rank, self.world, self.main, self.device = acc.process_index, acc.num_processes, acc.is_main_process, acc.device
+        self.rank, self.world, self.main, self.device = (
+            acc.process_index,
+            acc.num_processes,
+            acc.is_main_process,
+            acc.device,
+        )
         self.out_dir = Path(out_dir)
         self.ckpt_dir = self.out_dir / "checkpoints"
         self.plots_dir = Path(plots_dir) if plots_dir else self.out_dir / "plots"
@@ -181,9 +230,12 @@ class PretrainRun:
         self.total_steps = math.ceil(self.n_batches / cfg.grad_accum) * cfg.epochs
         if cfg.max_steps is not None:
             self.total_steps = min(self.total_steps, cfg.max_steps)
-        self.config_json = model_config_dict(model_cfg, self.V, self.data.max_chars,
-                                             {"fingerprint": self.fp, "prepared_dir": str(self.prepared_dir),
-                                              "prepared_id": self.data.identity})
+        self.config_json = model_config_dict(
+            model_cfg,
+            self.V,
+            self.data.max_chars,
+            {"fingerprint": self.fp, "prepared_dir": str(self.prepared_dir), "prepared_id": self.data.identity},
+        )
 
     # --- resume ------------------------------------------------------------------------------
 
@@ -205,12 +257,15 @@ class PretrainRun:
             except DAMAGED as e:  # e.g. a truncated file after a crash: the previous checkpoint is still good
                 pos = Position()
                 damaged.append(ckpt.name)
-                self._note(f"pretrain: {ckpt} is damaged ({type(e).__name__}: {str(e)[:120]}); "
-                           f"trying the previous checkpoint")
+                self._note(
+                    f"pretrain: {ckpt} is damaged ({type(e).__name__}: {str(e)[:120]}); trying the previous checkpoint"
+                )
         else:
             if damaged:  # never delete them on our own: the user decides
-                raise PipelineError(f"{self.ckpt_dir}: every checkpoint is damaged ({', '.join(damaged)}); "
-                                    f"remove them or run with --no-resume to start afresh")
+                raise PipelineError(
+                    f"{self.ckpt_dir}: every checkpoint is damaged ({', '.join(damaged)}); "
+                    f"remove them or run with --no-resume to start afresh"
+                )
         if resumed_from is None and self.main:  # a fresh start: nothing from an earlier run may survive
             for old in (self.ckpt_dir, self.out_dir / "best"):
                 if old.exists():
@@ -233,16 +288,18 @@ class PretrainRun:
         self.sampler_gen.set_state(mine[1])
         if torch.cuda.is_available() and len(mine) > 2:
             torch.cuda.set_rng_state(mine[2])
-        return Position(state["step"], state["epoch"], state["batch_pos"], state["best"],
-                        state["log_nll"], state["log_tok"])
+        return Position(
+            state["step"], state["epoch"], state["batch_pos"], state["best"], state["log_nll"], state["log_tok"]
+        )
 
     # --- one optimizer step --------------------------------------------------------------------
 
     def _diverged(self, what: str, step: int) -> None:
         last = list_checkpoints(self.ckpt_dir)
         keep = f"the last good checkpoint is {last[-1]}" if last else "no checkpoint was written yet"
-        raise PipelineError(f"{what} at step {step + 1}; training stopped ({keep}). "
-                            f"Try a lower pretrain.lr or pretrain.grad_clip")
+        raise PipelineError(
+            f"{what} at step {step + 1}; training stopped ({keep}). Try a lower pretrain.lr or pretrain.grad_clip"
+        )
 
     def _backward(self, idx, k: int, n_window: int, window_targets: int, step: int) -> torch.Tensor:
         """Forward + backward of this process's share of one batch of the window: its summed NLL."""
@@ -254,7 +311,7 @@ class PretrainRun:
         b = make_batch([self.train.sentence(int(i)) for i in local], self.V, local)
         chars, index = batch_inputs(b.type_ids, self.data.char_tensor)
         sync = k == n_window - 1
-        with (nullcontext() if sync else acc.no_sync(self.ddp_model)), acc.autocast():
+        with nullcontext() if sync else acc.no_sync(self.ddp_model), acc.autocast():
             out = self.ddp_model(chars.to(device), index.to(device), b.mask.to(device))
             f, bw = self.raw_model.lm_nll(out, b.fwd_targets.to(device), b.bwd_targets.to(device))
             loss = (f + bw) / (2 * window_targets) * self.world * (0.0 if dummy else 1.0)
@@ -262,8 +319,9 @@ class PretrainRun:
         if self.world > 1:  # every process stops together, or the others would wait forever
             bad = acc.reduce(bad, "max")
         if bad.item():
-            self._diverged(f"loss is {loss.item()}" if not torch.isfinite(loss)
-                           else "loss is not finite in another process", step)
+            self._diverged(
+                f"loss is {loss.item()}" if not torch.isfinite(loss) else "loss is not finite in another process", step
+            )
         acc.backward(loss)
         return torch.zeros((), dtype=torch.float64) if dummy else (f + bw).detach().double().cpu()
 
@@ -289,8 +347,16 @@ class PretrainRun:
 
     def validate(self) -> dict:
         cfg = self.cfg
-        sums = lm_sums(self.raw_model, self.data, "valid", cfg.eval_max_tokens, self.rank, self.world,
-                       cfg.eval_max_sentences, self.device)
+        sums = lm_sums(
+            self.raw_model,
+            self.data,
+            "valid",
+            cfg.eval_max_tokens,
+            self.rank,
+            self.world,
+            cfg.eval_max_sentences,
+            self.device,
+        )
         sums = self.accelerator.reduce(sums.to(self.device), "sum").cpu() if self.world > 1 else sums
         return perplexities(*sums.tolist())
 
@@ -300,7 +366,9 @@ class PretrainRun:
             valid_table.add(step=pos.step, **{k: valid[k] for k in VALID_COLS[1:]})
             if valid["average_ppl"] < pos.best:
                 pos.best = valid["average_ppl"]
-                save_model_dir(self.out_dir / "best", self.raw_model, {**self.config_json, "step": pos.step, "valid": valid})
+                save_model_dir(
+                    self.out_dir / "best", self.raw_model, {**self.config_json, "step": pos.step, "valid": valid}
+                )
         self.accelerator.wait_for_everyone()
         return valid
 
@@ -310,11 +378,22 @@ class PretrainRun:
         rng = [torch.get_rng_state(), self.sampler_gen.get_state()]
         if torch.cuda.is_available():
             rng.append(torch.cuda.get_rng_state())
-        state = {**dataclasses.asdict(pos), "fingerprint": self.fp, "scheduler": self.scheduler.state_dict(),
-                 "rng": gather_object([rng]) if self.world > 1 else [rng]}  # one entry per process
+        state = {
+            **dataclasses.asdict(pos),
+            "fingerprint": self.fp,
+            "scheduler": self.scheduler.state_dict(),
+            "rng": gather_object([rng]) if self.world > 1 else [rng],
+        }  # one entry per process
         if self.main:
-            save_checkpoint(self.ckpt_dir, pos.step, self.raw_model, self.optimizer, state, self.cfg.keep_checkpoints,
-                            {**self.config_json, "step": pos.step})
+            save_checkpoint(
+                self.ckpt_dir,
+                pos.step,
+                self.raw_model,
+                self.optimizer,
+                state,
+                self.cfg.keep_checkpoints,
+                {**self.config_json, "step": pos.step},
+            )
         self.accelerator.wait_for_everyone()
 
     # --- the loop --------------------------------------------------------------------------------
@@ -333,13 +412,22 @@ class PretrainRun:
         self.ddp_model, self.optimizer = self.accelerator.prepare(self.model, self.optimizer)
         self.raw_model = self.accelerator.unwrap_model(self.ddp_model)
         keep = pos.step if resumed_from else None
-        tables = (PlotTable(self.plots_dir / "train.tsv", TRAIN_COLS, keep),
-                  PlotTable(self.plots_dir / "valid.tsv", VALID_COLS, keep)) if self.main else (None, None)
+        tables = (
+            (
+                PlotTable(self.plots_dir / "train.tsv", TRAIN_COLS, keep),
+                PlotTable(self.plots_dir / "valid.tsv", VALID_COLS, keep),
+            )
+            if self.main
+            else (None, None)
+        )
         if self.main:
             where = f"resuming at step {pos.step} from {resumed_from}" if resumed_from else "from scratch"
-            print(f"pretrain: {self.raw_model.n_params():,} parameters, {len(self.train):,} sentences, "
-                  f"{self.n_batches} batches/epoch, {self.total_steps} steps, {self.world} process(es) on "
-                  f"{self.device}, mixed precision {self.mp}; {where}", file=sys.stderr)
+            print(
+                f"pretrain: {self.raw_model.n_params():,} parameters, {len(self.train):,} sentences, "
+                f"{self.n_batches} batches/epoch, {self.total_steps} steps, {self.world} process(es) on "
+                f"{self.device}, mixed precision {self.mp}; {where}",
+                file=sys.stderr,
+            )
         t_start = time.perf_counter()
         total_tok, last_valid = self.loop(pos, tables, t_start)
         elapsed = time.perf_counter() - t_start
@@ -402,15 +490,23 @@ class PretrainRun:
         now = time.perf_counter()
         loss_tok = pos.log_nll / (2 * max(pos.log_tok, 1))
         tps = pos.log_tok / max(now - log_t, 1e-9)
-        train_table.add(step=pos.step, epoch=pos.epoch, loss=loss_tok, ppl=math.exp(min(loss_tok, 50)),
-                        tokens_per_sec=tps, lr=self.scheduler.get_last_lr()[0], elapsed_sec=now - t_start)
+        train_table.add(
+            step=pos.step,
+            epoch=pos.epoch,
+            loss=loss_tok,
+            ppl=math.exp(min(loss_tok, 50)),
+            tokens_per_sec=tps,
+            lr=self.scheduler.get_last_lr()[0],
+            elapsed_sec=now - t_start,
+        )
         if bar is not None:
             bar.set_postfix(loss=f"{loss_tok:.3f}", tok_s=f"{tps:,.0f}", refresh=False)
         pos.log_nll = pos.log_tok = 0.0
         return now
 
-    def final_metrics(self, pos: Position, last_valid: dict, total_tok: int, elapsed: float,
-                      resumed_from: str | None) -> dict:
+    def final_metrics(
+        self, pos: Position, last_valid: dict, total_tok: int, elapsed: float, resumed_from: str | None
+    ) -> dict:
         best_dir = self.out_dir / "best"
         best_cfg = json.loads((best_dir / "config.json").read_text()) if best_dir.is_dir() else {}
         best_valid = best_cfg.get("valid", {})
@@ -423,7 +519,9 @@ class PretrainRun:
             "best_valid_backward_ppl": best_valid.get("backward_ppl"),
             "best_valid_average_ppl": best_valid.get("average_ppl"),
             "last_valid_average_ppl": last_valid["average_ppl"],
-            "train_tokens_per_sec": round(total_tok / max(elapsed, 1e-9), 1) if total_tok else None,  # None: no step ran
+            "train_tokens_per_sec": round(total_tok / max(elapsed, 1e-9), 1)
+            if total_tok
+            else None,  # None: no step ran
             "train_minutes_this_run": round(elapsed / 60, 3),
             "processes": self.world,
             "resumed_from_step": int(resumed_from.rsplit("-", 1)[1]) if resumed_from else None,

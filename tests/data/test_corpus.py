@@ -21,7 +21,7 @@ def test_plain_file_keeps_blank_lines_and_positions(write):
 def test_gzip_directory_and_glob(write, tmp_path):
     (tmp_path / "d").mkdir()
     with gzip.open(tmp_path / "d" / "b.txt.gz", "wb") as f:
-        f.write("gz line\n".encode())
+        f.write(b"gz line\n")
     write("d/a.txt", "a line\n")
     write("d/.hidden", "never\n")
     write("d/sub/c.txt", "c line\n")
@@ -65,7 +65,12 @@ def test_hf_local_dataset_streaming_and_not(tmp_path):
 
 
 def test_hf_spec_parsing():
-    assert parse_hf_spec("hf:wikitext:wikitext-2-raw-v1:train:text") == ("wikitext", "wikitext-2-raw-v1", "train", "text")
+    assert parse_hf_spec("hf:wikitext:wikitext-2-raw-v1:train:text") == (
+        "wikitext",
+        "wikitext-2-raw-v1",
+        "train",
+        "text",
+    )
     assert parse_hf_spec("hf:imdb::test:text") == ("imdb", None, "test", "text")
     with pytest.raises(PipelineError, match="hf:NAME:CONFIG:SPLIT:FIELD"):
         parse_hf_spec("hf:wikitext:train")
@@ -85,4 +90,8 @@ def test_default_corpus_is_real_raw_sentences():
 
 
 def test_sentence_splitter():
-    assert split_sentences_raw('He said "stop." Then 3 more. ok? Yes!') == ['He said "stop."', "Then 3 more. ok?", "Yes!"]
+    assert split_sentences_raw('He said "stop." Then 3 more. ok? Yes!') == [
+        'He said "stop."',
+        "Then 3 more. ok?",
+        "Yes!",
+    ]

@@ -2,9 +2,10 @@ import re
 
 import pytest
 
-from conftest import shared
 from pipeline.data.labelled import read_classification
 from pipeline.errors import PipelineError
+
+from conftest import shared
 
 
 def test_tsv_csv_jsonl(write):
@@ -12,8 +13,9 @@ def test_tsv_csv_jsonl(write):
     assert d.texts == ['It \'s "good" .', "bad"] and d.labels == ["1", "0"] and d.empty == 1
     d = read_classification(write("a.csv", 'text,y\n"a, b",pos\nc,neg\n'), text_field="text", label_field="y")
     assert d.texts == ["a, b", "c"] and d.labels == ["pos", "neg"]
-    d = read_classification(write("a.jsonl", '{"text": "x y", "label": 2}\n\n{"text": "z", "label": 0}\n'),
-                            text_field="text")
+    d = read_classification(
+        write("a.jsonl", '{"text": "x y", "label": 2}\n\n{"text": "z", "label": 0}\n'), text_field="text"
+    )
     assert d.texts == ["x y", "z"] and d.labels == ["2", "0"]
 
 
@@ -49,14 +51,37 @@ def test_files_without_a_header_row_by_column_number(write):
     assert d.texts == ["ok ."] and d.lines == [2]
 
 
-@pytest.mark.parametrize("name, text, kwargs, message", [
-    ("x.dat", "a\tb\n", {}, "cannot tell the format from the file name; give it with --format tsv"),
-    ("s.tsv", "1\tA film .\n", {}, r"header has no 'sentence' column \(columns: 1, A film \.\); set text_field"),
-    ("s.tsv", "1\tA film .\n", {"header": False}, "without a header row, give text_field and label_field as column numbers"),
-    ("s.tsv", "1\tA film .\n", {"text_field": 5, "label_field": 0}, "text_field 5 is out of range: the row has 2 columns"),
-    ("s.tsv", "1\tA film .\n0\tB\tC\n", {"text_field": 1, "label_field": 0}, r"s.tsv:2: expected 2 columns like the first row, got 3"),
-    ("s.jsonl", '{"text": "a", "y": 1}\n', {}, r"no 'sentence' field \(set text_field/label_field to the keys of your rows: text, y\)"),
-])
+@pytest.mark.parametrize(
+    "name, text, kwargs, message",
+    [
+        ("x.dat", "a\tb\n", {}, "cannot tell the format from the file name; give it with --format tsv"),
+        ("s.tsv", "1\tA film .\n", {}, r"header has no 'sentence' column \(columns: 1, A film \.\); set text_field"),
+        (
+            "s.tsv",
+            "1\tA film .\n",
+            {"header": False},
+            "without a header row, give text_field and label_field as column numbers",
+        ),
+        (
+            "s.tsv",
+            "1\tA film .\n",
+            {"text_field": 5, "label_field": 0},
+            "text_field 5 is out of range: the row has 2 columns",
+        ),
+        (
+            "s.tsv",
+            "1\tA film .\n0\tB\tC\n",
+            {"text_field": 1, "label_field": 0},
+            r"s.tsv:2: expected 2 columns like the first row, got 3",
+        ),
+        (
+            "s.jsonl",
+            '{"text": "a", "y": 1}\n',
+            {},
+            r"no 'sentence' field \(set text_field/label_field to the keys of your rows: text, y\)",
+        ),
+    ],
+)
 def test_unrecognised_files_say_which_option_to_give(write, name, text, kwargs, message):
     from pipeline.data.labelled import read_classification
 
@@ -74,11 +99,14 @@ def test_csv_errors_name_the_file_line_where_the_record_starts(tmp_path):
         read_classification(f)
 
 
-@pytest.mark.parametrize("row, expect", [
-    ('{"sentence": {"a": 1}, "label": "1"}', "field 'sentence' is a JSON object, not a string"),
-    ('{"sentence": "ok", "label": [1]}', "field 'label' is a JSON array; a label is a string or an integer"),
-    ('{"sentence": "ok", "label": true}', "field 'label' is a JSON boolean"),
-])
+@pytest.mark.parametrize(
+    "row, expect",
+    [
+        ('{"sentence": {"a": 1}, "label": "1"}', "field 'sentence' is a JSON object, not a string"),
+        ('{"sentence": "ok", "label": [1]}', "field 'label' is a JSON array; a label is a string or an integer"),
+        ('{"sentence": "ok", "label": true}', "field 'label' is a JSON boolean"),
+    ],
+)
 def test_jsonl_fields_of_the_wrong_json_type_are_refused(tmp_path, row, expect):
     f = tmp_path / "t.jsonl"
     f.write_text('{"sentence": "fine", "label": 1}\n' + row + "\n")

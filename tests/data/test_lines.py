@@ -1,4 +1,5 @@
 """The one text-reading path: line ends, separators, BOM, control characters, binary files."""
+
 import gzip
 
 import pytest
@@ -26,12 +27,15 @@ def test_a_leading_bom_is_removed_and_counted(write):
     assert stats.bom == 1
 
 
-@pytest.mark.parametrize("raw, message", [
-    (b"ok\none\x00two\n", r"x.txt:2: control character U\+0000 at column 4"),
-    (b"ok\nbell\x07\n", r"x.txt:2: control character U\+0007"),
-    (b"ok\nbad \xff byte\n", r"x.txt:2: invalid UTF-8 at byte 4"),
-    ("ok\nc1 \u009b\n".encode(), r"x.txt:2: control character U\+009B"),
-])
+@pytest.mark.parametrize(
+    "raw, message",
+    [
+        (b"ok\none\x00two\n", r"x.txt:2: control character U\+0000 at column 4"),
+        (b"ok\nbell\x07\n", r"x.txt:2: control character U\+0007"),
+        (b"ok\nbad \xff byte\n", r"x.txt:2: invalid UTF-8 at byte 4"),
+        ("ok\nc1 \u009b\n".encode(), r"x.txt:2: control character U\+009B"),
+    ],
+)
 def test_bad_characters_are_errors_naming_file_and_line_or_replaced_and_counted(write, raw, message):
     p = write("x.txt", raw)
     with pytest.raises(PipelineError, match=message):
@@ -88,8 +92,11 @@ def test_every_reader_uses_the_same_lines(write, tmp_path):
     with pytest.raises(PipelineError, match=r"n2.conll:2: control character U\+0000"):
         read_conll(write("n2.conll", "John B-PER\nr\x00an O\n"))
     corpus = write("c.txt", "\ufeffthe cat sat\n" + "the dog ran\n" * 20)
-    stats = prepare_corpus(PrepareConfig(corpus=str(corpus), valid_fraction=0.1, test_fraction=0.1, min_count=1),
-                           tmp_path / "prep", progress=False)
+    stats = prepare_corpus(
+        PrepareConfig(corpus=str(corpus), valid_fraction=0.1, test_fraction=0.1, min_count=1),
+        tmp_path / "prep",
+        progress=False,
+    )
     tokens = Vocab.load(tmp_path / "prep" / "vocab.txt").tokens
     assert "the" in tokens and not any("\ufeff" in t for t in tokens)
     assert stats["byte_order_marks_removed"] == 1

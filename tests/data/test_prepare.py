@@ -12,7 +12,9 @@ from pipeline.data.prepare import prepare_corpus
 from pipeline.data.prepared import PreparedData
 from pipeline.data.vocab import UNK_ID
 from pipeline.errors import PipelineError
+
 from helpers import make_corpus
+
 
 def decoded(data, split):
     return [" ".join(data.types[i] for i in s) for s in data.split(split)]
@@ -136,7 +138,10 @@ def test_bad_input_errors_and_nothing_half_written(write, tmp_path):
     fails(PrepareConfig(corpus=str(write("e.txt", "\n  \n\n"))), "corpus is empty")
     one = write("one.txt", "just one line\n")
     fails(PrepareConfig(corpus=str(one)), "valid split is empty: no sentence was assigned")
-    fails(PrepareConfig(corpus=str(one), valid=str(one), test=str(write("t.txt", "\n"))), "t.txt: file has no non-blank lines")
+    fails(
+        PrepareConfig(corpus=str(one), valid=str(one), test=str(write("t.txt", "\n"))),
+        "t.txt: file has no non-blank lines",
+    )
     bad = write("bad.txt", b"ok line\n" * 50 + b"caf\xe9\n")  # latin-1 byte: invalid UTF-8
     fails(PrepareConfig(corpus=str(bad), encoding_errors="error"), r"bad\.txt:51: invalid UTF-8")
     stats = prepare_corpus(PrepareConfig(corpus=str(bad), valid=str(one), test=str(one)), out, progress=False)
@@ -155,16 +160,31 @@ def test_refuses_to_replace_an_unrelated_directory(write, tmp_path):
 
 def test_raw_text_gets_words_without_glued_punctuation(write, tmp_path, capsys):
     """ptb (the default) splits raw English; whitespace on the same text warns and counts."""
-    raw = "\n".join(["The food was good. We'll be back!", "Great place, didn't disappoint.",
-                     "Service (friendly) and fast; prices fair."] * 10) + "\n"
+    raw = (
+        "\n".join(
+            [
+                "The food was good. We'll be back!",
+                "Great place, didn't disappoint.",
+                "Service (friendly) and fast; prices fair.",
+            ]
+            * 10
+        )
+        + "\n"
+    )
     corpus = write("raw.txt", raw)
-    stats = prepare_corpus(PrepareConfig(corpus=str(corpus), valid=str(corpus), test=str(corpus), min_count=1),
-                           tmp_path / "ptb", progress=False)
+    stats = prepare_corpus(
+        PrepareConfig(corpus=str(corpus), valid=str(corpus), test=str(corpus), min_count=1),
+        tmp_path / "ptb",
+        progress=False,
+    )
     vocab = set(PreparedData(tmp_path / "ptb").vocab.tokens)
     assert {"good", ".", "back", "!", "did", "n't", "(", "friendly", ")"} <= vocab and "good." not in vocab
     assert stats["glued_punctuation_tokens"] == 0 and "warning" not in capsys.readouterr().err
-    stats = prepare_corpus(PrepareConfig(corpus=str(corpus), valid=str(corpus), test=str(corpus), min_count=1,
-                                         tokenizer="whitespace"), tmp_path / "ws", progress=False)
+    stats = prepare_corpus(
+        PrepareConfig(corpus=str(corpus), valid=str(corpus), test=str(corpus), min_count=1, tokenizer="whitespace"),
+        tmp_path / "ws",
+        progress=False,
+    )
     assert stats["glued_punctuation_tokens"] == 60  # good. back! place, disappoint. fast; fair. (x10)
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "punctuation glued on" in err and "prepare.tokenizer: ptb" in err

@@ -1,10 +1,12 @@
 """Slow: the named presets prepare the real corpora in ../shared/data (counts from their READMEs)."""
+
 import pytest
 
-from conftest import REPO, shared
 from pipeline.config import load_params
 from pipeline.data.prepare import prepare_corpus
 from pipeline.data.prepared import PreparedData
+
+from conftest import REPO, shared
 
 pytestmark = pytest.mark.slow
 

@@ -40,8 +40,11 @@ def test_scheme_examples_by_hand():
 
 
 def test_read_conll(write):
-    p = write("d.txt", "-DOCSTART- -X- -X- O\n\nEU NNP B-NP I-ORG\nrejects VBZ B-VP O\n\n"
-                       "Peter NNP B-NP I-PER\nBlackburn NNP I-NP I-PER\n")
+    p = write(
+        "d.txt",
+        "-DOCSTART- -X- -X- O\n\nEU NNP B-NP I-ORG\nrejects VBZ B-VP O\n\n"
+        "Peter NNP B-NP I-PER\nBlackburn NNP I-NP I-PER\n",
+    )
     d = read_conll(p, scheme="iob1", target="iob2")
     assert d.sentences == [["EU", "rejects"], ["Peter", "Blackburn"]]
     assert d.tags == [["B-ORG", "O"], ["B-PER", "I-PER"]] and d.repaired == 0
@@ -50,8 +53,11 @@ def test_read_conll(write):
 def test_read_conll_bad_input(write):
     with pytest.raises(PipelineError, match=r"c\.txt:2: expected 4 columns like the first data line, got 3"):
         read_conll(write("c.txt", "EU NNP B-NP B-ORG\nrejects VBZ O\n"))
-    with pytest.raises(PipelineError, match=r"s\.tsv:2: expected 2 columns like the first data line, got 4; this "
-                                            r"looks like a sentence-per-line TSV: .* use --task classify"):
+    with pytest.raises(
+        PipelineError,
+        match=r"s\.tsv:2: expected 2 columns like the first data line, got 4; this "
+        r"looks like a sentence-per-line TSV: .* use --task classify",
+    ):
         read_conll(write("s.tsv", "sentence\tlabel\na fine film\t1\n"))
     p = write("i.txt", "a X X O\nb X X I-PER\n")
     with pytest.raises(PipelineError, match=r"i\.txt:2: tag 'I-PER' does not continue a chunk"):

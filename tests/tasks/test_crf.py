@@ -46,8 +46,17 @@ def test_nll_of_gold_path_matches_brute_force_probability():
     tags = torch.tensor([[0, 3, 1, 2]])
     mask = torch.ones(1, 4, dtype=torch.bool)
     logz, _ = brute(crf, e[0], 4)
-    s = crf.start[0] + e[0, 0, 0] + crf.transitions[0, 3] + e[0, 1, 3] + crf.transitions[3, 1] + e[0, 2, 1] \
-        + crf.transitions[1, 2] + e[0, 3, 2] + crf.end[2]
+    s = (
+        crf.start[0]
+        + e[0, 0, 0]
+        + crf.transitions[0, 3]
+        + e[0, 1, 3]
+        + crf.transitions[3, 1]
+        + e[0, 2, 1]
+        + crf.transitions[1, 2]
+        + e[0, 3, 2]
+        + crf.end[2]
+    )
     assert torch.allclose(crf.nll(e, tags, mask), logz - s, atol=1e-5)
 
 

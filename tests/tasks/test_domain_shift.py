@@ -1,15 +1,17 @@
 """Transfer collapse is caught here, not by users: models trained on movie reviews (SST-2) read
 product reviews (SentEval CR), whose words they have mostly not seen, without collapsing to one
 label. Slow: real data from ../shared/data."""
+
 import random
 
 import pytest
 
-from conftest import shared
 from pipeline.config import FinetuneConfig
 from pipeline.tasks.data import read_task_data
 from pipeline.tasks.model import TaskModel
 from pipeline.train.finetune import finetune
+
+from conftest import shared
 
 
 @pytest.mark.slow
@@ -19,10 +21,17 @@ def test_sst2_models_do_not_collapse_on_product_reviews(tmp_path, trained, vecto
     (tmp_path / "train.tsv").write_text("\n".join(rows[:1] + random.Random(0).sample(rows[1:], 2000)) + "\n")
     cr = shared("senteval", "cr.tsv").read_text(encoding="utf-8").splitlines()
     names = {"positive": "1", "negative": "0"}
-    (tmp_path / "cr.tsv").write_text("\n".join(cr[:1] + [f"{t}\t{names[y]}" for t, y in
-                                                        (r.rsplit("\t", 1) for r in cr[1:])]) + "\n")
-    cfg = FinetuneConfig(task="classify", model="ensemble", train=str(tmp_path / "train.tsv"),
-                         dev=str(sst / "sst2_dev.tsv"), encoder=str(trained / "enc"), word2vec=str(vectors))
+    (tmp_path / "cr.tsv").write_text(
+        "\n".join(cr[:1] + [f"{t}\t{names[y]}" for t, y in (r.rsplit("\t", 1) for r in cr[1:])]) + "\n"
+    )
+    cfg = FinetuneConfig(
+        task="classify",
+        model="ensemble",
+        train=str(tmp_path / "train.tsv"),
+        dev=str(sst / "sst2_dev.tsv"),
+        encoder=str(trained / "enc"),
+        word2vec=str(vectors),
+    )
     finetune(cfg, tmp_path / "m", progress=False)
     ensemble = TaskModel.load(tmp_path / "m")
     data = read_task_data(cfg, tmp_path / "cr.tsv", ensemble.tokenize)

@@ -1,5 +1,6 @@
 """Early stopping cannot stop a model at chance level: patience counts once dev beats the trivial
 score (always the most frequent label; F1 0 for NER) or after ``min_epochs``."""
+
 import random
 
 from pipeline.config import FinetuneConfig
@@ -48,8 +49,17 @@ def test_a_run_that_never_beats_chance_says_so(tmp_path, vectors):
     dev = ["sentence\tlabel"] + [f"{' '.join(rng.choices(words, k=5))}\ta" for _ in range(20)]
     (tmp_path / "d.tsv").write_text("\n".join(dev) + "\n")  # all one label: chance is 1.0, unbeatable
     said = []
-    cfg = FinetuneConfig(task="classify", model="bilstm", train=str(tmp_path / "t.tsv"), dev=str(tmp_path / "d.tsv"),
-                         inputs="word2vec", word2vec=str(vectors), epochs=4, patience=1, min_epochs=2)
+    cfg = FinetuneConfig(
+        task="classify",
+        model="bilstm",
+        train=str(tmp_path / "t.tsv"),
+        dev=str(tmp_path / "d.tsv"),
+        inputs="word2vec",
+        word2vec=str(vectors),
+        epochs=4,
+        patience=1,
+        min_epochs=2,
+    )
     result = finetune(cfg, tmp_path / "m", progress=False, log=said.append)
     assert result["epochs_run"] == 3  # min_epochs 2, then one epoch of patience
     assert any("never beat always predicting the most frequent label (1.0000)" in m for m in said)
@@ -66,8 +76,16 @@ def test_a_failed_run_leaves_the_previous_model_as_it_was(tmp_path, vectors):
     files = {k: str(samples / f"{k}.tsv") for k in ("train", "dev")}
     finetune(FinetuneConfig(task="classify", model="tfidf", **files), tmp_path / "m", progress=False)
     before = {p.name: p.read_bytes() for p in (tmp_path / "m").iterdir()}
-    cfg = FinetuneConfig(task="classify", model="bilstm", inputs="word2vec", word2vec=str(vectors), lr=1e30,
-                         grad_clip=None, epochs=3, **files)
+    cfg = FinetuneConfig(
+        task="classify",
+        model="bilstm",
+        inputs="word2vec",
+        word2vec=str(vectors),
+        lr=1e30,
+        grad_clip=None,
+        epochs=3,
+        **files,
+    )
     with pytest.raises(PipelineError, match=r"loss is .* is left as it was"):
         finetune(cfg, tmp_path / "m", progress=False)
     assert {p.name: p.read_bytes() for p in (tmp_path / "m").iterdir()} == before

@@ -2,11 +2,23 @@ import numpy as np
 import pytest
 import torch
 
-from helpers import SENTS, TOY, kv_from
 from pipeline.config import FinetuneConfig
-from pipeline.tasks.features import (CASE_DIM, CASES, PAD, UNK, CharCNN, Features, LookupVectors, build_features,
-                                     build_word_list, casing, init_vectors)
+from pipeline.tasks.features import (
+    CASE_DIM,
+    CASES,
+    PAD,
+    UNK,
+    CharCNN,
+    Features,
+    LookupVectors,
+    build_features,
+    build_word_list,
+    casing,
+    init_vectors,
+)
 from pipeline.word2vec import VectorLookup
+
+from helpers import SENTS, TOY, kv_from
 
 
 def test_lookup_features():
@@ -17,8 +29,18 @@ def test_lookup_features():
     assert (x[1, 1] == 0).all()
 
 
-@pytest.mark.parametrize("token, case", [("the", "lower"), ("The", "title"), ("EU", "upper"), ("1996", "numeric"),
-                                         ("1-0", "has_digit"), ("McDonald", "mixed"), (",", "other")])
+@pytest.mark.parametrize(
+    "token, case",
+    [
+        ("the", "lower"),
+        ("The", "title"),
+        ("EU", "upper"),
+        ("1996", "numeric"),
+        ("1-0", "has_digit"),
+        ("McDonald", "mixed"),
+        (",", "other"),
+    ],
+)
 def test_casing(token, case):
     assert CASES[casing(token)] == case
 

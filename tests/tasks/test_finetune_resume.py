@@ -1,5 +1,6 @@
 """Finetuning checkpoints: a run killed (SIGKILL) or stopped (SIGTERM) and started again with the same
 command ends with the same model as an uninterrupted run."""
+
 import json
 import signal
 import subprocess
@@ -18,11 +19,41 @@ SAMPLES = REPO / "data" / "samples"
 
 def command(vectors: Path, out: Path, ckpt: Path) -> list[str]:
     ner = SAMPLES / "ner"
-    return [sys.executable, "-m", "pipeline.cli", "finetune", "--task", "ner", "--train", str(ner / "train.conll"),
-            "--dev", str(ner / "dev.conll"), "--test", str(ner / "test.conll"), "--inputs", "word2vec",
-            "--word2vec", str(vectors), "--out", str(out), "--epochs", "4", "--patience", "4", "--batch-size", "16",
-            "--lr", "0.01", "--set", "hidden=16", "--checkpoint-dir", str(ckpt), "--metrics", str(out) + ".json",
-            "-q"]
+    return [
+        sys.executable,
+        "-m",
+        "pipeline.cli",
+        "finetune",
+        "--task",
+        "ner",
+        "--train",
+        str(ner / "train.conll"),
+        "--dev",
+        str(ner / "dev.conll"),
+        "--test",
+        str(ner / "test.conll"),
+        "--inputs",
+        "word2vec",
+        "--word2vec",
+        str(vectors),
+        "--out",
+        str(out),
+        "--epochs",
+        "4",
+        "--patience",
+        "4",
+        "--batch-size",
+        "16",
+        "--lr",
+        "0.01",
+        "--set",
+        "hidden=16",
+        "--checkpoint-dir",
+        str(ckpt),
+        "--metrics",
+        str(out) + ".json",
+        "-q",
+    ]
 
 
 def checkpoint_epoch(ckpt: Path) -> int:
@@ -84,8 +115,9 @@ def test_a_checkpoint_from_other_settings_is_not_resumed(vectors, tmp_path):
 def test_a_damaged_finetune_checkpoint_is_one_line(vectors, tmp_path):
     out, ckpt = tmp_path / "m", tmp_path / "ck"
     cmd = command(vectors, out, ckpt)
-    subprocess.run(cmd[:cmd.index("--epochs") + 1] + ["1"] + cmd[cmd.index("--epochs") + 2:], cwd=REPO, env=env(),
-                   check=True)  # one epoch: the checkpoint of the same settings (but the budget) is resumable
+    subprocess.run(
+        cmd[: cmd.index("--epochs") + 1] + ["1"] + cmd[cmd.index("--epochs") + 2 :], cwd=REPO, env=env(), check=True
+    )  # one epoch: the checkpoint of the same settings (but the budget) is resumable
     (ckpt / "optimizer.pt").write_bytes((ckpt / "optimizer.pt").read_bytes()[:50])
     before = (out / "model.safetensors").read_bytes()
     p = subprocess.run(cmd, cwd=REPO, env=env(), capture_output=True, text=True)

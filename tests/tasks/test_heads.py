@@ -9,7 +9,7 @@ TAGS = ["O", "B-PER", "I-PER", "B-LOC"]
 def toy_ner(n, seed):
     """Sentences of random 'word' vectors where capitalised-name dims mark entities (a learnable toy)."""
     g = torch.Generator().manual_seed(seed)
-    X, Y, M = [], [], []
+    X, Y = [], []
     for _ in range(n):
         T = int(torch.randint(3, 9, (1,), generator=g))
         y = torch.zeros(T, dtype=torch.long)

@@ -1,23 +1,30 @@
 """The linear classifiers (TF-IDF; TF-IDF + pooled ELMo) and ``model: auto``: first-class model
 directories, no pickle."""
+
 import json
 import subprocess
 import sys
 
 import numpy as np
 
-from conftest import REPO
 from pipeline.config import FinetuneConfig
 from pipeline.tasks.data import read_task_data
 from pipeline.tasks.model import TaskModel
 from pipeline.train.finetune import finetune
 
+from conftest import REPO
+
 SAMPLES = REPO / "data" / "samples" / "sentiment"
 
 
 def test_fit_save_load_predict(tmp_path):
-    cfg = FinetuneConfig(task="classify", model="tfidf", train=str(SAMPLES / "train.tsv"),
-                         dev=str(SAMPLES / "dev.tsv"), test=str(SAMPLES / "test.tsv"))
+    cfg = FinetuneConfig(
+        task="classify",
+        model="tfidf",
+        train=str(SAMPLES / "train.tsv"),
+        dev=str(SAMPLES / "dev.tsv"),
+        test=str(SAMPLES / "test.tsv"),
+    )
     result = finetune(cfg, tmp_path / "m", progress=False)
     assert result["test"]["accuracy"] > 0.7 and result["C"] in [h["C"] for h in result["history"]]
     model = TaskModel.load(tmp_path / "m")
@@ -26,18 +33,35 @@ def test_fit_save_load_predict(tmp_path):
     assert again[-1] == (None, {})
     assert [p for p, _ in again[:-1]] == [p for p, _ in result["test_predictions"]]
     assert all(np.isclose(a[1][k], b[1][k]) for a, b in zip(again, result["test_predictions"]) for k in a[1])
-    assert sorted(p.name for p in (tmp_path / "m").iterdir()) == ["README.md", "config.json", "model.safetensors",
-                                                                   "tfidf_vocab.json"]
+    assert sorted(p.name for p in (tmp_path / "m").iterdir()) == [
+        "README.md",
+        "config.json",
+        "model.safetensors",
+        "tfidf_vocab.json",
+    ]
     assert json.loads((tmp_path / "m" / "config.json").read_text())["finetune"]["model"] == "tfidf"
 
 
 def test_cli_finetune_predict_evaluate(tmp_path):
     def elmo(*args):
-        return subprocess.run([sys.executable, "-m", "pipeline.cli", *args], capture_output=True, text=True,
-                              cwd=tmp_path)
+        return subprocess.run(
+            [sys.executable, "-m", "pipeline.cli", *args], capture_output=True, text=True, cwd=tmp_path
+        )
 
-    p = elmo("-q", "finetune", "--task", "classify", "--model", "tfidf", "--train", str(SAMPLES / "train.tsv"),
-             "--dev", str(SAMPLES / "dev.tsv"), "--out", "m")
+    p = elmo(
+        "-q",
+        "finetune",
+        "--task",
+        "classify",
+        "--model",
+        "tfidf",
+        "--train",
+        str(SAMPLES / "train.tsv"),
+        "--dev",
+        str(SAMPLES / "dev.tsv"),
+        "--out",
+        "m",
+    )
     assert p.returncode == 0, p.stderr
     (tmp_path / "in.txt").write_text("a superb and moving film\n\n")
     p = elmo("predict", "in.txt", "--model", "m")
@@ -50,8 +74,13 @@ def test_cli_finetune_predict_evaluate(tmp_path):
 
 
 def sample_cfg(**kw) -> FinetuneConfig:
-    return FinetuneConfig(task="classify", train=str(SAMPLES / "train.tsv"), dev=str(SAMPLES / "dev.tsv"),
-                          test=str(SAMPLES / "test.tsv"), **kw)
+    return FinetuneConfig(
+        task="classify",
+        train=str(SAMPLES / "train.tsv"),
+        dev=str(SAMPLES / "dev.tsv"),
+        test=str(SAMPLES / "test.tsv"),
+        **kw,
+    )
 
 
 def test_linear_uses_the_biLM_and_round_trips(tmp_path, trained):
@@ -114,11 +143,19 @@ def test_ensemble_averages_its_members_and_round_trips(tmp_path, trained, vector
     assert [p for p, _ in model.predict(data.sentences)] == [p for p, _ in result["test_predictions"]]
     # the CLI reads it like any task model
     (tmp_path / "in.txt").write_text("a superb and moving film.\n")
-    p = subprocess.run([sys.executable, "-m", "pipeline.cli", "predict", "in.txt", "--model", "m"], cwd=tmp_path,
-                       capture_output=True, text=True)
+    p = subprocess.run(
+        [sys.executable, "-m", "pipeline.cli", "predict", "in.txt", "--model", "m"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+    )
     assert p.returncode == 0 and json.loads(p.stdout)["tokens"] == ["a", "superb", "and", "moving", "film", "."]
-    p = subprocess.run([sys.executable, "-m", "pipeline.cli", "evaluate", str(SAMPLES / "test.tsv"), "--model", "m"],
-                       cwd=tmp_path, capture_output=True, text=True)
+    p = subprocess.run(
+        [sys.executable, "-m", "pipeline.cli", "evaluate", str(SAMPLES / "test.tsv"), "--model", "m"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+    )
     assert p.returncode == 0 and f"accuracy {result['test']['accuracy']:.4f}" in p.stdout, p.stderr
 
 

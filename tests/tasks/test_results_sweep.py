@@ -1,4 +1,5 @@
 """scripts/finetune_results.py: the results-table sweep runs each row, resumes, and prints the table."""
+
 import json
 import subprocess
 import sys
@@ -11,9 +12,28 @@ SAMPLES = REPO / "data" / "samples" / "sentiment"
 
 
 def sweep(out, vectors, *extra):
-    cmd = [sys.executable, "scripts/finetune_results.py", "--word2vec", str(vectors), "--tasks", "sst2",
-           "--rows", "baseline", "word2vec", "--out", str(out), "--set", f"train={SAMPLES / 'train.tsv'}",
-           "--set", f"dev={SAMPLES / 'dev.tsv'}", "--set", f"test={SAMPLES / 'test.tsv'}", "--set", "epochs=2", *extra]
+    cmd = [
+        sys.executable,
+        "scripts/finetune_results.py",
+        "--word2vec",
+        str(vectors),
+        "--tasks",
+        "sst2",
+        "--rows",
+        "baseline",
+        "word2vec",
+        "--out",
+        str(out),
+        "--set",
+        f"train={SAMPLES / 'train.tsv'}",
+        "--set",
+        f"dev={SAMPLES / 'dev.tsv'}",
+        "--set",
+        f"test={SAMPLES / 'test.tsv'}",
+        "--set",
+        "epochs=2",
+        *extra,
+    ]
     p = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True)
     assert p.returncode == 0, p.stderr
     return p.stdout
@@ -49,22 +69,46 @@ def test_elmo_rows_record_their_encoder_and_resume_only_on_it(tmp_path, vectors,
 
 def test_files_from_before_rows_print_apart_and_are_not_resumed(tmp_path, vectors):
     out = tmp_path / "old.json"
-    old_run = {"task_name": "sst2", "inputs": "both", "seed": 0, "seconds": 5.0,
-               "dev": {"accuracy": 0.5}, "test": {"accuracy": 0.25}}
+    old_run = {
+        "task_name": "sst2",
+        "inputs": "both",
+        "seed": 0,
+        "seconds": 5.0,
+        "dev": {"accuracy": 0.5},
+        "test": {"accuracy": 0.25},
+    }
     out.write_text(json.dumps({"runs": [old_run]}))
-    p = subprocess.run([sys.executable, "scripts/finetune_results.py", "--table", "--out", str(out)], cwd=REPO,
-                       capture_output=True, text=True)
+    p = subprocess.run(
+        [sys.executable, "scripts/finetune_results.py", "--table", "--out", str(out)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+    )
     assert "| SST-2 | inputs=both (an earlier version of this script: see the README) | 50.00 | 25.00 |" in p.stdout
 
 
-@pytest.mark.parametrize("args, message", [
-    (["--rows", "adapted"], "--adapted sst2=DIR"),
-    (["--adapted", "sst2"], "--adapted sst2: expected TASK=DIR"),
-    (["--adapted", "imdb=x"], "--adapted imdb=x: expected TASK=DIR"),
-    (["--set", "inputs=elmo"], "--set inputs: set by the rows"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--rows", "adapted"], "--adapted sst2=DIR"),
+        (["--adapted", "sst2"], "--adapted sst2: expected TASK=DIR"),
+        (["--adapted", "imdb=x"], "--adapted imdb=x: expected TASK=DIR"),
+        (["--set", "inputs=elmo"], "--set inputs: set by the rows"),
+    ],
+)
 def test_bad_sweep_options_are_one_line(tmp_path, vectors, args, message):
-    cmd = [sys.executable, "scripts/finetune_results.py", "--tasks", "sst2", "--seeds", "0",
-           "--out", str(tmp_path / "r.json"), "--word2vec", str(vectors), *args]
+    cmd = [
+        sys.executable,
+        "scripts/finetune_results.py",
+        "--tasks",
+        "sst2",
+        "--seeds",
+        "0",
+        "--out",
+        str(tmp_path / "r.json"),
+        "--word2vec",
+        str(vectors),
+        *args,
+    ]
     p = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True)
     assert p.returncode == 1 and message in p.stderr and "Traceback" not in p.stderr, p.stderr

@@ -1,5 +1,6 @@
 """Finetuned task models: training through the library, the CLI and DVC; save → load → predict;
 bad labelled data; CRF constraints; the shipped samples."""
+
 import json
 import subprocess
 import sys
@@ -9,33 +10,51 @@ import pytest
 import torch
 import yaml
 
-from conftest import REPO
-from helpers import BIN, elmo, run, tiny_repo
 from pipeline.config import FinetuneConfig
-from pipeline.errors import PipelineError
 from pipeline.encoder import Encoder
+from pipeline.errors import PipelineError
 from pipeline.tasks.crf import crf_constraints
 from pipeline.tasks.data import check_labels, label_set, read_task_data
 from pipeline.tasks.model import TaskModel
 from pipeline.train.finetune import finetune
-from helpers import SENTS
+
+from conftest import REPO
+from helpers import BIN, SENTS, elmo, run, tiny_repo
 
 SAMPLES = REPO / "data" / "samples"
 
 
 def ner_cfg(trained, vectors, **kw):  # noqa: F811
-    base = dict(task="ner", train=str(SAMPLES / "ner" / "train.conll"), dev=str(SAMPLES / "ner" / "dev.conll"),
-                test=str(SAMPLES / "ner" / "test.conll"), encoder=str(trained / "enc"), word2vec=str(vectors),
-                hidden=16, epochs=2, batch_size=16, lr=0.01)
+    base = dict(
+        task="ner",
+        train=str(SAMPLES / "ner" / "train.conll"),
+        dev=str(SAMPLES / "ner" / "dev.conll"),
+        test=str(SAMPLES / "ner" / "test.conll"),
+        encoder=str(trained / "enc"),
+        word2vec=str(vectors),
+        hidden=16,
+        epochs=2,
+        batch_size=16,
+        lr=0.01,
+    )
     base.update(kw)
     return FinetuneConfig(**base)
 
 
 def cls_cfg(trained, vectors, **kw):  # noqa: F811
-    base = dict(task="classify", train=str(SAMPLES / "sentiment" / "train.tsv"),
-                dev=str(SAMPLES / "sentiment" / "dev.tsv"), test=str(SAMPLES / "sentiment" / "test.tsv"),
-                encoder=str(trained / "enc"), word2vec=str(vectors), hidden=16, epochs=2, batch_size=16, lr=0.01,
-                model="bilstm")
+    base = dict(
+        task="classify",
+        train=str(SAMPLES / "sentiment" / "train.tsv"),
+        dev=str(SAMPLES / "sentiment" / "dev.tsv"),
+        test=str(SAMPLES / "sentiment" / "test.tsv"),
+        encoder=str(trained / "enc"),
+        word2vec=str(vectors),
+        hidden=16,
+        epochs=2,
+        batch_size=16,
+        lr=0.01,
+        model="bilstm",
+    )
     base.update(kw)
     return FinetuneConfig(**base)
 
@@ -84,24 +103,42 @@ def test_encoder_layers_with_gradients_equal_embed(trained):  # noqa: F811
         assert np.allclose(layers[:, b, :n].detach().numpy(), r, atol=1e-5)
         assert (layers[:, b, n:] == 0).all()
     layers.sum().backward()
-    assert all(p.grad is not None for n, p in enc.model.named_parameters()
-               if n.startswith(("token_encoder.", "forward_stack.", "backward_stack.")))
+    assert all(
+        p.grad is not None
+        for n, p in enc.model.named_parameters()
+        if n.startswith(("token_encoder.", "forward_stack.", "backward_stack."))
+    )
 
 
 def test_lookup_inputs_save_the_word2vec_vectors(trained, vectors, tmp_path):  # noqa: F811
     cfg = ner_cfg(trained, vectors, word_vectors="lookup", char_encoder="none", epochs=1)
     finetune(cfg, tmp_path / "m", progress=False)
     names = sorted(p.name for p in (tmp_path / "m").iterdir())
-    assert names == ["README.md", "config.json", "encoder", "model.safetensors", "word2vec.safetensors",
-                     "word2vec.vocab.txt"]
+    assert names == [
+        "README.md",
+        "config.json",
+        "encoder",
+        "model.safetensors",
+        "word2vec.safetensors",
+        "word2vec.vocab.txt",
+    ]
     model = TaskModel.load(tmp_path / "m")
     assert model.features.word2vec is not None and model.features.chars is None
     # a directory of format 1 (before trainable words and chars) loads with those settings' old meaning
     cfg_file = tmp_path / "m" / "config.json"
     old = json.loads(cfg_file.read_text())
     old["format_version"] = 1
-    for key in ("word_vectors", "char_encoder", "word_dropout", "max_words", "char_dim", "char_filters",
-                "char_width", "grad_clip", "encoding_errors"):
+    for key in (
+        "word_vectors",
+        "char_encoder",
+        "word_dropout",
+        "max_words",
+        "char_dim",
+        "char_filters",
+        "char_width",
+        "grad_clip",
+        "encoding_errors",
+    ):
         old["finetune"].pop(key)
     cfg_file.write_text(json.dumps(old))
     sents = [["John", "visited", "Paris", "."]]
@@ -193,10 +230,29 @@ def test_finetune_encoder_updates_and_saves_the_bilm(trained, vectors, tmp_path)
 
 def test_cli_finetune_predict_evaluate(trained, vectors, tmp_path):  # noqa: F811
     out = tmp_path / "ner"
-    p = elmo("finetune", "--task", "ner", "--train", str(SAMPLES / "ner" / "train.conll"),
-             "--dev", str(SAMPLES / "ner" / "dev.conll"), "--encoder", str(trained / "enc"), "--word2vec", str(vectors),
-             "--out", str(out), "--epochs", "2", "--set", "hidden=8", "--metrics", str(tmp_path / "m.json"), "-q",
-             cwd=tmp_path)
+    p = elmo(
+        "finetune",
+        "--task",
+        "ner",
+        "--train",
+        str(SAMPLES / "ner" / "train.conll"),
+        "--dev",
+        str(SAMPLES / "ner" / "dev.conll"),
+        "--encoder",
+        str(trained / "enc"),
+        "--word2vec",
+        str(vectors),
+        "--out",
+        str(out),
+        "--epochs",
+        "2",
+        "--set",
+        "hidden=8",
+        "--metrics",
+        str(tmp_path / "m.json"),
+        "-q",
+        cwd=tmp_path,
+    )
     assert p.returncode == 0, p.stderr
     m = json.loads((tmp_path / "m.json").read_text())
     assert m["inputs"] == "both" and m["epochs_run"] == 2 and "test_predictions" not in m
@@ -210,17 +266,41 @@ def test_cli_finetune_predict_evaluate(trained, vectors, tmp_path):  # noqa: F81
     assert recs[0]["tokens"] == ["John", "Howard", "visited", "Sydney", "."] and len(recs[0]["tags"]) == 5
     for e in recs[0]["entities"]:
         assert e["text"] == " ".join(recs[0]["tokens"][e["start"] : e["end"]])
-    p = elmo("evaluate", "--model", str(out), str(SAMPLES / "ner" / "test.conll"), "--metrics", str(tmp_path / "e.json"),
-             cwd=tmp_path)
+    p = elmo(
+        "evaluate",
+        "--model",
+        str(out),
+        str(SAMPLES / "ner" / "test.conll"),
+        "--metrics",
+        str(tmp_path / "e.json"),
+        cwd=tmp_path,
+    )
     assert p.returncode == 0 and "F1" in p.stdout
     assert set(json.loads((tmp_path / "e.json").read_text())["per_type"]) <= {"PER", "LOC", "ORG", "MISC"}
 
     # a classifier from a config file; word2vec only (inferred from the options given)
-    (tmp_path / "c.yaml").write_text(yaml.safe_dump({"task": "classify", "epochs": 2, "hidden": 8, "pooling": "attention"}))
-    p = elmo("finetune", "--config", str(tmp_path / "c.yaml"), "--train", str(SAMPLES / "sentiment" / "train.tsv"),
-             "--dev", str(SAMPLES / "sentiment" / "dev.tsv"), "--test", str(SAMPLES / "sentiment" / "test.tsv"),
-             "--word2vec", str(vectors), "--out", str(tmp_path / "cls"), "--plots", str(tmp_path / "pl"), "-q",
-             cwd=tmp_path)
+    (tmp_path / "c.yaml").write_text(
+        yaml.safe_dump({"task": "classify", "epochs": 2, "hidden": 8, "pooling": "attention"})
+    )
+    p = elmo(
+        "finetune",
+        "--config",
+        str(tmp_path / "c.yaml"),
+        "--train",
+        str(SAMPLES / "sentiment" / "train.tsv"),
+        "--dev",
+        str(SAMPLES / "sentiment" / "dev.tsv"),
+        "--test",
+        str(SAMPLES / "sentiment" / "test.tsv"),
+        "--word2vec",
+        str(vectors),
+        "--out",
+        str(tmp_path / "cls"),
+        "--plots",
+        str(tmp_path / "pl"),
+        "-q",
+        cwd=tmp_path,
+    )
     assert p.returncode == 0, p.stderr
     conf = json.loads((tmp_path / "pl" / "confusion.json").read_text())
     assert len(conf) == 100 and set(conf[0]) == {"actual", "predicted"}
@@ -242,32 +322,118 @@ def test_cli_bad_labelled_data_is_one_line_error(trained, vectors, tmp_path):  #
     }
     for name, (text, pattern) in cases.items():
         (tmp_path / name).write_text(text)
-        p = elmo("finetune", "--task", "ner", "--train", ok_train, "--dev", str(tmp_path / name),
-                 "--word2vec", str(vectors), "--out", str(tmp_path / "x"), "-q", cwd=tmp_path)
+        p = elmo(
+            "finetune",
+            "--task",
+            "ner",
+            "--train",
+            ok_train,
+            "--dev",
+            str(tmp_path / name),
+            "--word2vec",
+            str(vectors),
+            "--out",
+            str(tmp_path / "x"),
+            "-q",
+            cwd=tmp_path,
+        )
         assert p.returncode == 1 and "Traceback" not in p.stderr, p.stderr
         import re
 
         assert re.search(pattern, p.stderr), p.stderr
     # invalid I- after O: repaired and counted by default, an error with invalid_tags=error
     (tmp_path / "rep.conll").write_text("said O\nSydney I-LOC\n")
-    p = elmo("finetune", "--task", "ner", "--train", ok_train, "--dev", str(tmp_path / "rep.conll"), "--epochs", "1",
-             "--word2vec", str(vectors), "--out", str(tmp_path / "x"), "--metrics", str(tmp_path / "r.json"), "-q",
-             cwd=tmp_path)
+    p = elmo(
+        "finetune",
+        "--task",
+        "ner",
+        "--train",
+        ok_train,
+        "--dev",
+        str(tmp_path / "rep.conll"),
+        "--epochs",
+        "1",
+        "--word2vec",
+        str(vectors),
+        "--out",
+        str(tmp_path / "x"),
+        "--metrics",
+        str(tmp_path / "r.json"),
+        "-q",
+        cwd=tmp_path,
+    )
     assert p.returncode == 0 and json.loads((tmp_path / "r.json").read_text())["data"]["repaired_tags"] == 1
-    p = elmo("finetune", "--task", "ner", "--train", ok_train, "--dev", str(tmp_path / "rep.conll"),
-             "--set", "invalid_tags=error", "--word2vec", str(vectors), "--out", str(tmp_path / "x"), "-q", cwd=tmp_path)
+    p = elmo(
+        "finetune",
+        "--task",
+        "ner",
+        "--train",
+        ok_train,
+        "--dev",
+        str(tmp_path / "rep.conll"),
+        "--set",
+        "invalid_tags=error",
+        "--word2vec",
+        str(vectors),
+        "--out",
+        str(tmp_path / "x"),
+        "-q",
+        cwd=tmp_path,
+    )
     assert p.returncode == 1 and "rep.conll:2: tag 'I-LOC' does not continue" in p.stderr
     (tmp_path / "t.jsonl").write_text('{"text": "fine", "label": "1"}\n{"label": "0"}\n')
-    p = elmo("finetune", "--task", "classify", "--train", str(tmp_path / "t.jsonl"), "--dev", str(tmp_path / "t.jsonl"),
-             "--set", "text_field=text", "--word2vec", str(vectors), "--out", str(tmp_path / "x"), "-q", cwd=tmp_path)
+    p = elmo(
+        "finetune",
+        "--task",
+        "classify",
+        "--train",
+        str(tmp_path / "t.jsonl"),
+        "--dev",
+        str(tmp_path / "t.jsonl"),
+        "--set",
+        "text_field=text",
+        "--word2vec",
+        str(vectors),
+        "--out",
+        str(tmp_path / "x"),
+        "-q",
+        cwd=tmp_path,
+    )
     assert p.returncode == 1 and "t.jsonl:2: no 'text' field" in p.stderr
-    p = elmo("finetune", "--task", "ner", "--train", ok_train, "--dev", ok_train, "--set", "hidden=zero",
-             "--word2vec", str(vectors), "--out", str(tmp_path / "x"), "-q", cwd=tmp_path)
+    p = elmo(
+        "finetune",
+        "--task",
+        "ner",
+        "--train",
+        ok_train,
+        "--dev",
+        ok_train,
+        "--set",
+        "hidden=zero",
+        "--word2vec",
+        str(vectors),
+        "--out",
+        str(tmp_path / "x"),
+        "-q",
+        cwd=tmp_path,
+    )
     assert p.returncode == 1 and "hidden" in p.stderr and "Traceback" not in p.stderr
     (tmp_path / "notes").mkdir()
     (tmp_path / "notes" / "todo.txt").write_text("mine")
-    p = elmo("finetune", "--task", "ner", "--train", ok_train, "--dev", ok_train, "--word2vec", str(vectors),
-             "--out", str(tmp_path / "notes"), cwd=tmp_path)  # refused before any training
+    p = elmo(
+        "finetune",
+        "--task",
+        "ner",
+        "--train",
+        ok_train,
+        "--dev",
+        ok_train,
+        "--word2vec",
+        str(vectors),
+        "--out",
+        str(tmp_path / "notes"),
+        cwd=tmp_path,
+    )  # refused before any training
     assert p.returncode == 1 and "refusing to replace it" in p.stderr and "epoch" not in p.stderr
     assert (tmp_path / "notes" / "todo.txt").read_text() == "mine"
     p = elmo("predict", "--model", str(trained / "enc"), ok_train, cwd=tmp_path)
@@ -275,8 +441,12 @@ def test_cli_bad_labelled_data_is_one_line_error(trained, vectors, tmp_path):  #
 
 
 def test_dvc_repro_runs_both_tasks_with_tiny_presets(tmp_path):
-    repo = tiny_repo(tmp_path, pretrain=dict(max_steps=4, eval_every=4, checkpoint_every=4),
-                     finetune_ner=dict(epochs=2, hidden=8), finetune_sentiment=dict(epochs=2, hidden=8))
+    repo = tiny_repo(
+        tmp_path,
+        pretrain=dict(max_steps=4, eval_every=4, checkpoint_every=4),
+        finetune_ner=dict(epochs=2, hidden=8),
+        finetune_sentiment=dict(epochs=2, hidden=8),
+    )
     run([str(BIN / "dvc"), "repro"], cwd=repo, check=True)
     ner = json.loads((repo / "metrics" / "finetune_ner.json").read_text())
     sent = json.loads((repo / "metrics" / "finetune_sentiment.json").read_text())

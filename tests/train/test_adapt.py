@@ -1,16 +1,18 @@
 """Domain-adaptive LM tuning: a biLM trained on news continues on other text, held-out perplexity
 there drops, the adapted encoder keeps the vocabulary and softmax; sources that cannot be adapted
 are refused with one line."""
+
 import json
 
 import pytest
 
-from conftest import REPO
 from pipeline.cli import main
 from pipeline.config import PretrainConfig
 from pipeline.encoder import Encoder
 from pipeline.errors import PipelineError
 from pipeline.train.adapt import adapt
+
+from conftest import REPO
 
 
 @pytest.fixture(scope="module")
@@ -29,7 +31,9 @@ def test_adapting_lowers_held_out_perplexity_and_keeps_the_vocabulary(trained, d
     assert r["valid_ppl_after"] < 0.8 * r["valid_ppl_before"] and r["steps"] == 20
     src, out = Encoder.from_pretrained(trained / "enc"), Encoder.from_pretrained(tmp_path / "adapted")
     assert out.has_softmax and out.vocab.tokens == src.vocab.tokens
-    assert json.loads((tmp_path / "adapted.adapt" / "adapt.json").read_text())["valid_ppl_after"] == r["valid_ppl_after"]
+    assert (
+        json.loads((tmp_path / "adapted.adapt" / "adapt.json").read_text())["valid_ppl_after"] == r["valid_ppl_after"]
+    )
     # the same call again resumes its finished run instead of training anew, to the same encoder
     again = adapt(trained / "enc", str(domain), tmp_path / "adapted", cfg, progress=False)
     assert again["valid_ppl_after"] == r["valid_ppl_after"]

@@ -1,5 +1,4 @@
 import json
-import os
 import signal
 import socket
 import subprocess
@@ -12,14 +11,15 @@ import torch
 import yaml
 from safetensors.torch import load_file
 
-from conftest import REPO
-from helpers import BIN, env, run, tiny_repo
 from pipeline.config import ModelConfig, PrepareConfig, PretrainConfig
 from pipeline.data.corpus import read_corpus
 from pipeline.data.prepare import prepare_corpus
 from pipeline.errors import PipelineError
 from pipeline.train.evaluate import evaluate_saved
 from pipeline.train.pretrain import pretrain
+
+from conftest import REPO
+from helpers import BIN, env, run, tiny_repo
 
 SMALL = dict(filters=[[1, 4], [2, 4], [3, 8]], n_highway=1, projection_dim=32, cell_dim=64, dropout=0.0)
 
@@ -42,15 +42,37 @@ def test_nan_loss_stops_with_a_clear_error(twenty, tmp_path):
 
 
 def _stage_cmd(params: Path, prep: Path, out: Path, *extra):
-    return [sys.executable, str(REPO / "stages" / "pretrain.py"), "--params", str(params), "--prepared", str(prep),
-            "--out", str(out / "model"), "--metrics", str(out / "metrics.json"), "--plots", str(out / "plots"),
-            "-q", *extra]
+    return [
+        sys.executable,
+        str(REPO / "stages" / "pretrain.py"),
+        "--params",
+        str(params),
+        "--prepared",
+        str(prep),
+        "--out",
+        str(out / "model"),
+        "--metrics",
+        str(out / "metrics.json"),
+        "--plots",
+        str(out / "plots"),
+        "-q",
+        *extra,
+    ]
 
 
 def _params(tmp_path, **pretrain_over):
     p = tmp_path / "params.yaml"
-    pre = dict(max_tokens=300, epochs=40, max_steps=120, lr=0.005, eval_every=20, checkpoint_every=10,
-               keep_checkpoints=2, log_every=5, seed=3)
+    pre = dict(
+        max_tokens=300,
+        epochs=40,
+        max_steps=120,
+        lr=0.005,
+        eval_every=20,
+        checkpoint_every=10,
+        keep_checkpoints=2,
+        log_every=5,
+        seed=3,
+    )
     pre.update(pretrain_over)
     p.write_text(yaml.safe_dump({"model": {**SMALL, "dropout": 0.2}, "pretrain": pre}))
     return p
@@ -90,8 +112,13 @@ def test_killed_and_resumed_run_matches_uninterrupted(twenty, tmp_path):
 def test_checkpoints_from_other_settings_are_not_resumed(twenty, tmp_path):
     out = tmp_path / "o"
     subprocess.run(_stage_cmd(_params(tmp_path, max_steps=10), twenty, out), check=True, env=env())
-    p = subprocess.run(_stage_cmd(_params(tmp_path, max_steps=20, lr=0.001), twenty, out), env=env(),
-                       capture_output=True, text=True, check=True)
+    p = subprocess.run(
+        _stage_cmd(_params(tmp_path, max_steps=20, lr=0.001), twenty, out),
+        env=env(),
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     assert "from other settings; starting afresh" in p.stderr
     assert json.loads((out / "metrics.json").read_text())["resumed_from_step"] is None
     # a budget change alone resumes
@@ -118,8 +145,17 @@ def test_two_processes_match_one_with_the_same_global_batch(twenty, tmp_path):
     one, two = tmp_path / "one", tmp_path / "two"
     subprocess.run(_stage_cmd(params, twenty, one), check=True, env=env())
     e = dict(env(), OMP_NUM_THREADS="1")
-    launcher = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
-                "--master_addr", "127.0.0.1", "--master_port", str(_free_port())]
+    launcher = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc_per_node",
+        "2",
+        "--master_addr",
+        "127.0.0.1",
+        "--master_port",
+        str(_free_port()),
+    ]
     subprocess.run(launcher + _stage_cmd(params, twenty, two)[1:], check=True, env=e, timeout=300)
     m = json.loads((two / "metrics.json").read_text())
     assert m["processes"] == 2 and m["steps"] == 6
@@ -128,7 +164,8 @@ def test_two_processes_match_one_with_the_same_global_batch(twenty, tmp_path):
     for k in a:
         assert torch.allclose(a[k], b[k], atol=1e-6, rtol=0), (k, float((a[k] - b[k]).abs().max()))
     assert json.loads((one / "metrics.json").read_text())["best_valid_average_ppl"] == pytest.approx(
-        m["best_valid_average_ppl"], rel=1e-4)
+        m["best_valid_average_ppl"], rel=1e-4
+    )
 
 
 def test_dvc_repro_pretrain_and_evaluate_lm_with_tiny_preset(tmp_path):
@@ -171,8 +208,9 @@ def test_same_seed_same_weights_with_several_threads(tmp_path):
 
 def test_a_damaged_newest_checkpoint_falls_back_to_the_previous_one(twenty, tmp_path, capsys):
     def run(steps):
-        cfg = PretrainConfig(max_tokens=300, epochs=100, max_steps=steps, eval_every=10, checkpoint_every=10,
-                             keep_checkpoints=2)
+        cfg = PretrainConfig(
+            max_tokens=300, epochs=100, max_steps=steps, eval_every=10, checkpoint_every=10, keep_checkpoints=2
+        )
         return pretrain(ModelConfig(**SMALL), cfg, twenty, tmp_path / "out", progress=False)
 
     run(20)

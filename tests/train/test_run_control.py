@@ -1,5 +1,6 @@
 """Stopping a pretraining run from outside: SIGTERM (final checkpoint, then resume), a second run on
 the same output (refused), a killed launcher (no trainer left behind)."""
+
 import json
 import os
 import signal
@@ -13,24 +14,49 @@ import torch
 import yaml
 from safetensors.torch import load_file
 
+from pipeline.io import lock_file
+
 from conftest import REPO
 from helpers import env
-from pipeline.io import lock_file
 
 SMALL = dict(filters=[[1, 4], [2, 4], [3, 8]], n_highway=1, projection_dim=32, cell_dim=64, dropout=0.2)
 
 
 def params(tmp_path: Path, **over) -> Path:
-    pre = {**dict(max_tokens=300, epochs=1000, max_steps=60, lr=0.005, eval_every=20, checkpoint_every=20,
-                  keep_checkpoints=3, log_every=5, seed=3), **over}
+    pre = {
+        **dict(
+            max_tokens=300,
+            epochs=1000,
+            max_steps=60,
+            lr=0.005,
+            eval_every=20,
+            checkpoint_every=20,
+            keep_checkpoints=3,
+            log_every=5,
+            seed=3,
+        ),
+        **over,
+    }
     p = tmp_path / "params.yaml"
     p.write_text(yaml.safe_dump({"model": SMALL, "pretrain": pre}))
     return p
 
 
 def stage(p: Path, prep: Path, out: Path) -> list[str]:
-    return ["stages/pretrain.py", "--params", str(p), "--prepared", str(prep), "--out", str(out / "model"),
-            "--metrics", str(out / "metrics.json"), "--plots", str(out / "plots"), "-q"]
+    return [
+        "stages/pretrain.py",
+        "--params",
+        str(p),
+        "--prepared",
+        str(prep),
+        "--out",
+        str(out / "model"),
+        "--metrics",
+        str(out / "metrics.json"),
+        "--plots",
+        str(out / "plots"),
+        "-q",
+    ]
 
 
 def wait_for(path: Path, proc: subprocess.Popen, seconds: float = 120) -> None:
@@ -44,8 +70,9 @@ def test_sigterm_writes_a_checkpoint_at_that_step_and_the_resumed_run_ends_ident
     p = params(tmp_path)
     full, cut = tmp_path / "full", tmp_path / "cut"
     subprocess.run([sys.executable, *stage(p, twenty, full)], cwd=REPO, env=env(), check=True)
-    proc = subprocess.Popen([sys.executable, *stage(p, twenty, cut)], cwd=REPO, env=env(), stderr=subprocess.PIPE,
-                            text=True)
+    proc = subprocess.Popen(
+        [sys.executable, *stage(p, twenty, cut)], cwd=REPO, env=env(), stderr=subprocess.PIPE, text=True
+    )
     wait_for(cut / "model" / "checkpoints" / "step-0000020", proc)
     proc.send_signal(signal.SIGTERM)
     _, err = proc.communicate(timeout=120)
@@ -78,18 +105,26 @@ def trainers_writing(out: Path) -> list[int]:
 def test_killing_the_launcher_ends_its_trainer_and_a_second_run_is_refused_meanwhile(twenty, tmp_path):
     p = params(tmp_path, max_steps=100_000, max_minutes=5)
     out = tmp_path / "run"
-    launcher = subprocess.Popen([sys.executable, "-m", "pipeline.train.launch", *stage(p, twenty, out)], cwd=REPO,
-                                env=env(), start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    launcher = subprocess.Popen(
+        [sys.executable, "-m", "pipeline.train.launch", *stage(p, twenty, out)],
+        cwd=REPO,
+        env=env(),
+        start_new_session=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         wait_for(out / "model" / "checkpoints" / "step-0000020", launcher)
         holder = int(lock_file(out / "model").read_text())
         assert holder != launcher.pid and holder in trainers_writing(out)  # the trainer holds it
-        second = subprocess.run([sys.executable, *stage(p, twenty, out)], cwd=REPO, env=env(), capture_output=True,
-                                text=True, timeout=120)
+        second = subprocess.run(
+            [sys.executable, *stage(p, twenty, out)], cwd=REPO, env=env(), capture_output=True, text=True, timeout=120
+        )
         assert second.returncode == 1
         assert second.stderr.strip().splitlines()[-1] == (
             f"error: {out / 'model'}: another run is writing it (PID {holder}; lock {lock_file(out / 'model')}); "
-            "wait for it to end, or stop it")
+            "wait for it to end, or stop it"
+        )
         os.kill(launcher.pid, signal.SIGKILL)  # only the launcher: its own session, not its group
         launcher.wait()
         deadline = time.time() + 60
@@ -103,19 +138,44 @@ def test_killing_the_launcher_ends_its_trainer_and_a_second_run_is_refused_meanw
 
 def test_the_launcher_passes_a_refusal_on_as_one_line_and_the_trainers_exit_code(tmp_path):
     out = tmp_path / "run"
-    r = subprocess.run([sys.executable, "-m", "pipeline.train.launch", "stages/pretrain.py", "--prepared",
-                        str(tmp_path / "missing"), "--out", str(out / "model"), "--metrics", str(out / "m.json"),
-                        "--plots", str(out / "plots")], cwd=REPO, env=env(), capture_output=True, text=True, timeout=120)
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pipeline.train.launch",
+            "stages/pretrain.py",
+            "--prepared",
+            str(tmp_path / "missing"),
+            "--out",
+            str(out / "model"),
+            "--metrics",
+            str(out / "m.json"),
+            "--plots",
+            str(out / "plots"),
+        ],
+        cwd=REPO,
+        env=env(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert r.returncode == 1 and "Traceback" not in r.stderr
     assert r.stderr.strip().splitlines() == [
-        f"error: {tmp_path / 'missing'}: not a prepared-data directory (no meta.json; run the prepare stage)"]
+        f"error: {tmp_path / 'missing'}: not a prepared-data directory (no meta.json; run the prepare stage)"
+    ]
 
 
 def test_sigint_to_the_launcher_alone_stops_the_trainer_cleanly(twenty, tmp_path):
     p = params(tmp_path, max_steps=100_000, max_minutes=5)
     out = tmp_path / "run"
-    launcher = subprocess.Popen([sys.executable, "-m", "pipeline.train.launch", *stage(p, twenty, out)], cwd=REPO,
-                                env=env(), start_new_session=True, stderr=subprocess.PIPE, text=True)
+    launcher = subprocess.Popen(
+        [sys.executable, "-m", "pipeline.train.launch", *stage(p, twenty, out)],
+        cwd=REPO,
+        env=env(),
+        start_new_session=True,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         wait_for(out / "model" / "checkpoints" / "step-0000020", launcher)
         os.kill(launcher.pid, signal.SIGINT)  # `kill -INT <launcher>`: not the terminal's Ctrl-C to the group
