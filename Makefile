@@ -9,7 +9,7 @@ STAMP  := $(VENV)/.installed
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 export DVC_NO_ANALYTICS := 1
 
-.PHONY: install repro test test-slow bench bench-data clean
+.PHONY: install repro test check test-slow bench bench-data clean
 
 install: $(STAMP)
 
@@ -17,7 +17,7 @@ $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install -q $(TORCH) 2>&1 | grep -v "is ignored: it is neither" || true
 	$(PY) -m pip install -q -e '.[dev]' 2>&1 | grep -v "is ignored: it is neither" || true
-	$(PY) -c "import torch, gensim, sentencepiece, datasets, accelerate, sklearn, dvc, pytest"
+	$(PY) -c "import torch, gensim, sentencepiece, datasets, accelerate, sklearn, dvc, pytest, ruff"
 	touch $@
 
 repro: install
@@ -25,6 +25,11 @@ repro: install
 
 test: install
 	$(PY) -m pytest -q
+
+# lint and formatting (ruff, configured in pyproject.toml); CI runs it beside `make test`
+check: install
+	$(PY) -m ruff check pipeline stages tests scripts bench
+	$(PY) -m ruff format --check pipeline stages tests scripts bench
 
 test-slow: install
 	$(PY) -m pytest -q -m slow
