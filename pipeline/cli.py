@@ -32,6 +32,50 @@ def _cmd_prepare(args) -> int:
     return 0
 
 
+def _cmd_word2vec(args) -> int:
+    from pipeline.config import load_params
+    from pipeline.io import write_json_atomic, write_report_atomic
+    from pipeline.word2vec import run_word2vec
+
+    result = run_word2vec(load_params(args.params).word2vec, args.prepared, args.out)
+    write_json_atomic(args.metrics, result["metrics"])
+    write_report_atomic(args.report, "word2vec nearest neighbours", result["neighbours"])
+    if not args.quiet:
+        print(json.dumps(result["metrics"], indent=2))
+    return 0
+
+
+def _cmd_pretrain(args) -> int:
+    from pipeline.config import load_params
+    from pipeline.train.pretrain import pretrain
+
+    params = load_params(args.params)
+    metrics = pretrain(
+        params.model,
+        params.pretrain,
+        args.prepared,
+        args.out,
+        args.metrics,
+        args.plots,
+        resume=not args.no_resume,
+        progress=not args.quiet,
+    )
+    if not args.quiet:
+        print(json.dumps({k: v for k, v in metrics.items() if not isinstance(v, (list, dict))}, indent=2))
+    return 0
+
+
+def _cmd_evaluate_lm(args) -> int:
+    from pipeline.io import write_json_atomic
+    from pipeline.train.evaluate import evaluate_saved
+
+    result = evaluate_saved(args.model, args.prepared, args.split)
+    write_json_atomic(args.metrics, result)
+    if not args.quiet:
+        print(json.dumps(result, indent=2))
+    return 0
+
+
 def _cmd_word2vec_eval(args) -> int:
     from pipeline.io import write_json_atomic
     from pipeline.word2vec import evaluation_report, load_vectors
@@ -395,6 +439,37 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="data/prepared", help="output directory (default: data/prepared)")
     p.add_argument("--metrics", default=None, help="also write the stats JSON here")
     p.set_defaults(func=_cmd_prepare)
+
+    p = sub.add_parser(
+        "word2vec", parents=[common], help="train skip-gram vectors on prepared data (the word2vec stage)"
+    )
+    p.add_argument("--params", default="params.yaml", help="params file (default: params.yaml)")
+    p.add_argument("--prepared", default="data/prepared", help="prepared data (default: data/prepared)")
+    p.add_argument("--out", default="data/word2vec", help="output directory (default: data/word2vec)")
+    p.add_argument("--metrics", default="metrics/word2vec.json", help="intrinsic scores JSON")
+    p.add_argument("--report", default="reports/word2vec_neighbours.txt", help="nearest-neighbour report")
+    p.set_defaults(func=_cmd_word2vec)
+
+    p = sub.add_parser(
+        "pretrain",
+        parents=[common],
+        help="train the biLM in this process (the pretrain stage; several GPUs: python -m pipeline.train.launch "
+        "stages/pretrain.py)",
+    )
+    p.add_argument("--params", default="params.yaml", help="params file (default: params.yaml)")
+    p.add_argument("--prepared", default="data/prepared", help="prepared data (default: data/prepared)")
+    p.add_argument("--out", default="models/pretrain", help="run directory: best/ and checkpoints/")
+    p.add_argument("--metrics", default="metrics/pretrain.json", help="training summary JSON")
+    p.add_argument("--plots", default="plots/pretrain", help="directory for the train/valid curves")
+    p.add_argument("--no-resume", action="store_true", help="ignore existing checkpoints")
+    p.set_defaults(func=_cmd_pretrain)
+
+    p = sub.add_parser("evaluate-lm", parents=[common], help="perplexity of a saved biLM on a prepared split")
+    p.add_argument("--model", default="models/pretrain/best", help="a saved biLM or checkpoint directory")
+    p.add_argument("--prepared", default="data/prepared", help="the prepared data it was trained on")
+    p.add_argument("--split", default="test", choices=["train", "valid", "test"])
+    p.add_argument("--metrics", default="metrics/evaluate_lm.json", help="perplexities JSON")
+    p.set_defaults(func=_cmd_evaluate_lm)
 
     p = sub.add_parser(
         "word2vec-eval",

@@ -49,7 +49,7 @@ from pipeline.io import (
     state_dict_cpu,
     write_model_dir,
 )
-from pipeline.model import BiLM, build_bilm, trim_chars, upgrade_state
+from pipeline.model import BiLM, build_bilm, trim_chars
 
 FORMAT_VERSION = 1
 KIND = "encoder"
@@ -101,7 +101,7 @@ class Encoder:
         model = build_bilm(config, str(d / CONFIG_FILE))
         with_softmax = bool(config.get("with_softmax", False))
         vocab = _load_vocab(d, model.vocab_size, with_softmax)
-        state = upgrade_state(read_weights(d))
+        state = read_weights(d)
         check_weights(
             d / WEIGHTS_FILE,
             state,

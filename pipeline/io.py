@@ -5,8 +5,8 @@ reader never sees a half-written file or directory, and an interrupted write lea
 output intact.
 
 Each output directory has a **kind**. A model directory records it in ``config.json``
-(``"kind": "encoder"``); directories written before kinds existed, and the data directories, are
-recognised by what they hold (:func:`directory_kind`). An existing directory is only replaced by
+(``"kind": "encoder"``), a pretraining run in ``run.json``; the data directories are recognised by
+what they hold (:func:`directory_kind`). An existing directory is only replaced by
 an output of the same kind: a mistyped ``--out`` never deletes an encoder, a task model or data.
 
 A model directory (every kind of saved weights: the pretrained biLM, a checkpoint, an exported
@@ -44,7 +44,6 @@ KINDS = {
     "plots": "a plots directory",
     "elmo-weights": "ELMo weight files (options.json + weights.hdf5 of `elmo export --format elmo`)",
 }
-LEGACY_TASK_KIND = "elmo-pipeline task model"  # what task models wrote before kinds existed
 
 
 # --- directory kinds ---------------------------------------------------------------------------
@@ -65,31 +64,18 @@ def _config_of(path: Path) -> dict | None:
 def directory_kind(path: str | os.PathLike) -> str | None:
     """The kind of output ``path`` holds (a key of :data:`KINDS`), or None for anything else.
 
-    Directories written before kinds existed are recognised by their files: a task model by its
-    old ``kind`` string, an encoder by ``format_version`` + ``vocab.txt``, a checkpoint by
-    ``state.pt``, a saved biLM by ``config.json`` with a ``model`` section, a pretraining run by
-    its ``best/`` or ``checkpoints/``, prepared data by ``meta.json``, word2vec by ``embeddings.json``,
-    ELMo weight files of ``elmo export --format elmo`` by ``weights.hdf5`` + the mark in ``options.json``.
+    Model directories record it in ``config.json``, a pretraining run in ``run.json``; the data
+    directories are recognised by their files: prepared data by ``meta.json`` + ``vocab.txt``,
+    word2vec by ``embeddings.json``, ELMo weight files of ``elmo export --format elmo`` by
+    ``weights.hdf5`` + the mark in ``options.json``.
     """
     path = Path(path)
     if not path.is_dir():
         return None
-    config = _config_of(path)
-    if config is not None:
-        kind = config.get("kind")
-        if kind in KINDS:
-            return kind
-        if kind == LEGACY_TASK_KIND:
-            return "task-model"
-        if (path / "state.pt").is_file():
-            return "checkpoint"
-        if "model" in config and "format_version" in config and (path / "vocab.txt").is_file():
-            return "encoder"
-        if "model" in config and "vocab_size" in config:
-            return "bilm"
-        return None
-    if (path / "best").is_dir() or (path / "checkpoints").is_dir():
-        return "pretrain-run"
+    for recorded in (path / CONFIG_FILE, path / "run.json"):
+        kind = (_json_of(recorded) or {}).get("kind")
+        if recorded.is_file():
+            return kind if kind in KINDS else None
     if (path / "meta.json").is_file() and (path / "vocab.txt").is_file():
         return "prepared-data"
     if (path / "embeddings.json").is_file():
@@ -223,9 +209,23 @@ def check_run_paths(outputs: dict[str, str | os.PathLike | None], inputs: dict[s
                 )
 
 
+# the `elmo` subcommands' positional arguments (every other name is an option, --name)
+POSITIONAL_ARGS = {"input", "text", "source", "file", "checkpoint", "vectors", "options", "weights", "out_dir"}
+
+
 def check_arg_outputs(
     args,
-    outputs: tuple[str, ...] = ("out", "out_dir", "metrics", "json", "report", "plots", "output"),
+    outputs: tuple[str, ...] = (
+        "out",
+        "out_dir",
+        "metrics",
+        "json",
+        "report",
+        "plots",
+        "output",
+        "work_dir",
+        "checkpoint_dir",
+    ),
     inputs: tuple[str, ...] = (
         "input",
         "text",
@@ -251,9 +251,9 @@ def check_arg_outputs(
     """:func:`check_run_paths` over an argparse namespace's output and input options (those it has),
     then the JSON/text outputs that exist must carry our mark. Entry points call it before any work."""
 
-    def named(names):
+    def named(names):  # how the user wrote it: --metrics for an option, OUT_DIR for a positional argument
         return {
-            "--" + n.replace("_", "-"): getattr(args, n)
+            (n.upper() if n in POSITIONAL_ARGS else "--" + n.replace("_", "-")): getattr(args, n)
             for n in names
             if isinstance(getattr(args, n, None), (str, os.PathLike))
         }

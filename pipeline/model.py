@@ -607,22 +607,6 @@ def batch_inputs(type_ids: torch.Tensor, char_table: np.ndarray | torch.Tensor, 
 
 # --- a saved biLM ------------------------------------------------------------------------------
 
-# state-dict names renamed since the first saved models: old prefix → new prefix
-RENAMED_WEIGHTS = {"encoder.": "token_encoder.", "forward_lstm.": "forward_stack.", "backward_lstm.": "backward_stack."}
-
-
-def upgrade_state(state: dict, renamed: dict[str, str] = RENAMED_WEIGHTS) -> dict:
-    """Weights saved under old names (e.g. ``encoder.cnn...``) renamed to today's."""
-    out = {}
-    for k, v in state.items():
-        for old, new in renamed.items():
-            if k.startswith(old):
-                k = new + k[len(old) :]
-                break
-        out[k] = v
-    return out
-
-
 def build_bilm(config: dict, source: str) -> BiLM:
     """A BiLM from a saved ``config.json``'s ``model`` and ``vocab_size``; a missing or mistyped
     field is a one-line error naming ``source``."""
@@ -653,7 +637,7 @@ def load_bilm(path, device: str | torch.device = "cpu") -> tuple[BiLM, dict]:
     hint = "; pass its best/ directory" if directory_kind(path) == "pretrain-run" else ""
     config = read_model_config(path, kind, hint=hint)
     model = build_bilm(config, str(path / CONFIG_FILE))
-    state = upgrade_state(read_weights(path, str(device)))
+    state = read_weights(path, str(device))
     check_weights(path / "model.safetensors", state, model.state_dict())
     model.load_state_dict(state)
     return model.to(device).eval(), config

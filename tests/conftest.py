@@ -3,7 +3,8 @@ from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parent.parent
+from helpers import REPO
+
 SHARED_DATA = REPO.parent / "shared" / "data"
 
 # Never reach for the network from tests (Hugging Face hub, DVC analytics).

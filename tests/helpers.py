@@ -10,8 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from conftest import REPO
-
+REPO = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
 
 

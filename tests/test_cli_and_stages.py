@@ -3,6 +3,8 @@ import json
 import numpy as np
 import yaml
 
+from pipeline.data.corpus import read_corpus
+
 from helpers import BIN, copy_repo, elmo, make_corpus, run
 
 
@@ -124,3 +126,30 @@ def test_a_stage_run_by_a_python_without_the_project_says_so(tmp_path):
         p = subprocess.run(cmd, cwd=tmp_path if "prepare" in cmd[1] else REPO, capture_output=True, text=True)
         assert p.returncode == 1 and "Traceback" not in p.stderr, p.stderr
         assert p.stderr.startswith("error: ") and "source .venv/bin/activate" in p.stderr
+
+
+def test_every_stage_runs_through_elmo(tmp_path):
+    """prepare → word2vec → pretrain → evaluate-lm → export with the `elmo` front door alone."""
+    lines = [line.text for line in read_corpus("default")][:60]
+    (tmp_path / "c.txt").write_text("\n".join(lines) + "\n")
+    params = {
+        "prepare": {"corpus": "c.txt", "valid_fraction": 0.1, "test_fraction": 0.1, "min_count": 1},
+        "word2vec": {"vector_size": 8, "epochs": 1, "min_count": 1},
+        "model": {"filters": [[1, 4], [2, 4]], "projection_dim": 8, "cell_dim": 16},
+        "pretrain": {"max_steps": 3, "eval_every": 3, "checkpoint_every": 3, "max_tokens": 500},
+    }
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    for args in (
+        ["prepare", "--out", "data/prepared"],
+        ["word2vec"],
+        ["pretrain"],
+        ["evaluate-lm"],
+        ["export", "models/pretrain/best", "models/encoder"],
+    ):
+        p = run([str(BIN / "elmo"), "-q", *args], cwd=tmp_path)
+        assert p.returncode == 0, (args, p.stderr)
+    assert json.loads((tmp_path / "metrics" / "pretrain.json").read_text())["steps"] == 3
+    assert json.loads((tmp_path / "metrics" / "evaluate_lm.json").read_text())["test_average_ppl"] > 1
+    assert (tmp_path / "data" / "word2vec" / "embeddings.npy").is_file()
+    assert (tmp_path / "reports" / "word2vec_neighbours.txt").is_file()
+    assert (tmp_path / "models" / "encoder" / "model.safetensors").is_file()

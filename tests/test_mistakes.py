@@ -125,7 +125,7 @@ def test_word2vec_stage_outputs_never_land_on_its_prepared_data(work):
 def test_adapt_refuses_to_write_over_its_own_source(work):
     before = snapshot(work / "enc")
     p = cli("adapt", work / "enc", work / "text.txt", work / "enc", cwd=work)
-    one_line(p, "is the run's input", "(--source)")
+    one_line(p, "is the run's input", "(SOURCE)")
     assert snapshot(work / "enc") == before
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from pipeline.errors import PipelineError
-from pipeline.io import check_replaceable, directory_kind
+from pipeline.io import directory_kind
 
 from conftest import REPO
 
@@ -169,44 +169,6 @@ def test_pretraining_refuses_an_output_directory_of_another_kind(trained, tmp_pa
             progress=False,
         )
     assert snapshot(enc) == before
-
-
-def test_directories_written_before_kinds_existed_are_recognised(trained, ner_model, tmp_path):
-    """Old directories (no "kind" in config.json; the task model's old kind string) load as before
-    and may be replaced by their own kind, which then records it."""
-    from pipeline.encoder import Encoder
-    from pipeline.tasks.model import TaskModel
-
-    old_enc, old_ner = tmp_path / "enc", tmp_path / "ner"
-    shutil.copytree(trained / "enc", old_enc)
-    shutil.copytree(ner_model, old_ner)
-    for d, kind in ((old_enc, None), (old_ner, "elmo-pipeline task model")):
-        cfg = json.loads((d / "config.json").read_text())
-        cfg.pop("kind")
-        if kind:
-            cfg["kind"] = kind
-        (d / "config.json").write_text(json.dumps(cfg))
-    # weights under their first names: BiLM.encoder (now token_encoder), the heads' encoder (now bilstm)
-    from safetensors.torch import load_file, save_file
-
-    for f, new, old in (
-        (old_enc / "model.safetensors", "token_encoder.", "encoder."),
-        (old_ner / "model.safetensors", "head.bilstm.", "head.encoder."),
-    ):
-        state = load_file(str(f))
-        save_file({(old + k[len(new) :] if k.startswith(new) else k): v for k, v in state.items()}, str(f))
-    assert directory_kind(old_enc) == "encoder" and directory_kind(old_ner) == "task-model"
-    sents = [["The", "fire", "."]]
-    assert (
-        Encoder.from_pretrained(old_enc).embed(sents)[0] == Encoder.from_pretrained(trained / "enc").embed(sents)[0]
-    ).all()
-    assert TaskModel.load(old_ner).predict(sents) == TaskModel.load(ner_model).predict(sents)
-    Encoder.from_pretrained(old_enc).save_pretrained(old_enc)
-    assert json.loads((old_enc / "config.json").read_text())["kind"] == "encoder"
-    TaskModel.load(old_ner).save(old_ner)
-    assert json.loads((old_ner / "config.json").read_text())["kind"] == "task-model"
-    with pytest.raises(PipelineError, match="refusing to replace it with an exported encoder"):
-        check_replaceable(old_ner, "encoder")
 
 
 def test_a_metrics_path_holding_another_file_is_refused_before_any_work(trained, tmp_path):

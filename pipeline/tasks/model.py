@@ -44,11 +44,7 @@ from pipeline.tasks.features import WORDS_FILE, WordEmbedding, build_features
 from pipeline.tasks.heads import Classifier, Tagger
 
 FORMAT_VERSION = 2  # 2: trainable word table (words.txt), casing and char CNN inputs
-# settings of directories written before they existed: they used the per-token word2vec lookup only
-FORMAT_1_DEFAULTS = {"word_vectors": "lookup", "char_encoder": "none"}
 KIND = "task-model"
-# task-model weights renamed since the first saved models: old prefix → new prefix
-RENAMED_WEIGHTS = {"head.encoder.": "head.bilstm."}
 METRIC = {"ner": "f1", "classify": "accuracy"}  # the dev score that picks the best model
 
 
@@ -206,8 +202,6 @@ class TaskModel(nn.Module):
         cfg_file = d / CONFIG_FILE
         try:
             section = dict(config["finetune"])
-            if config.get("format_version", 1) < 2:
-                section = {**FORMAT_1_DEFAULTS, **section}
             cfg = FinetuneConfig(**check_section(FinetuneConfig, section, f"{cfg_file}: finetune"))
             labels = [str(x) for x in config["labels"]]
         except (KeyError, TypeError) as e:
@@ -231,9 +225,7 @@ class TaskModel(nn.Module):
         if (d / WORDS_FILE).is_file():
             words = (d / WORDS_FILE).read_text(encoding="utf-8").split("\n")[:-1]  # our own file: \n only
         model = cls(cfg, labels, encoder, word2vec, words=words, word_dim=config.get("word_dim"))
-        from pipeline.model import upgrade_state
-
-        state = upgrade_state(read_weights(d), RENAMED_WEIGHTS)
+        state = read_weights(d)
         check_weights(d / WEIGHTS_FILE, state, model.state_for_saving())
         model.load_state_dict(state, strict=False)
         model.config = config

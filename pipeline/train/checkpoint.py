@@ -26,7 +26,6 @@ from safetensors import SafetensorError
 from pipeline.config import ModelConfig
 from pipeline.errors import PipelineError
 from pipeline.io import read_weights, state_dict_cpu, write_json, write_model_dir
-from pipeline.model import upgrade_state
 
 # what reading a damaged checkpoint raises (truncated safetensors/torch files, bad JSON, missing keys)
 DAMAGED = (
@@ -81,7 +80,7 @@ def list_checkpoints(ckpt_dir: Path) -> list[Path]:
 
 
 def load_checkpoint(path: Path, model, optimizer) -> dict:
-    model.load_state_dict(upgrade_state(read_weights(path)))
+    model.load_state_dict(read_weights(path))
     optimizer.load_state_dict(torch.load(path / "optimizer.pt", weights_only=True))
     return torch.load(path / "state.pt", weights_only=True)
 

@@ -418,9 +418,6 @@ def train_epoch(
         bar.close()
 
 
-LATER_SETTINGS = {"elmo_output": False}  # finetune settings newer than the checkpoint format → their defaults
-
-
 class FinetuneCheckpoint:
     """The resumable state of a run in ``cfg.checkpoint_dir`` (one directory, replaced whole)."""
 
@@ -433,7 +430,6 @@ class FinetuneCheckpoint:
             k: v
             for k, v in dataclasses.asdict(cfg).items()
             if k not in ("epochs", "max_minutes", "patience", "checkpoint_dir")
-            and not (k in LATER_SETTINGS and v == LATER_SETTINGS[k])
         }
         self.fingerprint = hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:16]
 
