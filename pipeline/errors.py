@@ -101,6 +101,8 @@ def run_main(main, argv=None) -> None:
     sys.unraisablehook = _redeliver_swallowed_signal
     try:
         code = main(argv)
+        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):  # the work is done and written: a late
+            signal.signal(sig, signal.SIG_IGN)  # signal must not turn a complete run into exit 143
     except PipelineError as e:
         print(f"error: {e}", file=sys.stderr)
         sys.exit(1)
