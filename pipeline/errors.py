@@ -23,16 +23,18 @@ def _terminate(signum, frame):
 
 
 def _redeliver_swallowed_signal(unraisable) -> None:
-    """``sys.unraisablehook``: a Terminated raised while Python ran a finalizer (a weakref
-    callback, ``__del__``) cannot propagate and would be lost, so the run would go on; send the
-    signal again a moment later, when the program's own code is running. Anything else goes to
-    the default hook."""
+    """``sys.unraisablehook``: a KeyboardInterrupt (Ctrl-C) or Terminated raised while Python ran a
+    finalizer (a weakref callback, ``__del__``) cannot propagate and would be lost, so the run would
+    go on; send the signal again a moment later, when the program's own code is running. Anything
+    else goes to the default hook."""
     import os
+    import signal
     import sys
     import threading
 
-    if isinstance(unraisable.exc_value, Terminated):
-        timer = threading.Timer(0.01, os.kill, (os.getpid(), unraisable.exc_value.signum))
+    if isinstance(unraisable.exc_value, KeyboardInterrupt):  # SIGINT, or Terminated (SIGTERM/SIGHUP)
+        signum = getattr(unraisable.exc_value, "signum", signal.SIGINT)
+        timer = threading.Timer(0.01, os.kill, (os.getpid(), signum))
         timer.daemon = True
         timer.start()
         return

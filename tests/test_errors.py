@@ -71,3 +71,23 @@ def test_a_word2vec_directory_is_not_called_missing(tmp_path):
         )
     else:
         raise AssertionError("no error")
+
+
+def test_ctrl_c_swallowed_by_a_finalizer_still_stops_the_run(tmp_path):
+    """A KeyboardInterrupt that lands in a __del__ (or weakref callback) cannot propagate; the run
+    must stop anyway instead of training on (it is sent again)."""
+    script = tmp_path / "run.py"
+    script.write_text(
+        "import time\n"
+        "from pipeline.errors import run_main\n"
+        "class Finalized:\n"
+        "    def __del__(self):\n"
+        "        raise KeyboardInterrupt\n"
+        "def main(argv):\n"
+        "    Finalized()\n"
+        "    time.sleep(30)\n"
+        "    return 0\n"
+        "run_main(main)\n"
+    )
+    p = subprocess.run([sys.executable, str(script)], cwd=REPO, capture_output=True, text=True, timeout=20)
+    assert p.returncode == 130 and p.stderr.strip().splitlines()[-1] == "interrupted", p.stderr

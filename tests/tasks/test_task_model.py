@@ -124,25 +124,6 @@ def test_lookup_inputs_save_the_word2vec_vectors(trained, vectors, tmp_path):  #
     ]
     model = TaskModel.load(tmp_path / "m")
     assert model.features.word2vec is not None and model.features.chars is None
-    # a directory of format 1 (before trainable words and chars) loads with those settings' old meaning
-    cfg_file = tmp_path / "m" / "config.json"
-    old = json.loads(cfg_file.read_text())
-    old["format_version"] = 1
-    for key in (
-        "word_vectors",
-        "char_encoder",
-        "word_dropout",
-        "max_words",
-        "char_dim",
-        "char_filters",
-        "char_width",
-        "grad_clip",
-        "encoding_errors",
-    ):
-        old["finetune"].pop(key)
-    cfg_file.write_text(json.dumps(old))
-    sents = [["John", "visited", "Paris", "."]]
-    assert TaskModel.load(tmp_path / "m").predict(sents) == model.predict(sents)
 
 
 @pytest.mark.parametrize("task", ["ner", "classify"])
