@@ -607,6 +607,7 @@ def batch_inputs(type_ids: torch.Tensor, char_table: np.ndarray | torch.Tensor, 
 
 # --- a saved biLM ------------------------------------------------------------------------------
 
+
 def build_bilm(config: dict, source: str) -> BiLM:
     """A BiLM from a saved ``config.json``'s ``model`` and ``vocab_size``; a missing or mistyped
     field is a one-line error naming ``source``."""
