@@ -100,6 +100,9 @@ def run_main(main, argv=None) -> None:
 
     for sig in (signal.SIGTERM, signal.SIGHUP):
         signal.signal(sig, _terminate)
+    # why: a shell without job control starts background commands with SIGINT ignored, and Python
+    # then leaves it ignored; `kill -INT` (or the launcher passing Ctrl-C on) must stop a run anyway
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     sys.unraisablehook = _redeliver_swallowed_signal
     try:
         code = main(argv)

@@ -64,6 +64,7 @@ def run_forwarding_signals(cmd: list[str], env: dict | None = None) -> int:
     """Run ``cmd`` (dying with us, in its own process group), pass SIGINT/SIGTERM/SIGHUP on to it,
     return its exit code (128 + N for a child ended by signal N, as a shell reports it)."""
     env = {**MALLOC_SETTINGS, **os.environ, **(env or {}), LAUNCHED: "1"}
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # not inherited as ignored (a background job)
     proc = subprocess.Popen(cmd, preexec_fn=die_with_parent, env=env, process_group=0)
 
     def forward(signum, _frame):
