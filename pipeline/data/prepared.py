@@ -175,7 +175,8 @@ class PreparedData:
                 f"{model_dir}: trained with max_chars {train_cfg['max_chars']} but {self.dir} has "
                 f"{self.max_chars}; {hint}"
             )
-        if train_cfg.get("prepared_id", self.identity) != self.identity:
+        identity = self.identity  # a hash over the whole vocabulary: computed once
+        if train_cfg.get("prepared_id", identity) != identity:
             raise PipelineError(
                 f"{model_dir}: trained on other prepared data than {self.dir} (same size, but another "
                 f"vocabulary, casing, tokenizer or character ids: was prepare re-run with other "

@@ -255,7 +255,6 @@ class PretrainRun:
                 pos, resumed_from = self._restore(ckpt), str(ckpt)
                 break
             except DAMAGED as e:  # e.g. a truncated file after a crash: the previous checkpoint is still good
-                pos = Position()
                 damaged.append(ckpt.name)
                 self._note(
                     f"pretrain: {ckpt} is damaged ({type(e).__name__}: {str(e)[:120]}); trying the previous checkpoint"
