@@ -17,7 +17,7 @@ $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install -q $(TORCH) 2>&1 | grep -v "is ignored: it is neither" || true
 	$(PY) -m pip install -q -e '.[dev]' 2>&1 | grep -v "is ignored: it is neither" || true
-	$(PY) -c "import torch, gensim, sentencepiece, datasets, accelerate, sklearn, dvc, pytest, ruff"
+	$(PY) -c "import torch, gensim, sentencepiece, datasets, accelerate, sklearn, dvc, pytest, ruff, mypy"
 	touch $@
 
 repro: install
@@ -26,10 +26,11 @@ repro: install
 test: install
 	$(PY) -m pytest -q
 
-# lint and formatting (ruff, configured in pyproject.toml); CI runs it beside `make test`
+# lint, formatting (ruff) and types (mypy), configured in pyproject.toml; CI runs it beside `make test`
 check: install
 	$(PY) -m ruff check pipeline stages tests scripts bench
 	$(PY) -m ruff format --check pipeline stages tests scripts bench
+	$(PY) -m mypy
 
 test-slow: install
 	$(PY) -m pytest -q -m slow

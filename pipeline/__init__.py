@@ -3,17 +3,21 @@
 from pipeline.errors import PipelineError
 
 __version__ = "0.1.0"
-__all__ = ["Encoder", "PipelineError", "TaskModel", "__version__"]
+__all__ = ["Encoder", "PipelineError", "TaskModel", "__version__", "load_task_model"]
 
 
 def __getattr__(name):
-    # `from pipeline import Encoder, TaskModel` without importing torch for every `import pipeline`
+    # `from pipeline import Encoder, load_task_model` without importing torch for every `import pipeline`
     if name == "Encoder":
         from pipeline.encoder import Encoder
 
         return Encoder
     if name == "TaskModel":
-        from pipeline.tasks.model import TaskModel
+        from pipeline.tasks.base import TaskModel
 
         return TaskModel
+    if name == "load_task_model":
+        from pipeline.tasks.load import load_task_model
+
+        return load_task_model
     raise AttributeError(name)

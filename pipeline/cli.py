@@ -260,7 +260,7 @@ FINETUNE_OPTIONS = (
 
 def _cmd_finetune(args) -> int:
     from pipeline.config import load_finetune_config, parse_set
-    from pipeline.tasks.model import METRIC
+    from pipeline.tasks.kinds import task_named
     from pipeline.train.finetune import finetune, write_outputs
 
     overrides = parse_set(args.set)
@@ -275,7 +275,7 @@ def _cmd_finetune(args) -> int:
     result = finetune(cfg, args.out, args.plots, progress=not args.quiet, log=lambda m: print(m, file=sys.stderr))
     write_outputs(result, args.metrics, args.plots)
     if not args.quiet:
-        key = METRIC[cfg.task]
+        key = task_named(cfg.task).metric
         line = f"saved {args.out}: dev {key} {result['dev'][key]:.4f}"
         if "test" in result:
             line += f", test {key} {result['test'][key]:.4f}"
@@ -293,17 +293,17 @@ def _cmd_finetune(args) -> int:
 def _cmd_predict(args) -> int:
     from pipeline.data.lines import ReadStats
     from pipeline.io import atomic_path, check_output_file
-    from pipeline.tasks.model import TaskModel, predict_file
+    from pipeline.tasks.load import load_task_model
 
     if args.output:
         check_output_file(args.output, _is_predictions_file, "a JSONL of `elmo predict`")
-    model = TaskModel.load(args.model)
+    model = load_task_model(args.model)
     stats = ReadStats()
     if not args.output:  # streamed to stdout as predicted
-        predict_file(model, args.input, sys.stdout, args.encoding_errors, stats)
+        model.predict_file(args.input, sys.stdout, args.encoding_errors, stats)
         return 0
     with atomic_path(args.output) as tmp, open(tmp, "w", encoding="utf-8") as out:  # renamed at the end
-        n = predict_file(model, args.input, out, args.encoding_errors, stats)
+        n = model.predict_file(args.input, out, args.encoding_errors, stats)
     if not args.quiet:
         print(f"wrote {n} predictions to {args.output}{_read_counts(stats)}", file=sys.stderr)
     return 0
@@ -322,19 +322,19 @@ def _is_predictions_file(path: Path) -> bool:
 def _cmd_evaluate(args) -> int:
     import dataclasses
 
-    from pipeline.tasks.data import check_labels, read_task_data
-    from pipeline.tasks.model import TaskModel
+    from pipeline.tasks.data import check_labels
+    from pipeline.tasks.load import load_task_model
 
-    model = TaskModel.load(args.model)
+    model = load_task_model(args.model)
+    task = model.task
     cfg = dataclasses.replace(model.cfg, encoding_errors=args.encoding_errors, format=args.format or model.cfg.format)
     try:
-        data = read_task_data(cfg, args.file, model.tokenize)
+        data = task.read(cfg, args.file, model.tokenize)
     except PipelineError as e:
-        wants = "CoNLL columns" if model.cfg.task == "ner" else "a TSV/CSV/JSONL file with text and label fields"
-        raise PipelineError(f"{e} (this is a {model.cfg.task} model: it reads {wants})") from None
+        raise PipelineError(f"{e} (this is a {task.name} model: it reads {task.reads})") from None
     if not data.sentences:
         raise PipelineError(f"{args.file}: no labelled examples")
-    check_labels(data, model.labels, model.cfg.task)
+    check_labels(data, model.labels, task.labels_in)
     scores = model.scores(data)
     result = {
         "model": str(args.model),
@@ -362,26 +362,8 @@ def _cmd_evaluate(args) -> int:
     ]
     if counts:
         print(f"{args.file}: " + ", ".join(counts))
-    if model.cfg.task == "ner":
-        print(
-            f"{args.file}: {len(data.sentences)} sentences; entity precision {scores['precision']:.4f} "
-            f"recall {scores['recall']:.4f} F1 {scores['f1']:.4f}"
-        )
-        for t, s in scores["per_type"].items():
-            print(f"  {t:<8} P {s['precision']:.4f}  R {s['recall']:.4f}  F1 {s['f1']:.4f}  support {s['support']}")
-    else:
-        print(
-            f"{args.file}: {len(data.sentences)} examples; accuracy {scores['accuracy']:.4f} "
-            f"macro-F1 {scores['macro_f1']:.4f}"
-        )
-        width = max(len(str(x)) for x in scores["labels"] + [c for row in scores["confusion"] for c in row])
-        print(
-            " " * (width + 3)
-            + " ".join(f"{x:>{width}}" for x in scores["labels"])
-            + "   (rows gold, columns predicted)"
-        )
-        for lab, row in zip(scores["labels"], scores["confusion"]):
-            print(f"  {lab:>{width}} " + " ".join(f"{c:>{width}}" for c in row))
+    for line in task.report(scores, args.file, len(data.sentences)):
+        print(line)
     return 0
 
 

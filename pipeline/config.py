@@ -273,6 +273,11 @@ class ExportConfig:
     with_softmax: bool = False  # keep the softmax weights (`elmo generate` and `elmo lm-score` need them)
 
 
+# the finetune models each task can use (tfidf, linear and ensemble classify sentences)
+ModelName = Literal["auto", "bilstm", "tfidf", "linear", "ensemble"]
+MODELS_OF_TASK = {"ner": ("auto", "bilstm"), "classify": ("auto", "bilstm", "tfidf", "linear", "ensemble")}
+
+
 @dataclass
 class FinetuneConfig:
     """A downstream task on ``[word2vec ; ELMo scalar mix]`` inputs (``finetune_ner`` and
@@ -282,7 +287,7 @@ class FinetuneConfig:
     # auto (classify): tfidf, linear, bilstm and their ensemble, the best on dev kept; auto (ner): bilstm.
     # tfidf: TF-IDF + logistic regression; linear: TF-IDF + pooled ELMo layers, logistic regression;
     # ensemble: the mean probabilities of tfidf, linear and bilstm
-    model: Literal["auto", "bilstm", "tfidf", "linear", "ensemble"] = "auto"
+    model: ModelName = "auto"
     train: str = ""  # labelled files: CoNLL columns (ner) or TSV/CSV/JSONL (classify)
     dev: str = ""
     test: str | None = None
@@ -362,7 +367,7 @@ class FinetuneConfig:
         if self.mix_l2 < 0:
             raise bad("mix_l2", "must be >= 0")
         check_seed(self.seed, f"{where}: {section}.seed")
-        if self.model in ("tfidf", "linear", "ensemble") and self.task != "classify":
+        if self.model not in MODELS_OF_TASK[self.task]:
             raise bad("model", f"{self.model} is a sentence classifier: use it with task classify")
         if self.model == "tfidf":
             return  # it uses neither the encoder nor word vectors

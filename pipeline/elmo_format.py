@@ -37,6 +37,7 @@ import hashlib
 import json
 import re
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -66,7 +67,7 @@ def _lstm_path(direction: int, layer: int) -> str:
 def _field(options: dict, path: str, kind, source: str, minimum: int | None = None):
     """``options[a][b]`` for path "a.b", checked to be a ``kind`` (at least ``minimum``); a one-line
     error naming the key otherwise."""
-    value = options
+    value: Any = options
     for part in path.split("."):
         if not isinstance(value, dict) or part not in value:
             raise PipelineError(f"{source}: {path} missing (not a bilm-tf options file?)")
@@ -182,7 +183,7 @@ def options_of(cfg: ModelConfig, max_chars: int) -> dict:
 def expected_shapes(cfg: ModelConfig) -> dict[str, tuple[int, ...]]:
     """Every dataset of a weight file for ``cfg`` and its shape."""
     E, F, P, H = cfg.char_embed_dim, cfg.n_filters, cfg.projection_dim, cfg.cell_dim
-    shapes = {"char_embed": (N_CHAR_IDS, E)}
+    shapes: dict[str, tuple[int, ...]] = {"char_embed": (N_CHAR_IDS, E)}
     for i, (w, n) in enumerate(cfg.filters):
         shapes[f"CNN/W_cnn_{i}"], shapes[f"CNN/b_cnn_{i}"] = (1, w, E, n), (n,)
     for k in range(cfg.n_highway):

@@ -60,12 +60,11 @@ class DeferredTermination:
     def _record(self, signum, frame) -> None:
         self.signum = signum
 
-    def __exit__(self, *exc) -> bool:
+    def __exit__(self, *exc) -> None:
         import signal
 
         for sig, handler in self._old.items():
             signal.signal(sig, handler)
-        return False
 
     def raise_if_requested(self) -> None:
         if self.signum is not None:

@@ -24,6 +24,7 @@ from __future__ import annotations
 import math
 import warnings
 from dataclasses import dataclass
+from typing import cast
 
 import numpy as np
 import torch
@@ -33,6 +34,7 @@ from torch import nn
 from pipeline.config import ModelConfig
 from pipeline.data.batching import IGNORE
 from pipeline.data.chars import N_CHAR_IDS, PAD_CHAR
+from pipeline.errors import PipelineError
 
 # PyTorch notes once that oneDNN lacks projected LSTMs and uses its own C++ kernel: expected here.
 warnings.filterwarnings("ignore", message="LSTM with projections is not supported with oneDNN")
@@ -63,11 +65,12 @@ class Highway(nn.Module):
 
     def __init__(self, dim: int, n_layers: int):
         super().__init__()
-        self.layers = nn.ModuleList(nn.Linear(dim, 2 * dim) for _ in range(n_layers))
-        for layer in self.layers:
+        linears = [nn.Linear(dim, 2 * dim) for _ in range(n_layers)]
+        for layer in linears:
             # why: gate bias 1 → g ≈ 0.73, so each layer starts by mostly carrying its input
             nn.init.zeros_(layer.bias[:dim])
             nn.init.ones_(layer.bias[dim:])
+        self.layers = nn.ModuleList(linears)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         for layer in self.layers:
@@ -233,10 +236,14 @@ def lstmp_scan(
 def _scan_inputs(x: torch.Tensor, lstms: list[nn.LSTM], dt: torch.dtype):
     """x (D, B, T, P) → gx (D, T, B, 4H) fp32 input products plus biases, w_hh (D, P, 4H), w_hr (D, H, P) in dt."""
     D, B, T, P = x.shape
-    w_ih = torch.stack([m.weight_ih_l0 for m in lstms]).transpose(1, 2).to(dt)  # (D, P, 4H)
-    bias = torch.stack([m.bias_ih_l0 + m.bias_hh_l0 for m in lstms])[:, None, :]  # (D, 1, 4H)
-    w_hh = torch.stack([m.weight_hh_l0 for m in lstms]).transpose(1, 2).to(dt)  # (D, P, 4H)
-    w_hr = torch.stack([m.weight_hr_l0 for m in lstms]).transpose(1, 2).to(dt)  # (D, H, P)
+
+    def stacked(name: str) -> torch.Tensor:
+        return torch.stack([m.get_parameter(name) for m in lstms])
+
+    w_ih = stacked("weight_ih_l0").transpose(1, 2).to(dt)  # (D, P, 4H)
+    bias = (stacked("bias_ih_l0") + stacked("bias_hh_l0"))[:, None, :]  # (D, 1, 4H)
+    w_hh = stacked("weight_hh_l0").transpose(1, 2).to(dt)  # (D, P, 4H)
+    w_hr = stacked("weight_hr_l0").transpose(1, 2).to(dt)  # (D, H, P)
     xt = x.transpose(1, 2).reshape(D, T * B, P).to(dt)  # time-major: each step's rows are contiguous
     gx = (torch.bmm(xt, w_ih).float() + bias).view(D, T, B, -1)  # (D, T, B, 4H)
     return gx, w_hh, w_hr
@@ -358,7 +365,7 @@ def scan_stacks(stacks: list[LSTMStack], xs: list[torch.Tensor]) -> list[list[to
     x = torch.stack(xs)  # (D, B, T, P)
     first, outs = stacks[0], []
     for k in range(len(first.layers)):
-        layers = [s.layers[k] for s in stacks]
+        layers = [cast(LSTMLayer, s.layers[k]) for s in stacks]
         h = lstmp_scan(first.dropout(x), [layer.lstm for layer in layers], layers[0].cell_clip, layers[0].proj_clip)
         x = h + x if k > 0 and first.skip else h  # residual between LSTM layers (ELMo)
         outs.append(x)
@@ -443,6 +450,8 @@ def linear_nll(h: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, y: tor
 
 
 class SoftmaxHead(nn.Module):
+    sample_probs: torch.Tensor  # a buffer (sampled softmax)
+
     """Shared output layer. ``nll(h, targets)`` → summed negative log-likelihood over targets != -100.
 
     ``full``: exact softmax over V. ``sampled`` (training only): ELMo/Jean et al. 2015 sampled
@@ -556,7 +565,8 @@ class BiLM(nn.Module):
         lengths = mask.sum(dim=1)  # (B,)
         x_rev = reverse_padded(x, lengths)
         if self.uses_scan(x):
-            fwd, bwd = scan_stacks([self.forward_stack, self.backward_stack], [x, x_rev])  # 2 × L × (B, T, P)
+            stacks = [cast(LSTMStack, self.forward_stack), cast(LSTMStack, self.backward_stack)]  # body "lstm"
+            fwd, bwd = scan_stacks(stacks, [x, x_rev])  # 2 × L × (B, T, P)
         else:
             fwd, bwd = self.forward_stack(x), self.backward_stack(x_rev)
         bwd = [reverse_padded(h, lengths) for h in bwd]
@@ -577,10 +587,17 @@ class BiLM(nn.Module):
         dev = x.device.type
         return dev == "cpu" and (torch.is_grad_enabled() or torch.is_autocast_enabled(dev))
 
+    @property
+    def lm_head(self) -> SoftmaxHead:
+        """The softmax; an encoder imported without one (bilm-tf weights) cannot score text."""
+        if self.softmax is None:
+            raise PipelineError("this biLM has no softmax (imported without a vocabulary): it embeds, it cannot score")
+        return self.softmax
+
     def lm_nll(self, out: BiLMOutput, fwd_targets: torch.Tensor, bwd_targets: torch.Tensor):
         """Summed NLL of the forward and backward LMs: (fwd_sum, bwd_sum)."""
-        f = self.softmax.nll(self.dropout(out.forward_top), fwd_targets)
-        b = self.softmax.nll(self.dropout(out.backward_top), bwd_targets)
+        f = self.lm_head.nll(self.dropout(out.forward_top), fwd_targets)
+        b = self.lm_head.nll(self.dropout(out.backward_top), bwd_targets)
         return f, b
 
     @property

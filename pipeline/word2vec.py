@@ -152,7 +152,7 @@ class VectorLookup:
     def matrix(self, tokens: list[str], zero_tokens: tuple[str, ...] = ("<PAD>",)) -> tuple[np.ndarray, dict]:
         """``(len(tokens), dim)`` float32 matrix and counts of how each row was filled."""
         out = np.zeros((len(tokens), self.dim), dtype=np.float32)
-        how = Counter()
+        how: Counter[str] = Counter()
         for i, tok in enumerate(tokens):
             if tok in zero_tokens:
                 how["zero"] += 1
@@ -160,6 +160,11 @@ class VectorLookup:
             out[i], h = self.vector(tok)
             how[h] += 1
         return out, {k: how.get(k, 0) for k in ("exact", "lower", "random", "zero")}
+
+
+def load_word2vec_lookup(path: str | Path, seed: int = 0) -> VectorLookup:
+    """A vector file (:func:`load_vectors`) as a :class:`VectorLookup` with random unknown-word vectors."""
+    return VectorLookup(load_vectors(path), "random", seed)
 
 
 # --- evaluation ------------------------------------------------------------------------------
@@ -224,7 +229,7 @@ def evaluate_analogies(kv, path: str | Path, restrict_vocab: int = 300_000, batc
         if any(w not in ok for w in words):
             res.oov += 1
             continue
-        questions.append((section, tuple(words)))
+        questions.append((section, (words[0], words[1], words[2], words[3])))
 
     R = min(restrict_vocab, len(kv))
     unit = kv.get_normed_vectors()[:R]  # (R, D)
@@ -262,8 +267,8 @@ def evaluate_pairs(kv, path: str | Path, restrict_vocab: int = 300_000) -> dict:
             continue
         parts = line.split("\t")
         try:
-            a, b, score = parts
-            score = float(score)
+            a, b, text = parts
+            score = float(text)
         except ValueError:
             malformed += 1
             continue

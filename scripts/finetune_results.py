@@ -201,8 +201,8 @@ class Sweep:
         base = getattr(load_params_for(task), SECTION[task])
         if row == "baseline":
             return baseline_run(task, load_finetune_config(None, self.overrides, base))
-        from pipeline.tasks.model import load_word2vec_lookup
         from pipeline.train.finetune import finetune
+        from pipeline.word2vec import load_word2vec_lookup
 
         encoder_dir = self.provenance(row, task)["encoder_dir"]
         if row == "adapted" and encoder_dir is None:

@@ -75,7 +75,7 @@ class Runs:
 
     def load_inputs(self, seed: int):
         from pipeline.encoder import Encoder
-        from pipeline.tasks.model import load_word2vec_lookup
+        from pipeline.word2vec import load_word2vec_lookup
 
         if self.inputs is None:
             self.inputs = Encoder.from_pretrained(self.args.encoder)
@@ -108,7 +108,7 @@ class Runs:
 
     def transfer(self, seed: int) -> None:
         from pipeline.tasks.ensemble import EnsembleClassifier
-        from pipeline.tasks.model import TaskModel
+        from pipeline.tasks.load import load_task_model
 
         row, cache, models = {}, {}, {}
         with tempfile.TemporaryDirectory() as tmp:
@@ -116,7 +116,7 @@ class Runs:
             sets = {name: as_sst2_labels(path, tmp) for name, path in TRANSFER_SETS.items()}
             for model in MODELS:
                 self.train({k: str(v) for k, v in SST2.items()}, model, seed, tmp / model, cache)
-                models[model] = TaskModel.load(tmp / model)
+                models[model] = load_task_model(tmp / model)
                 models[model].share_layers(cache)
             models["ensemble"] = EnsembleClassifier(FinetuneConfig(task="classify", model="ensemble"), models)
             for name, net in models.items():
@@ -140,9 +140,10 @@ class Runs:
 
 def accuracy(net, path: str) -> tuple[float, float]:
     """(accuracy, share of the most predicted label) of ``net`` on a labelled TSV."""
-    from pipeline.tasks.data import read_task_data
 
-    data = read_task_data(FinetuneConfig(task="classify", train=path, dev=path), path, net.tokenize)
+    from pipeline.tasks.kinds import task_named
+
+    data = task_named("classify").read(FinetuneConfig(task="classify", train=path, dev=path), path, net.tokenize)
     pred = [p for p, _ in net.predict(data.sentences)]
     acc = sum(p == y for p, y in zip(pred, data.targets)) / len(pred)
     return acc, max(pred.count(label) for label in set(pred)) / len(pred)

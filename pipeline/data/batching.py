@@ -49,7 +49,9 @@ class Batch:
         return int((self.fwd_targets != IGNORE).sum())
 
 
-def make_batch(sentences: Sequence[np.ndarray], vocab_size: int, sentence_ids: Sequence[int] | None = None) -> Batch:
+def make_batch(
+    sentences: Sequence[np.ndarray], vocab_size: int, sentence_ids: Sequence[int] | np.ndarray | None = None
+) -> Batch:
     """Pad ``sentences`` (arrays of type ids without boundary tokens) into a :class:`Batch`."""
     B = len(sentences)
     T = max(len(s) for s in sentences) + 2

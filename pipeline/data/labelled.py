@@ -159,6 +159,7 @@ def _read_rows(path: Path, rows, text_field, label_field, header, out: LabelledD
     numbered = _with_line_numbers(rows)
     _, first = next(numbered, (1, None))
     ti, li, has_header = _column_indexes(path, first, text_field, label_field, header)
+    assert first is not None  # _column_indexes refuses an empty file
     width = len(first)
     if not has_header:
         numbered = itertools.chain([(1, first)], numbered)

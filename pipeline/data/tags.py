@@ -19,9 +19,9 @@ Scheme = Literal["iob1", "iob2", "bioes"]
 Span = tuple[str, int, int]
 
 
-def _split(tag: str) -> tuple[str, str | None]:
+def _split(tag: str) -> tuple[str, str]:
     if tag == "O":
-        return "O", None
+        return "O", ""
     prefix, sep, label = tag.partition("-")
     if not sep or prefix not in ("B", "I", "E", "S") or not label:
         raise ValueError(f"malformed tag {tag!r} (expected O or B-/I-/E-/S-LABEL)")
@@ -32,7 +32,7 @@ def to_spans(tags: list[str], scheme: Scheme) -> tuple[list[Span], list[int]]:
     """Tags → (spans, positions of tags that did not fit the scheme and were repaired)."""
     spans: list[Span] = []
     bad: list[int] = []
-    cur: list | None = None  # [label, start]
+    cur: tuple[str, int] | None = None  # (label, start)
 
     def close(end: int) -> None:
         nonlocal cur
@@ -46,13 +46,13 @@ def to_spans(tags: list[str], scheme: Scheme) -> tuple[list[Span], list[int]]:
             close(i)
         elif prefix == "B":
             close(i)
-            cur = [label, i]
+            cur = (label, i)
         elif prefix == "I":
             if cur is None or cur[0] != label:
                 if scheme != "iob1":
                     bad.append(i)
                 close(i)
-                cur = [label, i]
+                cur = (label, i)
         elif prefix in ("E", "S"):
             if scheme != "bioes":
                 raise ValueError(f"tag {tag!r} does not exist in {scheme.upper()}")

@@ -15,6 +15,9 @@ from torch import nn
 
 
 class CRF(nn.Module):
+    allowed: torch.Tensor  # buffers
+    allowed_start: torch.Tensor
+
     def __init__(self, n_tags: int, allowed: torch.Tensor | None = None, allowed_start: torch.Tensor | None = None):
         """``allowed`` (K, K) bool: transition i → j permitted; ``allowed_start`` (K,) bool."""
         super().__init__()

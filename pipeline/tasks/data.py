@@ -1,12 +1,14 @@
-"""Labelled data of a task: reading train/dev/test files, the label set, unknown-label checks."""
+"""Labelled data of a task: reading CoNLL and TSV/CSV/JSONL files, tag sets, unknown-label checks."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from pipeline.config import FinetuneConfig
-from pipeline.data.tags import to_spans
+from pipeline.data.tags import Scheme, to_spans
 from pipeline.errors import PipelineError
 
 
@@ -53,36 +55,41 @@ def as_token_lists(sentences, tokenize) -> list[list[str]]:
     return out
 
 
-def read_task_data(cfg: FinetuneConfig, path: str | Path, tokenize=str.split) -> TaskData:
-    """Read a labelled file as ``cfg`` describes it (CoNLL columns for ner; TSV/CSV/JSONL for classify)."""
+def read_tagged(cfg: FinetuneConfig, path: str | Path, tokenize=str.split) -> TaskData:
+    """A CoNLL column file as ``cfg`` describes it (columns, tag scheme); ``tokenize`` is unused
+    (the file is tokenized)."""
     from pipeline.data.lines import ReadStats
+    from pipeline.data.tags import read_conll
 
     stats = ReadStats()
-    if cfg.task == "ner":
-        from pipeline.data.tags import read_conll
+    d = read_conll(
+        path,
+        cfg.token_column,
+        cfg.label_column,
+        cfg.tag_scheme,
+        cfg.model_scheme,
+        cfg.invalid_tags,
+        cfg.encoding_errors,
+        stats,
+    )
+    return TaskData(
+        str(path),
+        d.sentences,
+        d.tags,
+        d.lines,
+        repaired=d.repaired,
+        replaced_lines=stats.replaced_utf8,
+        controls_as_space=stats.controls_as_space,
+    )
 
-        d = read_conll(
-            path,
-            cfg.token_column,
-            cfg.label_column,
-            cfg.tag_scheme,
-            cfg.model_scheme,
-            cfg.invalid_tags,
-            cfg.encoding_errors,
-            stats,
-        )
-        return TaskData(
-            str(path),
-            d.sentences,
-            d.tags,
-            d.lines,
-            repaired=d.repaired,
-            replaced_lines=stats.replaced_utf8,
-            controls_as_space=stats.controls_as_space,
-        )
+
+def read_labelled_sentences(cfg: FinetuneConfig, path: str | Path, tokenize=str.split) -> TaskData:
+    """A TSV/CSV/JSONL file of texts and labels as ``cfg`` describes it, each text ``tokenize``d."""
     from pipeline.data.labelled import read_classification
+    from pipeline.data.lines import ReadStats
     from pipeline.data.tokenizers import count_glued
 
+    stats = ReadStats()
     d = read_classification(path, cfg.text_field, cfg.label_field, cfg.format, cfg.encoding_errors, stats, cfg.header)
     sentences = [tokenize(t) for t in d.texts]
     return TaskData(
@@ -98,20 +105,19 @@ def read_task_data(cfg: FinetuneConfig, path: str | Path, tokenize=str.split) ->
     )
 
 
-def label_set(cfg: FinetuneConfig, train: TaskData) -> list[str]:
-    """Sorted labels of the training data (ner: tags, with every B-/I-(/E-/S-) of each entity type)."""
-    if cfg.task == "classify":
-        return sorted(set(train.targets))
-    types = sorted({label for tags in train.targets for label, _, _ in to_spans(tags, cfg.model_scheme)[0]})
-    prefixes = ("B", "I") if cfg.model_scheme == "iob2" else ("B", "I", "E", "S")
+def tag_set(train: TaskData, scheme: Scheme) -> list[str]:
+    """ "O" and every B-/I-(/E-/S-) tag of each entity type in the training data, sorted by type."""
+    types = sorted({label for tags in train.targets for label, _, _ in to_spans(tags, scheme)[0]})
+    prefixes = ("B", "I") if scheme == "iob2" else ("B", "I", "E", "S")
     return ["O"] + [f"{p}-{t}" for t in types for p in prefixes]
 
 
-def check_labels(data: TaskData, labels: list[str], task: str) -> None:
-    """A dev/test label the model cannot predict is an error naming its file and line."""
+def check_labels(data: TaskData, labels: list[str], labels_in: Callable[[Any], list[str]]) -> None:
+    """A dev/test label the model cannot predict is an error naming its file and line.
+    ``labels_in``: the labels of one target (a tag list, or one label)."""
     known = set(labels)
     for i, target in enumerate(data.targets):
-        bad = [t for t in (target if task == "ner" else [target]) if t not in known]
+        bad = [t for t in labels_in(target) if t not in known]
         if bad:
             raise PipelineError(
                 f"{data.path}:{data.lines[i]}: label {bad[0]!r} does not occur in the training "

@@ -11,23 +11,21 @@ each a complete task-model directory of its own.
 
 from __future__ import annotations
 
-import dataclasses
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from pipeline.config import FinetuneConfig
 from pipeline.errors import PipelineError
-from pipeline.io import write_model_dir
+from pipeline.tasks.base import TaskModel
 from pipeline.tasks.data import as_token_lists
-from pipeline.tasks.metrics import SentenceClassifierScores
 
 MEMBERS_DIR = "members"
 
 
-class EnsembleClassifier(SentenceClassifierScores):
+class EnsembleClassifier(TaskModel):
     """Members that share one label set; predictions are their mean probabilities."""
 
-    def __init__(self, cfg: FinetuneConfig, members: dict):
+    def __init__(self, cfg: FinetuneConfig, members: dict[str, TaskModel]):
         self.cfg, self.members = cfg, dict(members)
         first = next(iter(self.members.values()))
         self.labels = list(first.labels)
@@ -57,35 +55,24 @@ class EnsembleClassifier(SentenceClassifierScores):
         return out
 
     def save(self, directory: str | Path, extra: dict | None = None) -> None:
-        from pipeline.tasks.model import FORMAT_VERSION, KIND, model_card
-
-        config = {
-            "format_version": FORMAT_VERSION,
-            "task": "classify",
-            "labels": self.labels,
-            "finetune": dataclasses.asdict(self.cfg),
-            "members": list(self.members),
-            "encoder": None,
-            "word2vec": None,
-            **(extra or {}),
-        }
+        config = self.saved_config({"members": list(self.members)}, extra)
 
         def side_files(tmp: Path) -> None:
             (tmp / MEMBERS_DIR).mkdir()
             for name, m in self.members.items():
-                kept = {k: v for k, v in getattr(m, "config", {}).items() if k.endswith("_scores") or k == "epoch"}
+                kept = {k: v for k, v in m.config.items() if k.endswith("_scores") or k == "epoch"}
                 m.save(tmp / MEMBERS_DIR / name, kept)
-            (tmp / "README.md").write_text(model_card(config), encoding="utf-8")
 
-        write_model_dir(directory, KIND, config, {}, side_files)
+        self.write_dir(directory, config, {}, side_files)
 
     @classmethod
-    def load(cls, d: Path, config: dict, cfg: FinetuneConfig) -> EnsembleClassifier:
-        from pipeline.tasks.model import TaskModel
-
+    def load(
+        cls, d: Path, config: dict, cfg: FinetuneConfig, load_member: Callable[[Path], TaskModel]
+    ) -> EnsembleClassifier:
+        """The ensemble in ``d``; ``load_member`` loads each member's directory."""
         names = config.get("members")
         if not isinstance(names, list) or not names or not all(isinstance(n, str) for n in names):
             raise PipelineError(f"{d / 'config.json'}: an ensemble needs a list of member names")
-        model = cls(cfg, {name: TaskModel.load(d / MEMBERS_DIR / name) for name in names})
+        model = cls(cfg, {name: load_member(d / MEMBERS_DIR / name) for name in names})
         model.config = config
         return model

@@ -83,7 +83,7 @@ def init_vectors(words: list[str], word2vec, dim: int, seed: int) -> np.ndarray:
     scale = float(np.std(kv.vectors)) if kv is not None and len(kv) else 0.1
     out = np.zeros((len(words), dim), dtype=np.float32)
     for i, w in enumerate(words[1:], start=1):
-        if w in lower:
+        if kv is not None and w in lower:
             out[i] = kv[lower[w]]
         else:
             rng = np.random.default_rng([seed, zlib.crc32(w.encode("utf-8", "surrogatepass"))])
@@ -208,7 +208,7 @@ def build_features(
     """The inputs ``cfg`` (a FinetuneConfig) asks for. A new model's word table comes from
     ``train_sentences`` and ``word2vec``; a loaded model passes its saved ``words`` and ``word_dim``."""
     use_words, use_elmo = cfg.inputs in ("both", "word2vec"), cfg.inputs in ("both", "elmo")
-    word_part = None
+    word_part: WordEmbedding | LookupVectors | None = None
     if use_words and cfg.word_vectors == "lookup":
         word_part = LookupVectors(word2vec)
     elif use_words:
@@ -298,7 +298,7 @@ class Features(nn.Module):
         L = self.encoder.n_layers
         real = [b for b, s in enumerate(sentences) if s]
         if self.finetune_encoder:
-            device = next(self.bilm.parameters()).device
+            device = next(self.encoder.model.parameters()).device
             layers = torch.zeros(L, B, T, self.encoder.dim, device=device)
             if real:
                 out = self.encoder.layers([sentences[b] for b in real])  # (L+1, R, T', 2P)
@@ -326,7 +326,7 @@ class Features(nn.Module):
         mask = mask.to(device)
         parts = [part(sentences, B, T).to(device) for part in (self.words, self.chars) if part is not None]
         out = None
-        if self.encoder is not None:
+        if self.encoder is not None and self.mix is not None:
             layers = list(self._elmo_layers(sentences, B, T, store).to(device))
             parts.append(self.dropout(self.mix(layers, mask)))
             if self.output_mix is not None:

@@ -91,6 +91,7 @@ class Classifier(nn.Module):
         if self.pooling == "max":
             pooled = h.masked_fill(~mask[..., None], float("-inf")).amax(dim=1)
         else:
+            assert self.attn is not None  # made for pooling "attention"
             w = torch.softmax(self.attn(h).squeeze(-1).masked_fill(~mask, float("-inf")), dim=1)  # (B, T)
             pooled = (w[..., None] * h).sum(1)
         return self.out(pooled)

@@ -16,7 +16,6 @@ block's mean/scale, weights, biases) and, for ``linear``, ``encoder/`` (a copy o
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import time
 from collections.abc import Sequence
@@ -27,9 +26,10 @@ import torch
 
 from pipeline.config import FinetuneConfig
 from pipeline.errors import PipelineError
-from pipeline.io import read_weights, write_model_dir
-from pipeline.tasks.data import as_token_lists, tokenizer_for
-from pipeline.tasks.metrics import SentenceClassifierScores, scores_on_test
+from pipeline.io import read_weights
+from pipeline.tasks.base import TaskModel
+from pipeline.tasks.data import TaskData, as_token_lists, tokenizer_for
+from pipeline.tasks.metrics import scores_on_test
 
 C_GRID = (0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0)
 VOCAB_FILE = "tfidf_vocab.json"
@@ -107,7 +107,7 @@ class PooledElmo:
         return z / (np.linalg.norm(z, axis=1, keepdims=True) + 1e-12)
 
 
-class LinearClassifier(SentenceClassifierScores):
+class LinearClassifier(TaskModel):
     """Fitted TF-IDF vectorizers (+ pooled ELMo) + logistic regression: a classification task model."""
 
     def __init__(self, cfg: FinetuneConfig, word, char, logreg, C: float, elmo: PooledElmo | None = None):
@@ -118,7 +118,7 @@ class LinearClassifier(SentenceClassifierScores):
 
     @classmethod
     def fit(
-        cls, cfg: FinetuneConfig, train, dev, elmo: PooledElmo | None = None, log=print
+        cls, cfg: FinetuneConfig, train: TaskData, dev: TaskData, elmo: PooledElmo | None = None, log=print
     ) -> tuple[LinearClassifier, list[dict]]:
         """Fit on ``train`` (TaskData) for every C of :data:`C_GRID`; keep the best dev accuracy."""
         from scipy.sparse import csr_matrix, hstack
@@ -131,7 +131,8 @@ class LinearClassifier(SentenceClassifierScores):
             log(f"{cfg.model}: pooling the biLM layers of {len(train.sentences) + len(dev.sentences)} sentences")
             blocks.append(csr_matrix(elmo.fit_transform(train.sentences)))
         X = hstack(blocks).tocsr()
-        best, history = None, []
+        best: tuple[float, LinearClassifier] | None = None
+        history = []
         for C in C_GRID:
             logreg = LogisticRegression(C=C, max_iter=2000).fit(X, train.targets)
             model = cls(cfg, word, char, logreg, C, elmo)
@@ -140,6 +141,7 @@ class LinearClassifier(SentenceClassifierScores):
             log(f"{cfg.model} C={C}: dev accuracy {acc:.4f}")
             if best is None or acc > best[0]:
                 best = (acc, model)
+        assert best is not None  # C_GRID is not empty
         return best[1], history
 
     def _features(self, sentences: Sequence[Sequence[str]]):
@@ -172,18 +174,7 @@ class LinearClassifier(SentenceClassifierScores):
     # --- the model directory -------------------------------------------------------------------
 
     def save(self, directory: str | Path, extra: dict | None = None) -> None:
-        from pipeline.tasks.model import FORMAT_VERSION, KIND, model_card
-
-        config = {
-            "format_version": FORMAT_VERSION,
-            "task": "classify",
-            "labels": self.labels,
-            "finetune": dataclasses.asdict(self.cfg),
-            "encoder": ENCODER_DIR if self.elmo else None,
-            "word2vec": None,
-            "C": self.C,
-            **(extra or {}),
-        }
+        config = self.saved_config({"encoder": ENCODER_DIR if self.elmo else None, "C": self.C}, extra)
         tensors = {
             "word_idf": torch.from_numpy(self.word.idf_),
             "char_idf": torch.from_numpy(self.char.idf_),
@@ -202,12 +193,11 @@ class LinearClassifier(SentenceClassifierScores):
             (tmp / VOCAB_FILE).write_text(json.dumps(vocab, ensure_ascii=False, sort_keys=True), encoding="utf-8")
             if self.elmo is not None:
                 self.elmo.encoder.save_pretrained(tmp / ENCODER_DIR)
-            (tmp / "README.md").write_text(model_card(config), encoding="utf-8")
 
-        write_model_dir(directory, KIND, config, tensors, side_files)
+        self.write_dir(directory, config, tensors, side_files)
 
     @classmethod
-    def load(cls, d: Path, config: dict, cfg: FinetuneConfig) -> LinearClassifier:
+    def load(cls, d: Path, config: dict, cfg: FinetuneConfig, labels: list[str]) -> LinearClassifier:
         from sklearn.linear_model import LogisticRegression
 
         try:
@@ -220,16 +210,15 @@ class LinearClassifier(SentenceClassifierScores):
         try:
             word.idf_, char.idf_ = t["word_idf"].numpy(), t["char_idf"].numpy()
             logreg = LogisticRegression()
-            logreg.classes_ = np.array(config["labels"])
+            logreg.classes_ = np.array(labels)
             logreg.coef_, logreg.intercept_ = t["coef"].numpy(), t["intercept"].numpy()
             if config.get("encoder"):
                 from pipeline.encoder import Encoder
 
-                elmo = PooledElmo(
-                    Encoder.from_pretrained(d / config["encoder"]), t["elmo_mean"].numpy(), t["elmo_scale"].numpy()
-                )
-                if elmo.mean.shape != (elmo.dim,):
-                    raise ValueError(f"elmo_mean has {elmo.mean.shape[0]} values, the encoder gives {elmo.dim}")
+                mean = t["elmo_mean"].numpy()
+                elmo = PooledElmo(Encoder.from_pretrained(d / config["encoder"]), mean, t["elmo_scale"].numpy())
+                if mean.shape != (elmo.dim,):
+                    raise ValueError(f"elmo_mean has {mean.shape[0]} values, the encoder gives {elmo.dim}")
         except (KeyError, ValueError) as e:
             raise PipelineError(f"{d / 'model.safetensors'}: weights do not match {VOCAB_FILE} ({e})") from None
         model = cls(cfg, word, char, logreg, float(config.get("C", 1.0)), elmo)
@@ -248,7 +237,7 @@ def finetune_linear(
     dev = model.scores(splits.dev)
     best = 1 + [h["C"] for h in history].index(model.C)
     result = {
-        "task": "classify",
+        "task": cfg.task,
         "model": cfg.model,
         "seed": cfg.seed,
         "labels": model.labels,

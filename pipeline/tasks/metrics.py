@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from pipeline.data.tags import Scheme
 
-def ner_scores(gold: list[list[str]], pred: list[list[str]], scheme: str = "iob2") -> dict:
+
+def ner_scores(gold: list[list[str]], pred: list[list[str]], scheme: Scheme = "iob2") -> dict:
     """Entity-level precision/recall/F1, overall (micro) and per type.
 
     Tags are first converted to IOB2 so every scheme is scored alike; seqeval's default mode
@@ -47,20 +49,6 @@ def classification_scores(gold: list[str], pred: list[str], labels: list[str]) -
         "labels": labels,
         "confusion": confusion_matrix(gold, pred, labels=labels).tolist(),
     }
-
-
-class SentenceClassifierScores:
-    """``scores`` and ``dev_metric`` of a sentence classifier whose ``predict`` gives
-    ``(label, {label: probability})`` per sentence (the linear models, the ensemble)."""
-
-    labels: list[str]
-
-    def scores(self, data, pred: list | None = None) -> dict:
-        pred = self.predict(data.sentences) if pred is None else pred
-        return classification_scores(data.targets, [p for p, _ in pred], self.labels)
-
-    def dev_metric(self, scores: dict) -> float:
-        return scores["accuracy"]
 
 
 def scores_on_test(model, test) -> dict:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 from pipeline.config import PrepareConfig, PretrainConfig
 from pipeline.data.prepare import prepare_corpus
@@ -33,7 +34,7 @@ from pipeline.train.evaluate import lm_sums
 from pipeline.train.pretrain import pretrain
 
 # adaptation defaults: a few passes over the in-domain text at a lower rate than pretraining
-DEFAULTS = dict(epochs=3, lr=1e-3, eval_every=50, checkpoint_every=50, keep_checkpoints=1, log_every=10)
+DEFAULTS: dict[str, Any] = dict(epochs=3, lr=1e-3, eval_every=50, checkpoint_every=50, keep_checkpoints=1, log_every=10)
 
 
 def _source(source: Path):

@@ -23,10 +23,9 @@ import random
 import shutil
 import tempfile
 import time
-from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Any
 
 import torch
 
@@ -34,22 +33,18 @@ from pipeline.config import FinetuneConfig
 from pipeline.data.batching import cut_sorted
 from pipeline.errors import DeferredTermination, PipelineError
 from pipeline.io import PlotTable, check_plots_dir, check_replaceable, check_run_paths, directory_kind, output_lock
-from pipeline.tasks.data import TaskData, check_labels, label_set, read_task_data, tokenizer_for
+from pipeline.tasks.base import KIND, TaskModel
+from pipeline.tasks.bilstm import BiLSTMTaskModel
+from pipeline.tasks.data import TaskData, check_labels, tokenizer_for
+from pipeline.tasks.ensemble import EnsembleClassifier
+from pipeline.tasks.kinds import task_named
+from pipeline.tasks.linear import finetune_linear
+from pipeline.tasks.load import load_task_model
 from pipeline.tasks.metrics import scores_on_test
-from pipeline.tasks.model import KIND, METRIC, TaskModel, load_word2vec_lookup
 from pipeline.train.checkpoint import DAMAGED, FINETUNE_KIND, load_finetune_checkpoint, save_finetune_checkpoint
-
-if TYPE_CHECKING:  # the ensemble module is imported where it is used (it imports this package's models)
-    from pipeline.tasks.ensemble import EnsembleClassifier
+from pipeline.word2vec import load_word2vec_lookup
 
 PLOT_FILES = ("train.tsv", "dev.tsv", "confusion.json")  # all that finetuning writes to a plots directory
-TRIVIAL_HINT = {
-    "ner": "hint: the dev F1 stayed 0. Check the columns (--set token_column=N --set label_column=N), the tag "
-    "scheme (--set tag_scheme=iob1|iob2|bioes), and train longer (--epochs) or with another --lr",
-    "classify": "hint: the dev accuracy never beat always predicting the most frequent label ({trivial:.4f}). "
-    "Check the text and label fields (--set text_field=... --set label_field=...), try "
-    "--set model=tfidf, or train longer (--epochs) or with another --lr",
-}
 
 
 def shuffled_batches(
@@ -73,9 +68,9 @@ def load_inputs(cfg: FinetuneConfig):
     if cfg.inputs in ("both", "elmo"):
         from pipeline.encoder import Encoder
 
-        encoder = Encoder.from_pretrained(cfg.encoder)
+        encoder = Encoder.from_pretrained(cfg.encoder or "")  # validate() requires it for these inputs
     if cfg.inputs in ("both", "word2vec"):
-        word2vec = load_word2vec_lookup(cfg.word2vec, cfg.seed)
+        word2vec = load_word2vec_lookup(cfg.word2vec or "", cfg.seed)  # validate() requires it
     return encoder, word2vec
 
 
@@ -120,41 +115,32 @@ class TaskSplits:
 
 def read_splits(cfg: FinetuneConfig, tokenize, log=print) -> TaskSplits:
     """Read train/dev(/test); the label set comes from train, and dev/test may use only those labels."""
-    train = read_task_data(cfg, cfg.train, tokenize)
-    dev = read_task_data(cfg, cfg.dev, tokenize)
-    test = read_task_data(cfg, cfg.test, tokenize) if cfg.test else None
+    task = task_named(cfg.task)
+    train = task.read(cfg, cfg.train, tokenize)
+    dev = task.read(cfg, cfg.dev, tokenize)
+    test = task.read(cfg, cfg.test, tokenize) if cfg.test else None
     train_idx = [i for i, s in enumerate(train.sentences) if s]
     if not train_idx:
         raise PipelineError(f"{cfg.train}: no labelled examples")
     if not dev.sentences:
         raise PipelineError(f"{cfg.dev}: no labelled examples")
-    labels = label_set(cfg, train)
-    if cfg.task == "classify" and len(labels) < 2:
-        raise PipelineError(f"{cfg.train}: only one label ({labels[0]!r}); a classifier needs at least two")
+    labels = task.label_set(cfg, train)
     for d in (dev, test):
         if d is not None:
-            check_labels(d, labels, cfg.task)
+            check_labels(d, labels, task.labels_in)
     splits = TaskSplits(train, dev, test, labels, train_idx)
     for note in splits.notes():
         log(note)
     return splits
 
 
-def make_optimizer(model: TaskModel, cfg: FinetuneConfig) -> torch.optim.Optimizer:
+def make_optimizer(model: BiLSTMTaskModel, cfg: FinetuneConfig) -> torch.optim.Optimizer:
     """Adam (PyTorch's fused kernel: ~9x faster steps on CPU than its per-tensor loop, the same
     update up to rounding), the biLM (when finetuned) in its own group at ``encoder_lr``."""
     bilm = [p for n, p in model.named_parameters() if n.startswith("features.bilm.")]
     rest = [p for n, p in model.named_parameters() if not n.startswith("features.bilm.") and p.requires_grad]
     groups = [{"params": rest, "lr": cfg.lr}] + ([{"params": bilm, "lr": cfg.encoder_lr}] if bilm else [])
     return torch.optim.Adam(groups, fused=True)
-
-
-def trivial_score(task: str, dev: TaskData) -> float:
-    """The dev score of a model that learned nothing: always the most frequent dev label (classify),
-    no entities (ner)."""
-    if task == "ner" or not dev.targets:
-        return 0.0
-    return max(Counter(dev.targets).values()) / len(dev.targets)
 
 
 @dataclass
@@ -172,7 +158,7 @@ class BestSoFar:
     bad_epochs: int = 0
     history: list = field(default_factory=list)
 
-    def update(self, score: float, dev_scores: dict, epoch: int, net: TaskModel) -> bool:
+    def update(self, score: float, dev_scores: dict, epoch: int, net: BiLSTMTaskModel) -> bool:
         if score > self.score:
             self.score, self.dev, self.epoch, self.bad_epochs = score, dev_scores, epoch, 0
             self.state = {k: v.detach().clone() for k, v in net.state_dict().items()}
@@ -211,17 +197,13 @@ def train_task_model(cfg: FinetuneConfig, out_dir, plots_dir, progress: bool, in
     from accelerate import Accelerator
 
     quiet_log = log if progress else (lambda m: None)
-    if cfg.model in ("auto", "ensemble") and cfg.task == "classify":
+    if cfg.model in ("auto", "ensemble") and len(task_named(cfg.task).auto_candidates) > 1:
         return train_auto(cfg, out_dir, plots_dir, progress, inputs, log, layer_cache)
     if cfg.model == "tfidf":
-        from pipeline.tasks.linear import finetune_linear
-
         return finetune_linear(cfg, read_splits(cfg, tokenizer_for(None), log), out_dir, log=quiet_log)
     start = time.time()
     encoder, word2vec = inputs if inputs is not None else load_inputs(cfg)
     if cfg.model == "linear":
-        from pipeline.tasks.linear import finetune_linear
-
         return finetune_linear(
             cfg, read_splits(cfg, tokenizer_for(encoder), log), out_dir, encoder, layer_cache, quiet_log
         )
@@ -232,7 +214,7 @@ def train_task_model(cfg: FinetuneConfig, out_dir, plots_dir, progress: bool, in
     random.seed(cfg.seed)
     torch.manual_seed(cfg.seed)
     accelerator = Accelerator(cpu=not torch.cuda.is_available())
-    model = TaskModel(
+    model = BiLSTMTaskModel(
         cfg, splits.labels, encoder, word2vec if cfg.inputs != "elmo" else None, train_sentences=splits.train.sentences
     )
     if not cfg.finetune_encoder and model.features.encoder is not None:
@@ -259,9 +241,6 @@ def _once(log, said: set):
     return say
 
 
-AUTO_CANDIDATES = ("tfidf", "linear", "bilstm", "ensemble")  # cheapest first: a tie on dev keeps the cheaper
-
-
 def train_auto(cfg: FinetuneConfig, out_dir, plots_dir, progress: bool, inputs, log, layer_cache) -> dict:
     """``model: auto``: TF-IDF, linear and the BiLSTM trained (the BiLSTM on what is left of
     ``max_minutes``) and their ensemble; the best dev accuracy kept in ``out_dir`` (by construction
@@ -276,11 +255,11 @@ def train_auto(cfg: FinetuneConfig, out_dir, plots_dir, progress: bool, inputs, 
     tmp = Path(tempfile.mkdtemp(prefix=f".{Path(out_dir).name}.auto-", dir=parent))
     try:
         results = _train_candidates(cfg, tmp, plots_dir, progress, inputs, log, layer_cache)
-        models = {n: TaskModel.load(tmp / n) for n in results}
+        models = {n: load_task_model(tmp / n) for n in results}
         for m in models.values():
             m.share_layers(layer_cache)
         results["ensemble"], models["ensemble"] = _ensemble(cfg, models, inputs[0], log)
-        order = [n for n in AUTO_CANDIDATES if n in results]
+        order = [n for n in task_named(cfg.task).auto_candidates if n in results]
         keep = (
             "ensemble"
             if cfg.model == "ensemble"
@@ -319,7 +298,8 @@ def _train_candidates(
 ) -> dict:
     """The single models of ``model: auto``, each saved in ``tmp/<name>``: name → its result."""
     start = time.time()
-    names = [n for n in AUTO_CANDIDATES[:3] if n != "linear" or cfg.inputs != "word2vec"]
+    single = [n for n in task_named(cfg.task).auto_candidates if n != "ensemble"]
+    names = [n for n in single if n != "linear" or cfg.inputs != "word2vec"]
     results = {}
     for i, name in enumerate(names, 1):
         sub = dataclasses.replace(cfg, model=name)
@@ -333,15 +313,13 @@ def _train_candidates(
     return results
 
 
-def _ensemble(cfg: FinetuneConfig, members: dict, encoder, log) -> tuple[dict, EnsembleClassifier]:
+def _ensemble(cfg: FinetuneConfig, members: dict[str, TaskModel], encoder, log) -> tuple[dict, EnsembleClassifier]:
     """The ensemble of the trained ``members`` and its result (dev and test scored like a model's)."""
-    from pipeline.tasks.ensemble import EnsembleClassifier
-
     start = time.time()
     splits = read_splits(cfg, tokenizer_for(encoder if cfg.inputs != "word2vec" else None), log)
     model = EnsembleClassifier(dataclasses.replace(cfg, model="ensemble"), members)
-    result = {
-        "task": "classify",
+    result: dict[str, Any] = {
+        "task": cfg.task,
         "model": "ensemble",
         "seed": cfg.seed,
         "labels": model.labels,
@@ -369,7 +347,7 @@ class Position:
 
 
 def train_epoch(
-    net: TaskModel,
+    net: BiLSTMTaskModel,
     optimizer,
     accelerator,
     splits: TaskSplits,
@@ -421,11 +399,10 @@ def train_epoch(
 class FinetuneCheckpoint:
     """The resumable state of a run in ``cfg.checkpoint_dir`` (one directory, replaced whole)."""
 
-    def __init__(self, cfg: FinetuneConfig, net: TaskModel, optimizer):
-        self.path, self.net, self.optimizer = Path(cfg.checkpoint_dir), net, optimizer
+    def __init__(self, path: str | Path, cfg: FinetuneConfig, net: BiLSTMTaskModel, optimizer):
+        self.path, self.net, self.optimizer = Path(path), net, optimizer
         check_replaceable(self.path, FINETUNE_KIND)
-        # budgets may change between a run and its resumption; everything else must match. Settings
-        # added later count only when set, so checkpoints written before them still resume.
+        # budgets may change between a run and its resumption; everything else must match
         settings = {
             k: v
             for k, v in dataclasses.asdict(cfg).items()
@@ -476,15 +453,23 @@ class FinetuneCheckpoint:
 
 
 def run_epochs(
-    net: TaskModel, optimizer, accelerator, splits: TaskSplits, out_dir, plots_dir, progress: bool, log, start: float
+    net: BiLSTMTaskModel,
+    optimizer,
+    accelerator,
+    splits: TaskSplits,
+    out_dir,
+    plots_dir,
+    progress: bool,
+    log,
+    start: float,
 ) -> BestSoFar:
     """Epochs until ``patience`` epochs without a better dev score (or the epoch/time budget);
     the best weights so far are kept (``best.state``), written only by a run that ends well. With
     ``checkpoint_dir``: resumes from it, saves to it after every epoch and on SIGTERM/SIGHUP."""
     cfg = net.cfg
     rng = random.Random(cfg.seed)
-    best = BestSoFar(trivial_score(cfg.task, splits.dev), cfg.min_epochs)
-    ckpt = FinetuneCheckpoint(cfg, net, optimizer) if cfg.checkpoint_dir else None
+    best = BestSoFar(net.task.trivial_score(splits.dev), cfg.min_epochs)
+    ckpt = FinetuneCheckpoint(cfg.checkpoint_dir, cfg, net, optimizer) if cfg.checkpoint_dir else None
     resumed = ckpt.restore(best, log if progress else (lambda m: None)) if ckpt else None
     pos = resumed or Position()
     tables = None
@@ -492,7 +477,7 @@ def run_epochs(
         keep = pos.epoch - 1 if resumed else None
         tables = (
             PlotTable(Path(plots_dir) / "train.tsv", ["epoch", "step", "loss"], keep),
-            PlotTable(Path(plots_dir) / "dev.tsv", ["epoch", "step", METRIC[cfg.task]], keep),
+            PlotTable(Path(plots_dir) / "dev.tsv", ["epoch", "step", net.task.metric], keep),
         )
     with DeferredTermination() as termination:  # a signal stops the run after a batch, checkpointed
         while pos.epoch <= cfg.epochs:
@@ -519,17 +504,19 @@ def run_epochs(
         termination.raise_if_requested()
     if best.state is None:
         raise PipelineError(
-            f"the dev {METRIC[cfg.task]} was never a number "
+            f"the dev {net.task.metric} was never a number "
             f"({best.history[-1] if best.history else None}); nothing was saved"
         )
     if best.score <= best.trivial:
-        log(TRIVIAL_HINT[cfg.task].format(trivial=best.trivial))
+        log(net.task.trivial_hint.format(trivial=best.trivial))
     return best
 
 
-def end_epoch(net: TaskModel, splits: TaskSplits, best: BestSoFar, pos: Position, tables, progress: bool, log) -> None:
+def end_epoch(
+    net: BiLSTMTaskModel, splits: TaskSplits, best: BestSoFar, pos: Position, tables, progress: bool, log
+) -> None:
     """Dev score of the epoch just trained; the best weights so far kept; curves and a log line."""
-    metric = METRIC[net.cfg.task]
+    metric = net.task.metric
     loss = pos.loss_sum / max(pos.n_seen, 1)
     dev_scores = net.scores(splits.dev)
     score = net.dev_metric(dev_scores)
@@ -542,10 +529,10 @@ def end_epoch(net: TaskModel, splits: TaskSplits, best: BestSoFar, pos: Position
         log(f"epoch {pos.epoch}: train loss {loss:.4f}  dev {metric} {score:.4f}" + ("  (best)" if improved else ""))
 
 
-def final_result(net: TaskModel, splits: TaskSplits, best: BestSoFar, out_dir, start: float) -> dict:
+def final_result(net: BiLSTMTaskModel, splits: TaskSplits, best: BestSoFar, out_dir, start: float) -> dict:
     """Test scores of the restored best model, the model directory rewritten with them, the metrics."""
     cfg = net.cfg
-    result = {
+    result: dict[str, Any] = {
         "task": cfg.task,
         "inputs": cfg.inputs,
         "seed": cfg.seed,
@@ -576,9 +563,8 @@ def write_outputs(result: dict, metrics: str | Path | None = None, plots_dir: st
     summary = {k: v for k, v in result.items() if k not in ("test_predictions", "test_targets")}
     if metrics:
         write_json_atomic(metrics, summary)
-    if plots_dir and result["task"] == "classify":
-        split = "test" if "test" in result else "dev"
-        scores = result[split]
+    scores = result["test" if "test" in result else "dev"]
+    if plots_dir and "confusion" in scores:  # a classifier's
         rows = [
             {"actual": a, "predicted": p}
             for i, a in enumerate(scores["labels"])

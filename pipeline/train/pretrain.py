@@ -112,17 +112,17 @@ def make_optimizer(model: torch.nn.Module, cfg: PretrainConfig, fused: bool) -> 
     per-tensor op loop, the same update up to rounding; GPUs keep PyTorch's default, since Adagrad has no
     fused CUDA kernel)."""
     params = [p for p in model.parameters() if p.requires_grad]
-    fused = fused or None
+    use_fused = fused or None  # None: PyTorch's default
     if cfg.optimizer == "adagrad":
         return torch.optim.Adagrad(
             params,
             lr=cfg.lr,
             initial_accumulator_value=cfg.adagrad_init_acc,
             weight_decay=cfg.weight_decay,
-            fused=fused,
+            fused=use_fused,
         )
     kind = torch.optim.Adam if cfg.optimizer == "adam" else torch.optim.AdamW
-    return kind(params, lr=cfg.lr, weight_decay=cfg.weight_decay, fused=fused)
+    return kind(params, lr=cfg.lr, weight_decay=cfg.weight_decay, fused=use_fused)
 
 
 def lr_factor(step: int, cfg: PretrainConfig) -> float:
@@ -131,7 +131,7 @@ def lr_factor(step: int, cfg: PretrainConfig) -> float:
         return (step + 1) / cfg.warmup_steps
     if cfg.decay == "constant":
         return 1.0
-    span = max(1, cfg.max_steps - cfg.warmup_steps)
+    span = max(1, (cfg.max_steps or 0) - cfg.warmup_steps)  # a decay needs max_steps (the config checks)
     frac = min(1.0, (step - cfg.warmup_steps) / span)
     return 1.0 - frac if cfg.decay == "linear" else 0.5 * (1.0 + math.cos(math.pi * frac))
 
@@ -224,7 +224,7 @@ class PretrainRun:
         self.optimizer = make_optimizer(self.model, cfg, fused=self.device.type == "cpu")
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, lambda s: lr_factor(s, cfg))
         self.sampler_gen = torch.Generator().manual_seed(cfg.seed * 1000 + self.rank)
-        self.model.softmax.generator = self.sampler_gen
+        self.model.lm_head.generator = self.sampler_gen
         self.batcher = BucketBatcher(self.train.lengths, cfg.max_tokens, seed=cfg.seed)
         self.n_batches = len(self.batcher.batches(0))
         self.total_steps = math.ceil(self.n_batches / cfg.grad_accum) * cfg.epochs

@@ -7,8 +7,8 @@ import random
 import pytest
 
 from pipeline.config import FinetuneConfig
-from pipeline.tasks.data import read_task_data
-from pipeline.tasks.model import TaskModel
+from pipeline.tasks.kinds import task_named
+from pipeline.tasks.load import load_task_model
 from pipeline.train.finetune import finetune
 
 from conftest import shared
@@ -33,8 +33,8 @@ def test_sst2_models_do_not_collapse_on_product_reviews(tmp_path, trained, vecto
         word2vec=str(vectors),
     )
     finetune(cfg, tmp_path / "m", progress=False)
-    ensemble = TaskModel.load(tmp_path / "m")
-    data = read_task_data(cfg, tmp_path / "cr.tsv", ensemble.tokenize)
+    ensemble = load_task_model(tmp_path / "m")
+    data = task_named(cfg.task).read(cfg, tmp_path / "cr.tsv", ensemble.tokenize)
     positive_share = data.targets.count("1") / len(data.targets)  # 0.64: the majority-label accuracy
     for name, model in [*ensemble.members.items(), ("ensemble", ensemble)]:
         pred = [p for p, _ in model.predict(data.sentences)]

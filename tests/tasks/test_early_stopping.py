@@ -5,7 +5,8 @@ import random
 
 from pipeline.config import FinetuneConfig
 from pipeline.tasks.data import TaskData
-from pipeline.train.finetune import BestSoFar, finetune, trivial_score
+from pipeline.tasks.kinds import task_named
+from pipeline.train.finetune import BestSoFar, finetune
 
 
 class Net:  # what BestSoFar.update needs of a model: its weights
@@ -15,8 +16,8 @@ class Net:  # what BestSoFar.update needs of a model: its weights
 
 def test_trivial_score_is_the_majority_share():
     dev = TaskData("d", [["a"]] * 5, ["pos", "neg", "pos", "pos", "neg"], [1] * 5)
-    assert trivial_score("classify", dev) == 0.6
-    assert trivial_score("ner", dev) == 0.0
+    assert task_named("classify").trivial_score(dev) == 0.6
+    assert task_named("ner").trivial_score(dev) == 0.0
 
 
 def test_patience_waits_for_a_score_above_chance():

@@ -8,8 +8,8 @@ import sys
 import numpy as np
 
 from pipeline.config import FinetuneConfig
-from pipeline.tasks.data import read_task_data
-from pipeline.tasks.model import TaskModel
+from pipeline.tasks.kinds import task_named
+from pipeline.tasks.load import load_task_model
 from pipeline.train.finetune import finetune
 
 from conftest import REPO
@@ -27,8 +27,8 @@ def test_fit_save_load_predict(tmp_path):
     )
     result = finetune(cfg, tmp_path / "m", progress=False)
     assert result["test"]["accuracy"] > 0.7 and result["C"] in [h["C"] for h in result["history"]]
-    model = TaskModel.load(tmp_path / "m")
-    data = read_task_data(cfg, cfg.test)
+    model = load_task_model(tmp_path / "m")
+    data = task_named(cfg.task).read(cfg, cfg.test)
     again = model.predict(data.sentences + [[]])
     assert again[-1] == (None, {})
     assert [p for p, _ in again[:-1]] == [p for p, _ in result["test_predictions"]]
@@ -87,10 +87,10 @@ def test_linear_uses_the_biLM_and_round_trips(tmp_path, trained):
     cfg = sample_cfg(model="linear", encoder=str(trained / "enc"), inputs="elmo")
     result = finetune(cfg, tmp_path / "m", progress=False)
     assert result["model"] == "linear" and result["test"]["accuracy"] > 0.6
-    model = TaskModel.load(tmp_path / "m")
+    model = load_task_model(tmp_path / "m")
     assert model.elmo is not None and model.elmo.mean.shape == (model.elmo.dim,)
     assert (tmp_path / "m" / "encoder" / "config.json").is_file()
-    data = read_task_data(cfg, cfg.test, model.tokenize)
+    data = task_named(cfg.task).read(cfg, cfg.test, model.tokenize)
     again = model.predict(data.sentences)
     assert [p for p, _ in again] == [p for p, _ in result["test_predictions"]]
     # raw strings are tokenized like the encoder does; token lists are taken as they are
@@ -122,7 +122,7 @@ def test_auto_keeps_the_best_dev_candidate(tmp_path, trained, vectors):
     assert config["finetune"]["model"] == result["model"] and config["candidates"] == cands
     assert "kept by `model: auto`, the best dev accuracy among: tfidf" in (tmp_path / "m" / "README.md").read_text()
     assert [p.name for p in tmp_path.iterdir()] == ["m"]  # the candidates' directory is gone
-    model = TaskModel.load(tmp_path / "m")
+    model = load_task_model(tmp_path / "m")
     assert model.predict(["a superb and moving film", []])[1] == (None, {})
 
 
@@ -130,10 +130,10 @@ def test_ensemble_averages_its_members_and_round_trips(tmp_path, trained, vector
     cfg = sample_cfg(model="ensemble", encoder=str(trained / "enc"), word2vec=str(vectors), epochs=2)
     result = finetune(cfg, tmp_path / "m", progress=False)
     assert result["model"] == "ensemble" and result["candidates"]["ensemble"]["dev"] == result["dev"]["accuracy"]
-    model = TaskModel.load(tmp_path / "m")
+    model = load_task_model(tmp_path / "m")
     assert list(model.members) == ["tfidf", "linear", "bilstm"]
     assert sorted(p.name for p in (tmp_path / "m" / "members").iterdir()) == ["bilstm", "linear", "tfidf"]
-    data = read_task_data(cfg, cfg.test, model.tokenize)
+    data = task_named(cfg.task).read(cfg, cfg.test, model.tokenize)
     pred = model.predict(data.sentences[:5])
     each = [m.predict(data.sentences[:5]) for m in model.members.values()]
     for i, (label, probs) in enumerate(pred):

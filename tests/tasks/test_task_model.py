@@ -14,8 +14,9 @@ from pipeline.config import FinetuneConfig
 from pipeline.encoder import Encoder
 from pipeline.errors import PipelineError
 from pipeline.tasks.crf import crf_constraints
-from pipeline.tasks.data import check_labels, label_set, read_task_data
-from pipeline.tasks.model import TaskModel
+from pipeline.tasks.data import check_labels
+from pipeline.tasks.kinds import task_named
+from pipeline.tasks.load import load_task_model
 from pipeline.train.finetune import finetune
 
 from conftest import REPO
@@ -80,17 +81,19 @@ def test_crf_constraints_follow_the_scheme():
 
 def test_label_sets_and_unseen_dev_labels(tmp_path):
     cfg = FinetuneConfig(task="ner")
-    train = read_task_data(cfg, SAMPLES / "ner" / "train.conll")
-    labels = label_set(cfg, train)
+    train = task_named(cfg.task).read(cfg, SAMPLES / "ner" / "train.conll")
+    labels = task_named(cfg.task).label_set(cfg, train)
     assert labels == ["O", "B-LOC", "I-LOC", "B-MISC", "I-MISC", "B-ORG", "I-ORG", "B-PER", "I-PER"]
     (tmp_path / "dev.conll").write_text("Sydney B-LOC\n\nAcme B-COMPANY\nLtd I-COMPANY\n")
-    dev = read_task_data(cfg, tmp_path / "dev.conll")
+    dev = task_named(cfg.task).read(cfg, tmp_path / "dev.conll")
     with pytest.raises(PipelineError, match=r"dev\.conll:3: label 'B-COMPANY' does not occur in the training"):
-        check_labels(dev, labels, "ner")
+        check_labels(dev, labels, task_named("ner").labels_in)
     c = FinetuneConfig(task="classify")
     (tmp_path / "d.tsv").write_text("label\tsentence\npositive\tgood .\nsarcastic\tgreat , just great .\n")
     with pytest.raises(PipelineError, match=r"d\.tsv:3: label 'sarcastic'"):
-        check_labels(read_task_data(c, tmp_path / "d.tsv"), ["negative", "positive"], "classify")
+        check_labels(
+            task_named(c.task).read(c, tmp_path / "d.tsv"), ["negative", "positive"], task_named("classify").labels_in
+        )
 
 
 def test_encoder_layers_with_gradients_equal_embed(trained):  # noqa: F811
@@ -122,7 +125,7 @@ def test_lookup_inputs_save_the_word2vec_vectors(trained, vectors, tmp_path):  #
         "word2vec.safetensors",
         "word2vec.vocab.txt",
     ]
-    model = TaskModel.load(tmp_path / "m")
+    model = load_task_model(tmp_path / "m")
     assert model.features.word2vec is not None and model.features.chars is None
 
 
@@ -130,8 +133,8 @@ def test_lookup_inputs_save_the_word2vec_vectors(trained, vectors, tmp_path):  #
 def test_save_load_predict_identical(trained, vectors, tmp_path, task):  # noqa: F811
     cfg = (ner_cfg if task == "ner" else cls_cfg)(trained, vectors)
     result = finetune(cfg, tmp_path / "m", tmp_path / "plots", progress=False)
-    model = TaskModel.load(tmp_path / "m")
-    data = read_task_data(cfg, cfg.test, model.tokenize)
+    model = load_task_model(tmp_path / "m")
+    data = task_named(cfg.task).read(cfg, cfg.test, model.tokenize)
     again = model.predict(data.sentences + [[]])
     assert again[-1] == ([] if task == "ner" else (None, {}))
     # training cached the biLM layers in other batches than a fresh model computes them: the labels
@@ -143,7 +146,7 @@ def test_save_load_predict_identical(trained, vectors, tmp_path, task):  # noqa:
         for (_, a), (_, b) in zip(again, result["test_predictions"]):
             assert a.keys() == b.keys() and all(abs(a[k] - b[k]) < 1e-5 for k in a)
     assert model.scores(data) == result["test"]
-    assert TaskModel.load(tmp_path / "m").predict(data.sentences) == again[:-1]
+    assert load_task_model(tmp_path / "m").predict(data.sentences) == again[:-1]
     # the directory is self-contained: no pickle, the encoder and the word table inside
     names = sorted(p.name for p in (tmp_path / "m").iterdir())
     assert names == ["README.md", "config.json", "encoder", "model.safetensors", "words.txt"]
@@ -162,14 +165,14 @@ def test_save_load_predict_identical(trained, vectors, tmp_path, task):  # noqa:
 def test_elmo_at_the_output_trains_saves_and_loads(trained, vectors, tmp_path, task):  # noqa: F811
     cfg = (ner_cfg if task == "ner" else cls_cfg)(trained, vectors, elmo_output=True)
     result = finetune(cfg, tmp_path / "m", progress=False)
-    model = TaskModel.load(tmp_path / "m")
+    model = load_task_model(tmp_path / "m")
     assert model.features.output_mix is not None and model.features.output_dim == model.features.encoder.dim
     # a second mix of its own, trained (it starts uniform with gamma 1) apart from the input mix
     out_mix = model.features.output_mix
     assert out_mix.scalars.abs().max() > 0 and out_mix.gamma.item() != 1.0
     assert not torch.equal(out_mix.scalars, model.features.mix.scalars)
     assert len(result["output_scalar_mix"]["weights"]) == 3
-    data = read_task_data(cfg, cfg.test, model.tokenize)
+    data = task_named(cfg.task).read(cfg, cfg.test, model.tokenize)
     again = model.predict(data.sentences)
     if task == "ner":
         assert again == result["test_predictions"]
@@ -204,8 +207,8 @@ def test_finetune_encoder_updates_and_saves_the_bilm(trained, vectors, tmp_path)
     after = Encoder.from_pretrained(tmp_path / "m" / "encoder").model.state_dict()
     changed = [k for k in after if not torch.equal(before[k], after[k])]
     assert any(k.startswith("forward_stack") for k in changed) and any(k.startswith("token_encoder.") for k in changed)
-    model = TaskModel.load(tmp_path / "m")
-    data = read_task_data(cfg, cfg.test, model.tokenize)
+    model = load_task_model(tmp_path / "m")
+    data = task_named(cfg.task).read(cfg, cfg.test, model.tokenize)
     assert model.predict(data.sentences) == r["test_predictions"]
 
 

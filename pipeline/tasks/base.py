@@ -1,0 +1,172 @@
+"""What every finetuned task model is (:class:`TaskModel`) and how it is saved: the one module the
+model types (BiLSTM, TF-IDF/linear, ensemble) and their loader (:mod:`pipeline.tasks.load`) share.
+
+Model directory (any model type; no pickle anywhere)::
+
+    config.json          kind "task-model", format version, task, model, label set, the finetune
+                         config, dev/test scores, and the model type's own fields
+    model.safetensors    the model type's weights
+    README.md            a model card
+    ...                  the model type's side files (encoder/, words.txt, tfidf_vocab.json, members/)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, TextIO
+
+from pipeline.config import FinetuneConfig, check_section
+from pipeline.errors import PipelineError
+from pipeline.io import CONFIG_FILE, read_model_config, write_model_dir
+from pipeline.tasks.data import TaskData
+from pipeline.tasks.kinds import Task, task_named
+
+KIND = "task-model"
+FORMAT_VERSION = 3  # 3: one format for every model type ("model" recorded)
+LOAD_HINT = "; a task model comes from `elmo finetune` (an encoder goes to --encoder)"
+
+
+class TaskModel:
+    """A trained model of one task: ``predict`` raw text or token lists, ``scores`` on labelled
+    data, ``records`` for JSON output, ``save`` to a directory that
+    :func:`pipeline.tasks.load.load_task_model` reads back.
+
+    A model type sets ``cfg`` (its finetune config), ``labels`` (the ordered label set), ``tokenize``
+    (how raw text is split) and ``config`` (its saved ``config.json``, empty until saved or loaded),
+    and implements ``predict`` and ``save``."""
+
+    cfg: FinetuneConfig
+    labels: list[str]
+    tokenize: Callable[[str], list[str]]
+    config: dict
+
+    @property
+    def task(self) -> Task:
+        return task_named(self.cfg.task)
+
+    def predict(self, sentences: Sequence[Sequence[str] | str], batch_size: int = 64) -> list:
+        """A prediction per sentence (a token list or raw text); see the task's ``decode``."""
+        raise NotImplementedError
+
+    def save(self, directory: str | Path, extra: dict | None = None) -> None:
+        """Write the model directory atomically; ``extra``: more config.json fields (scores, epoch)."""
+        raise NotImplementedError
+
+    def share_layers(self, kept: dict) -> None:
+        """Reuse the frozen biLM layers in ``kept`` (``tuple(tokens) → layers``); a model without
+        an encoder has none."""
+
+    def scores(self, data: TaskData, pred: list | None = None) -> dict:
+        """The task's scores on ``data``; ``pred``: this model's predictions for it if already made."""
+        pred = self.predict(data.sentences) if pred is None else pred
+        return self.task.scores(self.cfg, data.targets, pred, self.labels)
+
+    def dev_metric(self, scores: dict) -> float:
+        return scores[self.task.metric]
+
+    def records(self, sentences: list[list[str]]) -> list[dict]:
+        """JSON-able prediction records (ner: tokens, tags, entities as token spans, end exclusive;
+        classify: tokens, label and probabilities)."""
+        return [self.task.record(self.cfg, toks, p) for toks, p in zip(sentences, self.predict(sentences))]
+
+    def predict_file(
+        self, input_path, out: TextIO, encoding_errors: str = "error", stats=None, chunk: int = 1000
+    ) -> int:
+        """Predict every line of a text file, writing one JSON object per line to ``out`` as it goes
+        (``chunk`` lines at a time: memory stays flat for any file size). Returns the number of lines."""
+        from pipeline.data.lines import input_chunks
+
+        n = 0
+        for part in input_chunks(input_path, chunk, encoding_errors, stats):
+            records = self.records([self.tokenize(text) for _, text in part])
+            out.write(
+                "".join(json.dumps({"line": i + 1, **r}, ensure_ascii=False) + "\n" for (i, _), r in zip(part, records))
+            )
+            n += len(part)
+        return n
+
+    # --- the saved format ----------------------------------------------------------------------
+
+    def saved_config(self, fields: dict, extra: dict | None) -> dict:
+        """config.json of this model: the common fields, the model type's ``fields``, then ``extra``."""
+        return {
+            "format_version": FORMAT_VERSION,
+            "task": self.cfg.task,
+            "model": self.cfg.model,
+            "labels": self.labels,
+            "finetune": dataclasses.asdict(self.cfg),
+            **fields,
+            **(extra or {}),
+        }
+
+    def write_dir(self, directory, config: dict, tensors: dict, side_files: Callable[[Path], None]) -> None:
+        """The model directory with ``config``, ``tensors``, the model card and ``side_files(tmp)``."""
+
+        def all_side_files(tmp: Path) -> None:
+            side_files(tmp)
+            (tmp / "README.md").write_text(model_card(config), encoding="utf-8")
+
+        write_model_dir(directory, KIND, config, tensors, all_side_files)
+
+
+def read_saved(directory: str | Path) -> tuple[dict, FinetuneConfig, list[str]]:
+    """(config.json, its finetune config, the labels) of a task-model directory."""
+    d = Path(directory)
+    config = read_model_config(d, KIND, FORMAT_VERSION, hint=LOAD_HINT)
+    cfg_file = d / CONFIG_FILE
+    try:
+        cfg = FinetuneConfig(**check_section(FinetuneConfig, dict(config["finetune"]), f"{cfg_file}: finetune"))
+        labels = [str(x) for x in config["labels"]]
+    except (KeyError, TypeError) as e:
+        raise PipelineError(f"{cfg_file}: missing or bad field ({e})") from None
+    return config, cfg, labels
+
+
+def describe_inputs(config: dict) -> str:
+    f = config["finetune"]
+    described: dict[str, Any] = {
+        "tfidf": f"TF-IDF + logistic regression (C={config.get('C')})",
+        "linear": f"TF-IDF + pooled ELMo layers, logistic regression (C={config.get('C')})",
+        "ensemble": f"the mean probabilities of {', '.join(config.get('members') or [])}",
+    }
+    return described.get(
+        f.get("model"),
+        f"{f['inputs']} (encoder {'finetuned' if f['finetune_encoder'] else 'frozen'}"
+        f"{'; ELMo also at the task BiLSTM output' if f.get('elmo_output') else ''})",
+    )
+
+
+def model_card(config: dict) -> str:
+    f = config["finetune"]
+    metric = task_named(config["task"]).metric
+    lines = [
+        f"# {config['task']} model (elmo-pipeline)",
+        "",
+        f"- inputs: {describe_inputs(config)}",
+        f"- labels ({len(config['labels'])}): {', '.join(config['labels'])}",
+        f"- trained on: {f['train']} (dev {f['dev']})",
+    ]
+    for split in ("dev", "test"):
+        s = config.get(f"{split}_scores")
+        if s:
+            lines.append(f"- {split} {metric}: {s[metric]:.4f}")
+    if config.get("candidates"):
+        how = (
+            "kept by `model: auto`, the best dev"
+            if config.get("selected_by", "auto") == "auto"
+            else f"`model: {config['selected_by']}`; dev"
+        )
+        lines.append(
+            f"- {how} {metric} among: "
+            + ", ".join(f"{name} {c['dev']:.4f}" for name, c in config["candidates"].items())
+        )
+    lines += [
+        "",
+        "Use: `elmo predict --model THIS_DIR input.txt` (one sentence per line) or "
+        "`elmo evaluate --model THIS_DIR labelled_file`.",
+        "",
+    ]
+    return "\n".join(lines)

@@ -1,0 +1,202 @@
+"""The kinds of downstream task, as types: what differs between tagging tokens (``ner``) and
+labelling sentences (``classify``) lives here, once: how labelled files are read, the label set,
+the head, the loss, decoding, scores, prediction records and the score report.
+
+Every task model (BiLSTM, TF-IDF, linear, ensemble) asks its task for these through
+:func:`task_named`, the one place a task name is looked up. A new task = one :class:`Task`
+subclass + an entry in :data:`TASKS` (and its name in ``FinetuneConfig.task``).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from pipeline.config import FinetuneConfig, ModelName
+from pipeline.data.tags import to_spans
+from pipeline.errors import PipelineError
+from pipeline.tasks.crf import crf_constraints
+from pipeline.tasks.data import TaskData, read_labelled_sentences, read_tagged, tag_set
+from pipeline.tasks.heads import Classifier, Tagger
+from pipeline.tasks.metrics import classification_scores, ner_scores
+
+
+class Task:
+    """One kind of task. ``metric``: the dev score that picks the best model (higher is better)."""
+
+    name: str
+    metric: str
+    reads: str  # what its labelled files are, for messages
+    trivial_hint: str  # said when the dev score never beat a model that learned nothing
+    # the models `model: auto` trains, cheapest first (a tie on dev keeps the cheaper); "ensemble"
+    # is the mean of the others. One candidate: auto trains it alone.
+    auto_candidates: tuple[ModelName, ...] = ("bilstm",)
+
+    def read(self, cfg: FinetuneConfig, path, tokenize=str.split) -> TaskData:
+        raise NotImplementedError
+
+    def label_set(self, cfg: FinetuneConfig, train: TaskData) -> list[str]:
+        raise NotImplementedError
+
+    def labels_in(self, target) -> list[str]:
+        """The labels of one target (for unknown-label checks)."""
+        raise NotImplementedError
+
+    def trivial_score(self, dev: TaskData) -> float:
+        """The dev score of a model that learned nothing."""
+        raise NotImplementedError
+
+    def build_head(self, cfg: FinetuneConfig, input_dim: int, extra_dim: int, labels: list[str]) -> nn.Module:
+        raise NotImplementedError
+
+    def loss(self, head: nn.Module, inputs: tuple, targets: list, index: dict[str, int]) -> torch.Tensor:
+        """Mean loss of a batch; ``inputs`` = (x, mask, extra) from the features."""
+        raise NotImplementedError
+
+    def decode(self, head: nn.Module, inputs: tuple, labels: list[str]) -> list:
+        """One prediction per row of the batch."""
+        raise NotImplementedError
+
+    empty_prediction: Any = None  # the prediction for an empty sentence
+
+    def scores(self, cfg: FinetuneConfig, targets: list, pred: list, labels: list[str]) -> dict:
+        raise NotImplementedError
+
+    def record(self, cfg: FinetuneConfig, tokens: list[str], pred) -> dict:
+        """A JSON-able prediction record of one sentence (``elmo predict``)."""
+        raise NotImplementedError
+
+    def report(self, scores: dict, where: str, n: int) -> list[str]:
+        """The lines ``elmo evaluate`` prints for ``n`` examples of ``where``."""
+        raise NotImplementedError
+
+
+class NerTask(Task):
+    """Tagging each token (BiLSTM-CRF); scored by entity-level F1. Targets are tag lists."""
+
+    name = "ner"
+    metric = "f1"
+    reads = "CoNLL columns"
+    trivial_hint = (
+        "hint: the dev F1 stayed 0. Check the columns (--set token_column=N --set label_column=N), the tag "
+        "scheme (--set tag_scheme=iob1|iob2|bioes), and train longer (--epochs) or with another --lr"
+    )
+    empty_prediction: list = []
+
+    def read(self, cfg, path, tokenize=str.split):
+        return read_tagged(cfg, path, tokenize)
+
+    def label_set(self, cfg, train):
+        return tag_set(train, cfg.model_scheme)
+
+    def labels_in(self, target):
+        return list(target)
+
+    def trivial_score(self, dev):
+        return 0.0  # no entities
+
+    def build_head(self, cfg, input_dim, extra_dim, labels):
+        allowed, start = crf_constraints(labels, cfg.model_scheme)
+        return Tagger(input_dim, len(labels), cfg.hidden, cfg.dropout, allowed, start, extra_dim=extra_dim)
+
+    def loss(self, head, inputs, targets, index):
+        x, mask, extra = inputs
+        y = torch.zeros(mask.shape, dtype=torch.long, device=mask.device)
+        for b, tags in enumerate(targets):
+            y[b, : len(tags)] = torch.tensor([index[t] for t in tags])
+        return head.loss(x, mask, y, extra)
+
+    def decode(self, head, inputs, labels):
+        return [[labels[t] for t in path] for path in head.decode(*inputs)]
+
+    def scores(self, cfg, targets, pred, labels):
+        return ner_scores(targets, pred, cfg.model_scheme)
+
+    def record(self, cfg, tokens, pred):
+        spans, _ = to_spans(pred, cfg.model_scheme) if tokens else ([], 0)
+        entities = [{"label": lab, "start": s, "end": e, "text": " ".join(tokens[s:e])} for lab, s, e in spans]
+        return {"tokens": tokens, "tags": pred, "entities": entities}
+
+    def report(self, scores, where, n):
+        lines = [
+            f"{where}: {n} sentences; entity precision {scores['precision']:.4f} "
+            f"recall {scores['recall']:.4f} F1 {scores['f1']:.4f}"
+        ]
+        for t, s in scores["per_type"].items():
+            lines.append(
+                f"  {t:<8} P {s['precision']:.4f}  R {s['recall']:.4f}  F1 {s['f1']:.4f}  support {s['support']}"
+            )
+        return lines
+
+
+class ClassifyTask(Task):
+    """One label per sentence; scored by accuracy (macro-F1 and the confusion matrix beside it).
+    A prediction is ``(label, {label: probability})``."""
+
+    name = "classify"
+    metric = "accuracy"
+    reads = "a TSV/CSV/JSONL file with text and label fields"
+    trivial_hint = (
+        "hint: the dev accuracy never beat always predicting the most frequent label ({trivial:.4f}). "
+        "Check the text and label fields (--set text_field=... --set label_field=...), try "
+        "--set model=tfidf, or train longer (--epochs) or with another --lr"
+    )
+    empty_prediction: tuple = (None, {})
+    auto_candidates: tuple[ModelName, ...] = ("tfidf", "linear", "bilstm", "ensemble")
+
+    def read(self, cfg, path, tokenize=str.split):
+        return read_labelled_sentences(cfg, path, tokenize)
+
+    def label_set(self, cfg, train):
+        labels = sorted(set(train.targets))
+        if len(labels) < 2:
+            raise PipelineError(f"{train.path}: only one label ({labels[0]!r}); a classifier needs at least two")
+        return labels
+
+    def labels_in(self, target):
+        return [target]
+
+    def trivial_score(self, dev):
+        return max(Counter(dev.targets).values()) / len(dev.targets) if dev.targets else 0.0
+
+    def build_head(self, cfg, input_dim, extra_dim, labels):
+        return Classifier(input_dim, len(labels), cfg.hidden, cfg.dropout, cfg.pooling, extra_dim=extra_dim)
+
+    def loss(self, head, inputs, targets, index):
+        y = torch.tensor([index[t] for t in targets], device=inputs[0].device)
+        return torch.nn.functional.cross_entropy(head(*inputs), y)
+
+    def decode(self, head, inputs, labels):
+        probs = torch.softmax(head(*inputs), dim=-1).cpu().tolist()
+        return [(labels[int(np.argmax(p))], dict(zip(labels, p))) for p in probs]
+
+    def scores(self, cfg, targets, pred, labels):
+        return classification_scores(targets, [p for p, _ in pred], labels)
+
+    def record(self, cfg, tokens, pred):
+        return {"tokens": tokens, "label": pred[0], "probabilities": {k: round(v, 6) for k, v in pred[1].items()}}
+
+    def report(self, scores, where, n):
+        labels, confusion = scores["labels"], scores["confusion"]
+        width = max(len(str(x)) for x in labels + [c for row in confusion for c in row])
+        lines = [
+            f"{where}: {n} examples; accuracy {scores['accuracy']:.4f} macro-F1 {scores['macro_f1']:.4f}",
+            " " * (width + 3) + " ".join(f"{x:>{width}}" for x in labels) + "   (rows gold, columns predicted)",
+        ]
+        lines += [f"  {lab:>{width}} " + " ".join(f"{c:>{width}}" for c in row) for lab, row in zip(labels, confusion)]
+        return lines
+
+
+TASKS: dict[str, Task] = {"ner": NerTask(), "classify": ClassifyTask()}
+
+
+def task_named(name: str) -> Task:
+    """The task type of ``FinetuneConfig.task`` (the config loader has checked the name)."""
+    try:
+        return TASKS[name]
+    except KeyError:
+        raise PipelineError(f"unknown task {name!r} (known: {', '.join(TASKS)})") from None
