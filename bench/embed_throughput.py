@@ -47,7 +47,7 @@ from pipeline.config import load_params  # noqa: E402
 from pipeline.data.chars import char_table  # noqa: E402
 from pipeline.data.tokenizers import WhitespaceTokenizer  # noqa: E402
 from pipeline.data.vocab import Vocab  # noqa: E402
-from pipeline.encoder import FORMAT_VERSION, Encoder  # noqa: E402
+from pipeline.encoder import ENCODER_FORMAT, Encoder  # noqa: E402
 from pipeline.model import BiLM  # noqa: E402
 
 PTB = REPO.parent / "shared" / "data" / "ptb" / "ptb.train.txt"
@@ -71,7 +71,7 @@ def build_encoder(preset: str, sentences: list[list[str]], tmp: Path) -> Encoder
     torch.manual_seed(0)
     model = BiLM(cfg, len(vocab))
     config = {
-        "format_version": FORMAT_VERSION,
+        "format_version": ENCODER_FORMAT,
         "model": dataclasses.asdict(cfg),
         "vocab_size": len(vocab),
         "max_chars": 50,
@@ -213,9 +213,9 @@ def main():
             loop = timed(lambda: per_sentence_baseline(enc, base_sample), 1)
             loop_rate = args.baseline_sentences / loop
             results = []
-            enc.use_cache = False
+            size, enc.cache_size = enc.cache_size, 0
             results.append(("no cache", timed(lambda: enc.embed(sample), args.repeats)))
-            enc.use_cache = True
+            enc.cache_size = size
 
             def cold():
                 enc._cache.clear()

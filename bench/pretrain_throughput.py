@@ -37,7 +37,7 @@ sys.path.insert(0, str(REPO))
 from pipeline.config import load_params, parse_set  # noqa: E402
 from pipeline.data.batching import BucketBatcher, make_batch  # noqa: E402
 from pipeline.data.prepared import PreparedData  # noqa: E402
-from pipeline.model import BiLM, batch_inputs, trim_chars  # noqa: E402
+from pipeline.model import BiLM, Kernels, batch_inputs, trim_chars  # noqa: E402
 from pipeline.train.pretrain import make_optimizer  # noqa: E402
 
 
@@ -116,12 +116,9 @@ def bench(
     warmup: int,
     device: torch.device,
     bf16: bool,
-    scan: bool = True,
     fused: bool = True,
     compile_: bool = False,
 ):
-    model.trim = model.softmax.fused = dedup
-    model.scan = dedup and scan
     model.to(device)
     if compile_:  # the token encoder only; dynamic: its (distinct tokens, columns) shape changes every batch
         model.token_encoder = torch.compile(model.token_encoder, dynamic=True)
@@ -239,7 +236,8 @@ def main():
             max_tokens = args.max_tokens or params.pretrain.max_tokens
             batches = BucketBatcher(lengths, max_tokens, seed=0).batches(0)[: args.warmup + args.steps]
             torch.manual_seed(0)
-            model = BiLM(params.model, len(data.vocab)).train()
+            kernels = Kernels(scan=not args.no_scan)
+            model = BiLM(params.model, len(data.vocab), kernels).train()
             ours, ours_f = bench(
                 model,
                 params,
@@ -249,14 +247,13 @@ def main():
                 args.warmup,
                 device,
                 args.bf16,
-                not args.no_scan,
                 not args.no_fused,
                 args.compile,
             )
             base = base_f = float("nan")
             if not args.no_baseline:
                 torch.manual_seed(0)
-                model = BiLM(params.model, len(data.vocab)).train()
+                model = BiLM(params.model, len(data.vocab), Kernels.straightforward()).train()
                 base, base_f = bench(model, params, data, batches, False, args.warmup, device, args.bf16)
             emit(
                 f"{name:<8} {max_tokens:>6} {model.n_params():>11,} {ours:>11,.0f} {base:>15,.0f} {ours / base:>5.2f}x "

@@ -171,8 +171,7 @@ def _cmd_embed(args) -> int:
     from pipeline.data.lines import ReadStats
     from pipeline.encoder import Encoder, embed_file
 
-    enc = Encoder.from_pretrained(args.encoder)
-    enc.bf16 = args.bf16
+    enc = Encoder.from_pretrained(args.encoder, bf16=args.bf16)
     stats = ReadStats()
     n = embed_file(
         enc,
@@ -322,7 +321,7 @@ def _is_predictions_file(path: Path) -> bool:
 def _cmd_evaluate(args) -> int:
     import dataclasses
 
-    from pipeline.tasks.data import check_labels
+    from pipeline.tasks.examples import check_labels
     from pipeline.tasks.load import load_task_model
 
     model = load_task_model(args.model)

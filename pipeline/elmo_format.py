@@ -45,7 +45,7 @@ import torch
 from pipeline.config import ModelConfig
 from pipeline.data.chars import BOS_CHAR, BOW_CHAR, EOS_CHAR, EOW_CHAR, N_CHAR_IDS, PAD_CHAR
 from pipeline.data.tokenizers import WhitespaceTokenizer
-from pipeline.encoder import FORMAT_VERSION, KIND, Encoder
+from pipeline.encoder import ENCODER_FORMAT, ENCODER_KIND, Encoder
 from pipeline.errors import PipelineError
 from pipeline.export import training_data
 from pipeline.io import atomic_path, check_replaceable, directory_kind, output_lock
@@ -337,8 +337,8 @@ def imported_config(cfg: ModelConfig, max_chars: int, options: str | Path, weigh
     """config.json of an encoder imported from ELMo weight files: no vocabulary, no softmax, cased
     whitespace tokens (as ELMo was trained), the character ids recorded."""
     return {
-        "kind": KIND,
-        "format_version": FORMAT_VERSION,
+        "kind": ENCODER_KIND,
+        "format_version": ENCODER_FORMAT,
         "model": dataclasses.asdict(cfg),
         "vocab_size": 0,
         "max_chars": max_chars,
@@ -363,7 +363,7 @@ def imported_config(cfg: ModelConfig, max_chars: int, options: str | Path, weigh
 
 def import_elmo(options: str | Path, weights: str | Path, out_dir: str | Path) -> Path:
     """ELMo ``options.json`` + weights ``.hdf5`` → an encoder directory at ``out_dir`` (atomically)."""
-    check_replaceable(out_dir, KIND)
+    check_replaceable(out_dir, ENCODER_KIND)
     with output_lock(out_dir):
         cfg, max_chars = read_options(options)
         state = state_from_arrays(read_weight_file(weights, cfg), cfg)
@@ -378,7 +378,7 @@ def import_elmo(options: str | Path, weights: str | Path, out_dir: str | Path) -
 def _load_for_export(src: Path, prepared: Path | None) -> tuple[BiLM, int, dict]:
     """A trained biLM (encoder directory, best/ or checkpoint) → (model, max chars, tokenizer settings)."""
     kind = directory_kind(src)
-    if kind == KIND:
+    if kind == ENCODER_KIND:
         enc = Encoder.from_pretrained(src)
         return enc.model, enc.max_chars, enc.config.get("tokenizer", {})
     if kind not in ("bilm", "checkpoint"):

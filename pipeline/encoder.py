@@ -51,8 +51,8 @@ from pipeline.io import (
 )
 from pipeline.model import BiLM, build_bilm, trim_chars
 
-FORMAT_VERSION = 1
-KIND = "encoder"
+ENCODER_FORMAT = 1
+ENCODER_KIND = "encoder"
 REQUIRED = (CONFIG_FILE, WEIGHTS_FILE)
 
 
@@ -73,7 +73,9 @@ def _rows_index(batch: list[list[str]]):
 class Encoder:
     """A pretrained biLM for embedding text (and, with its softmax, scoring and sampling)."""
 
-    def __init__(self, model: BiLM, config: dict, vocab: Vocab | None, tokenizer, cache_size: int = 50_000):
+    def __init__(
+        self, model: BiLM, config: dict, vocab: Vocab | None, tokenizer, cache_size: int = 50_000, bf16: bool = False
+    ):
         self.model = model.eval()
         self.config = config
         self.vocab = vocab
@@ -83,18 +85,19 @@ class Encoder:
         self.cache_size = cache_size
         self._cache: OrderedDict[str, torch.Tensor] = OrderedDict()  # LRU of token-layer vectors
         self._pinned: dict[str, torch.Tensor] = {}  # precomputed vocabulary, never evicted
-        self.use_cache = True
         self.source: Path | None = None  # the directory it was loaded from, for messages
         # bf16 autocast for the sequence body's matmuls (fp32 weights, cells and outputs): faster
         # on CPUs with AVX512-BF16 and on GPUs; vectors differ from fp32 by bf16 rounding
-        self.bf16 = False
+        self.bf16 = bf16
 
     # --- loading and saving --------------------------------------------------------------------
 
     @classmethod
-    def from_pretrained(cls, directory: str | Path, cache_size: int = 50_000) -> Encoder:
+    def from_pretrained(cls, directory: str | Path, cache_size: int = 50_000, bf16: bool = False) -> Encoder:
+        """The encoder in ``directory``. ``cache_size``: token-layer vectors kept for known words (0:
+        none); ``bf16``: bf16 autocast for the sequence body (faster on CPUs with AVX512-BF16 and GPUs)."""
         d = Path(directory)
-        config = read_model_config(d, KIND, FORMAT_VERSION, hint=" (see `elmo export`)")
+        config = read_model_config(d, ENCODER_KIND, ENCODER_FORMAT, hint=" (see `elmo export`)")
         missing = [f for f in REQUIRED if not (d / f).is_file()]
         if missing:
             raise PipelineError(f"{d}: not an exported encoder ({', '.join(missing)} missing; see `elmo export`)")
@@ -111,7 +114,7 @@ class Encoder:
         max_chars = int(config.get("max_chars", 0))
         if max_chars < 3:
             raise PipelineError(f"{d / CONFIG_FILE}: max_chars must be at least 3, got {max_chars}")
-        encoder = cls(model, config, vocab, _load_tokenizer(d, config.get("tokenizer", {})), cache_size)
+        encoder = cls(model, config, vocab, _load_tokenizer(d, config.get("tokenizer", {})), cache_size, bf16)
         encoder.source = d
         return encoder
 
@@ -123,10 +126,10 @@ class Encoder:
                 self.vocab.save(tmp / "vocab.txt")
             if isinstance(self.tokenizer, SentencePieceTokenizer):
                 shutil.copy(self.tokenizer.model_file, tmp / SP_MODEL_FILE)
-            (tmp / "README.md").write_text(readme or model_card(self.config), encoding="utf-8")
+            (tmp / "README.md").write_text(readme or encoder_card(self.config), encoding="utf-8")
 
         skip = () if self.has_softmax else ("softmax.",)
-        write_model_dir(directory, KIND, self.config, state_dict_cpu(self.model, skip), side_files)
+        write_model_dir(directory, ENCODER_KIND, self.config, state_dict_cpu(self.model, skip), side_files)
 
     # --- the token layer, cached ---------------------------------------------------------------
 
@@ -146,7 +149,7 @@ class Encoder:
 
     def token_vectors(self, tokens: Sequence[str]) -> torch.Tensor:
         """(U,) distinct tokens → (U, P), from the cache where possible (results equal uncached)."""
-        if not self.use_cache:
+        if not self.cache_size and not self._pinned:
             return self._encode_tokens(tokens)
         missing = [t for t in tokens if t not in self._pinned and t not in self._cache]
         if missing:
@@ -254,7 +257,7 @@ class Encoder:
         return generate(self, prompt, max_tokens, temperature, top_k, seed)
 
 
-def model_card(config: dict) -> str:
+def encoder_card(config: dict) -> str:
     t = config.get("training", {})
     m = config["model"]
     tokenizer = config.get("tokenizer", {})

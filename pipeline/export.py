@@ -10,7 +10,7 @@ from pathlib import Path
 
 from pipeline.data.prepared import PreparedData
 from pipeline.data.tokenizers import SP_MODEL_FILE, make_tokenizer
-from pipeline.encoder import FORMAT_VERSION, KIND, Encoder
+from pipeline.encoder import ENCODER_FORMAT, ENCODER_KIND, Encoder
 from pipeline.errors import PipelineError
 from pipeline.io import check_replaceable, directory_kind, output_lock
 from pipeline.model import load_bilm
@@ -45,7 +45,7 @@ def export_encoder(
     presets: list[str] | None = None,
 ) -> Path:
     """Turn a trained biLM (``models/pretrain/best`` or a checkpoint) into an encoder directory."""
-    check_replaceable(out_dir, KIND)  # a bad output path fails before any work
+    check_replaceable(out_dir, ENCODER_KIND)  # a bad output path fails before any work
     with output_lock(out_dir):  # one run per output directory
         model, train_cfg = load_bilm(model_dir)
         data = training_data(model_dir, train_cfg, prepared_dir)
@@ -53,8 +53,8 @@ def export_encoder(
         meta = data.meta
         exported = sum(v.numel() for k, v in model.state_dict().items() if with_softmax or not k.startswith("softmax."))
         config = {
-            "kind": KIND,
-            "format_version": FORMAT_VERSION,
+            "kind": ENCODER_KIND,
+            "format_version": ENCODER_FORMAT,
             "model": dataclasses.asdict(model.cfg),
             "vocab_size": len(data.vocab),
             "max_chars": data.max_chars,

@@ -241,7 +241,10 @@ def _scan_inputs(x: torch.Tensor, lstms: list[nn.LSTM], dt: torch.dtype):
         return torch.stack([m.get_parameter(name) for m in lstms])
 
     w_ih = stacked("weight_ih_l0").transpose(1, 2).to(dt)  # (D, P, 4H)
-    bias = (stacked("bias_ih_l0") + stacked("bias_hh_l0"))[:, None, :]  # (D, 1, 4H)
+    # each direction's two biases added before stacking: stacking each first changed the two-process
+    # run's gradients against the one-process run (test_two_processes_match_one_with_the_same_global_batch)
+    bias = torch.stack([m.get_parameter("bias_ih_l0") + m.get_parameter("bias_hh_l0") for m in lstms])
+    bias = bias[:, None, :]  # (D, 1, 4H)
     w_hh = stacked("weight_hh_l0").transpose(1, 2).to(dt)  # (D, P, 4H)
     w_hr = stacked("weight_hr_l0").transpose(1, 2).to(dt)  # (D, H, P)
     xt = x.transpose(1, 2).reshape(D, T * B, P).to(dt)  # time-major: each step's rows are contiguous
@@ -449,6 +452,20 @@ def linear_nll(h: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, y: tor
         return LinearNLL.apply(h.to(dt), weight.to(dt), bias.float(), y)
 
 
+@dataclass(frozen=True)
+class Kernels:
+    """How the biLM computes, not what: each switch gives the same numbers up to rounding. All on
+    by default; :meth:`straightforward` is the plain-PyTorch baseline that bench/ measures against."""
+
+    trim_chars: bool = True  # encode only the character columns a batch needs
+    scan: bool = True  # both LSTM stacks in one scan with a hand-written backward (LSTMPScan)
+    fused_softmax: bool = True  # the full softmax's loss through LinearNLL (no (N, V) logits kept)
+
+    @classmethod
+    def straightforward(cls) -> Kernels:
+        return cls(trim_chars=False, scan=False, fused_softmax=False)
+
+
 class SoftmaxHead(nn.Module):
     sample_probs: torch.Tensor  # a buffer (sampled softmax)
 
@@ -462,7 +479,7 @@ class SoftmaxHead(nn.Module):
     exact both in training and evaluation.
     """
 
-    def __init__(self, cfg: ModelConfig, vocab_size: int):
+    def __init__(self, cfg: ModelConfig, vocab_size: int, fused: bool = True):
         super().__init__()
         self.kind = cfg.softmax
         self.V = vocab_size
@@ -477,8 +494,8 @@ class SoftmaxHead(nn.Module):
             nn.init.normal_(self.weight, std=1.0 / math.sqrt(P))
             self.n_samples = cfg.n_samples
             self.register_buffer("sample_probs", log_uniform_probs(vocab_size), persistent=False)
+        self.fused = fused  # the full softmax through LinearNLL (Kernels.fused_softmax)
         self.generator: torch.Generator | None = None  # set by the trainer for reproducible sampling
-        self.fused = True  # full softmax through LinearNLL; False only for the baseline in bench/
 
     def nll(self, h: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         """h (B, T, P), targets (B, T) → scalar sum of −log p(target) over real targets."""
@@ -533,23 +550,21 @@ class BiLM(nn.Module):
     """ELMo biLM: shared token encoder and softmax, separate forward and backward sequence bodies
     (``model.body``: ELMo's projected LSTM by default)."""
 
-    def __init__(self, cfg: ModelConfig, vocab_size: int):
+    def __init__(self, cfg: ModelConfig, vocab_size: int, kernels: Kernels = Kernels()):
         super().__init__()
         self.cfg = cfg
         self.vocab_size = vocab_size
+        self.kernels = kernels
         self.token_encoder = TokenEncoder(cfg)
         self.forward_stack = make_stack(cfg)  # reads left to right
         self.backward_stack = make_stack(cfg)  # reads each sentence reversed
         # vocab_size 0: an encoder without a vocabulary (e.g. imported ELMo weights, which hold no softmax)
-        self.softmax = SoftmaxHead(cfg, vocab_size) if vocab_size > 0 else None
+        self.softmax = SoftmaxHead(cfg, vocab_size, kernels.fused_softmax) if vocab_size > 0 else None
         self.dropout = nn.Dropout(cfg.dropout)
-        # speed levers, both on; off only for the straightforward baseline in bench/
-        self.trim = True  # encode only the character columns a batch needs
-        self.scan = True  # both LSTM stacks in one scan with a hand-written backward (LSTMPScan)
 
     def encode(self, chars: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
         """Token layer: chars (U, C) of distinct tokens, index (B, T) into U → (B, T, P)."""
-        if self.trim:
+        if self.kernels.trim_chars:
             chars = trim_chars(chars, self.token_encoder.cnn.max_width)
         tokens = self.token_encoder(chars)  # (U, P)
         # why index_select: its backward (index_add) is deterministic on CPU with several threads;
@@ -580,7 +595,7 @@ class BiLM(nn.Module):
         gives bf16 matmuls and clipping; for fp32 inference PyTorch's kernel is ~1.5× faster (no
         Python step loop). On a GPU cuDNN's fused projected LSTM is used unless clipping is set."""
         cfg = self.cfg
-        if cfg.body != "lstm" or not self.scan:
+        if cfg.body != "lstm" or not self.kernels.scan:
             return False
         if cfg.cell_clip is not None or cfg.proj_clip is not None:
             return True

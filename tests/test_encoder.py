@@ -12,7 +12,7 @@ from pipeline.errors import PipelineError
 from pipeline.export import export_encoder
 from pipeline.lm import perplexities
 from pipeline.model import load_bilm
-from pipeline.train.evaluate import lm_sums
+from pipeline.train.evaluate import prepared_lm_sums
 
 from helpers import SENTS, elmo
 
@@ -31,10 +31,8 @@ def test_round_trip_is_bit_identical(trained, tmp_path):
 
 
 def test_cache_equals_uncached_and_vocab_precompute(trained):
+    plain = Encoder.from_pretrained(trained / "enc", cache_size=0).embed(SENTS)
     enc = Encoder.from_pretrained(trained / "enc", cache_size=3)
-    enc.use_cache = False
-    plain = enc.embed(SENTS)
-    enc.use_cache = True
     first, again = enc.embed(SENTS), enc.embed(SENTS)  # the second call is served from the LRU
     enc.precompute_vocab()
     pinned = enc.embed(SENTS)
@@ -85,7 +83,7 @@ def test_lm_score_agrees_with_training_evaluation(trained):
     data = PreparedData(trained / "prep")
     sentences = [line.split() for line in data.text_file("test").read_text().splitlines()]  # the prepared tokens
     s = enc.lm_sums(sentences)
-    ref = perplexities(*lm_sums(enc.model, data, "test", 4096).tolist())
+    ref = perplexities(*prepared_lm_sums(enc.model, data, "test", 4096).tolist())
     assert s["tokens"] == ref["tokens"]
     assert np.exp(s["forward_nll"] / s["tokens"]) == pytest.approx(ref["forward_ppl"], rel=1e-4)
     assert np.exp(s["backward_nll"] / s["tokens"]) == pytest.approx(ref["backward_ppl"], rel=1e-4)
@@ -255,10 +253,8 @@ def test_sigterm_during_embed_is_clean(trained, tmp_path):
 
 
 def test_bf16_embeddings_stay_close_to_fp32(trained):
-    enc = Encoder.from_pretrained(trained / "enc")
-    fp32 = enc.embed(SENTS)
-    enc.bf16 = True
-    bf16 = enc.embed(SENTS)
+    fp32 = Encoder.from_pretrained(trained / "enc").embed(SENTS)
+    bf16 = Encoder.from_pretrained(trained / "enc", bf16=True).embed(SENTS)
     for a, b in zip(fp32, bf16):
         assert a.dtype == b.dtype == np.float32 and a.shape == b.shape
         assert np.array_equal(a[0], b[0])  # the token layer is not in the scan

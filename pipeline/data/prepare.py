@@ -36,7 +36,7 @@ from pipeline.config import PrepareConfig
 from pipeline.data.chars import BOS_CHAR, BOW_CHAR, EOS_CHAR, EOW_CHAR, N_CHAR_IDS, PAD_CHAR, char_table
 from pipeline.data.corpus import read_corpus
 from pipeline.data.lines import Line, ReadStats
-from pipeline.data.prepared import FORMAT_VERSION, SPLITS, ShardWriter
+from pipeline.data.prepared import PREPARED_FORMAT, SPLITS, ShardWriter
 from pipeline.data.tokenizers import (
     SP_MODEL_FILE,
     SentencePieceTokenizer,
@@ -340,7 +340,7 @@ def _write_meta(
     """Write ``out/meta.json``: format version, tokenizer and char settings, sizes, sources, the
     stats and the config. Written last; it is also the marker that lets a later run replace this directory."""
     meta = {
-        "format_version": FORMAT_VERSION,
+        "format_version": PREPARED_FORMAT,
         "tokenizer": cfg.tokenizer,
         "tokenizer_model": SP_MODEL_FILE if cfg.tokenizer == "sentencepiece" else None,
         "lowercase": cfg.lowercase,

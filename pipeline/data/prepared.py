@@ -32,7 +32,7 @@ import numpy as np
 from pipeline.data.vocab import UNK_ID, Vocab
 from pipeline.errors import PipelineError
 
-FORMAT_VERSION = 1
+PREPARED_FORMAT = 1
 SPLITS = ("train", "valid", "test")
 
 
@@ -134,7 +134,7 @@ class PreparedData:
             raise PipelineError(f"{self.dir}: not a prepared-data directory (no meta.json; run the prepare stage)")
         with damaged_files(self.dir):
             self.meta = json.loads(meta_file.read_text(encoding="utf-8"))
-            if self.meta.get("format_version", 0) > FORMAT_VERSION:
+            if self.meta.get("format_version", 0) > PREPARED_FORMAT:
                 raise PipelineError(
                     f"{meta_file}: format version {self.meta['format_version']} is newer than this code"
                 )

@@ -1,7 +1,7 @@
 """Downstream tasks on the biLM: labelled data, the task types, input features, heads, the task
 models and their directories, metrics.
 
-    data.py        labelled files → TaskData, tag sets, unknown-label checks
+    examples.py    labelled files → TaskData (examples and targets), tag sets, unknown-label checks
     kinds.py       the task types (NerTask, ClassifyTask): reading, labels, head, loss, decoding, scores
     scalar_mix.py  ScalarMix: gamma * Σ softmax(s)_j h_j over the biLM's L+1 layers
     features.py    per-token inputs [word ; casing ; chars ; ELMo mix], frozen-biLM layers kept per sentence

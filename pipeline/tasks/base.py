@@ -21,11 +21,11 @@ from typing import Any, TextIO
 from pipeline.config import FinetuneConfig, check_section
 from pipeline.errors import PipelineError
 from pipeline.io import CONFIG_FILE, read_model_config, write_model_dir
-from pipeline.tasks.data import TaskData
+from pipeline.tasks.examples import TaskData
 from pipeline.tasks.kinds import Task, task_named
 
-KIND = "task-model"
-FORMAT_VERSION = 3  # 3: one format for every model type ("model" recorded)
+TASK_MODEL_KIND = "task-model"
+TASK_MODEL_FORMAT = 3  # 3: one format for every model type ("model" recorded)
 LOAD_HINT = "; a task model comes from `elmo finetune` (an encoder goes to --encoder)"
 
 
@@ -93,7 +93,7 @@ class TaskModel:
     def saved_config(self, fields: dict, extra: dict | None) -> dict:
         """config.json of this model: the common fields, the model type's ``fields``, then ``extra``."""
         return {
-            "format_version": FORMAT_VERSION,
+            "format_version": TASK_MODEL_FORMAT,
             "task": self.cfg.task,
             "model": self.cfg.model,
             "labels": self.labels,
@@ -107,15 +107,15 @@ class TaskModel:
 
         def all_side_files(tmp: Path) -> None:
             side_files(tmp)
-            (tmp / "README.md").write_text(model_card(config), encoding="utf-8")
+            (tmp / "README.md").write_text(task_model_card(config), encoding="utf-8")
 
-        write_model_dir(directory, KIND, config, tensors, all_side_files)
+        write_model_dir(directory, TASK_MODEL_KIND, config, tensors, all_side_files)
 
 
 def read_saved(directory: str | Path) -> tuple[dict, FinetuneConfig, list[str]]:
     """(config.json, its finetune config, the labels) of a task-model directory."""
     d = Path(directory)
-    config = read_model_config(d, KIND, FORMAT_VERSION, hint=LOAD_HINT)
+    config = read_model_config(d, TASK_MODEL_KIND, TASK_MODEL_FORMAT, hint=LOAD_HINT)
     cfg_file = d / CONFIG_FILE
     try:
         cfg = FinetuneConfig(**check_section(FinetuneConfig, dict(config["finetune"]), f"{cfg_file}: finetune"))
@@ -139,7 +139,7 @@ def describe_inputs(config: dict) -> str:
     )
 
 
-def model_card(config: dict) -> str:
+def task_model_card(config: dict) -> str:
     f = config["finetune"]
     metric = task_named(config["task"]).metric
     lines = [

@@ -28,7 +28,7 @@ from pipeline.data.batching import cut_sorted
 from pipeline.errors import PipelineError
 from pipeline.io import WEIGHTS_FILE, check_weights, read_weights, state_dict_cpu
 from pipeline.tasks.base import TaskModel
-from pipeline.tasks.data import as_token_lists, tokenizer_for
+from pipeline.tasks.examples import as_token_lists, tokenizer_for
 from pipeline.tasks.features import WORDS_FILE, WordEmbedding, build_features
 from pipeline.word2vec import VectorLookup
 

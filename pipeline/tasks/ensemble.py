@@ -17,7 +17,7 @@ from pathlib import Path
 from pipeline.config import FinetuneConfig
 from pipeline.errors import PipelineError
 from pipeline.tasks.base import TaskModel
-from pipeline.tasks.data import as_token_lists
+from pipeline.tasks.examples import as_token_lists
 
 MEMBERS_DIR = "members"
 

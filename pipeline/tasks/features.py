@@ -137,7 +137,7 @@ class WordEmbedding(nn.Module):
         (directory / WORDS_FILE).write_text("".join(w + "\n" for w in self.words), encoding="utf-8")
 
 
-class CharCNN(nn.Module):
+class TaskCharCNN(nn.Module):
     """The task's character encoder (Ma & Hovy 2016): UTF-8 byte ids of each token → embed (E) →
     dropout → convolution (width w, F filters) → max over characters → (B, T, F)."""
 
@@ -226,7 +226,9 @@ def build_features(
             cfg.word_dropout,
             {w for w, c in counts.items() if c == 1},
         )
-    chars = CharCNN(cfg.char_dim, cfg.char_filters, cfg.char_width, cfg.dropout) if cfg.char_encoder == "cnn" else None
+    chars = (
+        TaskCharCNN(cfg.char_dim, cfg.char_filters, cfg.char_width, cfg.dropout) if cfg.char_encoder == "cnn" else None
+    )
     return Features(
         encoder if use_elmo else None,
         word_part,
@@ -244,7 +246,7 @@ class Features(nn.Module):
     its width 2P is ``output_dim``, 0 without it).
 
     ``words``: a :class:`WordEmbedding`, :class:`LookupVectors` or None; ``chars``: a
-    :class:`CharCNN` or None; ``encoder``: an Encoder (the ELMo part) or None."""
+    :class:`TaskCharCNN` or None; ``encoder``: an Encoder (the ELMo part) or None."""
 
     def __init__(
         self,

@@ -20,7 +20,7 @@ from pipeline.config import FinetuneConfig, ModelName
 from pipeline.data.tags import to_spans
 from pipeline.errors import PipelineError
 from pipeline.tasks.crf import crf_constraints
-from pipeline.tasks.data import TaskData, read_labelled_sentences, read_tagged, tag_set
+from pipeline.tasks.examples import TaskData, read_labelled_sentences, read_tagged, tag_set
 from pipeline.tasks.heads import Classifier, Tagger
 from pipeline.tasks.metrics import classification_scores, ner_scores
 

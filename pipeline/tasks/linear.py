@@ -28,7 +28,7 @@ from pipeline.config import FinetuneConfig
 from pipeline.errors import PipelineError
 from pipeline.io import read_weights
 from pipeline.tasks.base import TaskModel
-from pipeline.tasks.data import TaskData, as_token_lists, tokenizer_for
+from pipeline.tasks.examples import TaskData, as_token_lists, tokenizer_for
 from pipeline.tasks.metrics import scores_on_test
 
 C_GRID = (0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0)

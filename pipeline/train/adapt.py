@@ -23,14 +23,13 @@ from pipeline.config import PrepareConfig, PretrainConfig
 from pipeline.data.prepare import prepare_corpus
 from pipeline.data.prepared import PreparedData
 from pipeline.data.tokenizers import SP_MODEL_FILE
-from pipeline.encoder import KIND as ENCODER
-from pipeline.encoder import Encoder
+from pipeline.encoder import ENCODER_KIND, Encoder
 from pipeline.errors import PipelineError
 from pipeline.export import export_encoder, training_data
 from pipeline.io import check_replaceable, check_run_paths, directory_kind
 from pipeline.lm import perplexities
 from pipeline.model import load_bilm
-from pipeline.train.evaluate import lm_sums
+from pipeline.train.evaluate import prepared_lm_sums
 from pipeline.train.pretrain import pretrain
 
 # adaptation defaults: a few passes over the in-domain text at a lower rate than pretraining
@@ -41,7 +40,7 @@ def _source(source: Path):
     """(model, vocab, tokenizer settings, max chars, SentencePiece model or None) of a biLM that has
     its softmax; a one-line error for one that cannot be adapted."""
     kind = directory_kind(source)
-    if kind == ENCODER:
+    if kind == ENCODER_KIND:
         enc = Encoder.from_pretrained(source)
         if not enc.has_softmax:
             raise PipelineError(
@@ -72,7 +71,7 @@ def adapt(
     encoder to ``out_dir``. Returns metrics: held-out perplexity before and after, steps, seconds."""
     source, out_dir = Path(source), Path(out_dir)
     check_run_paths({"out_dir": out_dir}, {"source": source, "text": text})
-    check_replaceable(out_dir, ENCODER)
+    check_replaceable(out_dir, ENCODER_KIND)
     cfg = cfg or PretrainConfig(**DEFAULTS)
     work = Path(work_dir) if work_dir else out_dir.with_name(out_dir.name + ".adapt")
     model, vocab, tok, max_chars, sp = _source(source)
@@ -88,7 +87,7 @@ def adapt(
     prep_cfg.validate("elmo adapt")
     stats = prepare_corpus(prep_cfg, work / "prepared", progress=False, vocab=vocab, sp_model=sp)
     data = PreparedData(work / "prepared")
-    before = perplexities(*lm_sums(model, data, "valid", cfg.eval_max_tokens).tolist())["average_ppl"]
+    before = perplexities(*prepared_lm_sums(model, data, "valid", cfg.eval_max_tokens).tolist())["average_ppl"]
     metrics = pretrain(
         model.cfg,
         cfg,

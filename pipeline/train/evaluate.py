@@ -12,7 +12,7 @@ from pipeline.model import BiLM, batch_inputs, load_bilm
 
 
 @torch.no_grad()
-def lm_sums(
+def prepared_lm_sums(
     model: BiLM,
     data: PreparedData,
     split: str,
@@ -44,5 +44,5 @@ def evaluate_saved(model_dir, prepared_dir, split: str = "test", max_tokens: int
     model, config = load_bilm(model_dir)
     data = PreparedData(prepared_dir)
     data.check_trained_on(model_dir, config, "pass the prepared data it was trained on (--prepared)")
-    out = perplexities(*lm_sums(model, data, split, max_tokens).tolist())
+    out = perplexities(*prepared_lm_sums(model, data, split, max_tokens).tolist())
     return {f"{split}_{k}": v for k, v in out.items()}

@@ -33,10 +33,10 @@ from pipeline.config import FinetuneConfig
 from pipeline.data.batching import cut_sorted
 from pipeline.errors import DeferredTermination, PipelineError
 from pipeline.io import PlotTable, check_plots_dir, check_replaceable, check_run_paths, directory_kind, output_lock
-from pipeline.tasks.base import KIND, TaskModel
+from pipeline.tasks.base import TASK_MODEL_KIND, TaskModel
 from pipeline.tasks.bilstm import BiLSTMTaskModel
-from pipeline.tasks.data import TaskData, check_labels, tokenizer_for
 from pipeline.tasks.ensemble import EnsembleClassifier
+from pipeline.tasks.examples import TaskData, check_labels, tokenizer_for
 from pipeline.tasks.kinds import task_named
 from pipeline.tasks.linear import finetune_linear
 from pipeline.tasks.load import load_task_model
@@ -185,7 +185,7 @@ def finetune(
         {"--out": out_dir, "--plots": plots_dir, "checkpoint_dir": cfg.checkpoint_dir},
         {k: getattr(cfg, k) for k in ("train", "dev", "test", "encoder", "word2vec")},
     )
-    check_replaceable(out_dir, KIND)  # a bad --out or --plots fails now, not after an epoch
+    check_replaceable(out_dir, TASK_MODEL_KIND)  # a bad --out or --plots fails now, not after an epoch
     if plots_dir:
         check_plots_dir(plots_dir, PLOT_FILES)
     with output_lock(out_dir):  # one run per output directory

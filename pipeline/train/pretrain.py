@@ -62,10 +62,10 @@ from pipeline.train.checkpoint import (
     save_checkpoint,
     save_model_dir,
 )
-from pipeline.train.evaluate import lm_sums
+from pipeline.train.evaluate import prepared_lm_sums
 
 CHECKPOINT_FORMAT = 2  # bump when the checkpoint contents change: older ones are then not resumed
-KIND = "pretrain-run"
+PRETRAIN_RUN_KIND = "pretrain-run"
 TRAIN_COLS = ["step", "epoch", "loss", "ppl", "tokens_per_sec", "lr", "elapsed_sec"]
 VALID_COLS = ["step", "forward_ppl", "backward_ppl", "average_ppl"]
 PLOT_FILES = ("train.tsv", "valid.tsv")
@@ -149,11 +149,11 @@ def _progress(total: int, initial: int, enabled: bool):
 def check_output_dirs(out_dir: Path, plots_dir: Path) -> None:
     """Refuse an ``--out`` that holds another kind of output, or ``--plots`` holding other files;
     mark ``out_dir`` as a pretraining run (``run.json``)."""
-    check_replaceable(out_dir, KIND)
+    check_replaceable(out_dir, PRETRAIN_RUN_KIND)
     check_plots_dir(plots_dir, PLOT_FILES)
     out_dir.mkdir(parents=True, exist_ok=True)
     if not (out_dir / "run.json").is_file():
-        write_json(out_dir / "run.json", {"kind": KIND})
+        write_json(out_dir / "run.json", {"kind": PRETRAIN_RUN_KIND})
 
 
 @dataclass
@@ -346,7 +346,7 @@ class PretrainRun:
 
     def validate(self) -> dict:
         cfg = self.cfg
-        sums = lm_sums(
+        sums = prepared_lm_sums(
             self.raw_model,
             self.data,
             "valid",

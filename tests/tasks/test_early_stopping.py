@@ -4,7 +4,7 @@ score (always the most frequent label; F1 0 for NER) or after ``min_epochs``."""
 import random
 
 from pipeline.config import FinetuneConfig
-from pipeline.tasks.data import TaskData
+from pipeline.tasks.examples import TaskData
 from pipeline.tasks.kinds import task_named
 from pipeline.train.finetune import BestSoFar, finetune
 

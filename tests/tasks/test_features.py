@@ -8,9 +8,9 @@ from pipeline.tasks.features import (
     CASES,
     PAD,
     UNK,
-    CharCNN,
     Features,
     LookupVectors,
+    TaskCharCNN,
     build_features,
     build_word_list,
     casing,
@@ -80,7 +80,7 @@ def test_word_dropout_replaces_only_rare_training_words():
 
 def test_char_cnn_does_not_depend_on_batch_companions():
     torch.manual_seed(0)
-    cnn = CharCNN(dropout=0.0).eval()
+    cnn = TaskCharCNN(dropout=0.0).eval()
     alone = cnn([["Zyzzyva"]], 1, 1)
     together = cnn([["a", "b", "c"], ["Zyzzyva"]], 2, 3)
     assert torch.allclose(alone[0, 0], together[1, 0], atol=1e-6) and (together[1, 1:] == 0).all()

@@ -14,7 +14,7 @@ from pipeline.config import FinetuneConfig
 from pipeline.encoder import Encoder
 from pipeline.errors import PipelineError
 from pipeline.tasks.crf import crf_constraints
-from pipeline.tasks.data import check_labels
+from pipeline.tasks.examples import check_labels
 from pipeline.tasks.kinds import task_named
 from pipeline.tasks.load import load_task_model
 from pipeline.train.finetune import finetune
