@@ -9,7 +9,7 @@ STAMP  := $(VENV)/.installed
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 export DVC_NO_ANALYTICS := 1
 
-.PHONY: install repro test check test-slow bench bench-data clean
+.PHONY: install repro test check docs test-slow bench bench-data clean
 
 install: $(STAMP)
 
@@ -17,11 +17,12 @@ $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install -q $(TORCH) 2>&1 | grep -v "is ignored: it is neither" || true
 	$(PY) -m pip install -q -e '.[dev]' 2>&1 | grep -v "is ignored: it is neither" || true
-	$(PY) -c "import torch, gensim, sentencepiece, datasets, accelerate, sklearn, dvc, pytest, ruff, mypy"
+	$(PY) -c "import torch, gensim, sentencepiece, datasets, accelerate, sklearn, matplotlib, dvc, pytest, ruff, mypy, sphinx"
 	touch $@
 
 repro: install
 	dvc repro
+	@echo; $(VENV)/bin/elmo report
 
 test: install
 	$(PY) -m pytest -q
@@ -31,6 +32,13 @@ check: install
 	$(PY) -m ruff check pipeline stages tests scripts bench
 	$(PY) -m ruff format --check pipeline stages tests scripts bench
 	$(PY) -m mypy
+
+# the docs site (Sphinx + MyST Markdown, docs/): reference pages and benchmark tables checked
+# against the code and results/*.json, then built with every warning an error
+docs: install
+	$(PY) scripts/reference_pages.py --check
+	$(PY) scripts/benchmarks_page.py --check
+	$(PY) -m sphinx -q -W --keep-going -b html docs docs/_build/html
 
 test-slow: install
 	$(PY) -m pytest -q -m slow

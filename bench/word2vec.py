@@ -29,7 +29,7 @@ from pipeline.word2vec import evaluate_vectors, train_word2vec  # noqa: E402
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--preset", default="wikitext2", help="dataset preset in configs/presets (default: wikitext2)")
+    ap.add_argument("--preset", default="wikitext2", help="a data preset (pipeline/configs/presets)")
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--workers", default="1,2")
     ap.add_argument("--epochs", type=int, default=5)

@@ -3,7 +3,16 @@
 from pipeline.errors import PipelineError
 
 __version__ = "0.1.0"
-__all__ = ["Encoder", "PipelineError", "TaskModel", "__version__", "load_task_model"]
+__all__ = [
+    "Encoder",
+    "FinetuneConfig",
+    "PipelineError",
+    "TaskModel",
+    "__version__",
+    "finetune",
+    "load_finetune_config",
+    "load_task_model",
+]
 
 
 def __getattr__(name):
@@ -20,4 +29,12 @@ def __getattr__(name):
         from pipeline.tasks.load import load_task_model
 
         return load_task_model
+    if name == "finetune":
+        from pipeline.train.finetune import finetune
+
+        return finetune
+    if name in ("FinetuneConfig", "load_finetune_config"):
+        from pipeline import config
+
+        return getattr(config, name)
     raise AttributeError(name)

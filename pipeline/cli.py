@@ -69,7 +69,7 @@ def _cmd_evaluate_lm(args) -> int:
     from pipeline.io import write_json_atomic
     from pipeline.train.evaluate import evaluate_saved
 
-    result = evaluate_saved(args.model, args.prepared, args.split)
+    result = evaluate_saved(args.model, args.prepared, args.split, progress=not args.quiet)
     write_json_atomic(args.metrics, result)
     if not args.quiet:
         print(json.dumps(result, indent=2))
@@ -289,6 +289,31 @@ def _cmd_finetune(args) -> int:
     return 0
 
 
+def _cmd_plot(args) -> int:
+    from pipeline.plots import draw_pictures
+
+    written = draw_pictures(args.directory)
+    if not args.quiet:
+        print("\n".join(f"wrote {p}" for p in written) if written else f"{args.directory}: no curve has rows yet")
+    return 0
+
+
+def _cmd_report(args) -> int:
+    from pipeline.report import summary_lines
+
+    lines = summary_lines(args.metrics_dir)
+    if not lines:
+        raise PipelineError(f"{args.metrics_dir}: no metrics files of the pipeline's stages (run `dvc repro` first)")
+    text = "\n".join(lines) + "\n"
+    if args.out:
+        from pipeline.io import write_report_atomic
+
+        write_report_atomic(args.out, "headline numbers of the pipeline's stages (elmo report)", text)
+    if not args.quiet:
+        print(text, end="")
+    return 0
+
+
 def _cmd_predict(args) -> int:
     from pipeline.data.lines import ReadStats
     from pipeline.io import atomic_path, check_output_file
@@ -400,6 +425,29 @@ def seed(text: str) -> int:
     if value > MAX_SEED:
         raise argparse.ArgumentTypeError(f"must be at most {MAX_SEED}, got {value}")
     return value
+
+
+FINETUNE_EPILOG = """\
+examples:
+  elmo finetune --task classify --train train.tsv --dev dev.tsv --out models/clf
+      TSV/CSV with a header row naming the columns sentence and label (model auto)
+  elmo finetune --task classify --train train.txt --dev dev.txt --format tsv \\
+      --set text_field=1 --set label_field=0 --out models/clf
+      no header row: label<TAB>text lines; fields are 0-based column numbers
+  elmo finetune --task classify --train t.jsonl --dev d.jsonl --set text_field=review --out models/clf
+  elmo finetune --task ner --train train.conll --dev dev.conll --set tag_scheme=iob1 --out models/ner
+  elmo finetune --task classify --model tfidf --train train.tsv --dev dev.tsv --out models/tfidf
+
+important --set keys (all: docs/reference/config.md, finetune_* sections):
+  text_field, label_field    classify: column names, or 0-based numbers for a headerless file
+  header                     classify TSV/CSV: true/false (default: a header exactly when fields are names)
+  token_column, label_column ner: CoNLL columns (default 0 and -1)
+  tag_scheme                 ner: iob1 | iob2 | bioes, how the files are tagged
+  hidden, dropout, pooling   the BiLSTM's size, dropout, max | attention pooling (classify)
+  word_vectors               trainable | frozen | lookup (the word2vec part)
+  elmo_output                true: ELMo also at the task BiLSTM's output
+  min_epochs                 epochs before early stopping may count (small data needs them)
+"""
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -566,7 +614,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_lm_score)
 
     p = sub.add_parser(
-        "finetune", parents=[common], help="train a NER tagger or a sentence classifier on [word2vec ; ELMo mix] inputs"
+        "finetune",
+        parents=[common],
+        help="train a NER tagger or a sentence classifier on [word2vec ; ELMo mix] inputs",
+        epilog=FINETUNE_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("--task", choices=["ner", "classify"], help="ner: CoNLL column files; classify: TSV/CSV/JSONL")
     p.add_argument(
@@ -626,8 +678,23 @@ def build_parser() -> argparse.ArgumentParser:
         "(default) or replace with U+FFFD and count",
     )
     p.add_argument("--metrics", help="write dev/test scores and the training history as JSON here")
-    p.add_argument("--plots", help="directory for live train.tsv/dev.tsv curves (and confusion.json)")
+    p.add_argument(
+        "--plots",
+        help="directory for live train.tsv/dev.tsv curves (and confusion.json); curves.png and confusion.png "
+        "are drawn at the end",
+    )
     p.set_defaults(func=_cmd_finetune)
+
+    p = sub.add_parser(
+        "plot", parents=[common], help="draw curves.png (and confusion.png) of a plots directory, offline"
+    )
+    p.add_argument("directory", help="a plots directory: the *.tsv curves of pretraining or finetuning")
+    p.set_defaults(func=_cmd_plot)
+
+    p = sub.add_parser("report", parents=[common], help="the headline numbers of the pipeline's stages")
+    p.add_argument("--metrics-dir", default="metrics", help="the stages' metrics files (default: metrics)")
+    p.add_argument("--out", help="also write the summary to this text file")
+    p.set_defaults(func=_cmd_report)
 
     p = sub.add_parser("predict", parents=[common], help="tag or classify each line of a text file → JSONL")
     p.add_argument("input", help="UTF-8 text, one sentence per line (tokenized as the model was trained)")

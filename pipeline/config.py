@@ -3,7 +3,7 @@
 Resolution order (later wins), each layer validated on its own so an error names its file:
 
     defaults in these dataclasses
-      → configs/presets/<name>.yaml for each name in ``presets:`` (in order)
+      → pipeline/configs/presets/<name>.yaml for each name in ``presets:`` (in order)
       → the sections of the params file (``params.yaml``, DVC's default params file)
 
 An unknown section or key, or a value of the wrong type, is a ``PipelineError`` naming the
@@ -25,7 +25,7 @@ import yaml
 
 from pipeline.errors import PipelineError
 
-PRESET_DIR = Path(__file__).resolve().parent.parent / "configs" / "presets"
+PRESET_DIR = Path(__file__).resolve().parent / "configs" / "presets"  # package data: works from a wheel
 MAX_SEED = 2**32 - 1  # numpy's RandomState takes seeds below 2**32
 
 
@@ -226,7 +226,7 @@ class PretrainConfig:
     grad_clip: float | None = 5.0  # max global grad norm (ELMo: 10)
     warmup_steps: int = 0
     decay: Literal["constant", "linear", "cosine"] = "constant"  # after warm-up, towards 0 at max_steps
-    eval_every: int = 100  # optimizer steps between validations (and a final one)
+    eval_every: int = 50  # optimizer steps between validations (and a final one)
     eval_max_tokens: int = 8192  # padded tokens per validation batch
     eval_max_sentences: int | None = None  # validate on the first N valid sentences (None = all)
     checkpoint_every: int = 100

@@ -50,6 +50,7 @@ from pipeline.io import (
     write_model_dir,
 )
 from pipeline.model import BiLM, build_bilm, trim_chars
+from pipeline.progress import progress_bar
 
 ENCODER_FORMAT = 1
 ENCODER_KIND = "encoder"
@@ -199,20 +200,25 @@ class Encoder:
         order = sorted((i for i, s in enumerate(sentences) if s), key=lambda i: len(sentences[i]))
         return cut_sorted(order, [len(s) for s in sentences], max_tokens=batch_tokens)
 
-    def embed(self, sentences: Sequence[Sequence[str] | str], batch_tokens: int = 4096) -> list[np.ndarray]:
+    def embed(
+        self, sentences: Sequence[Sequence[str] | str], batch_tokens: int = 4096, progress: str | None = None
+    ) -> list[np.ndarray]:
         """Each sentence (token list, or raw text) → float32 array (L+1, n, 2P); empty → (L+1, 0, 2P).
 
         Layer 0 is the token layer (duplicated for both directions), layer k the k-th LSTM layer,
         ``[forward ; backward]``. The <S> and </S> positions are removed from the output.
+        ``progress``: a progress bar with this description (none by default).
         """
         toks = [self.as_tokens(s) for s in sentences]
         out: list[np.ndarray | None] = [None] * len(toks)
-        for idx in self.batches(toks, batch_tokens):
-            res = self.run([toks[i] for i in idx])
-            stacked = torch.stack(res.layers, dim=1)  # (B, L+1, T, 2P)
-            for b, i in enumerate(idx):
-                n = len(toks[i])
-                out[i] = stacked[b, :, 1 : n + 1].numpy().astype(np.float32, copy=True)
+        with progress_bar(len(toks), progress or "", " sentences", progress is not None) as bar:
+            for idx in self.batches(toks, batch_tokens):
+                res = self.run([toks[i] for i in idx])
+                stacked = torch.stack(res.layers, dim=1)  # (B, L+1, T, 2P)
+                for b, i in enumerate(idx):
+                    n = len(toks[i])
+                    out[i] = stacked[b, :, 1 : n + 1].numpy().astype(np.float32, copy=True)
+                bar.update(len(idx))
         empty = np.zeros((self.n_layers, 0, self.dim), dtype=np.float32)
         return [o if o is not None else empty.copy() for o in out]
 
@@ -257,6 +263,9 @@ class Encoder:
         return generate(self, prompt, max_tokens, temperature, top_k, seed)
 
 
+STOPS = {"max_minutes": "the time budget (max_minutes)", "steps": "the step budget (max_steps / epochs)"}
+
+
 def encoder_card(config: dict) -> str:
     t = config.get("training", {})
     m = config["model"]
@@ -287,6 +296,8 @@ def encoder_card(config: dict) -> str:
         f"| valid perplexity (fwd / bwd / avg) | {_ppl(t.get('valid'))} |",
         f"| test perplexity (fwd / bwd / avg) | {_ppl(t.get('test'), 'test_')} |",
         f"| softmax included | {config.get('with_softmax', False)} |",
+        f"| training stopped by | {STOPS.get(t['stopped_by'], t['stopped_by'])} |" if t.get("stopped_by") else None,
+        f"| made | {t['date']} by `{t['command']}` |" if t.get("date") else None,
         "",
         "## Use",
         "",
@@ -297,6 +308,18 @@ def encoder_card(config: dict) -> str:
         "```",
         "",
         "or `elmo embed input.txt --encoder path/to/this/dir --out vectors.h5`.",
+        "",
+        "## Intended use and limitations",
+        "",
+        "Contextual word vectors for text like the training corpus above (its language, domain and",
+        "tokenization), as input features for taggers and classifiers (`elmo finetune --encoder`).",
+        "Vectors of text far from that corpus (another language or domain, other tokenization) are",
+        "less useful; check on a labelled sample of yours. A language model reproduces the biases of",
+        "its training text; do not use its vectors alone for decisions about people.",
+        "",
+        "## Licence",
+        "",
+        "The weights follow the licence of the training corpus; elmo-pipeline, which made them, is MIT.",
         "",
     ]
     return "\n".join(line for line in lines if line is not None) + "\n"
@@ -376,9 +399,7 @@ def embed_file(
             total = sum(chunk.count(b"\n") for chunk in iter(lambda: f.read(1 << 20), b""))
     bar = None
     if progress:
-        from tqdm import tqdm
-
-        bar = tqdm(total=total, unit=" lines", desc="embed", mininterval=1.0, disable=None)  # off without a TTY
+        bar = progress_bar(total, "embed", " lines")
     n = 0
     try:
         with output_lock(out_path):  # one run per output file

@@ -6,13 +6,14 @@ The directory format and the API to use it are in :mod:`pipeline.encoder`.
 from __future__ import annotations
 
 import dataclasses
+import json
 from pathlib import Path
 
 from pipeline.data.prepared import PreparedData
 from pipeline.data.tokenizers import SP_MODEL_FILE, make_tokenizer
 from pipeline.encoder import ENCODER_FORMAT, ENCODER_KIND, Encoder
 from pipeline.errors import PipelineError
-from pipeline.io import check_replaceable, directory_kind, output_lock
+from pipeline.io import check_replaceable, directory_kind, output_lock, run_record
 from pipeline.model import load_bilm
 
 
@@ -75,8 +76,21 @@ def export_encoder(
                 "valid": train_cfg.get("valid"),
                 "test": test_metrics,
                 "parameters_exported": exported,
+                "stopped_by": _stopped_by(Path(model_dir)),
+                **run_record(),
             },
         }
         tokenizer = make_tokenizer(meta["tokenizer"], meta["lowercase"], prepared_dir / SP_MODEL_FILE)
         Encoder(model, config, data.vocab, tokenizer).save_pretrained(out_dir)
         return Path(out_dir)
+
+
+def _stopped_by(model_dir: Path) -> str | None:
+    """What ended the pretraining run ``model_dir`` comes from (its run.json), if known."""
+    for run in (model_dir.parent / "run.json", model_dir.parent.parent / "run.json"):  # best/ or checkpoints/step-N
+        if run.is_file():
+            try:
+                return json.loads(run.read_text(encoding="utf-8")).get("stopped_by")
+            except ValueError:
+                return None
+    return None

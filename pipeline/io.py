@@ -19,7 +19,9 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import shutil
+import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
@@ -219,6 +221,7 @@ def check_arg_outputs(
         "out",
         "out_dir",
         "metrics",
+        "details",
         "json",
         "report",
         "plots",
@@ -467,6 +470,22 @@ class PlotTable:
 
 def _fmt(v) -> str:
     return f"{v:.6g}" if isinstance(v, float) else str(v)
+
+
+def _program() -> list[str]:
+    """How the running program was started: ``elmo`` for the entry point, ``python stages/x.py``."""
+    argv0 = sys.argv[0] if sys.argv and sys.argv[0] else "python"
+    return ["python", argv0] if argv0.endswith(".py") else [os.path.basename(argv0)]
+
+
+def run_record() -> dict:
+    """When (UTC date; ``$SOURCE_DATE_EPOCH`` if set, for reproducible builds) and by which command
+    a model was made."""
+    when = float(os.environ.get("SOURCE_DATE_EPOCH", time.time()))
+    return {
+        "date": time.strftime("%Y-%m-%d", time.gmtime(when)),
+        "command": shlex.join([*_program(), *sys.argv[1:]]),
+    }
 
 
 # --- model directories -------------------------------------------------------------------------

@@ -22,7 +22,7 @@ Rows (each a model of the table; ``baseline`` is the simple strong model a user 
 ``--train-size N`` trains on N training examples drawn with the run's seed (the small-data table);
 runs of different sizes belong in different --out files.
 
-Each task's settings come from its preset (configs/presets/<task>.yaml); ``--set key=value``
+Each task's settings come from its preset (pipeline/configs/presets/<task>.yaml); ``--set key=value``
 overrides them for every run (except the keys the rows set, refused). Results are written after
 every run (atomically) and runs already in --out with the same encoder, vectors and overrides are
 skipped, so an interrupted sweep resumes where it stopped. "s / run" is whole runs: the first ELMo

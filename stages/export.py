@@ -19,11 +19,14 @@ def main(argv=None):
     p.add_argument("--prepared", default="data/prepared")
     p.add_argument("--test-metrics", default="metrics/evaluate_lm.json")
     p.add_argument("--out", default="models/encoder")
+    p.add_argument("-q", "--quiet", action="store_true")
     args = p.parse_args(argv)
     check_arg_outputs(args)
     params = load_params(args.params)
     test = read_json_output(args.test_metrics, "test metrics") if Path(args.test_metrics).is_file() else None
-    export_encoder(args.model, args.out, args.prepared, params.export.with_softmax, test, params.presets)
+    out = export_encoder(args.model, args.out, args.prepared, params.export.with_softmax, test, params.presets)
+    if not args.quiet:
+        print(f"export: encoder written to {out} (its README.md is the model card)")
 
 
 if __name__ == "__main__":

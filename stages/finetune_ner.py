@@ -1,6 +1,7 @@
 """DVC stage `finetune_ner` (and, with --section finetune_sentiment, `finetune_sentiment`):
-train a task model on the `finetune_*` section of the params, write the model directory,
-metrics (dev/test scores, history) and live plots."""
+train a task model on the `finetune_*` section of the params, write the model directory, the
+headline metrics (--metrics, for `dvc metrics show`), the full scores and history (--details) and
+the plots (live curves, then PNG pictures)."""
 
 import check_env  # noqa: F401  (first: a clear error outside the project's environment)
 
@@ -18,14 +19,15 @@ def main(argv=None, section: str = "finetune_ner"):
     p.add_argument("--params", default="params.yaml")
     p.add_argument("--section", default=section, choices=["finetune_ner", "finetune_sentiment"])
     p.add_argument("--out", required=True, help="model directory")
-    p.add_argument("--metrics", required=True)
+    p.add_argument("--metrics", required=True, help="headline numbers (flat JSON)")
+    p.add_argument("--details", required=True, help="every score, the history, the candidates (JSON)")
     p.add_argument("--plots", required=True)
     p.add_argument("-q", "--quiet", action="store_true")
     args = p.parse_args(argv)
     check_arg_outputs(args)
     cfg = getattr(load_params(args.params), args.section)
     result = finetune(cfg, args.out, args.plots, progress=not args.quiet)
-    write_outputs(result, args.metrics, args.plots)
+    write_outputs(result, args.details, args.plots, summary=args.metrics)
 
 
 if __name__ == "__main__":

@@ -48,6 +48,7 @@ from pipeline.data.tokenizers import (
 from pipeline.data.vocab import PAD_ID, SPECIALS, Vocab
 from pipeline.errors import PipelineError
 from pipeline.io import atomic_path, check_replaceable, check_run_paths, output_lock, remove_stale_temporaries
+from pipeline.progress import progress_bar
 
 SENTENCE_END_TOKENS = {".", "!", "?"}
 
@@ -76,9 +77,7 @@ class _SplitAssigner:
 def _progress(iterable, desc: str, enabled: bool):
     if not enabled:
         return iterable
-    from tqdm import tqdm
-
-    return tqdm(iterable, desc=desc, unit=" lines", mininterval=1.0, disable=None)
+    return progress_bar(None, desc, " lines", iterable=iterable)
 
 
 class _Sources:

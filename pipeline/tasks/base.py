@@ -20,7 +20,7 @@ from typing import Any, TextIO
 
 from pipeline.config import FinetuneConfig, check_section
 from pipeline.errors import PipelineError
-from pipeline.io import CONFIG_FILE, read_model_config, write_model_dir
+from pipeline.io import CONFIG_FILE, read_model_config, run_record, write_model_dir
 from pipeline.tasks.examples import TaskData
 from pipeline.tasks.kinds import Task, task_named
 
@@ -98,6 +98,7 @@ class TaskModel:
             "model": self.cfg.model,
             "labels": self.labels,
             "finetune": dataclasses.asdict(self.cfg),
+            **run_record(),
             **fields,
             **(extra or {}),
         }
@@ -139,15 +140,24 @@ def describe_inputs(config: dict) -> str:
     )
 
 
+STOPS = {
+    "patience": "early stopping (patience epochs without a better dev score)",
+    "max_minutes": "the time budget (max_minutes)",
+    "epochs": "the epoch budget (epochs)",
+}
+TASK_NAMES = {"ner": "named-entity tagging", "classify": "sentence classification"}
+
+
 def task_model_card(config: dict) -> str:
+    """README.md of a task-model directory: what it is, how good, how it was made, its limits."""
     f = config["finetune"]
     metric = task_named(config["task"]).metric
     lines = [
-        f"# {config['task']} model (elmo-pipeline)",
+        f"# {TASK_NAMES.get(config['task'], config['task'])} model (elmo-pipeline)",
         "",
-        f"- inputs: {describe_inputs(config)}",
+        f"- task: {config['task']}; inputs: {describe_inputs(config)}",
         f"- labels ({len(config['labels'])}): {', '.join(config['labels'])}",
-        f"- trained on: {f['train']} (dev {f['dev']})",
+        f"- trained on: {f['train']} (dev {f['dev']}{'; test ' + f['test'] if f.get('test') else ''})",
     ]
     for split in ("dev", "test"):
         s = config.get(f"{split}_scores")
@@ -159,14 +169,31 @@ def task_model_card(config: dict) -> str:
             if config.get("selected_by", "auto") == "auto"
             else f"`model: {config['selected_by']}`; dev"
         )
-        lines.append(
-            f"- {how} {metric} among: "
-            + ", ".join(f"{name} {c['dev']:.4f}" for name, c in config["candidates"].items())
-        )
+        scores = ", ".join(f"{name} {c['dev']:.4f}" for name, c in config["candidates"].items())
+        lines.append(f"- {how} {metric} among: {scores}")
+    if config.get("stopped_by"):
+        lines.append(f"- training stopped by: {STOPS.get(config['stopped_by'], config['stopped_by'])}")
+    if config.get("date"):
+        lines.append(f"- made: {config['date']} by `{config.get('command', '?')}`")
     lines += [
         "",
-        "Use: `elmo predict --model THIS_DIR input.txt` (one sentence per line) or "
-        "`elmo evaluate --model THIS_DIR labelled_file`.",
+        "## Use",
+        "",
+        "`elmo predict --model THIS_DIR input.txt` (one sentence per line), "
+        "`elmo evaluate --model THIS_DIR labelled_file`, or in Python "
+        '`pipeline.load_task_model(THIS_DIR).predict(["a sentence"])`.',
+        "",
+        "## Intended use and limitations",
+        "",
+        "It predicts only the labels above, for text like its training file (language, domain,",
+        "tokenization). The scores above hold for the dev and test files named; on other text expect",
+        "lower ones and measure with `elmo evaluate` on a labelled sample of yours. It learns the",
+        "patterns and biases of its training data; do not use it alone for decisions about people.",
+        "",
+        "## Licence",
+        "",
+        "The model follows the licences of its training data and encoder; elmo-pipeline, which made",
+        "it, is MIT.",
         "",
     ]
     return "\n".join(lines)

@@ -10,8 +10,8 @@ Model directory (the common part: :mod:`pipeline.tasks.base`)::
     word2vec.safetensors the word2vec matrix + word2vec.vocab.txt (``word_vectors: lookup`` only)
     README.md            a model card
 
-Sentence inputs are token lists; raw text is tokenized with the encoder's tokenizer (whitespace
-without an encoder), so word2vec vectors and biLM tokens agree with how they were trained.
+Sentence inputs are token lists; raw text is tokenized with the encoder's tokenizer (the ptb
+tokenizer without an encoder), so word2vec vectors and biLM tokens agree with how they were trained.
 """
 
 from __future__ import annotations

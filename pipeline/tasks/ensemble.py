@@ -3,7 +3,7 @@
 ``model: auto`` builds one from its candidates (TF-IDF, linear, BiLSTM) and keeps it when it has
 the best dev accuracy; ``model: ensemble`` keeps it whatever dev says. Averaging a sparse n-gram
 model with the ELMo models is robust where either errs alone (SST-2 with the ``make repro``
-encoder: test 83.84 ± 0.32 over 3 seeds against 81.27 for TF-IDF alone; README, Results).
+encoder: test 83.84 ± 0.32 over 3 seeds against 81.27 for TF-IDF alone; docs/benchmarks.md).
 
 Model directory: ``config.json`` (kind ``task-model``, the member names) and ``members/<name>/``,
 each a complete task-model directory of its own.

@@ -284,16 +284,18 @@ class Features(nn.Module):
         e.g. several seeds): layers already there are reused, new ones are added to it."""
         self._layers = kept
 
-    def _unkept(self, sentences: Sequence[Sequence[str]], batch_tokens: int = 4096) -> dict:
+    def _unkept(
+        self, sentences: Sequence[Sequence[str]], batch_tokens: int = 4096, progress: str | None = None
+    ) -> dict:
         """biLM layers of the distinct non-empty sentences not kept yet (frozen encoder)."""
         todo = list(dict.fromkeys(tuple(s) for s in sentences if s and tuple(s) not in self._layers))
-        return dict(zip(todo, self.encoder.embed([list(k) for k in todo], batch_tokens))) if todo else {}
+        return dict(zip(todo, self.encoder.embed([list(k) for k in todo], batch_tokens, progress))) if todo else {}
 
-    def precompute(self, sentences: Sequence[Sequence[str]], batch_tokens: int = 4096) -> None:
-        """Compute and keep the biLM layers of these sentences (frozen encoder only)."""
+    def precompute(self, sentences: Sequence[Sequence[str]], batch_tokens: int = 4096, progress: bool = True) -> None:
+        """Compute and keep the biLM layers of these sentences (frozen encoder only), with a bar."""
         if self.encoder is None or self.finetune_encoder:
             return
-        self._layers.update(self._unkept(sentences, batch_tokens))
+        self._layers.update(self._unkept(sentences, batch_tokens, "frozen biLM layers" if progress else None))
 
     def _elmo_layers(self, sentences: Sequence[Sequence[str]], B: int, T: int, store: bool) -> torch.Tensor:
         """(L+1, B, T, 2P); rows of empty sentences are zero. ``store``: keep new sentences' layers."""

@@ -80,7 +80,8 @@ class PooledElmo:
         """(N, dim) raw pooled vectors; an empty sentence gets zeros."""
         todo = list(dict.fromkeys(tuple(s) for s in sentences if s and tuple(s) not in self.layers))
         if todo:
-            self.layers.update(zip(todo, self.encoder.embed([list(k) for k in todo])))
+            bar = "frozen biLM layers" if len(todo) > 1000 else None  # a bar for training sets, not predictions
+            self.layers.update(zip(todo, self.encoder.embed([list(k) for k in todo], progress=bar)))
         out = np.zeros((len(sentences), self.dim), dtype=np.float64)
         for i, s in enumerate(sentences):
             if s:

@@ -9,6 +9,7 @@ from pipeline.data.batching import BucketBatcher, make_batch
 from pipeline.data.prepared import PreparedData
 from pipeline.lm import perplexities
 from pipeline.model import BiLM, batch_inputs, load_bilm
+from pipeline.progress import progress_bar
 
 
 @torch.no_grad()
@@ -21,15 +22,17 @@ def prepared_lm_sums(
     world: int = 1,
     max_sentences: int | None = None,
     device="cpu",
+    progress: bool = False,
 ) -> torch.Tensor:
-    """Summed (forward NLL, backward NLL, targets) over this process's share of the split's batches."""
+    """Summed (forward NLL, backward NLL, targets) over this process's share of the split's batches
+    (``progress``: with a bar)."""
     sp = data.split(split)
     lengths = sp.lengths[:max_sentences] if max_sentences else sp.lengths
     batches = BucketBatcher(lengths, max(max_tokens, int(lengths.max()) + 2), shuffle=False).batches()
     was_training = model.training
     model.eval()
     sums = torch.zeros(3, dtype=torch.float64)
-    for idx in batches[rank::world]:
+    for idx in progress_bar(None, f"perplexity ({split})", "batch", progress, iterable=batches[rank::world]):
         b = make_batch([sp.sentence(int(i)) for i in idx], len(data.vocab), idx)
         chars, index = batch_inputs(b.type_ids, data.char_tensor)
         out = model(chars.to(device), index.to(device), b.mask.to(device))
@@ -39,10 +42,10 @@ def prepared_lm_sums(
     return sums
 
 
-def evaluate_saved(model_dir, prepared_dir, split: str = "test", max_tokens: int = 8192) -> dict:
+def evaluate_saved(model_dir, prepared_dir, split: str = "test", max_tokens: int = 8192, progress: bool = True) -> dict:
     """Perplexities of a saved biLM (``models/pretrain/best``) on a split of the prepared data."""
     model, config = load_bilm(model_dir)
     data = PreparedData(prepared_dir)
     data.check_trained_on(model_dir, config, "pass the prepared data it was trained on (--prepared)")
-    out = perplexities(*prepared_lm_sums(model, data, split, max_tokens).tolist())
+    out = perplexities(*prepared_lm_sums(model, data, split, max_tokens, progress=progress).tolist())
     return {f"{split}_{k}": v for k, v in out.items()}

@@ -33,6 +33,8 @@ from pipeline.config import FinetuneConfig
 from pipeline.data.batching import cut_sorted
 from pipeline.errors import DeferredTermination, PipelineError
 from pipeline.io import PlotTable, check_plots_dir, check_replaceable, check_run_paths, directory_kind, output_lock
+from pipeline.plots import PNG_FILES, draw_pictures
+from pipeline.progress import progress_bar
 from pipeline.tasks.base import TASK_MODEL_KIND, TaskModel
 from pipeline.tasks.bilstm import BiLSTMTaskModel
 from pipeline.tasks.ensemble import EnsembleClassifier
@@ -44,7 +46,8 @@ from pipeline.tasks.metrics import scores_on_test
 from pipeline.train.checkpoint import DAMAGED, FINETUNE_KIND, load_finetune_checkpoint, save_finetune_checkpoint
 from pipeline.word2vec import load_word2vec_lookup
 
-PLOT_FILES = ("train.tsv", "dev.tsv", "confusion.json")  # all that finetuning writes to a plots directory
+# all that finetuning writes to a plots directory
+PLOT_FILES = ("train.tsv", "dev.tsv", "confusion.json", *PNG_FILES)
 
 
 def shuffled_batches(
@@ -157,6 +160,7 @@ class BestSoFar:
     state: dict | None = None
     bad_epochs: int = 0
     history: list = field(default_factory=list)
+    stopped_by: str = "epochs"  # what ended training: epochs, patience or max_minutes
 
     def update(self, score: float, dev_scores: dict, epoch: int, net: BiLSTMTaskModel) -> bool:
         if score > self.score:
@@ -220,7 +224,7 @@ def train_task_model(cfg: FinetuneConfig, out_dir, plots_dir, progress: bool, in
     if not cfg.finetune_encoder and model.features.encoder is not None:
         if layer_cache is not None:
             model.features.share_layers(layer_cache)
-        model.features.precompute(splits.all_sentences())
+        model.features.precompute(splits.all_sentences(), progress=progress)
     model, optimizer = accelerator.prepare(model, make_optimizer(model, cfg))
     net = accelerator.unwrap_model(model)
     best = run_epochs(net, optimizer, accelerator, splits, out_dir, plots_dir, progress, log, start)
@@ -281,6 +285,7 @@ def train_auto(cfg: FinetuneConfig, out_dir, plots_dir, progress: bool, inputs, 
                 "dev_scores": result["dev"],
                 "test_scores": result.get("test"),
                 "epoch": result["best_epoch"],
+                "stopped_by": result.get("stopped_by"),
                 "selected_by": cfg.model,
                 "candidates": candidates,
             },
@@ -359,17 +364,10 @@ def train_epoch(
 ) -> bool:
     """The rest of this epoch's ``batches`` from ``pos.batch_pos``, updating ``pos``; False when a
     SIGTERM/SIGHUP stopped it after a batch."""
-    from tqdm import tqdm
-
     train = splits.train
-    bar = tqdm(
-        total=len(batches),
-        initial=pos.batch_pos,
-        desc=f"{net.cfg.task} epoch {pos.epoch}",
-        leave=False,
-        disable=None if progress else True,
-        unit="batch",
-    )  # disable=None: no bar without a terminal
+    bar = progress_bar(
+        len(batches), f"epoch {pos.epoch}/{net.cfg.epochs}", "batch", progress, initial=pos.batch_pos, leave=False
+    )
     try:
         for idx in batches[pos.batch_pos :]:
             loss = net.loss([train.sentences[j] for j in idx], [train.targets[j] for j in idx])
@@ -488,15 +486,19 @@ def run_epochs(
             batches = shuffled_batches(splits.train_idx, [len(s) for s in splits.train.sentences], cfg.batch_size, rng)
             if not train_epoch(net, optimizer, accelerator, splits, batches, pos, out_dir, progress, termination):
                 break
-            end_epoch(net, splits, best, pos, tables, progress, log)
+            end_epoch(net, splits, best, pos, tables, progress, log, time.time() - start)
             pos = Position(pos.epoch + 1, 0, pos.step, epoch_rng=rng.getstate())
             if ckpt:
                 ckpt.save(best, pos)
             if best.bad_epochs >= cfg.patience:
+                best.stopped_by = "patience"
                 break
             if cfg.max_minutes is not None and time.time() - start > 60 * cfg.max_minutes:
-                if progress:
-                    log(f"stopping: time budget of {cfg.max_minutes} minutes used")
+                best.stopped_by = "max_minutes"
+                log(
+                    f"finetune: stopped by the time budget (max_minutes={cfg.max_minutes:g}) after epoch "
+                    f"{pos.epoch - 1} of at most {cfg.epochs}; the best dev model so far is kept"
+                )
                 break
     if termination.signum is not None:
         if ckpt:
@@ -513,7 +515,14 @@ def run_epochs(
 
 
 def end_epoch(
-    net: BiLSTMTaskModel, splits: TaskSplits, best: BestSoFar, pos: Position, tables, progress: bool, log
+    net: BiLSTMTaskModel,
+    splits: TaskSplits,
+    best: BestSoFar,
+    pos: Position,
+    tables,
+    progress: bool,
+    log,
+    elapsed: float,
 ) -> None:
     """Dev score of the epoch just trained; the best weights so far kept; curves and a log line."""
     metric = net.task.metric
@@ -526,7 +535,11 @@ def end_epoch(
         tables[0].add(epoch=pos.epoch, step=pos.step, loss=round(loss, 6))
         tables[1].add(epoch=pos.epoch, step=pos.step, **{metric: score})
     if progress:
-        log(f"epoch {pos.epoch}: train loss {loss:.4f}  dev {metric} {score:.4f}" + ("  (best)" if improved else ""))
+        log(
+            f"epoch {pos.epoch}/{net.cfg.epochs}: train loss {loss:.4f}  dev {metric} {score:.4f}"
+            + ("  (best)" if improved else "")
+            + f"  [{elapsed / 60:.1f} min]"
+        )
 
 
 def final_result(net: BiLSTMTaskModel, splits: TaskSplits, best: BestSoFar, out_dir, start: float) -> dict:
@@ -540,6 +553,7 @@ def final_result(net: BiLSTMTaskModel, splits: TaskSplits, best: BestSoFar, out_
         "data": splits.counts(),
         "epochs_run": len(best.history),
         "best_epoch": best.epoch,
+        "stopped_by": best.stopped_by,
         "dev": best.dev,
         "history": best.history,
     }
@@ -551,18 +565,43 @@ def final_result(net: BiLSTMTaskModel, splits: TaskSplits, best: BestSoFar, out_
             }
     result.update(scores_on_test(net, splits.test))
     result["seconds"] = round(time.time() - start, 1)
-    net.save(out_dir, {"dev_scores": best.dev, "test_scores": result.get("test"), "epoch": best.epoch})
+    saved = {"dev_scores": best.dev, "test_scores": result.get("test"), "epoch": best.epoch}
+    net.save(out_dir, {**saved, "stopped_by": best.stopped_by})
     return result
 
 
-def write_outputs(result: dict, metrics: str | Path | None = None, plots_dir: str | Path | None = None) -> dict:
-    """Metrics JSON (scores, no predictions) and, for a classifier, the confusion matrix of the test
-    split (the dev split without one) as a DVC plot: rows of ``{"actual", "predicted"}``."""
+def summary_metrics(result: dict) -> dict:
+    """The headline numbers of a finetune result, one level deep (what `dvc metrics show` prints):
+    the task, the model, the dev score, the test scores, epochs, what stopped training, seconds."""
+    m = task_named(result["task"]).metric
+    out = {"task": result["task"], "model": result.get("model", "bilstm"), f"dev_{m}": result["dev"][m]}
+    for k, v in result.get("test", {}).items():
+        if isinstance(v, float):
+            out[f"test_{k}"] = v
+    for k in ("epochs_run", "best_epoch", "stopped_by", "seconds"):
+        if result.get(k) is not None:
+            out[k] = result[k]
+    out["train_examples"] = result["data"]["train"]
+    return out
+
+
+def write_outputs(
+    result: dict,
+    metrics: str | Path | None = None,
+    plots_dir: str | Path | None = None,
+    summary: str | Path | None = None,
+) -> dict:
+    """``metrics``: the result as JSON (scores per type, confusion, history; no predictions);
+    ``summary``: :func:`summary_metrics` as JSON; ``plots_dir``: for a classifier the confusion matrix
+    of the test split (the dev split without one) as a DVC plot (rows of ``{"actual", "predicted"}``),
+    then the PNG pictures of the directory (:mod:`pipeline.plots`)."""
     from pipeline.io import write_json_atomic, write_text_atomic
 
-    summary = {k: v for k, v in result.items() if k not in ("test_predictions", "test_targets")}
+    full = {k: v for k, v in result.items() if k not in ("test_predictions", "test_targets")}
     if metrics:
-        write_json_atomic(metrics, summary)
+        write_json_atomic(metrics, full)
+    if summary:
+        write_json_atomic(summary, summary_metrics(result))
     scores = result["test" if "test" in result else "dev"]
     if plots_dir and "confusion" in scores:  # a classifier's
         rows = [
@@ -573,4 +612,6 @@ def write_outputs(result: dict, metrics: str | Path | None = None, plots_dir: st
         ]
         # a DVC plot is a JSON list (no room for our mark); the plots directory holds only PLOT_FILES
         write_text_atomic(Path(plots_dir) / "confusion.json", json.dumps(rows, indent=2) + "\n")
-    return summary
+    if plots_dir:
+        draw_pictures(plots_dir)
+    return full

@@ -1,6 +1,6 @@
 """``python -m pipeline.train.launch SCRIPT [ARGS...]``: run SCRIPT through ``accelerate launch``.
 
-Uses ``configs/accelerate/default.yaml`` (or ``$ELMO_ACCELERATE_CONFIG``) and, when more than one
+Uses ``pipeline/configs/accelerate/default.yaml`` (or ``$ELMO_ACCELERATE_CONFIG``) and, when more than one
 GPU is visible, adds ``--multi_gpu --num_processes <GPUs>``: the DVC stage then uses every GPU of
 whatever machine runs it, with no edits. On a CPU-only machine it is one process.
 
@@ -22,7 +22,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-DEFAULT_CONFIG = Path(__file__).resolve().parents[2] / "configs" / "accelerate" / "default.yaml"
+DEFAULT_CONFIG = Path(__file__).resolve().parents[1] / "configs" / "accelerate" / "default.yaml"
 
 
 LAUNCHED = "ELMO_LAUNCHED"  # set for the processes this launcher starts
@@ -77,7 +77,7 @@ def run_forwarding_signals(cmd: list[str], env: dict | None = None) -> int:
 
 
 def single_process_env(n_gpus: int) -> dict:
-    """What ``accelerate launch`` sets for one process with configs/accelerate/default.yaml."""
+    """What ``accelerate launch`` sets for one process with pipeline/configs/accelerate/default.yaml."""
     env = {"ACCELERATE_USE_CPU": "False", "ACCELERATE_MIXED_PRECISION": "no", "ACCELERATE_DYNAMO_BACKEND": "NO"}
     if n_gpus == 0 and "OMP_NUM_THREADS" not in os.environ:
         # why: one process gets every core (accelerate launch alone would give it OMP_NUM_THREADS=1)

@@ -54,6 +54,8 @@ from pipeline.io import (
 )
 from pipeline.lm import perplexities
 from pipeline.model import BiLM, batch_inputs
+from pipeline.plots import PNG_FILES, draw_pictures
+from pipeline.progress import progress_bar
 from pipeline.train.checkpoint import (
     DAMAGED,
     list_checkpoints,
@@ -68,7 +70,7 @@ CHECKPOINT_FORMAT = 2  # bump when the checkpoint contents change: older ones ar
 PRETRAIN_RUN_KIND = "pretrain-run"
 TRAIN_COLS = ["step", "epoch", "loss", "ppl", "tokens_per_sec", "lr", "elapsed_sec"]
 VALID_COLS = ["step", "forward_ppl", "backward_ppl", "average_ppl"]
-PLOT_FILES = ("train.tsv", "valid.tsv")
+PLOT_FILES = ("train.tsv", "valid.tsv", *PNG_FILES)
 # Settings that may change between a run and its resumption (budgets and reporting).
 RESUMABLE_KEYS = {
     "epochs",
@@ -137,13 +139,7 @@ def lr_factor(step: int, cfg: PretrainConfig) -> float:
 
 
 def _progress(total: int, initial: int, enabled: bool):
-    if not enabled:
-        return None
-    try:
-        from tqdm import tqdm
-    except ImportError:  # pragma: no cover - tqdm comes with accelerate's dependencies
-        return None
-    return tqdm(total=total, initial=initial, unit="step", desc="pretrain", mininterval=1.0, dynamic_ncols=True)
+    return progress_bar(total, "pretrain", "step", initial=initial) if enabled else None
 
 
 def check_output_dirs(out_dir: Path, plots_dir: Path) -> None:
@@ -428,8 +424,15 @@ class PretrainRun:
                 file=sys.stderr,
             )
         t_start = time.perf_counter()
+        self.stopped_by = "steps"  # the step budget (max_steps, or epochs × batches)
         total_tok, last_valid = self.loop(pos, tables, t_start)
         elapsed = time.perf_counter() - t_start
+        if self.main and self.stopped_by == "max_minutes":
+            print(
+                f"pretrain: stopped by the time budget (max_minutes={self.cfg.max_minutes:g}) at step {pos.step} "
+                f"of {self.total_steps}; the best validated model is in {self.out_dir / 'best'}",
+                file=sys.stderr,
+            )
         if last_valid is None:  # resumed a finished run: report the best model's numbers
             last_valid = self.validate()
         return self.final_metrics(pos, last_valid, total_tok, elapsed, resumed_from)
@@ -455,7 +458,10 @@ class PretrainRun:
                     pos.log_tok += float(targets)
                     total_tok += targets
                     terminating = self.termination_requested(termination)
-                    stop = terminating or self.out_of_time(t_start) or pos.step >= self.total_steps
+                    over_time = not terminating and self.out_of_time(t_start)
+                    stop = terminating or over_time or pos.step >= self.total_steps
+                    if over_time:
+                        self.stopped_by = "max_minutes"
                     if self.main and (pos.step % cfg.log_every == 0 or stop):
                         log_t = self.log_row(pos, tables[0], bar, log_t, t_start)
                     if bar is not None:
@@ -523,8 +529,23 @@ class PretrainRun:
             else None,  # None: no step ran
             "train_minutes_this_run": round(elapsed / 60, 3),
             "processes": self.world,
+            "stopped_by": self.stopped_by,
             "resumed_from_step": int(resumed_from.rsplit("-", 1)[1]) if resumed_from else None,
         }
+
+
+def draw_plots(plots_dir: str | Path | None) -> None:
+    """The PNG curves of the run (:mod:`pipeline.plots`); on a machine without matplotlib (a bare
+    GPU node) a note instead: `elmo plot DIR` draws them anywhere later."""
+    if not plots_dir:
+        return
+    try:
+        draw_pictures(plots_dir)
+    except ImportError:
+        print(
+            f"pretrain: matplotlib is not installed: no PNG curves (`elmo plot {plots_dir}` draws them)",
+            file=sys.stderr,
+        )
 
 
 def pretrain(
@@ -546,6 +567,9 @@ def pretrain(
     with output_lock(out_dir) if int(os.environ.get("RANK", "0")) == 0 else nullcontext():
         run = PretrainRun(model_cfg, cfg, prepared_dir, out_dir, plots_dir, progress, init_state)
         metrics = run.run(resume)
+        if run.main:
+            write_json(Path(out_dir) / "run.json", {"kind": PRETRAIN_RUN_KIND, "stopped_by": metrics["stopped_by"]})
+            draw_plots(plots_dir)
         if run.main and metrics_file:
             write_json_atomic(metrics_file, metrics)
         run.accelerator.wait_for_everyone()

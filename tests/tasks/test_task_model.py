@@ -432,9 +432,13 @@ def test_dvc_repro_runs_both_tasks_with_tiny_presets(tmp_path):
         finetune_sentiment=dict(epochs=2, hidden=8),
     )
     run([str(BIN / "dvc"), "repro"], cwd=repo, check=True)
-    ner = json.loads((repo / "metrics" / "finetune_ner.json").read_text())
-    sent = json.loads((repo / "metrics" / "finetune_sentiment.json").read_text())
-    assert ner["epochs_run"] == 2 and "f1" in ner["test"] and len(sent["test"]["confusion"]) == 3
+    ner = json.loads((repo / "metrics" / "finetune_ner.json").read_text())  # the headline numbers
+    sent = json.loads((repo / "reports" / "finetune_sentiment.json").read_text())  # every score
+    assert ner["epochs_run"] == 2 and "test_f1" in ner and len(sent["test"]["confusion"]) == 3
+    assert all(not isinstance(v, (dict, list)) for v in ner.values())  # one level: dvc metrics show reads it
+    for picture in ("finetune_ner/curves.png", "finetune_sentiment/curves.png", "finetune_sentiment/confusion.png"):
+        assert (repo / "plots" / picture).read_bytes().startswith(b"\x89PNG")
+    assert "finetune_sentiment" in (repo / "reports" / "summary.txt").read_text()  # the report stage ran
     assert (repo / "models" / "ner" / "model.safetensors").is_file()
     assert (repo / "plots" / "finetune_sentiment" / "confusion.json").is_file()
     shown = run([str(BIN / "dvc"), "plots", "show", "--json"], cwd=repo, check=True).stdout

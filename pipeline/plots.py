@@ -1,0 +1,146 @@
+"""Pictures of a plots directory, drawn offline (matplotlib, no display, no network): the curves of
+every TSV table in it (``curves.png``) and a classifier's confusion matrix (``confusion.png``).
+
+The pretrain stage and ``elmo finetune --plots DIR`` write them at the end of a run; ``elmo plot
+DIR`` draws them for any plots directory, e.g. during a run. A PNG is replaced only when it is one
+of ours (its ``Software`` text chunk names this project).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from pipeline.errors import PipelineError
+from pipeline.io import atomic_path
+
+CURVES_PNG = "curves.png"
+CONFUSION_PNG = "confusion.png"
+PNG_FILES = (CURVES_PNG, CONFUSION_PNG)
+MARK = "elmo-pipeline"  # the PNG's Software text chunk
+NOT_PLOTTED = {"step", "epoch", "elapsed_sec"}  # x axes and clocks, not curves
+
+
+def read_table(path: Path) -> tuple[list[str], list[list[float]]]:
+    """(column names, rows of numbers) of a TSV curve table; rows that are not numbers are skipped."""
+    lines = path.read_text(encoding="utf-8").splitlines()
+    if not lines:
+        return [], []
+    cols, rows = lines[0].split("\t"), []
+    for line in lines[1:]:
+        try:
+            row = [float(x) for x in line.split("\t")]
+        except ValueError:
+            continue
+        if len(row) == len(cols):
+            rows.append(row)
+    return cols, rows
+
+
+def panels(directory: Path) -> list[tuple[str, str, dict[str, tuple[list[float], list[float]]]]]:
+    """(title, x name, {curve name: (xs, ys)}) per panel: one panel per column of each table, the
+    perplexity columns (``*_ppl``) of a table together."""
+    out = []
+    for path in sorted(directory.glob("*.tsv")):
+        cols, rows = read_table(path)
+        if not rows:
+            continue
+        x = "step" if "step" in cols else cols[0]
+        xs = [r[cols.index(x)] for r in rows]
+        ys = {c: [r[i] for r in rows] for i, c in enumerate(cols) if c not in NOT_PLOTTED and c != x}
+        ys = {c: v for c, v in ys.items() if len(v) == 1 or min(v) != max(v)}  # a constant (e.g. lr) says nothing
+        grouped = {c: v for c, v in ys.items() if c.endswith("_ppl")}
+        if grouped:
+            out.append((f"{path.stem}: perplexity", x, {c: (xs, v) for c, v in grouped.items()}))
+        out += [(f"{path.stem}: {c}", x, {c: (xs, v)}) for c, v in ys.items() if c not in grouped]
+    return out
+
+
+def is_ours(path: Path) -> bool:
+    """A PNG we drew (its text chunks come before the pixels)."""
+    with open(path, "rb") as f:
+        return MARK.encode() in f.read(4096)
+
+
+def _save(fig, path: Path) -> None:
+    if path.exists() and not (path.is_file() and is_ours(path)):
+        raise PipelineError(f"{path}: exists and is not a picture elmo-pipeline drew; not replacing it")
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=100, metadata={"Software": MARK})
+
+
+def draw_curves(directory: Path) -> Path | None:
+    """``curves.png`` of the TSV tables in ``directory`` (None when there is nothing to draw)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib import pyplot as plt
+
+    found = panels(directory)
+    if not found:
+        return None
+    ncols = 2 if len(found) > 1 else 1
+    nrows = (len(found) + ncols - 1) // ncols
+    fig, axes = plt.subplots(nrows, ncols, figsize=(6 * ncols, 3.2 * nrows), squeeze=False)
+    for ax, (title, x, curves) in zip(axes.flat, found):
+        for name, (xs, ys) in curves.items():
+            ax.plot(xs, ys, marker="o" if len(xs) < 30 else None, markersize=3, label=name)
+        ax.set_title(title)
+        ax.set_xlabel(x)
+        ax.grid(alpha=0.3)
+        if len(curves) > 1:
+            ax.legend()
+    for ax in list(axes.flat)[len(found) :]:
+        ax.axis("off")
+    fig.tight_layout()
+    path = directory / CURVES_PNG
+    _save(fig, path)
+    plt.close(fig)
+    return path
+
+
+def draw_confusion(directory: Path) -> Path | None:
+    """``confusion.png`` of ``confusion.json`` (rows of {"actual", "predicted"}) if there is one."""
+    source = directory / "confusion.json"
+    if not source.is_file():
+        return None
+    try:
+        rows = json.loads(source.read_text(encoding="utf-8"))
+        pairs = [(str(r["actual"]), str(r["predicted"])) for r in rows]
+    except (ValueError, TypeError, KeyError) as e:
+        raise PipelineError(f"{source}: not a confusion table of `elmo finetune` ({e})") from None
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib import pyplot as plt
+
+    labels = sorted({a for a, _ in pairs} | {p for _, p in pairs})
+    counts = [[sum(1 for a, p in pairs if a == gold and p == pred) for pred in labels] for gold in labels]
+    size = 1.6 + 0.6 * len(labels)
+    fig, ax = plt.subplots(figsize=(size + 1, size))
+    image = ax.imshow(counts, cmap="Blues")
+    ax.set_xticks(range(len(labels)), labels, rotation=45, ha="right")
+    ax.set_yticks(range(len(labels)), labels)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("actual")
+    top = max(max(row) for row in counts) if counts else 0
+    for i, row in enumerate(counts):
+        for j, n in enumerate(row):
+            ax.text(j, i, str(n), ha="center", va="center", color="white" if n > top / 2 else "black")
+    fig.colorbar(image, ax=ax)
+    ax.set_title(f"confusion ({len(pairs)} examples)")
+    fig.tight_layout()
+    path = directory / CONFUSION_PNG
+    _save(fig, path)
+    plt.close(fig)
+    return path
+
+
+def draw_pictures(directory: str | Path) -> list[Path]:
+    """Every picture of a plots directory; the paths written."""
+    d = Path(directory)
+    if not d.is_dir():
+        raise PipelineError(f"{d}: not a directory (give a plots directory, e.g. plots/pretrain)")
+    if not any(d.glob("*.tsv")) and not (d / "confusion.json").is_file():
+        raise PipelineError(f"{d}: no curve tables (*.tsv) or confusion.json in it: not a plots directory")
+    return [p for p in (draw_curves(d), draw_confusion(d)) if p is not None]
