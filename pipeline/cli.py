@@ -272,7 +272,7 @@ def _cmd_finetune(args) -> int:
         if not getattr(cfg, key):
             raise PipelineError(f"--{key} is required (or `{key}:` in the --config file)")
     result = finetune(cfg, args.out, args.plots, progress=not args.quiet, log=lambda m: print(m, file=sys.stderr))
-    write_outputs(result, args.metrics, args.plots)
+    write_outputs(result, args.metrics)
     if not args.quiet:
         key = task_named(cfg.task).metric
         line = f"saved {args.out}: dev {key} {result['dev'][key]:.4f}"

@@ -27,7 +27,7 @@ def main(argv=None, section: str = "finetune_ner"):
     check_arg_outputs(args)
     cfg = getattr(load_params(args.params), args.section)
     result = finetune(cfg, args.out, args.plots, progress=not args.quiet)
-    write_outputs(result, args.details, args.plots, summary=args.metrics)
+    write_outputs(result, args.details, summary=args.metrics)
 
 
 if __name__ == "__main__":

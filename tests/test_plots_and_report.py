@@ -66,3 +66,16 @@ def test_summary_has_a_line_per_stage_with_metrics(tmp_path):
     assert lines[0].startswith("pretrain") and "99.50" in lines[0]
     assert "test accuracy 0.8500" in lines[1] and "model tfidf" in lines[1]
     assert summary_lines(tmp_path / "missing") == []
+
+
+def test_finetune_from_python_draws_its_pictures(tmp_path):
+    from pipeline import finetune, load_finetune_config
+
+    samples = REPO / "data" / "samples" / "sentiment"
+    cfg = load_finetune_config(
+        None,
+        {"task": "classify", "model": "tfidf", "train": str(samples / "train.tsv"), "dev": str(samples / "dev.tsv")},
+    )
+    result = finetune(cfg, tmp_path / "clf", tmp_path / "plots", progress=False)
+    assert result["dev"]["accuracy"] > 0.5
+    assert (tmp_path / "plots" / "confusion.png").read_bytes().startswith(PNG_SIGNATURE)

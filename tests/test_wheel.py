@@ -2,6 +2,7 @@
 config are package data, and `elmo` runs a preset and a tiny finetune from another directory."""
 
 import json
+import shutil
 import site
 import subprocess
 import sys
@@ -20,8 +21,12 @@ def installed(tmp_path_factory):
     come from this environment's site-packages through a .pth line (no download, no second torch);
     this environment's editable hook is not read from there, so `import pipeline` finds the wheel."""
     tmp = tmp_path_factory.mktemp("wheel")
+    source = tmp / "source"  # a copy: building in the checkout would leave build/ behind
+    shutil.copytree(REPO / "pipeline", source / "pipeline", ignore=shutil.ignore_patterns("__pycache__"))
+    for name in ("pyproject.toml", "README.md", "LICENSE"):
+        shutil.copy(REPO / name, source / name)
     subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(tmp), str(REPO)],
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(tmp), str(source)],
         check=True,
         capture_output=True,
     )

@@ -193,7 +193,10 @@ def finetune(
     if plots_dir:
         check_plots_dir(plots_dir, PLOT_FILES)
     with output_lock(out_dir):  # one run per output directory
-        return train_task_model(cfg, out_dir, plots_dir, progress, inputs, log, layer_cache)
+        result = train_task_model(cfg, out_dir, plots_dir, progress, inputs, log, layer_cache)
+    if plots_dir:
+        write_plots(result, plots_dir)
+    return result
 
 
 def train_task_model(cfg: FinetuneConfig, out_dir, plots_dir, progress: bool, inputs, log, layer_cache) -> dict:
@@ -585,25 +588,27 @@ def summary_metrics(result: dict) -> dict:
     return out
 
 
-def write_outputs(
-    result: dict,
-    metrics: str | Path | None = None,
-    plots_dir: str | Path | None = None,
-    summary: str | Path | None = None,
-) -> dict:
+def write_outputs(result: dict, metrics: str | Path | None = None, summary: str | Path | None = None) -> dict:
     """``metrics``: the result as JSON (scores per type, confusion, history; no predictions);
-    ``summary``: :func:`summary_metrics` as JSON; ``plots_dir``: for a classifier the confusion matrix
-    of the test split (the dev split without one) as a DVC plot (rows of ``{"actual", "predicted"}``),
-    then the PNG pictures of the directory (:mod:`pipeline.plots`)."""
-    from pipeline.io import write_json_atomic, write_text_atomic
+    ``summary``: :func:`summary_metrics` as JSON. Returns what ``metrics`` holds."""
+    from pipeline.io import write_json_atomic
 
     full = {k: v for k, v in result.items() if k not in ("test_predictions", "test_targets")}
     if metrics:
         write_json_atomic(metrics, full)
     if summary:
         write_json_atomic(summary, summary_metrics(result))
+    return full
+
+
+def write_plots(result: dict, plots_dir: str | Path) -> None:
+    """Beside the live curves: for a classifier the confusion matrix of the test split (the dev split
+    without one) as a DVC plot (rows of ``{"actual", "predicted"}``), then the PNG pictures of the
+    directory (:mod:`pipeline.plots`)."""
+    from pipeline.io import write_text_atomic
+
     scores = result["test" if "test" in result else "dev"]
-    if plots_dir and "confusion" in scores:  # a classifier's
+    if "confusion" in scores:  # a classifier's
         rows = [
             {"actual": a, "predicted": p}
             for i, a in enumerate(scores["labels"])
@@ -612,6 +617,4 @@ def write_outputs(
         ]
         # a DVC plot is a JSON list (no room for our mark); the plots directory holds only PLOT_FILES
         write_text_atomic(Path(plots_dir) / "confusion.json", json.dumps(rows, indent=2) + "\n")
-    if plots_dir:
-        draw_pictures(plots_dir)
-    return full
+    draw_pictures(plots_dir)
