@@ -43,12 +43,12 @@ sys.path.insert(0, str(REPO))
 
 from pretrain_throughput import preset_yaml  # noqa: E402  (bench/ is on the path: one spec syntax for both benches)
 
+from pipeline.bilm.model import BiLM  # noqa: E402
 from pipeline.config import load_params  # noqa: E402
 from pipeline.data.chars import char_table  # noqa: E402
 from pipeline.data.tokenizers import WhitespaceTokenizer  # noqa: E402
 from pipeline.data.vocab import Vocab  # noqa: E402
 from pipeline.encoder import ENCODER_FORMAT, Encoder  # noqa: E402
-from pipeline.model import BiLM  # noqa: E402
 
 PTB = REPO.parent / "shared" / "data" / "ptb" / "ptb.train.txt"
 FIXTURE = REPO.parent / "shared" / "data" / "allennlp-elmo-fixture"

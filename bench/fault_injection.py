@@ -168,7 +168,7 @@ def checkpoints_load(out: Path) -> tuple[int, list[str]]:
     """(how many checkpoints are on disk, the ones that fail to load with their error)."""
     import torch
 
-    from pipeline.model import load_bilm
+    from pipeline.bilm.model import load_bilm
     from pipeline.train.checkpoint import list_checkpoints
 
     bad, ckpts = [], list_checkpoints(out / "model" / "checkpoints")

@@ -6,7 +6,7 @@
     .venv/bin/python bench/pretrain_throughput.py --presets cpu --no-baseline --compile --warmup 6
     python3 bench/pretrain_throughput.py --prepared bench-data/ptb --presets small --device cuda --bf16
 
-"Ours" is the training path of pipeline/model.py: the token encoder once per distinct token of a
+"Ours" is the training path of pipeline/bilm/: the token encoder once per distinct token of a
 batch and only over the character columns the batch needs (batch_inputs, trim_chars); on CPU both
 LSTM stacks in one scan with a hand-written backward (LSTMPScan; ``--no-scan``: PyTorch's own
 kernel); the full softmax as a chunked fused linear + NLL (LinearNLL); on CPU PyTorch's fused
@@ -34,10 +34,11 @@ import torch
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from pipeline.bilm.model import BiLM, Kernels, batch_inputs  # noqa: E402
+from pipeline.bilm.tokens import trim_chars  # noqa: E402
 from pipeline.config import load_params, parse_set  # noqa: E402
 from pipeline.data.batching import BucketBatcher, make_batch  # noqa: E402
 from pipeline.data.prepared import PreparedData  # noqa: E402
-from pipeline.model import BiLM, Kernels, batch_inputs, trim_chars  # noqa: E402
 from pipeline.train.pretrain import make_optimizer  # noqa: E402
 
 

@@ -42,6 +42,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from pipeline.bilm.model import BiLM, load_bilm
 from pipeline.config import ModelConfig
 from pipeline.data.chars import BOS_CHAR, BOW_CHAR, EOS_CHAR, EOW_CHAR, N_CHAR_IDS, PAD_CHAR
 from pipeline.data.tokenizers import WhitespaceTokenizer
@@ -49,7 +50,6 @@ from pipeline.encoder import ENCODER_FORMAT, ENCODER_KIND, Encoder
 from pipeline.errors import PipelineError
 from pipeline.export import training_data
 from pipeline.io import atomic_path, check_replaceable, directory_kind, output_lock
-from pipeline.model import BiLM, load_bilm
 
 OPTIONS_FILE, WEIGHTS_HDF5 = "options.json", "weights.hdf5"  # what export_elmo writes
 EXPORT_MARK = "elmo_pipeline"  # a key of the options.json export_elmo writes (readers ignore unknown keys)

@@ -31,6 +31,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from pipeline.bilm.model import BiLM, build_bilm
+from pipeline.bilm.tokens import trim_chars
 from pipeline.data.batching import cut_sorted
 from pipeline.data.chars import BOS_TOKEN, EOS_TOKEN, token_char_ids
 from pipeline.data.lines import ReadStats, input_chunks
@@ -49,7 +51,6 @@ from pipeline.io import (
     state_dict_cpu,
     write_model_dir,
 )
-from pipeline.model import BiLM, build_bilm, trim_chars
 from pipeline.progress import progress_bar
 
 ENCODER_FORMAT = 1

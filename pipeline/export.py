@@ -9,12 +9,12 @@ import dataclasses
 import json
 from pathlib import Path
 
+from pipeline.bilm.model import load_bilm
 from pipeline.data.prepared import PreparedData
 from pipeline.data.tokenizers import SP_MODEL_FILE, make_tokenizer
 from pipeline.encoder import ENCODER_FORMAT, ENCODER_KIND, Encoder
 from pipeline.errors import PipelineError
 from pipeline.io import check_replaceable, directory_kind, output_lock, run_record
-from pipeline.model import load_bilm
 
 
 def training_data(

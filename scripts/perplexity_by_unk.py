@@ -12,11 +12,11 @@ import math
 
 import torch
 
+from pipeline.bilm.model import batch_inputs
 from pipeline.data.batching import IGNORE, BucketBatcher, make_batch
 from pipeline.data.prepared import PreparedData
 from pipeline.data.vocab import UNK_ID
 from pipeline.encoder import Encoder
-from pipeline.model import batch_inputs
 
 
 @torch.no_grad()

@@ -159,7 +159,7 @@ def test_exponent_floats_without_a_dot_are_floats(write):
 
 
 def test_adaptive_cutoffs_beyond_the_vocabulary_are_refused_when_the_model_is_built():
-    from pipeline.model import build_bilm
+    from pipeline.bilm.model import build_bilm
 
     cfg = {
         "model": {"softmax": "adaptive", "adaptive_cutoffs": [50, 500], "projection_dim": 8, "cell_dim": 16},

@@ -11,11 +11,11 @@ import numpy as np
 import pytest
 import torch
 
+from pipeline.bilm.bodies import lstm_layer_from_state
 from pipeline.cli import main
 from pipeline.elmo_format import import_elmo, read_options
 from pipeline.encoder import Encoder
 from pipeline.errors import PipelineError
-from pipeline.model import lstm_layer_from_state
 
 from conftest import REPO, shared
 
@@ -127,9 +127,9 @@ def test_ours_to_hdf5_to_ours_agrees(trained, tmp_path):
 
 def test_skip_connections_and_tanh_are_read_and_written(tmp_path):
     """Options that bilm-tf allows beside the released ones survive the round trip and are used."""
+    from pipeline.bilm.model import BiLM
     from pipeline.config import ModelConfig
     from pipeline.elmo_format import arrays_from_state, options_of, state_from_arrays
-    from pipeline.model import BiLM
 
     cfg = ModelConfig(
         filters=[[1, 4], [2, 4]],
@@ -157,9 +157,9 @@ def test_skip_connections_and_tanh_are_read_and_written(tmp_path):
 
 
 def test_export_refuses_what_the_format_cannot_hold(trained, tmp_path):
+    from pipeline.bilm.model import BiLM
     from pipeline.config import ModelConfig
     from pipeline.data.tokenizers import WhitespaceTokenizer
-    from pipeline.model import BiLM
 
     enc = Encoder.from_pretrained(trained / "enc")
     gru = ModelConfig(filters=[[1, 4]], n_highway=0, projection_dim=8, cell_dim=16, body="gru")

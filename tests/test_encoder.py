@@ -6,12 +6,12 @@ import h5py
 import numpy as np
 import pytest
 
+from pipeline.bilm.model import load_bilm
 from pipeline.data.prepared import PreparedData
 from pipeline.encoder import Encoder, embed_file
 from pipeline.errors import PipelineError
 from pipeline.export import export_encoder
 from pipeline.lm import perplexities
-from pipeline.model import load_bilm
 from pipeline.train.evaluate import prepared_lm_sums
 
 from helpers import SENTS, elmo

@@ -4,10 +4,13 @@ import numpy as np
 import pytest
 import torch
 
+from pipeline.bilm.bodies import LSTMLayer, reverse_padded
+from pipeline.bilm.model import BiLM, batch_inputs
+from pipeline.bilm.softmax import SoftmaxHead
+from pipeline.bilm.tokens import CharCNN, Highway, trim_chars
 from pipeline.config import ModelConfig
 from pipeline.data.batching import make_batch
 from pipeline.data.chars import char_table
-from pipeline.model import BiLM, CharCNN, Highway, LSTMLayer, SoftmaxHead, batch_inputs, reverse_padded, trim_chars
 
 V = 60
 TYPES = ["<PAD>", "<UNK>", "<S>", "</S>"] + [f"w{i}" * (1 + i % 5) for i in range(V - 4)] + ["longword" * 4, "é日😀"]

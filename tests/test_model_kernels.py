@@ -1,14 +1,17 @@
-"""The hand-written kernels of pipeline/model.py against plain autograd on the same weights."""
+"""The hand-written kernels of pipeline/bilm/ (the LSTMP scan, LinearNLL) against plain autograd on the same weights."""
 
 import pytest
 import torch
 import torch.nn.functional as Fn
 from torch import nn
 
+from pipeline.bilm.bodies import LSTMLayer, lstm_layer_from_state
+from pipeline.bilm.lstmp import lstmp_scan
+from pipeline.bilm.model import BiLM, Kernels, batch_inputs
+from pipeline.bilm.softmax import linear_nll
 from pipeline.config import ModelConfig
 from pipeline.data.batching import make_batch
 from pipeline.data.chars import char_table
-from pipeline.model import BiLM, Kernels, LSTMLayer, batch_inputs, linear_nll, lstm_layer_from_state, lstmp_scan
 
 V = 40
 TABLE = char_table(["<PAD>", "<UNK>", "<S>", "</S>"] + [f"w{i}" * (1 + i % 4) for i in range(V - 4)], 50, pad_rows=[0])

@@ -170,7 +170,7 @@ class TaskCharCNN(nn.Module):
         vecs = h.masked_fill(pad, float("-inf")).amax(dim=2)  # (U, F): max over real characters
         index = torch.tensor([[where[t] for t in s] + [0] * (T - len(s)) for s in sentences], device=device)
         mask = torch.tensor([[1] * len(s) + [0] * (T - len(s)) for s in sentences], device=device, dtype=torch.bool)
-        # index_select: a deterministic backward on CPU (see pipeline.model.BiLM.encode)
+        # index_select: a deterministic backward on CPU (see pipeline.bilm.model.BiLM.encode)
         return vecs.index_select(0, index.reshape(-1)).view(B, T, -1) * mask[..., None]
 
 

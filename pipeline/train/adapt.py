@@ -19,6 +19,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from pipeline.bilm.model import load_bilm
 from pipeline.config import PrepareConfig, PretrainConfig
 from pipeline.data.prepare import prepare_corpus
 from pipeline.data.prepared import PreparedData
@@ -28,7 +29,6 @@ from pipeline.errors import PipelineError
 from pipeline.export import export_encoder, training_data
 from pipeline.io import check_replaceable, check_run_paths, directory_kind
 from pipeline.lm import perplexities
-from pipeline.model import load_bilm
 from pipeline.train.evaluate import prepared_lm_sums
 from pipeline.train.pretrain import pretrain
 

@@ -5,7 +5,7 @@ A checkpoint directory ``step-NNNNNNN/`` (kind ``checkpoint``) holds ``model.saf
 ``optimizer.pt`` and ``state.pt`` (scheduler, RNG states, data position: tensors and plain values
 only, loaded with ``weights_only=True`` so no code is unpickled) and ``state.json`` (the same
 position, readable). ``best/`` (kind ``bilm``) holds ``model.safetensors`` and ``config.json``.
-Both load with :func:`pipeline.model.load_bilm`.
+Both load with :func:`pipeline.bilm.model.load_bilm`.
 
 A finetuning checkpoint (kind ``finetune-checkpoint``, one directory replaced whole each time)
 holds the task model's ``model.safetensors``, ``optimizer.pt`` and ``state.pt`` (position, RNG

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import torch
 
+from pipeline.bilm.model import BiLM, batch_inputs, load_bilm
 from pipeline.data.batching import BucketBatcher, make_batch
 from pipeline.data.prepared import PreparedData
 from pipeline.lm import perplexities
-from pipeline.model import BiLM, batch_inputs, load_bilm
 from pipeline.progress import progress_bar
 
 

@@ -39,6 +39,7 @@ from pathlib import Path
 
 import torch
 
+from pipeline.bilm.model import BiLM, batch_inputs
 from pipeline.config import ModelConfig, PretrainConfig
 from pipeline.data.batching import BucketBatcher, make_batch
 from pipeline.data.prepared import PreparedData
@@ -53,7 +54,6 @@ from pipeline.io import (
     write_json_atomic,
 )
 from pipeline.lm import perplexities
-from pipeline.model import BiLM, batch_inputs
 from pipeline.plots import PNG_FILES, draw_pictures
 from pipeline.progress import progress_bar
 from pipeline.train.checkpoint import (
