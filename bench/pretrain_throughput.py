@@ -39,7 +39,7 @@ from pipeline.bilm.tokens import trim_chars  # noqa: E402
 from pipeline.config import load_params, parse_set  # noqa: E402
 from pipeline.data.batching import BucketBatcher, make_batch  # noqa: E402
 from pipeline.data.prepared import PreparedData  # noqa: E402
-from pipeline.train.pretrain import make_optimizer  # noqa: E402
+from pipeline.train.pretrain import bilm_optimizer  # noqa: E402
 
 
 def sync(device: torch.device) -> None:
@@ -123,7 +123,7 @@ def bench(
     model.to(device)
     if compile_:  # the token encoder only; dynamic: its (distinct tokens, columns) shape changes every batch
         model.token_encoder = torch.compile(model.token_encoder, dynamic=True)
-    opt = make_optimizer(model, params.pretrain, fused=dedup and fused and device.type == "cpu")
+    opt = bilm_optimizer(model, params.pretrain, fused=dedup and fused and device.type == "cpu")
     train = data.split("train")
     rates, flops = [], []
     for k, idx in enumerate(batches):

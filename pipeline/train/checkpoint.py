@@ -16,6 +16,8 @@ fingerprint and the position, readable).
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import json
 import pickle
 import shutil
 from pathlib import Path
@@ -26,6 +28,13 @@ from safetensors import SafetensorError
 from pipeline.config import ModelConfig
 from pipeline.errors import PipelineError
 from pipeline.io import read_weights, state_dict_cpu, write_json, write_model_dir
+
+
+def settings_fingerprint(settings: dict) -> str:
+    """The identity of a run's settings (pretraining or finetuning): a checkpoint resumes only a run
+    with the same one. ``settings``: JSON-able, without the budgets that may change on resumption."""
+    return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:16]
+
 
 # what reading a damaged checkpoint raises (truncated safetensors/torch files, bad JSON, missing keys)
 DAMAGED = (

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import hashlib
 import json
 import random
 import shutil
@@ -43,7 +42,13 @@ from pipeline.tasks.kinds import task_named
 from pipeline.tasks.linear import finetune_linear
 from pipeline.tasks.load import load_task_model
 from pipeline.tasks.metrics import scores_on_test
-from pipeline.train.checkpoint import DAMAGED, FINETUNE_KIND, load_finetune_checkpoint, save_finetune_checkpoint
+from pipeline.train.checkpoint import (
+    DAMAGED,
+    FINETUNE_KIND,
+    load_finetune_checkpoint,
+    save_finetune_checkpoint,
+    settings_fingerprint,
+)
 from pipeline.word2vec import load_word2vec_lookup
 
 # all that finetuning writes to a plots directory
@@ -137,7 +142,7 @@ def read_splits(cfg: FinetuneConfig, tokenize, log=print) -> TaskSplits:
     return splits
 
 
-def make_optimizer(model: BiLSTMTaskModel, cfg: FinetuneConfig) -> torch.optim.Optimizer:
+def task_optimizer(model: BiLSTMTaskModel, cfg: FinetuneConfig) -> torch.optim.Optimizer:
     """Adam (PyTorch's fused kernel: ~9x faster steps on CPU than its per-tensor loop, the same
     update up to rounding), the biLM (when finetuned) in its own group at ``encoder_lr``."""
     bilm = [p for n, p in model.named_parameters() if n.startswith("features.bilm.")]
@@ -228,7 +233,7 @@ def train_task_model(cfg: FinetuneConfig, out_dir, plots_dir, progress: bool, in
         if layer_cache is not None:
             model.features.share_layers(layer_cache)
         model.features.precompute(splits.all_sentences(), progress=progress)
-    model, optimizer = accelerator.prepare(model, make_optimizer(model, cfg))
+    model, optimizer = accelerator.prepare(model, task_optimizer(model, cfg))
     net = accelerator.unwrap_model(model)
     best = run_epochs(net, optimizer, accelerator, splits, out_dir, plots_dir, progress, log, start)
     net.load_state_dict(best.state)  # the dev scores of these weights are best.dev
@@ -343,7 +348,7 @@ def _ensemble(cfg: FinetuneConfig, members: dict[str, TaskModel], encoder, log) 
 
 
 @dataclass
-class Position:
+class FinetunePosition:
     """Where finetuning is: the epoch in progress, the batches of it done, and what resuming needs."""
 
     epoch: int = 1
@@ -360,7 +365,7 @@ def train_epoch(
     accelerator,
     splits: TaskSplits,
     batches: list[list[int]],
-    pos: Position,
+    pos: FinetunePosition,
     out_dir,
     progress: bool,
     termination: DeferredTermination,
@@ -409,9 +414,9 @@ class FinetuneCheckpoint:
             for k, v in dataclasses.asdict(cfg).items()
             if k not in ("epochs", "max_minutes", "patience", "checkpoint_dir")
         }
-        self.fingerprint = hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:16]
+        self.fingerprint = settings_fingerprint(settings)
 
-    def save(self, best: BestSoFar, pos: Position) -> None:
+    def save(self, best: BestSoFar, pos: FinetunePosition) -> None:
         state = {
             "position": dataclasses.asdict(pos),
             "torch_rng": torch.get_rng_state(),
@@ -430,7 +435,7 @@ class FinetuneCheckpoint:
         config = {"fingerprint": self.fingerprint, "epoch": pos.epoch, "batch_pos": pos.batch_pos, "step": pos.step}
         save_finetune_checkpoint(self.path, self.net, self.optimizer, state, config)
 
-    def restore(self, best: BestSoFar, log) -> Position | None:
+    def restore(self, best: BestSoFar, log) -> FinetunePosition | None:
         """The saved position (weights, optimizer, RNG and ``best`` restored), or None to start afresh."""
         if directory_kind(self.path) != FINETUNE_KIND:
             return None
@@ -443,7 +448,7 @@ class FinetuneCheckpoint:
                 setattr(best, k, v)
             best.state = state["best_state"]
             torch.set_rng_state(state["torch_rng"])
-            pos = Position(**state["position"])
+            pos = FinetunePosition(**state["position"])
         except DAMAGED as e:  # half restored: this run cannot go on from it, nor start afresh in this process
             raise PipelineError(
                 f"{self.path}: damaged finetuning checkpoint ({type(e).__name__}: {str(e)[:120]}); "
@@ -472,7 +477,7 @@ def run_epochs(
     best = BestSoFar(net.task.trivial_score(splits.dev), cfg.min_epochs)
     ckpt = FinetuneCheckpoint(cfg.checkpoint_dir, cfg, net, optimizer) if cfg.checkpoint_dir else None
     resumed = ckpt.restore(best, log if progress else (lambda m: None)) if ckpt else None
-    pos = resumed or Position()
+    pos = resumed or FinetunePosition()
     tables = None
     if plots_dir:
         keep = pos.epoch - 1 if resumed else None
@@ -490,7 +495,7 @@ def run_epochs(
             if not train_epoch(net, optimizer, accelerator, splits, batches, pos, out_dir, progress, termination):
                 break
             end_epoch(net, splits, best, pos, tables, progress, log, time.time() - start)
-            pos = Position(pos.epoch + 1, 0, pos.step, epoch_rng=rng.getstate())
+            pos = FinetunePosition(pos.epoch + 1, 0, pos.step, epoch_rng=rng.getstate())
             if ckpt:
                 ckpt.save(best, pos)
             if best.bad_epochs >= cfg.patience:
@@ -521,7 +526,7 @@ def end_epoch(
     net: BiLSTMTaskModel,
     splits: TaskSplits,
     best: BestSoFar,
-    pos: Position,
+    pos: FinetunePosition,
     tables,
     progress: bool,
     log,

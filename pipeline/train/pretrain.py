@@ -63,6 +63,7 @@ from pipeline.train.checkpoint import (
     model_config_dict,
     save_checkpoint,
     save_model_dir,
+    settings_fingerprint,
 )
 from pipeline.train.evaluate import prepared_lm_sums
 
@@ -86,7 +87,9 @@ RESUMABLE_KEYS = {
 }
 
 
-def fingerprint(model_cfg: ModelConfig, cfg: PretrainConfig, data: PreparedData, init_state: dict | None = None) -> str:
+def run_fingerprint(
+    model_cfg: ModelConfig, cfg: PretrainConfig, data: PreparedData, init_state: dict | None = None
+) -> str:
     train = {k: v for k, v in dataclasses.asdict(cfg).items() if k not in RESUMABLE_KEYS}
     init = (
         None
@@ -95,7 +98,7 @@ def fingerprint(model_cfg: ModelConfig, cfg: PretrainConfig, data: PreparedData,
             b"".join(init_state[k].detach().cpu().contiguous().numpy().tobytes() for k in sorted(init_state))
         ).hexdigest()
     )
-    blob = json.dumps(
+    return settings_fingerprint(
         {
             "checkpoint_format": CHECKPOINT_FORMAT,
             "model": dataclasses.asdict(model_cfg),
@@ -103,13 +106,11 @@ def fingerprint(model_cfg: ModelConfig, cfg: PretrainConfig, data: PreparedData,
             "vocab": data.vocab.tokens,
             "splits": data.meta["splits"],
             **({"init": init} if init else {}),
-        },
-        sort_keys=True,
+        }
     )
-    return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
-def make_optimizer(model: torch.nn.Module, cfg: PretrainConfig, fused: bool) -> torch.optim.Optimizer:
+def bilm_optimizer(model: torch.nn.Module, cfg: PretrainConfig, fused: bool) -> torch.optim.Optimizer:
     """The configured optimizer; ``fused``: PyTorch's fused CPU kernel (one pass per tensor instead of the
     per-tensor op loop, the same update up to rounding; GPUs keep PyTorch's default, since Adagrad has no
     fused CUDA kernel)."""
@@ -153,7 +154,7 @@ def check_output_dirs(out_dir: Path, plots_dir: Path) -> None:
 
 
 @dataclass
-class Position:
+class PretrainPosition:
     """Where training is: what a checkpoint stores besides weights, optimizer and RNG."""
 
     step: int = 0
@@ -206,7 +207,7 @@ class PretrainRun:
         self.V = len(self.data.vocab)
         model_cfg.check_vocab(self.V, f"{prepared_dir}")
         model_cfg.check_max_chars(self.data.max_chars, f"{prepared_dir}")
-        self.fp = fingerprint(model_cfg, cfg, self.data, init_state)
+        self.fp = run_fingerprint(model_cfg, cfg, self.data, init_state)
         self._build(model_cfg, init_state)
 
     def _build(self, model_cfg: ModelConfig, init_state: dict | None) -> None:
@@ -217,7 +218,7 @@ class PretrainRun:
             self.model.load_state_dict(init_state)
         if self.rank:
             torch.manual_seed(cfg.seed + self.rank)  # but each process its own dropout stream
-        self.optimizer = make_optimizer(self.model, cfg, fused=self.device.type == "cpu")
+        self.optimizer = bilm_optimizer(self.model, cfg, fused=self.device.type == "cpu")
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, lambda s: lr_factor(s, cfg))
         self.sampler_gen = torch.Generator().manual_seed(cfg.seed * 1000 + self.rank)
         self.model.lm_head.generator = self.sampler_gen
@@ -235,10 +236,10 @@ class PretrainRun:
 
     # --- resume ------------------------------------------------------------------------------
 
-    def resume(self, allowed: bool) -> tuple[Position, str | None]:
+    def resume(self, allowed: bool) -> tuple[PretrainPosition, str | None]:
         """The newest checkpoint with this run's fingerprint restored, or a fresh start (which
         removes the old checkpoints and best model). Returns (position, checkpoint path or None)."""
-        pos, resumed_from = Position(), None
+        pos, resumed_from = PretrainPosition(), None
         if self.main:  # a killed run's half-written checkpoint or best/ (we hold the output lock)
             for d in (self.ckpt_dir, self.out_dir):
                 remove_stale_temporaries(d)
@@ -272,7 +273,7 @@ class PretrainRun:
         if self.main:
             print(line, file=sys.stderr)
 
-    def _restore(self, ckpt: Path) -> Position:
+    def _restore(self, ckpt: Path) -> PretrainPosition:
         state = load_checkpoint(ckpt, self.model, self.optimizer)
         for group in self.optimizer.param_groups:  # the kernel is this machine's, not the checkpoint's
             group["fused"] = self.optimizer.defaults["fused"]
@@ -283,7 +284,7 @@ class PretrainRun:
         self.sampler_gen.set_state(mine[1])
         if torch.cuda.is_available() and len(mine) > 2:
             torch.cuda.set_rng_state(mine[2])
-        return Position(
+        return PretrainPosition(
             state["step"], state["epoch"], state["batch_pos"], state["best"], state["log_nll"], state["log_tok"]
         )
 
@@ -355,7 +356,7 @@ class PretrainRun:
         sums = self.accelerator.reduce(sums.to(self.device), "sum").cpu() if self.world > 1 else sums
         return perplexities(*sums.tolist())
 
-    def validate_and_keep_best(self, pos: Position, valid_table) -> dict:
+    def validate_and_keep_best(self, pos: PretrainPosition, valid_table) -> dict:
         valid = self.validate()
         if self.main:
             valid_table.add(step=pos.step, **{k: valid[k] for k in VALID_COLS[1:]})
@@ -367,7 +368,7 @@ class PretrainRun:
         self.accelerator.wait_for_everyone()
         return valid
 
-    def checkpoint(self, pos: Position) -> None:
+    def checkpoint(self, pos: PretrainPosition) -> None:
         from accelerate.utils import gather_object
 
         rng = [torch.get_rng_state(), self.sampler_gen.get_state()]
@@ -437,7 +438,7 @@ class PretrainRun:
             last_valid = self.validate()
         return self.final_metrics(pos, last_valid, total_tok, elapsed, resumed_from)
 
-    def loop(self, pos: Position, tables, t_start: float) -> tuple[int, dict | None]:
+    def loop(self, pos: PretrainPosition, tables, t_start: float) -> tuple[int, dict | None]:
         """Steps until the budget: (targets trained on in this run, the last validation or None)."""
         cfg = self.cfg
         bar = _progress(self.total_steps, pos.step, self.progress)
@@ -490,7 +491,7 @@ class PretrainRun:
                 termination.signum = signal.SIGTERM  # another process was told to stop
         return flag
 
-    def log_row(self, pos: Position, train_table, bar, log_t: float, t_start: float) -> float:
+    def log_row(self, pos: PretrainPosition, train_table, bar, log_t: float, t_start: float) -> float:
         """A row of train.tsv from the sums since the last one; returns the new log time."""
         now = time.perf_counter()
         loss_tok = pos.log_nll / (2 * max(pos.log_tok, 1))
@@ -510,7 +511,7 @@ class PretrainRun:
         return now
 
     def final_metrics(
-        self, pos: Position, last_valid: dict, total_tok: int, elapsed: float, resumed_from: str | None
+        self, pos: PretrainPosition, last_valid: dict, total_tok: int, elapsed: float, resumed_from: str | None
     ) -> dict:
         best_dir = self.out_dir / "best"
         best_cfg = json.loads((best_dir / "config.json").read_text()) if best_dir.is_dir() else {}
