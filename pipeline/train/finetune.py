@@ -235,9 +235,7 @@ def train_task_model(cfg: FinetuneConfig, out_dir, plots_dir, progress: bool, in
         model.features.precompute(splits.all_sentences(), progress=progress)
     model, optimizer = accelerator.prepare(model, task_optimizer(model, cfg))
     net = accelerator.unwrap_model(model)
-    best = run_epochs(net, optimizer, accelerator, splits, out_dir, plots_dir, progress, log, start)
-    net.load_state_dict(best.state)  # the dev scores of these weights are best.dev
-    return final_result(net, splits, best, out_dir, start)
+    return FinetuneRun(net, optimizer, accelerator, splits, out_dir, plots_dir, progress, log).run(start)
 
 
 def _once(log, said: set):
@@ -359,49 +357,6 @@ class FinetunePosition:
     epoch_rng: tuple | None = None  # the batch shuffler's state before this epoch's shuffle
 
 
-def train_epoch(
-    net: BiLSTMTaskModel,
-    optimizer,
-    accelerator,
-    splits: TaskSplits,
-    batches: list[list[int]],
-    pos: FinetunePosition,
-    out_dir,
-    progress: bool,
-    termination: DeferredTermination,
-) -> bool:
-    """The rest of this epoch's ``batches`` from ``pos.batch_pos``, updating ``pos``; False when a
-    SIGTERM/SIGHUP stopped it after a batch."""
-    train = splits.train
-    bar = progress_bar(
-        len(batches), f"epoch {pos.epoch}/{net.cfg.epochs}", "batch", progress, initial=pos.batch_pos, leave=False
-    )
-    try:
-        for idx in batches[pos.batch_pos :]:
-            loss = net.loss([train.sentences[j] for j in idx], [train.targets[j] for j in idx])
-            if not torch.isfinite(loss):
-                raise PipelineError(
-                    f"loss is {float(loss.detach())} at epoch {pos.epoch}, step {pos.step + 1}; training "
-                    f"stopped ({out_dir} is left as it was); try a lower lr"
-                )
-            optimizer.zero_grad()
-            accelerator.backward(loss)
-            if net.cfg.grad_clip:
-                accelerator.clip_grad_norm_(net.parameters(), net.cfg.grad_clip)
-            optimizer.step()
-            pos.step += 1
-            pos.batch_pos += 1
-            pos.loss_sum += float(loss.detach()) * len(idx)
-            pos.n_seen += len(idx)
-            bar.update(1)
-            bar.set_postfix(loss=f"{pos.loss_sum / pos.n_seen:.4f}")
-            if termination.signum is not None:
-                return False
-        return True
-    finally:
-        bar.close()
-
-
 class FinetuneCheckpoint:
     """The resumable state of a run in ``cfg.checkpoint_dir`` (one directory, replaced whole)."""
 
@@ -458,124 +413,179 @@ class FinetuneCheckpoint:
         return pos
 
 
-def run_epochs(
-    net: BiLSTMTaskModel,
-    optimizer,
-    accelerator,
-    splits: TaskSplits,
-    out_dir,
-    plots_dir,
-    progress: bool,
-    log,
-    start: float,
-) -> BestSoFar:
-    """Epochs until ``patience`` epochs without a better dev score (or the epoch/time budget);
-    the best weights so far are kept (``best.state``), written only by a run that ends well. With
-    ``checkpoint_dir``: resumes from it, saves to it after every epoch and on SIGTERM/SIGHUP."""
-    cfg = net.cfg
-    rng = random.Random(cfg.seed)
-    best = BestSoFar(net.task.trivial_score(splits.dev), cfg.min_epochs)
-    ckpt = FinetuneCheckpoint(cfg.checkpoint_dir, cfg, net, optimizer) if cfg.checkpoint_dir else None
-    resumed = ckpt.restore(best, log if progress else (lambda m: None)) if ckpt else None
-    pos = resumed or FinetunePosition()
-    tables = None
-    if plots_dir:
-        keep = pos.epoch - 1 if resumed else None
-        tables = (
-            PlotTable(Path(plots_dir) / "train.tsv", ["epoch", "step", "loss"], keep),
-            PlotTable(Path(plots_dir) / "dev.tsv", ["epoch", "step", net.task.metric], keep),
-        )
-    with DeferredTermination() as termination:  # a signal stops the run after a batch, checkpointed
-        while pos.epoch <= cfg.epochs:
-            if pos.epoch_rng is None:
-                pos.epoch_rng = rng.getstate()
-            rng.setstate(pos.epoch_rng)  # a resumed epoch gets the same batches
-            net.train()
-            batches = shuffled_batches(splits.train_idx, [len(s) for s in splits.train.sentences], cfg.batch_size, rng)
-            if not train_epoch(net, optimizer, accelerator, splits, batches, pos, out_dir, progress, termination):
-                break
-            end_epoch(net, splits, best, pos, tables, progress, log, time.time() - start)
-            pos = FinetunePosition(pos.epoch + 1, 0, pos.step, epoch_rng=rng.getstate())
+class FinetuneRun:
+    """One BiLSTM finetuning run on prepared inputs: epochs of shuffled batches until early stopping
+    or a budget, the best dev weights kept, then test scores and the model directory.
+
+    ``start``: when the run began (the time budget and the reported seconds count from it)."""
+
+    def __init__(
+        self, net: BiLSTMTaskModel, optimizer, accelerator, splits: TaskSplits, out_dir, plots_dir, progress: bool, log
+    ):
+        self.net, self.optimizer, self.accelerator, self.splits = net, optimizer, accelerator, splits
+        self.cfg, self.out_dir, self.plots_dir, self.progress, self.log = net.cfg, out_dir, plots_dir, progress, log
+
+    def run(self, start: float) -> dict:
+        """Train, restore the best weights, score the test split and save: the result."""
+        best = self.epochs(start)
+        assert best.state is not None  # check_learned refused a run without best weights
+        self.net.load_state_dict(best.state)  # the dev scores of these weights are best.dev
+        return self.result(best, start)
+
+    def epochs(self, start: float) -> BestSoFar:
+        """Epochs until ``patience`` epochs without a better dev score (or the epoch/time budget);
+        the best weights so far are kept (``best.state``), written only by a run that ends well. With
+        ``checkpoint_dir``: resumes from it, saves to it after every epoch and on SIGTERM/SIGHUP."""
+        cfg, net = self.cfg, self.net
+        rng = random.Random(cfg.seed)
+        best = BestSoFar(net.task.trivial_score(self.splits.dev), cfg.min_epochs)
+        ckpt = FinetuneCheckpoint(cfg.checkpoint_dir, cfg, net, self.optimizer) if cfg.checkpoint_dir else None
+        resumed = ckpt.restore(best, self.log if self.progress else (lambda m: None)) if ckpt else None
+        pos = resumed or FinetunePosition()
+        tables = self.plot_tables(pos.epoch - 1 if resumed else None)
+        lengths = [len(s) for s in self.splits.train.sentences]
+        with DeferredTermination() as termination:  # a signal stops the run after a batch, checkpointed
+            while pos.epoch <= cfg.epochs:
+                if pos.epoch_rng is None:
+                    pos.epoch_rng = rng.getstate()
+                rng.setstate(pos.epoch_rng)  # a resumed epoch gets the same batches
+                net.train()
+                batches = shuffled_batches(self.splits.train_idx, lengths, cfg.batch_size, rng)
+                if not self.train_epoch(batches, pos, termination):
+                    break
+                self.end_epoch(best, pos, tables, time.time() - start)
+                pos = FinetunePosition(pos.epoch + 1, 0, pos.step, epoch_rng=rng.getstate())
+                if ckpt:
+                    ckpt.save(best, pos)
+                if self.should_stop(best, pos, start):
+                    break
+        if termination.signum is not None:
             if ckpt:
                 ckpt.save(best, pos)
-            if best.bad_epochs >= cfg.patience:
-                best.stopped_by = "patience"
-                break
-            if cfg.max_minutes is not None and time.time() - start > 60 * cfg.max_minutes:
-                best.stopped_by = "max_minutes"
-                log(
-                    f"finetune: stopped by the time budget (max_minutes={cfg.max_minutes:g}) after epoch "
-                    f"{pos.epoch - 1} of at most {cfg.epochs}; the best dev model so far is kept"
-                )
-                break
-    if termination.signum is not None:
-        if ckpt:
-            ckpt.save(best, pos)
-        termination.raise_if_requested()
-    if best.state is None:
-        raise PipelineError(
-            f"the dev {net.task.metric} was never a number "
-            f"({best.history[-1] if best.history else None}); nothing was saved"
-        )
-    if best.score <= best.trivial:
-        log(net.task.trivial_hint.format(trivial=best.trivial))
-    return best
+            termination.raise_if_requested()
+        self.check_learned(best)
+        return best
 
-
-def end_epoch(
-    net: BiLSTMTaskModel,
-    splits: TaskSplits,
-    best: BestSoFar,
-    pos: FinetunePosition,
-    tables,
-    progress: bool,
-    log,
-    elapsed: float,
-) -> None:
-    """Dev score of the epoch just trained; the best weights so far kept; curves and a log line."""
-    metric = net.task.metric
-    loss = pos.loss_sum / max(pos.n_seen, 1)
-    dev_scores = net.scores(splits.dev)
-    score = net.dev_metric(dev_scores)
-    best.history.append({"epoch": pos.epoch, "step": pos.step, "train_loss": round(loss, 6), f"dev_{metric}": score})
-    improved = best.update(score, dev_scores, pos.epoch, net)
-    if tables is not None:
-        tables[0].add(epoch=pos.epoch, step=pos.step, loss=round(loss, 6))
-        tables[1].add(epoch=pos.epoch, step=pos.step, **{metric: score})
-    if progress:
-        log(
-            f"epoch {pos.epoch}/{net.cfg.epochs}: train loss {loss:.4f}  dev {metric} {score:.4f}"
-            + ("  (best)" if improved else "")
-            + f"  [{elapsed / 60:.1f} min]"
+    def plot_tables(self, keep: int | None):
+        """The live train/dev curves (``keep``: on resume, the rows of the epochs already done)."""
+        if not self.plots_dir:
+            return None
+        d = Path(self.plots_dir)
+        return (
+            PlotTable(d / "train.tsv", ["epoch", "step", "loss"], keep),
+            PlotTable(d / "dev.tsv", ["epoch", "step", self.net.task.metric], keep),
         )
 
+    def should_stop(self, best: BestSoFar, pos: FinetunePosition, start: float) -> bool:
+        """Early stopping, or the time budget (said, and recorded in ``best.stopped_by``)."""
+        cfg = self.cfg
+        if best.bad_epochs >= cfg.patience:
+            best.stopped_by = "patience"
+            return True
+        if cfg.max_minutes is not None and time.time() - start > 60 * cfg.max_minutes:
+            best.stopped_by = "max_minutes"
+            self.log(
+                f"finetune: stopped by the time budget (max_minutes={cfg.max_minutes:g}) after epoch "
+                f"{pos.epoch - 1} of at most {cfg.epochs}; the best dev model so far is kept"
+            )
+            return True
+        return False
 
-def final_result(net: BiLSTMTaskModel, splits: TaskSplits, best: BestSoFar, out_dir, start: float) -> dict:
-    """Test scores of the restored best model, the model directory rewritten with them, the metrics."""
-    cfg = net.cfg
-    result: dict[str, Any] = {
-        "task": cfg.task,
-        "inputs": cfg.inputs,
-        "seed": cfg.seed,
-        "labels": splits.labels,
-        "data": splits.counts(),
-        "epochs_run": len(best.history),
-        "best_epoch": best.epoch,
-        "stopped_by": best.stopped_by,
-        "dev": best.dev,
-        "history": best.history,
-    }
-    for key, mix in (("scalar_mix", net.features.mix), ("output_scalar_mix", net.features.output_mix)):
-        if mix is not None:
-            result[key] = {
-                "weights": [round(w, 4) for w in torch.softmax(mix.scalars.detach(), 0).tolist()],
-                "gamma": round(float(mix.gamma.detach()), 4),
-            }
-    result.update(scores_on_test(net, splits.test))
-    result["seconds"] = round(time.time() - start, 1)
-    saved = {"dev_scores": best.dev, "test_scores": result.get("test"), "epoch": best.epoch}
-    net.save(out_dir, {**saved, "stopped_by": best.stopped_by})
-    return result
+    def check_learned(self, best: BestSoFar) -> None:
+        """A run whose dev score was never a number saves nothing; one at chance level gets a hint."""
+        task = self.net.task
+        if best.state is None:
+            raise PipelineError(
+                f"the dev {task.metric} was never a number "
+                f"({best.history[-1] if best.history else None}); nothing was saved"
+            )
+        if best.score <= best.trivial:
+            self.log(task.trivial_hint.format(trivial=best.trivial))
+
+    def train_epoch(self, batches: list[list[int]], pos: FinetunePosition, termination: DeferredTermination) -> bool:
+        """The rest of this epoch's ``batches`` from ``pos.batch_pos``, updating ``pos``; False when a
+        SIGTERM/SIGHUP stopped it after a batch."""
+        net, train = self.net, self.splits.train
+        bar = progress_bar(
+            len(batches),
+            f"epoch {pos.epoch}/{self.cfg.epochs}",
+            "batch",
+            self.progress,
+            initial=pos.batch_pos,
+            leave=False,
+        )
+        try:
+            for idx in batches[pos.batch_pos :]:
+                loss = net.loss([train.sentences[j] for j in idx], [train.targets[j] for j in idx])
+                if not torch.isfinite(loss):
+                    raise PipelineError(
+                        f"loss is {float(loss.detach())} at epoch {pos.epoch}, step {pos.step + 1}; training "
+                        f"stopped ({self.out_dir} is left as it was); try a lower lr"
+                    )
+                self.optimizer.zero_grad()
+                self.accelerator.backward(loss)
+                if self.cfg.grad_clip:
+                    self.accelerator.clip_grad_norm_(net.parameters(), self.cfg.grad_clip)
+                self.optimizer.step()
+                pos.step += 1
+                pos.batch_pos += 1
+                pos.loss_sum += float(loss.detach()) * len(idx)
+                pos.n_seen += len(idx)
+                bar.update(1)
+                bar.set_postfix(loss=f"{pos.loss_sum / pos.n_seen:.4f}")
+                if termination.signum is not None:
+                    return False
+            return True
+        finally:
+            bar.close()
+
+    def end_epoch(self, best: BestSoFar, pos: FinetunePosition, tables, elapsed: float) -> None:
+        """Dev score of the epoch just trained; the best weights so far kept; curves and a log line."""
+        net = self.net
+        metric = net.task.metric
+        loss = pos.loss_sum / max(pos.n_seen, 1)
+        dev_scores = net.scores(self.splits.dev)
+        score = net.dev_metric(dev_scores)
+        best.history.append(
+            {"epoch": pos.epoch, "step": pos.step, "train_loss": round(loss, 6), f"dev_{metric}": score}
+        )
+        improved = best.update(score, dev_scores, pos.epoch, net)
+        if tables is not None:
+            tables[0].add(epoch=pos.epoch, step=pos.step, loss=round(loss, 6))
+            tables[1].add(epoch=pos.epoch, step=pos.step, **{metric: score})
+        if self.progress:
+            self.log(
+                f"epoch {pos.epoch}/{self.cfg.epochs}: train loss {loss:.4f}  dev {metric} {score:.4f}"
+                + ("  (best)" if improved else "")
+                + f"  [{elapsed / 60:.1f} min]"
+            )
+
+    def result(self, best: BestSoFar, start: float) -> dict:
+        """Test scores of the restored best model, the model directory written with them, the metrics."""
+        cfg, net, splits = self.cfg, self.net, self.splits
+        result: dict[str, Any] = {
+            "task": cfg.task,
+            "inputs": cfg.inputs,
+            "seed": cfg.seed,
+            "labels": splits.labels,
+            "data": splits.counts(),
+            "epochs_run": len(best.history),
+            "best_epoch": best.epoch,
+            "stopped_by": best.stopped_by,
+            "dev": best.dev,
+            "history": best.history,
+        }
+        for key, mix in (("scalar_mix", net.features.mix), ("output_scalar_mix", net.features.output_mix)):
+            if mix is not None:
+                result[key] = {
+                    "weights": [round(w, 4) for w in torch.softmax(mix.scalars.detach(), 0).tolist()],
+                    "gamma": round(float(mix.gamma.detach()), 4),
+                }
+        result.update(scores_on_test(net, splits.test))
+        result["seconds"] = round(time.time() - start, 1)
+        saved = {"dev_scores": best.dev, "test_scores": result.get("test"), "epoch": best.epoch}
+        net.save(self.out_dir, {**saved, "stopped_by": best.stopped_by})
+        return result
 
 
 def summary_metrics(result: dict) -> dict:
