@@ -6,6 +6,7 @@ import argparse
 import json
 import sys
 from pathlib import Path
+from typing import Literal
 
 from pipeline.errors import PipelineError, run_main
 
@@ -278,13 +279,14 @@ def _cmd_finetune(args) -> int:
         line = f"saved {args.out}: dev {key} {result['dev'][key]:.4f}"
         if "test" in result:
             line += f", test {key} {result['test'][key]:.4f}"
-        chosen = (
-            f"C={result['C']} picked on dev"
-            if "C" in result
-            else f"best epoch {result['best_epoch']} of {result['epochs_run']}"
-        )
+        if "C" in result:
+            chosen = f"C={result['C']} picked on dev"
+        elif result.get("best_epoch"):
+            chosen = f"best epoch {result['best_epoch']} of {result['epochs_run']}"
+        else:
+            chosen = "the mean of its members' probabilities"  # the ensemble trains nothing itself
         if "candidates" in result:
-            chosen = f"model {result['model']} kept by auto on dev, {chosen}"
+            chosen = f"model {result['model']} kept by {result.get('selected_by', 'auto')} on dev, {chosen}"
         print(line + f" ({chosen}, {result['seconds']:.0f} s)")
     return 0
 
@@ -343,6 +345,15 @@ def _is_predictions_file(path: Path) -> bool:
         return False
 
 
+# a classifier's file format by its training file's name, when none was recorded
+TRAIN_FORMATS: dict[str, Literal["tsv", "csv", "jsonl"]] = {
+    ".tsv": "tsv",
+    ".csv": "csv",
+    ".jsonl": "jsonl",
+    ".json": "jsonl",
+}
+
+
 def _cmd_evaluate(args) -> int:
     import dataclasses
 
@@ -351,7 +362,8 @@ def _cmd_evaluate(args) -> int:
 
     model = load_task_model(args.model)
     task = model.task
-    cfg = dataclasses.replace(model.cfg, encoding_errors=args.encoding_errors, format=args.format or model.cfg.format)
+    trained_format = model.cfg.format or TRAIN_FORMATS.get(Path(model.cfg.train).suffix.lower())
+    cfg = dataclasses.replace(model.cfg, encoding_errors=args.encoding_errors, format=args.format or trained_format)
     try:
         data = task.read(cfg, args.file, model.tokenize)
     except PipelineError as e:
@@ -620,7 +632,9 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=FINETUNE_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("--task", choices=["ner", "classify"], help="ner: CoNLL column files; classify: TSV/CSV/JSONL")
+    p.add_argument(
+        "--task", choices=["ner", "classify"], help="ner (default): CoNLL column files; classify: TSV/CSV/JSONL"
+    )
     p.add_argument(
         "--model",
         choices=["auto", "bilstm", "tfidf", "linear", "ensemble"],

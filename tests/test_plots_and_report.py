@@ -79,3 +79,29 @@ def test_finetune_from_python_draws_its_pictures(tmp_path):
     result = finetune(cfg, tmp_path / "clf", tmp_path / "plots", progress=False)
     assert result["dev"]["accuracy"] > 0.5
     assert (tmp_path / "plots" / "confusion.png").read_bytes().startswith(PNG_SIGNATURE)
+
+
+def test_evaluate_takes_the_format_from_the_training_file_name(tmp_path):
+    """A model trained on train.tsv (format from the name) evaluates a .txt file in the same format."""
+    samples = REPO / "data" / "samples" / "sentiment"
+    elmo = [sys.executable, "-m", "pipeline.cli"]
+    args = ["finetune", "--task", "classify", "--model", "tfidf", "--out", str(tmp_path / "m"), "--test"]
+    p = subprocess.run(
+        [
+            *elmo,
+            *args,
+            str(samples / "test.tsv"),
+            "--train",
+            str(samples / "train.tsv"),
+            "--dev",
+            str(samples / "dev.tsv"),
+        ],
+        capture_output=True,
+        text=True,
+    )
+    assert p.returncode == 0 and "C=" in p.stdout, p.stderr
+    (tmp_path / "test.txt").write_bytes((samples / "test.tsv").read_bytes())
+    p = subprocess.run(
+        [*elmo, "evaluate", str(tmp_path / "test.txt"), "--model", str(tmp_path / "m")], capture_output=True, text=True
+    )
+    assert p.returncode == 0 and "accuracy" in p.stdout, p.stderr

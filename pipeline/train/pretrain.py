@@ -360,6 +360,12 @@ class PretrainRun:
         valid = self.validate()
         if self.main:
             valid_table.add(step=pos.step, **{k: valid[k] for k in VALID_COLS[1:]})
+            if self.progress and not sys.stderr.isatty():  # no bar in a log: a line per validation instead
+                print(
+                    f"pretrain: step {pos.step}/{self.total_steps}, valid perplexity {valid['average_ppl']:.2f}",
+                    file=sys.stderr,
+                    flush=True,
+                )
             if valid["average_ppl"] < pos.best:
                 pos.best = valid["average_ppl"]
                 save_model_dir(
