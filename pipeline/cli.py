@@ -354,16 +354,26 @@ TRAIN_FORMATS: dict[str, Literal["tsv", "csv", "jsonl"]] = {
 }
 
 
+# the finetune settings that say how a labelled file is read (`elmo evaluate --set`)
+READ_KEYS = ("text_field", "label_field", "header", "token_column", "label_column", "tag_scheme")
+
+
 def _cmd_evaluate(args) -> int:
     import dataclasses
 
+    from pipeline.config import load_finetune_config, parse_set
     from pipeline.tasks.examples import check_labels
     from pipeline.tasks.load import load_task_model
 
+    overrides = parse_set(args.set)
+    unknown = [k for k in overrides if k not in READ_KEYS]
+    if unknown:
+        raise PipelineError(f"--set {unknown[0]}: evaluate takes only how the file is read: {', '.join(READ_KEYS)}")
     model = load_task_model(args.model)
     task = model.task
     trained_format = model.cfg.format or TRAIN_FORMATS.get(Path(model.cfg.train).suffix.lower())
-    cfg = dataclasses.replace(model.cfg, encoding_errors=args.encoding_errors, format=args.format or trained_format)
+    read_as = dataclasses.replace(model.cfg, encoding_errors=args.encoding_errors, format=args.format or trained_format)
+    cfg = load_finetune_config(None, overrides, base=read_as) if overrides else read_as
     try:
         data = task.read(cfg, args.file, model.tokenize)
     except PipelineError as e:
@@ -736,6 +746,14 @@ def build_parser() -> argparse.ArgumentParser:
         choices=["error", "replace"],
         default="error",
         help="invalid UTF-8 / control characters: stop with file:line (default) or replace with U+FFFD",
+    )
+    p.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help=f"how to read this file when it differs from the training files: {', '.join(READ_KEYS)} "
+        "(e.g. --set text_field=1 --set label_field=0 for a headerless label<TAB>text file)",
     )
     p.set_defaults(func=_cmd_evaluate)
     return parser

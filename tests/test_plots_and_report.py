@@ -105,3 +105,24 @@ def test_evaluate_takes_the_format_from_the_training_file_name(tmp_path):
         [*elmo, "evaluate", str(tmp_path / "test.txt"), "--model", str(tmp_path / "m")], capture_output=True, text=True
     )
     assert p.returncode == 0 and "accuracy" in p.stdout, p.stderr
+
+
+def test_evaluate_reads_a_headerless_file_with_set(tmp_path):
+    """A model trained on a headered TSV scores a headerless label<TAB>text file given --set."""
+    samples = REPO / "data" / "samples" / "sentiment"
+    elmo = [sys.executable, "-m", "pipeline.cli"]
+    train = ["--train", str(samples / "train.tsv"), "--dev", str(samples / "dev.tsv")]
+    p = subprocess.run(
+        [*elmo, "finetune", "--task", "classify", "--model", "tfidf", "--out", str(tmp_path / "m"), *train]
+    )
+    assert p.returncode == 0
+    rows = (samples / "test.tsv").read_text().splitlines()
+    header = rows[0].split("\t")
+    text_col, label_col = header.index("sentence"), header.index("label")
+    swapped = [f"{r.split(chr(9))[label_col]}\t{r.split(chr(9))[text_col]}" for r in rows[1:]]
+    (tmp_path / "plain.tsv").write_text("\n".join(swapped) + "\n")
+    evaluate = [*elmo, "evaluate", str(tmp_path / "plain.tsv"), "--model", str(tmp_path / "m")]
+    p = subprocess.run([*evaluate, "--set", "text_field=1", "--set", "label_field=0"], capture_output=True, text=True)
+    assert p.returncode == 0 and f"{len(swapped)} examples" in p.stdout, p.stderr
+    p = subprocess.run([*evaluate, "--set", "hidden=3"], capture_output=True, text=True)
+    assert p.returncode == 1 and "evaluate takes only how the file is read" in p.stderr
