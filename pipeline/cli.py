@@ -6,7 +6,6 @@ import argparse
 import json
 import sys
 from pathlib import Path
-from typing import Literal
 
 from pipeline.errors import PipelineError, run_main
 
@@ -301,16 +300,9 @@ def _cmd_plot(args) -> int:
 
 
 def _cmd_report(args) -> int:
-    from pipeline.report import summary_lines
+    from pipeline.report import summary
 
-    lines = summary_lines(args.metrics_dir)
-    if not lines:
-        raise PipelineError(f"{args.metrics_dir}: no metrics files of the pipeline's stages (run `dvc repro` first)")
-    text = "\n".join(lines) + "\n"
-    if args.out:
-        from pipeline.io import write_report_atomic
-
-        write_report_atomic(args.out, "headline numbers of the pipeline's stages (elmo report)", text)
+    text = summary(args.metrics_dir, args.out)
     if not args.quiet:
         print(text, end="")
     return 0
@@ -345,15 +337,6 @@ def _is_predictions_file(path: Path) -> bool:
         return False
 
 
-# a classifier's file format by its training file's name, when none was recorded
-TRAIN_FORMATS: dict[str, Literal["tsv", "csv", "jsonl"]] = {
-    ".tsv": "tsv",
-    ".csv": "csv",
-    ".jsonl": "jsonl",
-    ".json": "jsonl",
-}
-
-
 # the finetune settings that say how a labelled file is read (`elmo evaluate --set`)
 READ_KEYS = ("text_field", "label_field", "header", "token_column", "label_column", "tag_scheme")
 
@@ -362,6 +345,7 @@ def _cmd_evaluate(args) -> int:
     import dataclasses
 
     from pipeline.config import load_finetune_config, parse_set
+    from pipeline.data.labelled import format_of
     from pipeline.tasks.examples import check_labels
     from pipeline.tasks.load import load_task_model
 
@@ -371,7 +355,7 @@ def _cmd_evaluate(args) -> int:
         raise PipelineError(f"--set {unknown[0]}: evaluate takes only how the file is read: {', '.join(READ_KEYS)}")
     model = load_task_model(args.model)
     task = model.task
-    trained_format = model.cfg.format or TRAIN_FORMATS.get(Path(model.cfg.train).suffix.lower())
+    trained_format = model.cfg.format or format_of(model.cfg.train)  # none recorded: the training file's name
     read_as = dataclasses.replace(model.cfg, encoding_errors=args.encoding_errors, format=args.format or trained_format)
     cfg = load_finetune_config(None, overrides, base=read_as) if overrides else read_as
     try:

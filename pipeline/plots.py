@@ -62,20 +62,31 @@ def is_ours(path: Path) -> bool:
         return MARK.encode() in f.read(4096)
 
 
-def _save(fig, path: Path) -> None:
-    if path.exists() and not (path.is_file() and is_ours(path)):
-        raise PipelineError(f"{path}: exists and is not a picture elmo-pipeline drew; not replacing it")
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=100, metadata={"Software": MARK})
+def _pyplot():
+    """matplotlib's pyplot on the Agg backend: no display needed."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib import pyplot
+
+    return pyplot
+
+
+def _save(fig, path: Path) -> Path:
+    """Write ``fig`` as our PNG at ``path`` (only over a picture of ours) and close it."""
+    try:
+        if path.exists() and not (path.is_file() and is_ours(path)):
+            raise PipelineError(f"{path}: exists and is not a picture elmo-pipeline drew; not replacing it")
+        with atomic_path(path) as tmp:
+            fig.savefig(tmp, format="png", dpi=100, metadata={"Software": MARK})
+    finally:
+        _pyplot().close(fig)
+    return path
 
 
 def draw_curves(directory: Path) -> Path | None:
     """``curves.png`` of the TSV tables in ``directory`` (None when there is nothing to draw)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    from matplotlib import pyplot as plt
-
+    plt = _pyplot()
     found = panels(directory)
     if not found:
         return None
@@ -93,10 +104,7 @@ def draw_curves(directory: Path) -> Path | None:
     for ax in list(axes.flat)[len(found) :]:
         ax.axis("off")
     fig.tight_layout()
-    path = directory / CURVES_PNG
-    _save(fig, path)
-    plt.close(fig)
-    return path
+    return _save(fig, directory / CURVES_PNG)
 
 
 def draw_confusion(directory: Path) -> Path | None:
@@ -109,11 +117,7 @@ def draw_confusion(directory: Path) -> Path | None:
         pairs = [(str(r["actual"]), str(r["predicted"])) for r in rows]
     except (ValueError, TypeError, KeyError) as e:
         raise PipelineError(f"{source}: not a confusion table of `elmo finetune` ({e})") from None
-    import matplotlib
-
-    matplotlib.use("Agg")
-    from matplotlib import pyplot as plt
-
+    plt = _pyplot()
     labels = sorted({a for a, _ in pairs} | {p for _, p in pairs})
     counts = [[sum(1 for a, p in pairs if a == gold and p == pred) for pred in labels] for gold in labels]
     size = 1.6 + 0.6 * len(labels)
@@ -130,10 +134,7 @@ def draw_confusion(directory: Path) -> Path | None:
     fig.colorbar(image, ax=ax)
     ax.set_title(f"confusion ({len(pairs)} examples)")
     fig.tight_layout()
-    path = directory / CONFUSION_PNG
-    _save(fig, path)
-    plt.close(fig)
-    return path
+    return _save(fig, directory / CONFUSION_PNG)
 
 
 def draw_pictures(directory: str | Path) -> list[Path]:

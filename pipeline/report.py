@@ -7,6 +7,9 @@ import json
 from pathlib import Path
 from typing import Any
 
+from pipeline.errors import PipelineError
+from pipeline.io import write_report_atomic
+
 
 def _read(metrics_dir: Path, stage: str) -> dict[str, Any] | None:
     path = metrics_dir / f"{stage}.json"
@@ -63,3 +66,14 @@ def summary_lines(metrics_dir: str | Path = "metrics") -> list[str]:
         if m is not None:
             out.append(f"{stage:<{width}}  {line(m)}")
     return out
+
+
+def summary(metrics_dir: str | Path = "metrics", out: str | Path | None = None) -> str:
+    """The summary text (refused when no stage has metrics yet); also written to ``out`` if given."""
+    lines = summary_lines(metrics_dir)
+    if not lines:
+        raise PipelineError(f"{metrics_dir}: no metrics files of the pipeline's stages (run `dvc repro` first)")
+    text = "\n".join(lines) + "\n"
+    if out:
+        write_report_atomic(out, "headline numbers of the pipeline's stages (elmo report)", text)
+    return text

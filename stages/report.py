@@ -6,9 +6,9 @@ import check_env  # noqa: F401  (first: a clear error outside the project's envi
 # isort: split
 import argparse
 
-from pipeline.errors import PipelineError, run_main
-from pipeline.io import check_arg_outputs, write_report_atomic
-from pipeline.report import summary_lines
+from pipeline.errors import run_main
+from pipeline.io import check_arg_outputs
+from pipeline.report import summary
 
 
 def main(argv=None):
@@ -18,11 +18,7 @@ def main(argv=None):
     p.add_argument("-q", "--quiet", action="store_true")
     args = p.parse_args(argv)
     check_arg_outputs(args)
-    lines = summary_lines(args.metrics_dir)
-    if not lines:
-        raise PipelineError(f"{args.metrics_dir}: no metrics files of the pipeline's stages")
-    text = "\n".join(lines) + "\n"
-    write_report_atomic(args.out, "headline numbers of the pipeline's stages (elmo report)", text)
+    text = summary(args.metrics_dir, args.out)
     if not args.quiet:
         print(text, end="")
 

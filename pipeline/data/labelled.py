@@ -12,6 +12,7 @@ import itertools
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 from pipeline.data.lines import ReadStats, read_lines
 from pipeline.errors import PipelineError
@@ -23,6 +24,15 @@ class LabelledData:
     labels: list[str] = field(default_factory=list)
     empty: int = 0
     lines: list[int] = field(default_factory=list)  # the file line of each kept row
+
+
+Format = Literal["tsv", "csv", "jsonl"]
+
+
+def format_of(path: str | Path) -> Format | None:
+    """A labelled file's format from its name (.tsv, .csv, .jsonl/.json), None when it says nothing."""
+    formats: dict[str, Format] = {".tsv": "tsv", ".csv": "csv", ".jsonl": "jsonl", ".json": "jsonl"}
+    return formats.get(Path(path).suffix.lower())
 
 
 def read_classification(
@@ -39,7 +49,7 @@ def read_classification(
     TSV/CSV fields are header names, or 0-based column numbers for a file without a header row
     (``header`` None: a header row exactly when the fields are names)."""
     path = Path(path)
-    fmt = fmt or {".tsv": "tsv", ".csv": "csv", ".jsonl": "jsonl", ".json": "jsonl"}.get(path.suffix.lower())
+    fmt = fmt or format_of(path)
     if fmt not in ("tsv", "csv", "jsonl"):
         raise PipelineError(
             f"{path}: cannot tell the format from the file name; give it with "
