@@ -1,4 +1,7 @@
-"""The hand-written kernels of pipeline/bilm/ (the LSTMP scan, LinearNLL) against plain autograd on the same weights."""
+"""The hand-written kernels of pipeline/bilm/ (the LSTMP scan, its compiled cell, LinearNLL) against
+plain autograd on the same weights."""
+
+import shutil
 
 import pytest
 import torch
@@ -8,6 +11,7 @@ from torch import nn
 from pipeline.bilm.bodies import LSTMLayer, lstm_layer_from_state
 from pipeline.bilm.lstmp import lstmp_scan
 from pipeline.bilm.model import BiLM, Kernels, batch_inputs
+from pipeline.bilm.native import cell_kernel
 from pipeline.bilm.softmax import linear_nll
 from pipeline.config import ModelConfig
 from pipeline.data.batching import make_batch
@@ -137,3 +141,53 @@ def test_the_stateful_replay_path_continues_from_the_given_state(clips):
     assert torch.allclose(again, ref[:, 4:], atol=1e-6)  # the carried (h, c) continue the sequence exactly
     zero = lstm_layer_from_state(x, layer, torch.zeros(3, 6), torch.zeros(3, 12))[0]
     assert torch.allclose(zero, layer(x), atol=1e-6)  # zero state: the encoder's own path
+
+
+def _scan_values_and_grads(lstms, x, w, clips, native: bool, bf16: bool):
+    x = x.detach().clone().requires_grad_()
+    for m in lstms:
+        m.zero_grad()
+    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+        y = lstmp_scan(x, lstms, *clips, native=native)
+    (y.float() * w).sum().backward()
+    return [y.detach().float(), x.grad] + [p.grad.clone() for m in lstms for p in m.parameters()]
+
+
+@pytest.mark.skipif(cell_kernel() is None, reason="no C compiler: the PyTorch cell is the only one")
+@pytest.mark.parametrize("clips", [(None, None), (0.3, 0.1), (3.0, 3.0)])
+def test_the_compiled_cell_gives_the_pytorch_cells_numbers(clips):
+    """lstmp_cell.c against the PyTorch version of the same steps: fp32 to float rounding; bf16
+    outputs equal and gradients within bf16 rounding (the C backward sums dh in fp32)."""
+    torch.manual_seed(0)
+    lstms = [nn.LSTM(32, 64, batch_first=True, proj_size=32) for _ in range(2)]
+    x, w = torch.randn(2, 5, 11, 32) * 2, torch.randn(2, 5, 11, 32)
+    for bf16, tol in ((False, 2e-6), (True, 2e-2)):
+        native = _scan_values_and_grads(lstms, x, w, clips, native=True, bf16=bf16)
+        plain = _scan_values_and_grads(lstms, x, w, clips, native=False, bf16=bf16)
+        for a, b in zip(native, plain):
+            assert (a - b).abs().max() <= tol * b.abs().max()
+        with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):  # the inference path
+            y_native, y_plain = (lstmp_scan(x, lstms, *clips, native=n) for n in (True, False))
+        assert (y_native - y_plain).abs().max() <= tol * y_plain.abs().max()
+        assert torch.allclose(y_plain.float(), plain[0], atol=1e-6)  # no-grad path = autograd path
+
+
+def test_the_cell_is_compiled_into_the_cache_directory_and_refused_cleanly(tmp_path, monkeypatch):
+    """ELMO_KERNEL_CACHE holds the build; a compiler that fails gives a warning and the PyTorch cell;
+    ELMO_NATIVE=0 turns the compiled cell off."""
+    if shutil.which("cc") is None and shutil.which("gcc") is None:
+        pytest.skip("no C compiler")
+    monkeypatch.setenv("ELMO_KERNEL_CACHE", str(tmp_path / "kernels"))
+    cell_kernel.cache_clear()
+    try:
+        assert cell_kernel() is not None
+        assert [p.suffix for p in (tmp_path / "kernels").iterdir()] == [".so"]
+        cell_kernel.cache_clear()
+        monkeypatch.setenv("CC", "false")  # a "compiler" that always fails (a new cache key: it builds)
+        with pytest.warns(UserWarning, match="could not compile lstmp_cell.c"):
+            assert cell_kernel() is None
+        cell_kernel.cache_clear()
+        monkeypatch.setenv("ELMO_NATIVE", "0")
+        assert cell_kernel() is None
+    finally:
+        cell_kernel.cache_clear()

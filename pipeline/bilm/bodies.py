@@ -138,14 +138,16 @@ def n_stack_outputs(cfg: ModelConfig) -> int:
     return cfg.tcn_outputs if cfg.body == "tcn" else cfg.n_layers
 
 
-def scan_stacks(stacks: list[LSTMStack], xs: list[torch.Tensor]) -> list[list[torch.Tensor]]:
+def scan_stacks(stacks: list[LSTMStack], xs: list[torch.Tensor], native: bool = True) -> list[list[torch.Tensor]]:
     """Run several LSTM stacks (the forward and the backward LM) layer by layer together:
-    xs D × (B, T, P) → D lists of L × (B, T, P), the same as ``[s(x) for s, x in zip(stacks, xs)]``."""
+    xs D × (B, T, P) → D lists of L × (B, T, P), the same as ``[s(x) for s, x in zip(stacks, xs)]``.
+    ``native``: the compiled cell where it can run (see :mod:`.lstmp`)."""
     x = torch.stack(xs)  # (D, B, T, P)
     first, outs = stacks[0], []
     for k in range(len(first.layers)):
         layers = [cast(LSTMLayer, s.layers[k]) for s in stacks]
-        h = lstmp_scan(first.dropout(x), [layer.lstm for layer in layers], layers[0].cell_clip, layers[0].proj_clip)
+        lstms = [layer.lstm for layer in layers]
+        h = lstmp_scan(first.dropout(x), lstms, layers[0].cell_clip, layers[0].proj_clip, native)
         x = h + x if k > 0 and first.skip else h  # residual between LSTM layers (ELMo)
         outs.append(x)
     return [[o[d] for o in outs] for d in range(len(xs))]
@@ -157,6 +159,6 @@ def lstm_layer_from_state(x: torch.Tensor, layer: LSTMLayer, h0: torch.Tensor, c
     each row's state to the next batch; the reference activations of bilm-tf fixtures need it):
     our encoder always starts a sentence from zero state, so embeddings are per sentence."""
     with torch.no_grad():
-        gx, w_hh, w_hr = scan_inputs(x[None].float(), [layer.lstm], torch.float32)
-        hs, cs, _ = lstmp_steps(gx, w_hh, w_hr, layer.cell_clip, layer.proj_clip, h0[None], c0[None])
-        return torch.stack(hs[1:], dim=2)[0], hs[-1][0], cs[-1][0]
+        gx, bias, w_hh, w_hr = scan_inputs(x[None].float(), [layer.lstm], torch.float32)
+        out, c, _ = lstmp_steps(gx, bias, w_hh, w_hr, layer.cell_clip, layer.proj_clip, h0[None], c0[None])
+        return out[0].transpose(0, 1), out[0, -1], c[0]  # (B, T, P), (B, P), (B, H)

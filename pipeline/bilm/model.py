@@ -46,10 +46,11 @@ class Kernels:
     trim_chars: bool = True  # encode only the character columns a batch needs
     scan: bool = True  # both LSTM stacks in one scan with a hand-written backward (LSTMPScan)
     fused_softmax: bool = True  # the full softmax's loss through LinearNLL (no (N, V) logits kept)
+    native_cell: bool = True  # the scan's element-wise cell work in compiled C on the CPU (lstmp_cell.c)
 
     @classmethod
     def straightforward(cls) -> Kernels:
-        return cls(trim_chars=False, scan=False, fused_softmax=False)
+        return cls(trim_chars=False, scan=False, fused_softmax=False, native_cell=False)
 
 
 @dataclass
@@ -95,7 +96,7 @@ class BiLM(nn.Module):
         x_rev = reverse_padded(x, lengths)
         if self.uses_scan(x):
             stacks = [cast(LSTMStack, self.forward_stack), cast(LSTMStack, self.backward_stack)]  # body "lstm"
-            fwd, bwd = scan_stacks(stacks, [x, x_rev])  # 2 × L × (B, T, P)
+            fwd, bwd = scan_stacks(stacks, [x, x_rev], self.kernels.native_cell)  # 2 × L × (B, T, P)
         else:
             fwd, bwd = self.forward_stack(x), self.backward_stack(x_rev)
         bwd = [reverse_padded(h, lengths) for h in bwd]
