@@ -32,7 +32,6 @@ import numpy as np
 import torch
 
 from pipeline.bilm.model import BiLM, build_bilm
-from pipeline.bilm.tokens import trim_chars
 from pipeline.data.batching import cut_sorted
 from pipeline.data.chars import BOS_TOKEN, EOS_TOKEN, token_char_ids
 from pipeline.data.lines import ReadStats, input_chunks
@@ -88,9 +87,23 @@ class Encoder:
         self._cache: OrderedDict[str, torch.Tensor] = OrderedDict()  # LRU of token-layer vectors
         self._pinned: dict[str, torch.Tensor] = {}  # precomputed vocabulary, never evicted
         self.source: Path | None = None  # the directory it was loaded from, for messages
-        # bf16 autocast for the sequence body's matmuls (fp32 weights, cells and outputs): faster
-        # on CPUs with AVX512-BF16 and on GPUs; vectors differ from fp32 by bf16 rounding
-        self.bf16 = bf16
+        self._bf16 = bf16
+
+    @property
+    def bf16(self) -> bool:
+        """bf16 matmuls (autocast; fp32 weights, cells and outputs) in the token encoder and the
+        sequence body: faster on CPUs with AVX512-BF16 and on GPUs; vectors differ from fp32 by bf16
+        rounding (measured in bench/embed_throughput.py). Changing it empties the token cache."""
+        return self._bf16
+
+    @bf16.setter
+    def bf16(self, on: bool) -> None:
+        if on != self._bf16:
+            self._bf16 = on
+            self._cache.clear()
+            if self._pinned:
+                self._pinned.clear()
+                self.precompute_vocab()
 
     # --- loading and saving --------------------------------------------------------------------
 
@@ -146,8 +159,8 @@ class Encoder:
     def _encode_tokens(self, tokens: Sequence[str]) -> torch.Tensor:
         """(U,) distinct token strings → (U, P) token-layer vectors, computed by the char CNN."""
         chars = torch.from_numpy(np.stack([token_char_ids(t, self.max_chars) for t in tokens]).astype(np.int64))
-        with torch.no_grad():
-            return self.model.token_encoder(trim_chars(chars, self.model.token_encoder.cnn.max_width))
+        with torch.no_grad(), torch.autocast(chars.device.type, dtype=torch.bfloat16, enabled=self.bf16):
+            return self.model.token_encoder.by_length(chars).float()
 
     def token_vectors(self, tokens: Sequence[str]) -> torch.Tensor:
         """(U,) distinct tokens → (U, P), from the cache where possible (results equal uncached)."""

@@ -257,6 +257,6 @@ def test_bf16_embeddings_stay_close_to_fp32(trained):
     bf16 = Encoder.from_pretrained(trained / "enc", bf16=True).embed(SENTS)
     for a, b in zip(fp32, bf16):
         assert a.dtype == b.dtype == np.float32 and a.shape == b.shape
-        assert np.array_equal(a[0], b[0])  # the token layer is not in the scan
+        assert np.abs(a[0] - b[0]).max() < 0.05 * np.abs(a[0]).max()  # the token layer: bf16 CNN and highway
         cos = (a * b).sum(-1) / (np.linalg.norm(a, axis=-1) * np.linalg.norm(b, axis=-1))
         assert cos.min() > 0.99 and not np.array_equal(a, b)  # bf16 really ran, and stayed close

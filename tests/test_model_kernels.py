@@ -170,6 +170,9 @@ def test_the_compiled_cell_gives_the_pytorch_cells_numbers(clips):
             y_native, y_plain = (lstmp_scan(x, lstms, *clips, native=n) for n in (True, False))
         assert (y_native - y_plain).abs().max() <= tol * y_plain.abs().max()
         assert torch.allclose(y_plain.float(), plain[0], atol=1e-6)  # no-grad path = autograd path
+        with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):  # one row: lstmp_matmul_rows
+            y_native, y_plain = (lstmp_scan(x[:, :1], lstms, *clips, native=n) for n in (True, False))
+        assert (y_native - y_plain).abs().max() <= tol * y_plain.abs().max()
 
 
 def test_the_cell_is_compiled_into_the_cache_directory_and_refused_cleanly(tmp_path, monkeypatch):
@@ -191,3 +194,19 @@ def test_the_cell_is_compiled_into_the_cache_directory_and_refused_cleanly(tmp_p
         assert cell_kernel() is None
     finally:
         cell_kernel.cache_clear()
+
+
+def test_encoding_tokens_by_length_gives_the_same_vectors_and_gradients():
+    """TokenEncoder.by_length (groups of tokens sorted by length, each over its own columns) against
+    the plain forward over every column."""
+    m = tiny_bilm(seed=2)
+    chars = torch.from_numpy(TABLE[4:]).long()  # 36 tokens of 2 to 12 characters
+    te = m.token_encoder
+    plain = te(chars)
+    grouped = te.by_length(chars, rows=5)
+    assert torch.allclose(grouped, plain, atol=1e-6)
+    w = torch.randn_like(plain)
+    g_plain = torch.autograd.grad((plain * w).sum(), list(te.parameters()))
+    g_grouped = torch.autograd.grad((te.by_length(chars, rows=5) * w).sum(), list(te.parameters()))
+    for a, b in zip(g_grouped, g_plain):
+        assert torch.allclose(a, b, atol=1e-5)

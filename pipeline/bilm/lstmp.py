@@ -13,6 +13,7 @@ Shapes: D directions (stacks) run together, T steps, B rows, H cell, P projectio
 from __future__ import annotations
 
 import math
+import weakref
 
 import torch
 from torch import nn
@@ -44,9 +45,11 @@ def lstmp_steps(gx, bias, w_hh, w_hr, cell_clip, proj_clip, h=None, c=None, save
         ms = gx.new_empty(D, T, B, H)
     m = gx.new_empty(D, B, H)
     lib = native_cell_for(gx, w_hh) if native else None
-    gx, bias = gx.contiguous(), bias.float().contiguous()
+    few = lib is not None and dt == torch.bfloat16 and B <= FEW_ROWS and not save
+    matmul = _few_rows_matmul(lib, dt) if few else torch.bmm
+    gx, bias, h = gx.contiguous(), bias.float().contiguous(), h.contiguous()
     for t in range(T):
-        gh = torch.bmm(h, w_hh)  # (D, B, 4H)
+        gh = matmul(h, w_hh)  # (D, B, 4H)
         if save:
             m = ms[:, t]
         if lib is not None:
@@ -61,11 +64,33 @@ def lstmp_steps(gx, bias, w_hh, w_hr, cell_clip, proj_clip, h=None, c=None, save
             m.copy_(a[..., 3 * H :] * torch.tanh(c))
             if save:
                 acts[:, t], cs[:, t] = a, c
-        h = torch.bmm(m, w_hr)  # (D, B, P)
+        h = matmul(m, w_hr)  # (D, B, P)
         if proj_clip is not None:
             h = h.clamp_(-proj_clip, proj_clip)
         out[:, t] = h
     return out, c, ((acts, cs, ms) if save else None)
+
+
+# up to this many rows per direction (one-sentence inference) the steps' bf16 matmuls run in
+# lstmp_cell.c: PyTorch's bf16 matmul of one row spends longer preparing the weights than multiplying
+# (released `small`, both directions: 146 µs against 43 µs for (1, 128) @ (128, 4096); 172 against
+# 228 µs at 8 rows; in fp32 both take ~61 µs at one row)
+FEW_ROWS = 4
+
+
+def _few_rows_matmul(lib, dt):
+    """a (D, B, K) @ w (D, K, N) → (D, B, N) in dt by lstmp_cell.c (for few rows); both contiguous."""
+
+    def matmul(a: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+        D, B, K = a.shape
+        out = a.new_empty(D, B, w.shape[-1])
+        lib.lstmp_matmul_rows(
+            D, B, K, w.shape[-1], dt == torch.bfloat16, torch.get_num_threads(), a.data_ptr(), w.data_ptr(),
+            out.data_ptr(),
+        )  # fmt: skip
+        return out
+
+    return matmul
 
 
 def _cell_step(gates, c, cell_clip):
@@ -119,24 +144,23 @@ class LSTMPScan(torch.autograd.Function):
         H = G // 4
         lib = native_cell_for(out, w_hh) if ctx.native else None
         step_back = _native_backward if lib is not None else _torch_backward
-        d_gates, d_h = step_back(lib, grad_out, a, c, out, w_hh, w_hr, cell_clip, proj_clip)  # in dt
+        d_gates, d_h, d_bias = step_back(lib, grad_out, a, c, out, w_hh, w_hr, cell_clip, proj_clip)
         h_prev = torch.cat([out.new_zeros(D, 1, B, out.shape[-1]), out[:, :-1]], dim=1)  # (D, T, B, P)
         d_w_hh = torch.bmm(h_prev.reshape(D, T * B, -1).transpose(1, 2), d_gates.reshape(D, T * B, G))
         d_w_hr = torch.bmm(m.reshape(D, T * B, H).transpose(1, 2), d_h.reshape(D, T * B, -1))
-        d_bias = torch.sum(d_gates, dim=(1, 2), dtype=torch.float32)  # (D, 4H)
         return d_gates, d_bias, d_w_hh, d_w_hr, None, None, None
 
 
 def _native_backward(lib, grad_out, a, c, out, w_hh, w_hr, cell_clip, proj_clip):
-    """The backward step loop with the compiled cell → (d_gates (D, T, B, 4H), d_h (D, T, B, P)), in
-    the matmul dtype."""
+    """The backward step loop with the compiled cell → d_gates (D, T, B, 4H), d_h (D, T, B, P) in the
+    matmul dtype, d_bias (D, 4H) fp32."""
     D, T, B, G = a.shape
     H, P, dt = G // 4, out.shape[-1], w_hh.dtype
     bf16 = dt == torch.bfloat16
     grad_out = grad_out.to(dt).contiguous()
     w_hh_t, w_hr_t = w_hh.transpose(1, 2), w_hr.transpose(1, 2)
     d_gates, d_h = a.new_empty(D, T, B, G, dtype=dt), a.new_empty(D, T, B, P, dtype=dt)
-    dc = a.new_zeros(D, B, H)
+    dc, d_bias = a.new_zeros(D, B, H), a.new_zeros(D, G)
     dh_next: torch.Tensor | None = None
     threads = torch.get_num_threads()
     for t in range(T - 1, -1, -1):
@@ -148,9 +172,10 @@ def _native_backward(lib, grad_out, a, c, out, w_hh, w_hr, cell_clip, proj_clip)
         lib.lstmp_backward_cell(
             D, B, H, bf16, threads, _limit(cell_clip), dm.data_ptr(), _at(a, t), T * B * G, _at(c, t),
             _at(c, t - 1) if t > 0 else None, T * B * H, dc.data_ptr(), _at(d_gates, t), T * B * G,
+            d_bias.data_ptr(),
         )  # fmt: skip
         dh_next = torch.bmm(d_gates[:, t], w_hh_t)  # (D, B, P)
-    return d_gates, d_h
+    return d_gates, d_h, d_bias
 
 
 def _torch_backward(lib, grad_out, a, c, out, w_hh, w_hr, cell_clip, proj_clip):
@@ -169,7 +194,7 @@ def _torch_backward(lib, grad_out, a, c, out, w_hh, w_hr, cell_clip, proj_clip):
     w_hh_t, w_hr_t = w_hh.transpose(1, 2), w_hr.transpose(1, 2)
     d_gates, d_h = a.new_empty(D, T, B, G, dtype=dt), a.new_empty(grad_out.shape, dtype=dt)
     dh_next = grad_out.new_zeros(D, B, grad_out.shape[-1], dtype=torch.float32)
-    dc = c.new_zeros(D, B, H)
+    dc, d_bias = c.new_zeros(D, B, H), c.new_zeros(D, G)
     for t in range(T - 1, -1, -1):
         dh = grad_out[:, t].float() + dh_next  # ∂/∂h_t (clipped)
         if h_ok is not None:
@@ -179,12 +204,12 @@ def _torch_backward(lib, grad_out, a, c, out, w_hh, w_hr, cell_clip, proj_clip):
         dc = torch.addcmul(dc, dm, k_c[:, t])
         if c_ok is not None:
             dc = dc * c_ok[:, t]
-        dg = d_gates[:, t]
-        dg.view(D, B, 4, H)[:, :, :3] = dc[:, :, None] * k_ifg[:, t]
-        dg[..., 3 * H :] = dm * k_o[:, t]
+        dg = torch.cat([(dc[:, :, None] * k_ifg[:, t]).view(D, B, 3 * H), dm * k_o[:, t]], dim=-1)  # (D, B, 4H)
+        d_bias += dg.sum(1)
+        d_gates[:, t] = dg
         dc = dc * f[:, t]
-        dh_next = torch.bmm(dg, w_hh_t).float()
-    return d_gates, d_h
+        dh_next = torch.bmm(d_gates[:, t], w_hh_t).float()
+    return d_gates, d_h, d_bias
 
 
 def lstmp_scan(
@@ -224,7 +249,7 @@ def lstmp_infer(x, lstms, cell_clip, proj_clip, native, dt) -> torch.Tensor:
     just before the steps that read them, instead of for every step up front."""
     D, B, T, P = x.shape
     steps = max(1, INFER_ROWS // B)
-    w_ih, bias, w_hh, w_hr = scan_weights(lstms, dt)
+    w_ih, bias, w_hh, w_hr = inference_weights(lstms, dt)
     h = c = None
     outs = []
     for t0 in range(0, T, steps):
@@ -249,13 +274,30 @@ def scan_weights(lstms: list[nn.LSTM], dt: torch.dtype):
     def stacked(name: str) -> torch.Tensor:
         return torch.stack([m.get_parameter(name) for m in lstms])
 
-    w_ih = stacked("weight_ih_l0").transpose(1, 2).to(dt)  # (D, P, 4H)
+    w_ih = stacked("weight_ih_l0").transpose(1, 2).to(dt).contiguous()  # (D, P, 4H)
     # each direction's two biases added before stacking: stacking each first changed the two-process
     # run's gradients against the one-process run (test_two_processes_match_one_with_the_same_global_batch)
     bias = torch.stack([m.get_parameter("bias_ih_l0") + m.get_parameter("bias_hh_l0") for m in lstms])  # (D, 4H)
-    w_hh = stacked("weight_hh_l0").transpose(1, 2).to(dt)  # (D, P, 4H)
-    w_hr = stacked("weight_hr_l0").transpose(1, 2).to(dt)  # (D, H, P)
+    # contiguous: a one-row matmul reads them ~1.5x faster than transposed views (fp32), and lstmp_cell.c needs it
+    w_hh = stacked("weight_hh_l0").transpose(1, 2).to(dt).contiguous()  # (D, P, 4H)
+    w_hr = stacked("weight_hr_l0").transpose(1, 2).to(dt).contiguous()  # (D, H, P)
     return w_ih, bias, w_hh, w_hr
+
+
+_inference_weights: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def inference_weights(lstms: list[nn.LSTM], dt: torch.dtype):
+    """:func:`scan_weights`, kept between calls while the weights stay the same (the parameters'
+    identities and in-place versions are the key): stacking and casting them cost ~15 % of a
+    one-sentence embedding of the released `small` model."""
+    key = (dt, tuple((id(p), p._version) for m in lstms for p in m.parameters()))
+    held = _inference_weights.get(lstms[0])
+    if held is None or held[0] != key:
+        with torch.no_grad():
+            held = (key, scan_weights(lstms, dt))
+        _inference_weights[lstms[0]] = held
+    return held[1]
 
 
 def input_products(x: torch.Tensor, w_ih: torch.Tensor) -> torch.Tensor:

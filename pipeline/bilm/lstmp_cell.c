@@ -149,45 +149,103 @@ void lstmp_backward_h(int64_t D, int64_t B, int64_t P, int bf16, float proj_clip
     }
 }
 
-INLINE void backward_cell_row(int64_t H, const void *restrict dm, const float *restrict a, const float *restrict c,
-                              const float *restrict cp, float *restrict dc, void *restrict dg, float cell_clip,
-                              const int bf16, const int has_prev) {
+INLINE void backward_cell_row(int64_t H, int64_t j0, int64_t j1, const void *restrict dm, const float *restrict a,
+                              const float *restrict c, const float *restrict cp, float *restrict dc,
+                              void *restrict dg, float *restrict db, float cell_clip, const int bf16,
+                              const int has_prev) {
 #pragma omp simd
-    for (int64_t j = 0; j < H; j++) {
+    for (int64_t j = j0; j < j1; j++) {
         float i = a[j], f = a[H + j], g = a[2 * H + j], o = a[3 * H + j];
         float tc = tanh_(c[j]);
         float dmj = load(dm, j, bf16);
         float dcj = dc[j] + dmj * o * (1.0f - tc * tc);
         dcj = fabsf(c[j]) < cell_clip ? dcj : 0.0f;
         float cpj = has_prev ? cp[j] : 0.0f;
-        store(dg, j, dcj * g * i * (1.0f - i), bf16);
-        store(dg, H + j, dcj * cpj * f * (1.0f - f), bf16);
-        store(dg, 2 * H + j, dcj * i * (1.0f - g * g), bf16);
-        store(dg, 3 * H + j, dmj * tc * o * (1.0f - o), bf16);
+        float v0 = dcj * g * i * (1.0f - i), v1 = dcj * cpj * f * (1.0f - f);
+        float v2 = dcj * i * (1.0f - g * g), v3 = dmj * tc * o * (1.0f - o);
+        store(dg, j, v0, bf16);
+        store(dg, H + j, v1, bf16);
+        store(dg, 2 * H + j, v2, bf16);
+        store(dg, 3 * H + j, v3, bf16);
+        db[j] += v0;
+        db[H + j] += v1;
+        db[2 * H + j] += v2;
+        db[3 * H + j] += v3;
         dc[j] = dcj * f;
     }
 }
 
+/* cells per block of the backward's parallel loop: each thread owns whole blocks of cells for
+ * every row, so the bias gradient is summed over rows in the same order whatever the threads */
+#define CELL_BLOCK 128
+
 /* Backward, the cell's side of one step, from dm = dL/d(o * tanh c) (the projection's input):
  * dc = (dc + dm * o * (1 - tanh(c)^2)) where c was not clipped (|c| < cell_clip; INFINITY for
  * none), else 0; d_gates = (dc * g * i(1-i), dc * c_prev * f(1-f), dc * i * (1-g^2),
- * dm * tanh(c) * o(1-o)), written in the matmul dtype; then dc *= f for the step before.
- * c_prev NULL: the zero initial state. */
+ * dm * tanh(c) * o(1-o)), written in the matmul dtype and added, fp32, to d_bias (D, 4H);
+ * then dc *= f for the step before. c_prev NULL: the zero initial state. */
 void lstmp_backward_cell(int64_t D, int64_t B, int64_t H, int bf16, int threads, float cell_clip,
                          const void *dm, const float *acts, int64_t acts_sd, const float *c,
-                         const float *c_prev, int64_t c_sd, float *dc, void *d_gates, int64_t dg_sd) {
-    const int64_t G = 4 * H, w = bf16 ? 2 : 4;
+                         const float *c_prev, int64_t c_sd, float *dc, void *d_gates, int64_t dg_sd,
+                         float *d_bias) {
+    const int64_t G = 4 * H, w = bf16 ? 2 : 4, blocks = (H + CELL_BLOCK - 1) / CELL_BLOCK;
 #pragma omp parallel for num_threads(threads) schedule(static) if (threads > 1 && D * B * H > 32768)
-    for (int64_t r = 0; r < D * B; r++) {
-        const int64_t d = r / B, b = r % B;
-        const float *a = acts + d * acts_sd + b * G;
-        const float *cr = c + d * c_sd + b * H;
-        const float *cp = c_prev ? c_prev + d * c_sd + b * H : 0;
-        const char *dmr = (const char *)dm + r * H * w;
-        char *dg = (char *)d_gates + (d * dg_sd + b * G) * w;
-        if (bf16 && cp) backward_cell_row(H, dmr, a, cr, cp, dc + r * H, dg, cell_clip, 1, 1);
-        else if (bf16) backward_cell_row(H, dmr, a, cr, cp, dc + r * H, dg, cell_clip, 1, 0);
-        else if (cp) backward_cell_row(H, dmr, a, cr, cp, dc + r * H, dg, cell_clip, 0, 1);
-        else backward_cell_row(H, dmr, a, cr, cp, dc + r * H, dg, cell_clip, 0, 0);
+    for (int64_t k = 0; k < blocks; k++) {
+        const int64_t j0 = k * CELL_BLOCK, j1 = j0 + CELL_BLOCK < H ? j0 + CELL_BLOCK : H;
+        for (int64_t r = 0; r < D * B; r++) {
+            const int64_t d = r / B, b = r % B;
+            const float *a = acts + d * acts_sd + b * G;
+            const float *cr = c + d * c_sd + b * H;
+            const float *cp = c_prev ? c_prev + d * c_sd + b * H : 0;
+            const char *dmr = (const char *)dm + r * H * w;
+            char *dg = (char *)d_gates + (d * dg_sd + b * G) * w;
+            float *db = d_bias + d * G, *dcr = dc + r * H;
+            if (bf16 && cp) backward_cell_row(H, j0, j1, dmr, a, cr, cp, dcr, dg, db, cell_clip, 1, 1);
+            else if (bf16) backward_cell_row(H, j0, j1, dmr, a, cr, cp, dcr, dg, db, cell_clip, 1, 0);
+            else if (cp) backward_cell_row(H, j0, j1, dmr, a, cr, cp, dcr, dg, db, cell_clip, 0, 1);
+            else backward_cell_row(H, j0, j1, dmr, a, cr, cp, dcr, dg, db, cell_clip, 0, 0);
+        }
+    }
+}
+
+/* columns and rows per block of lstmp_matmul_rows: the accumulators stay in L1 */
+#define COL_BLOCK 256
+#define ROW_BLOCK 8
+
+/* out = x @ W for a few rows, per direction: x (D, B, K), W (D, K, N), out (D, B, N), all in the
+ * matmul dtype (fp32 sums, rounded once as a matmul rounds its output). For the one-sentence
+ * steps of inference, where a library matmul spends longer preparing the weights than
+ * multiplying: each block of W is read once per ROW_BLOCK rows, both directions on their own threads. */
+void lstmp_matmul_rows(int64_t D, int64_t B, int64_t K, int64_t N, int bf16, int threads, const void *x,
+                       const void *W, void *out) {
+    const int64_t blocks = (N + COL_BLOCK - 1) / COL_BLOCK;
+#pragma omp parallel for num_threads(threads) schedule(static) if (threads > 1 && D * blocks > 1)
+    for (int64_t q = 0; q < D * blocks; q++) {
+        const int64_t d = q / blocks, n0 = (q % blocks) * COL_BLOCK;
+        const int64_t n = n0 + COL_BLOCK < N ? COL_BLOCK : N - n0;
+        float acc[ROW_BLOCK][COL_BLOCK];
+        for (int64_t r0 = 0; r0 < B; r0 += ROW_BLOCK) {
+            const int64_t rows = r0 + ROW_BLOCK < B ? ROW_BLOCK : B - r0;
+            for (int64_t b = 0; b < rows; b++)
+                for (int64_t j = 0; j < n; j++) acc[b][j] = 0.0f;
+            for (int64_t k = 0; k < K; k++) {
+                const int64_t wk = (d * K + k) * N + n0;
+                for (int64_t b = 0; b < rows; b++) {
+                    const float xv = load(x, (d * B + r0 + b) * K + k, bf16);
+                    float *restrict a = acc[b];
+                    if (bf16) {
+                        const bf16_t *restrict w = (const bf16_t *)W + wk;
+#pragma omp simd
+                        for (int64_t j = 0; j < n; j++) a[j] += xv * bf16_to_float(w[j]);
+                    } else {
+                        const float *restrict w = (const float *)W + wk;
+#pragma omp simd
+                        for (int64_t j = 0; j < n; j++) a[j] += xv * w[j];
+                    }
+                }
+            }
+            for (int64_t b = 0; b < rows; b++)
+                for (int64_t j = 0; j < n; j++) store(out, (d * B + r0 + b) * N + n0 + j, acc[b][j], bf16);
+        }
     }
 }

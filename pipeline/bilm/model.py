@@ -33,7 +33,7 @@ from torch import nn
 
 from pipeline.bilm.bodies import LSTMStack, make_stack, n_stack_outputs, reverse_padded, scan_stacks
 from pipeline.bilm.softmax import SoftmaxHead
-from pipeline.bilm.tokens import TokenEncoder, trim_chars
+from pipeline.bilm.tokens import TokenEncoder
 from pipeline.config import ModelConfig
 from pipeline.errors import PipelineError
 
@@ -79,9 +79,8 @@ class BiLM(nn.Module):
 
     def encode(self, chars: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
         """Token layer: chars (U, C) of distinct tokens, index (B, T) into U → (B, T, P)."""
-        if self.kernels.trim_chars:
-            chars = trim_chars(chars, self.token_encoder.cnn.max_width)
-        tokens = self.token_encoder(chars)  # (U, P)
+        # (U, P); by_length: only the character columns each group of tokens needs
+        tokens = self.token_encoder.by_length(chars) if self.kernels.trim_chars else self.token_encoder(chars)
         # why index_select: its backward (index_add) is deterministic on CPU with several threads;
         # advanced indexing's backward (index_put with accumulate) is not, which broke same-seed runs
         return tokens.index_select(0, index.reshape(-1)).view(*index.shape, tokens.shape[-1])

@@ -35,7 +35,9 @@ SIGNATURES = {
     "lstmp_forward_step": [_i64, _i64, _i64, _int, _int, _f32, _ptr, _i64, _ptr, _ptr, _ptr, _ptr, _i64]
     + [_ptr, _i64, _ptr, _i64],
     "lstmp_backward_h": [_i64, _i64, _i64, _int, _f32, _ptr, _ptr, _ptr, _ptr, _i64],
-    "lstmp_backward_cell": [_i64, _i64, _i64, _int, _int, _f32, _ptr, _ptr, _i64, _ptr, _ptr, _i64, _ptr, _ptr, _i64],
+    "lstmp_backward_cell": [_i64, _i64, _i64, _int, _int, _f32, _ptr, _ptr, _i64, _ptr, _ptr, _i64, _ptr, _ptr, _i64]
+    + [_ptr],
+    "lstmp_matmul_rows": [_i64, _i64, _i64, _i64, _int, _int, _ptr, _ptr, _ptr],
 }
 
 

@@ -47,45 +47,65 @@ class LinearNLL(torch.autograd.Function):
     that stay in cache, the gradient of the logits is formed right away (softmax − one-hot, in
     the compute dtype), and the backward is two large matmuls. Forward: h (N, P) and weight
     (V, P) in the compute dtype, bias (V,) fp32, y (N,) → scalar fp32.
+
+    Sampled softmax: the columns are the sampled classes, ``true`` (N,) fp32 holds each row's true
+    logit (an extra column, with its own gradient), and ``y`` is the column that holds the row's
+    true class among the samples (an accidental hit, left out) or −1.
     """
 
     @staticmethod
-    def forward(ctx, h, weight, bias, y):
+    def forward(ctx, h, weight, bias, y, true=None):
         N, V = h.shape[0], weight.shape[0]
         grads = h.requires_grad or weight.requires_grad or bias.requires_grad
         d_logits = torch.empty(N, V, dtype=h.dtype, device=h.device) if grads else None
+        d_true = torch.empty(N, dtype=torch.float32, device=h.device) if true is not None else None
         d_bias = torch.zeros(V, dtype=torch.float32, device=h.device)
         total = torch.zeros((), dtype=torch.float64, device=h.device)
         rows = max(16, (1 << 23) // V)  # ≤ 32 MB of fp32 logits per chunk
         for s in range(0, N, rows):
             logits = (h[s : s + rows] @ weight.T).float().add_(bias)  # (n, V)
             yc = y[s : s + rows, None]
-            true = logits.gather(1, yc)  # (n, 1)
-            top = logits.amax(dim=-1, keepdim=True)
+            if true is None:
+                t = logits.gather(1, yc)  # (n, 1)
+                top = logits.amax(dim=-1, keepdim=True)
+            else:
+                t = true[s : s + rows, None]
+                hit = yc >= 0
+                logits.scatter_(1, yc.clamp(min=0), torch.where(hit, -math.inf, logits.gather(1, yc.clamp(min=0))))
+                top = torch.maximum(logits.amax(dim=-1, keepdim=True), t)
             p = logits.sub_(top).exp_()  # in place: the logits are not needed again
-            norm = p.sum(dim=-1, keepdim=True)
-            total += (norm.log() + top - true).sum().double()  # log-sum-exp − true logit
+            p_true = (t - top).exp() if true is not None else None
+            norm = p.sum(dim=-1, keepdim=True) + (p_true if p_true is not None else 0)
+            total += (norm.log() + top - t).sum().double()  # log-sum-exp − true logit
             if grads:
-                p.div_(norm).scatter_add_(1, yc, torch.full_like(true, -1.0))  # softmax − one-hot
+                p.div_(norm)
+                if p_true is None:
+                    p.scatter_add_(1, yc, torch.full_like(t, -1.0))  # softmax − one-hot
+                elif d_true is not None:
+                    d_true[s : s + rows] = (p_true / norm - 1.0)[:, 0]
                 d_bias += p.sum(0)
                 d_logits[s : s + rows] = p
         if grads:
-            ctx.save_for_backward(h, weight, d_logits, d_bias)
+            ctx.save_for_backward(h, weight, d_logits, d_bias, d_true)
         return total.float()
 
     @staticmethod
     def backward(ctx, grad):
-        h, weight, d_logits, d_bias = ctx.saved_tensors
+        h, weight, d_logits, d_bias, d_true = ctx.saved_tensors
         # scale the (N, P) and (V, P) products by the incoming scalar, not the (N, V) logits
-        return (d_logits @ weight) * grad, (d_logits.T @ h) * grad, d_bias * grad, None
+        d_t = d_true * grad if d_true is not None else None
+        return (d_logits @ weight) * grad, (d_logits.T @ h) * grad, d_bias * grad, None, d_t
 
 
-def linear_nll(h: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """h (N, P), weight (V, P), bias (V,), y (N,) → summed NLL (fp32), matmuls in the autocast dtype."""
+def linear_nll(
+    h: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, y: torch.Tensor, true: torch.Tensor | None = None
+) -> torch.Tensor:
+    """h (N, P), weight (V, P), bias (V,), y (N,) → summed NLL (fp32), matmuls in the autocast dtype.
+    ``true`` (N,): the sampled softmax's true logits (see :class:`LinearNLL`)."""
     dev = h.device.type
     dt = torch.get_autocast_dtype(dev) if torch.is_autocast_enabled(dev) else h.dtype
     with torch.autocast(dev, enabled=False):
-        return LinearNLL.apply(h.to(dt), weight.to(dt), bias.float(), y)
+        return LinearNLL.apply(h.to(dt), weight.to(dt), bias.float(), y, None if true is None else true.float())
 
 
 class SoftmaxHead(nn.Module):
@@ -126,6 +146,9 @@ class SoftmaxHead(nn.Module):
         if y.numel() == 0:
             return h.sum() * 0.0
         if self.kind == "adaptive":
+            dev = h.device.type
+            if torch.is_autocast_enabled(dev):  # the module mixes h's dtype with its layers' outputs
+                h = h.to(torch.get_autocast_dtype(dev))
             return self.adaptive(h, y).loss * y.numel()  # the module's loss is the mean
         if self.kind == "sampled" and self.training and self.n_samples < self.V:
             return self._sampled_nll(h, y)
@@ -151,6 +174,11 @@ class SoftmaxHead(nn.Module):
             return torch.log(-torch.expm1(draws * torch.log1p(-p))).float()
 
         true_logit = (h * self.weight[y]).sum(-1) + self.bias[y] - log_expected(y)  # (N,)
+        if self.fused:  # the same loss through LinearNLL: no (N, S) logits kept
+            column = torch.full((self.V,), -1, dtype=torch.long, device=h.device)
+            column[samples] = torch.arange(len(samples), device=h.device)  # class → its column, or −1
+            b_s = self.bias[samples] - log_expected(samples)
+            return linear_nll(h, self.weight[samples], b_s, column[y], true_logit)
         samp_logit = h @ self.weight[samples].T + self.bias[samples] - log_expected(samples)  # (N, S)
         samp_logit = samp_logit.masked_fill(samples[None, :] == y[:, None], float("-inf"))  # accidental hits
         logits = torch.cat([true_logit[:, None], samp_logit], dim=1).float()
