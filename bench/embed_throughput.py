@@ -93,26 +93,34 @@ def per_sentence_baseline(enc: Encoder, sentences: list[list[str]]) -> None:
 
 
 def bf16_report(enc: Encoder, sample: list[list[str]]) -> str:
-    """Single-sentence latency (median over the sample) in fp32 and bf16, and how far bf16 vectors
-    are from fp32 ones (max |difference|, lowest cosine per token, all layers)."""
+    """Single-sentence latency (median over the sample, one sentence per call) in fp32 and bf16, with
+    the token cache warm (every token seen before) and cold (emptied before each sentence), and how
+    far bf16 vectors are from fp32 ones (max |difference| per layer, lowest cosine per token)."""
     latency, vectors = {}, {}
     for bf16 in (False, True):
         enc.bf16 = bf16
-        times = []
-        for s in sample:
-            t = time.perf_counter()
-            enc.embed([s])
-            times.append(time.perf_counter() - t)
-        latency[bf16] = statistics.median(times)
-        vectors[bf16] = enc.embed(sample)
+        vectors[bf16] = enc.embed(sample)  # also warms the cache
+        for cache in ("warm", "cold"):
+            times = []
+            for s in sample[:100]:
+                if cache == "cold":
+                    enc._cache.clear()
+                t = time.perf_counter()
+                enc.embed([s])
+                times.append(time.perf_counter() - t)
+            latency[bf16, cache] = statistics.median(times) * 1e3
     enc.bf16 = False
-    a = torch.from_numpy(np.concatenate([v.reshape(-1, v.shape[-1]) for v in vectors[False]]))
-    b = torch.from_numpy(np.concatenate([v.reshape(-1, v.shape[-1]) for v in vectors[True]]))
-    cos = torch.nn.functional.cosine_similarity(a, b, dim=1)
+    diffs, cosines = [], []
+    for k in range(enc.n_layers):
+        a = torch.from_numpy(np.concatenate([v[k] for v in vectors[False]]))
+        b = torch.from_numpy(np.concatenate([v[k] for v in vectors[True]]))
+        diffs.append(f"{float((a - b).abs().max()):.4f}")
+        cosines.append(float(torch.nn.functional.cosine_similarity(a, b, dim=1).min()))
+    ms = {k: f"{v:.2f}" for k, v in latency.items()}
     return (
-        f"single-sentence latency fp32 {latency[False] * 1e3:.2f} ms, bf16 {latency[True] * 1e3:.2f} ms; "
-        f"bf16 vs fp32 vectors: max |diff| {float((a - b).abs().max()):.4f}, "
-        f"min cosine {float(cos.min()):.5f}, mean cosine {float(cos.mean()):.6f}"
+        f"single-sentence latency, cache warm / cold: fp32 {ms[False, 'warm']} / {ms[False, 'cold']} ms, "
+        f"bf16 {ms[True, 'warm']} / {ms[True, 'cold']} ms; bf16 vs fp32 vectors: max |diff| per layer "
+        f"{' '.join(diffs)}, min cosine {min(cosines):.5f}"
     )
 
 
@@ -161,6 +169,7 @@ def elmo_report(names: list[str], lines: list[list[str]], n_sentences: int, repe
                 f"{n_tok / t:>9,.0f} tokens/s  {loop / t:>5.2f}x the per-sentence loop",
                 flush=True,
             )
+        print(f"{name:<9} {bf16_report(enc, sample[:300])}", flush=True)
 
 
 def timed(fn, repeats: int) -> float:

@@ -45,11 +45,17 @@ def lstmp_steps(gx, bias, w_hh, w_hr, cell_clip, proj_clip, h=None, c=None, save
         ms = gx.new_empty(D, T, B, H)
     m = gx.new_empty(D, B, H)
     lib = native_cell_for(gx, w_hh) if native else None
-    few = lib is not None and dt == torch.bfloat16 and B <= FEW_ROWS and not save
-    matmul = _few_rows_matmul(lib, dt) if few else torch.bmm
     gx, bias, h = gx.contiguous(), bias.float().contiguous(), h.contiguous()
+    if lib is not None and B <= FEW_ROWS and not save:  # every step in one call
+        h, w_hh, w_hr, gh = h.clone(), w_hh.contiguous(), w_hr.contiguous(), gx.new_empty(D, B, G)  # held: C reads them
+        lib.lstmp_steps_few_rows(
+            D, T, B, H, P, dt == torch.bfloat16, torch.get_num_threads(), _limit(cell_clip), _limit(proj_clip),
+            gx.data_ptr(), bias.data_ptr(), w_hh.data_ptr(), w_hr.data_ptr(), h.data_ptr(), c.data_ptr(),
+            gh.data_ptr(), m.data_ptr(), out.data_ptr(),
+        )  # fmt: skip
+        return out, c, None
     for t in range(T):
-        gh = matmul(h, w_hh)  # (D, B, 4H)
+        gh = torch.bmm(h, w_hh)  # (D, B, 4H)
         if save:
             m = ms[:, t]
         if lib is not None:
@@ -64,33 +70,18 @@ def lstmp_steps(gx, bias, w_hh, w_hr, cell_clip, proj_clip, h=None, c=None, save
             m.copy_(a[..., 3 * H :] * torch.tanh(c))
             if save:
                 acts[:, t], cs[:, t] = a, c
-        h = matmul(m, w_hr)  # (D, B, P)
+        h = torch.bmm(m, w_hr)  # (D, B, P)
         if proj_clip is not None:
             h = h.clamp_(-proj_clip, proj_clip)
         out[:, t] = h
     return out, c, ((acts, cs, ms) if save else None)
 
 
-# up to this many rows per direction (one-sentence inference) the steps' bf16 matmuls run in
-# lstmp_cell.c: PyTorch's bf16 matmul of one row spends longer preparing the weights than multiplying
-# (released `small`, both directions: 146 µs against 43 µs for (1, 128) @ (128, 4096); 172 against
-# 228 µs at 8 rows; in fp32 both take ~61 µs at one row)
+# up to this many rows per direction (one-sentence inference) the whole recurrence runs in one call
+# to lstmp_cell.c: PyTorch's bf16 matmul of one row spends longer preparing the weights than
+# multiplying (released `small`, both directions: 146 µs against 43 µs for (1, 128) @ (128, 4096);
+# 172 against 228 µs at 8 rows; fp32 ~61 µs either way), and the per-step calls from Python go
 FEW_ROWS = 4
-
-
-def _few_rows_matmul(lib, dt):
-    """a (D, B, K) @ w (D, K, N) → (D, B, N) in dt by lstmp_cell.c (for few rows); both contiguous."""
-
-    def matmul(a: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
-        D, B, K = a.shape
-        out = a.new_empty(D, B, w.shape[-1])
-        lib.lstmp_matmul_rows(
-            D, B, K, w.shape[-1], dt == torch.bfloat16, torch.get_num_threads(), a.data_ptr(), w.data_ptr(),
-            out.data_ptr(),
-        )  # fmt: skip
-        return out
-
-    return matmul
 
 
 def _cell_step(gates, c, cell_clip):

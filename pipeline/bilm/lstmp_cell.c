@@ -249,3 +249,29 @@ void lstmp_matmul_rows(int64_t D, int64_t B, int64_t K, int64_t N, int bf16, int
         }
     }
 }
+
+/* The whole recurrence for a few rows (one-sentence inference), T steps in one call: per step
+ * gh = h @ W_hh, the forward step, h = clip(m @ W_hr), out[:, t] = h. gx (D, T, B, 4H), W_hh
+ * (D, P, 4H), W_hr (D, H, P), h (D, B, P) and out (D, T, B, P) in the matmul dtype, contiguous;
+ * bias (D, 4H) and c (D, B, H) fp32; h and c hold the initial state and end with the last;
+ * gh (D, B, 4H) and m (D, B, H) are scratch. Saves the per-step calls from Python. */
+void lstmp_steps_few_rows(int64_t D, int64_t T, int64_t B, int64_t H, int64_t P, int bf16, int threads,
+                          float cell_clip, float proj_clip, const void *gx, const float *bias, const void *w_hh,
+                          const void *w_hr, void *h, float *c, void *gh, void *m, void *out) {
+    const int64_t G = 4 * H, w = bf16 ? 2 : 4;
+    for (int64_t t = 0; t < T; t++) {
+        lstmp_matmul_rows(D, B, P, G, bf16, threads, h, w_hh, gh);
+        lstmp_forward_step(D, B, H, bf16, threads, cell_clip, (const char *)gx + t * B * G * w, T * B * G, bias,
+                           gh, c, m, B * H, 0, 0, 0, 0);
+        lstmp_matmul_rows(D, B, H, P, bf16, threads, m, w_hr, h);
+        for (int64_t r = 0; r < D * B; r++) {
+            const int64_t d = r / B, b = r % B;
+            char *o = (char *)out + ((d * T + t) * B + b) * P * w;
+            for (int64_t j = 0; j < P; j++) {
+                float v = clip(load(h, r * P + j, bf16), proj_clip);
+                store(h, r * P + j, v, bf16);
+                store(o, j, v, bf16);
+            }
+        }
+    }
+}

@@ -38,6 +38,8 @@ SIGNATURES = {
     "lstmp_backward_cell": [_i64, _i64, _i64, _int, _int, _f32, _ptr, _ptr, _i64, _ptr, _ptr, _i64, _ptr, _ptr, _i64]
     + [_ptr],
     "lstmp_matmul_rows": [_i64, _i64, _i64, _i64, _int, _int, _ptr, _ptr, _ptr],
+    "lstmp_steps_few_rows": [_i64, _i64, _i64, _i64, _i64, _int, _int, _f32, _f32, _ptr, _ptr, _ptr, _ptr]
+    + [_ptr, _ptr, _ptr, _ptr, _ptr],
 }
 
 
