@@ -110,7 +110,8 @@ class Encoder:
     @classmethod
     def from_pretrained(cls, directory: str | Path, cache_size: int = 50_000, bf16: bool = False) -> Encoder:
         """The encoder in ``directory``. ``cache_size``: token-layer vectors kept for known words (0:
-        none); ``bf16``: bf16 autocast for the sequence body (faster on CPUs with AVX512-BF16 and GPUs)."""
+        none); ``bf16``: bf16 autocast for the token encoder and the sequence body (faster on CPUs with
+        AVX512-BF16 and GPUs)."""
         d = Path(directory)
         config = read_model_config(d, ENCODER_KIND, ENCODER_FORMAT, hint=" (see `elmo export`)")
         missing = [f for f in REQUIRED if not (d / f).is_file()]

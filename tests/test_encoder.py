@@ -260,3 +260,9 @@ def test_bf16_embeddings_stay_close_to_fp32(trained):
         assert np.abs(a[0] - b[0]).max() < 0.05 * np.abs(a[0]).max()  # the token layer: bf16 CNN and highway
         cos = (a * b).sum(-1) / (np.linalg.norm(a, axis=-1) * np.linalg.norm(b, axis=-1))
         assert cos.min() > 0.99 and not np.array_equal(a, b)  # bf16 really ran, and stayed close
+    switched = Encoder.from_pretrained(trained / "enc")
+    switched.embed(SENTS)
+    switched.bf16 = True  # empties the token cache: no fp32 token vectors left in a bf16 run
+    assert len(switched._cache) == 0
+    for a, b in zip(switched.embed(SENTS), bf16):
+        assert np.array_equal(a, b)

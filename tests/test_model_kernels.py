@@ -12,7 +12,7 @@ from pipeline.bilm.bodies import LSTMLayer, lstm_layer_from_state
 from pipeline.bilm.lstmp import lstmp_scan
 from pipeline.bilm.model import BiLM, Kernels, batch_inputs
 from pipeline.bilm.native import cell_kernel
-from pipeline.bilm.softmax import linear_nll
+from pipeline.bilm.softmax import SoftmaxHead, linear_nll
 from pipeline.config import ModelConfig
 from pipeline.data.batching import make_batch
 from pipeline.data.chars import char_table
@@ -102,6 +102,27 @@ def test_linear_nll_matches_cross_entropy_in_value_and_gradient():
     assert out.item() == pytest.approx(ref.item(), rel=1e-6)
     for a, b in zip(g, g_ref):
         assert torch.allclose(a, b, atol=1e-5)
+
+
+def test_sampled_softmax_through_linear_nll_matches_the_plain_one():
+    """The fused sampled softmax (LinearNLL with the true logit as an extra column and accidental
+    hits left out) against the plain one on the same draws: loss and gradients."""
+    torch.manual_seed(0)
+    head = SoftmaxHead(ModelConfig(projection_dim=16, softmax="sampled", n_samples=50), 200).train()
+    h = torch.randn(3, 40, 16, requires_grad=True)
+    y = torch.randint(0, 200, (3, 40))
+    y[0, :5] = -100  # padding
+    y[1, :10] = 0  # the most frequent class: drawn, so accidental hits happen
+    results = []
+    for fused in (True, False):
+        head.fused, head.generator = fused, torch.Generator().manual_seed(1)
+        head.zero_grad()
+        h.grad = None
+        loss = head.nll(h, y)
+        loss.backward()
+        results.append([loss.detach(), h.grad.clone(), head.weight.grad.clone(), head.bias.grad.clone()])
+    for a, b in zip(*results):
+        assert torch.allclose(a, b, rtol=1e-6, atol=1e-5)
 
 
 @pytest.mark.parametrize("softmax", ["full", "adaptive"])

@@ -73,3 +73,17 @@ def test_the_wheel_finetunes_from_another_directory(installed, tmp_path):
     assert p.returncode == 0, p.stderr
     assert json.loads((tmp_path / "m.json").read_text())["dev"]["accuracy"] > 0.5
     assert "elmo finetune" in (out / "README.md").read_text()  # the model card records the command
+
+
+def test_the_wheel_compiles_the_lstm_cell_from_its_own_source(installed, tmp_path):
+    """lstmp_cell.c ships in the wheel and is compiled from there (into the cache directory given)."""
+    if shutil.which("cc") is None and shutil.which("gcc") is None:
+        pytest.skip("no C compiler")
+    code = "from pipeline.bilm.native import SOURCE, cell_kernel; print(SOURCE); print(cell_kernel() is not None)"
+    env = {"PATH": "/usr/bin:/bin", "ELMO_KERNEL_CACHE": str(tmp_path / "cache")}
+    p = subprocess.run(
+        [str(installed / "bin" / "python"), "-c", code], capture_output=True, text=True, env=env, cwd=tmp_path
+    )
+    source, compiled = p.stdout.split()
+    assert str(installed) in source and compiled == "True", p.stderr
+    assert len(list((tmp_path / "cache").glob("lstmp_cell-*.so"))) == 1

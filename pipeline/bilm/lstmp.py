@@ -46,13 +46,8 @@ def lstmp_steps(gx, bias, w_hh, w_hr, cell_clip, proj_clip, h=None, c=None, save
     m = gx.new_empty(D, B, H)
     lib = native_cell_for(gx, w_hh) if native else None
     gx, bias, h = gx.contiguous(), bias.float().contiguous(), h.contiguous()
-    if lib is not None and B <= FEW_ROWS and not save:  # every step in one call
-        h, w_hh, w_hr, gh = h.clone(), w_hh.contiguous(), w_hr.contiguous(), gx.new_empty(D, B, G)  # held: C reads them
-        lib.lstmp_steps_few_rows(
-            D, T, B, H, P, dt == torch.bfloat16, torch.get_num_threads(), _limit(cell_clip), _limit(proj_clip),
-            gx.data_ptr(), bias.data_ptr(), w_hh.data_ptr(), w_hr.data_ptr(), h.data_ptr(), c.data_ptr(),
-            gh.data_ptr(), m.data_ptr(), out.data_ptr(),
-        )  # fmt: skip
+    if lib is not None and B <= FEW_ROWS and not save:
+        _steps_in_one_call(lib, gx, bias, w_hh, w_hr, h, c, out, cell_clip, proj_clip)
         return out, c, None
     for t in range(T):
         gh = torch.bmm(h, w_hh)  # (D, B, 4H)
@@ -82,6 +77,21 @@ def lstmp_steps(gx, bias, w_hh, w_hr, cell_clip, proj_clip, h=None, c=None, save
 # multiplying (released `small`, both directions: 146 µs against 43 µs for (1, 128) @ (128, 4096);
 # 172 against 228 µs at 8 rows; fp32 ~61 µs either way), and the per-step calls from Python go
 FEW_ROWS = 4
+
+
+def _steps_in_one_call(lib, gx, bias, w_hh, w_hr, h, c, out, cell_clip, proj_clip) -> None:
+    """Every step of :func:`lstmp_steps` in one call to lstmp_cell.c (no saved values): fills out
+    (D, T, B, P) and leaves the last cell in c."""
+    D, T, B, G = gx.shape
+    H, P = G // 4, w_hh.shape[1]
+    # kept in variables while C reads them (a temporary's memory could be reused before the call)
+    h, w_hh, w_hr = h.clone(), w_hh.contiguous(), w_hr.contiguous()
+    gh, m = gx.new_empty(D, B, G), gx.new_empty(D, B, H)
+    lib.lstmp_steps_few_rows(
+        D, T, B, H, P, gx.dtype == torch.bfloat16, torch.get_num_threads(), _limit(cell_clip), _limit(proj_clip),
+        gx.data_ptr(), bias.data_ptr(), w_hh.data_ptr(), w_hr.data_ptr(), h.data_ptr(), c.data_ptr(),
+        gh.data_ptr(), m.data_ptr(), out.data_ptr(),
+    )  # fmt: skip
 
 
 def _cell_step(gates, c, cell_clip):

@@ -88,7 +88,7 @@ def cell_kernel() -> ctypes.CDLL | None:
     if os.environ.get("ELMO_NATIVE", "1") == "0":
         return None
     cc = _compiler()
-    if cc is None:
+    if cc is None or not SOURCE.is_file():
         return None
     parts = [SOURCE.read_bytes(), cc.encode(), _cpu_model().encode(), repr(FLAG_SETS).encode()]
     key = hashlib.sha256(b"\0".join(parts))
