@@ -111,7 +111,8 @@ class Encoder:
     def from_pretrained(cls, directory: str | Path, cache_size: int = 50_000, bf16: bool = False) -> Encoder:
         """The encoder in ``directory``. ``cache_size``: token-layer vectors kept for known words (0:
         none); ``bf16``: bf16 autocast for the token encoder and the sequence body (faster on CPUs with
-        AVX512-BF16 and GPUs)."""
+        AVX512-BF16 and GPUs). Loaded for use: its weights do not require gradients
+        (``enc.model.requires_grad_(True)`` before training them)."""
         d = Path(directory)
         config = read_model_config(d, ENCODER_KIND, ENCODER_FORMAT, hint=" (see `elmo export`)")
         missing = [f for f in REQUIRED if not (d / f).is_file()]
@@ -130,6 +131,7 @@ class Encoder:
         max_chars = int(config.get("max_chars", 0))
         if max_chars < 3:
             raise PipelineError(f"{d / CONFIG_FILE}: max_chars must be at least 3, got {max_chars}")
+        model.requires_grad_(False)  # loaded for use (kept weights: pipeline.bilm.lstmp.inference_weights)
         encoder = cls(model, config, vocab, _load_tokenizer(d, config.get("tokenizer", {})), cache_size, bf16)
         encoder.source = d
         return encoder

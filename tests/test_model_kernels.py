@@ -231,3 +231,24 @@ def test_encoding_tokens_by_length_gives_the_same_vectors_and_gradients():
     g_grouped = torch.autograd.grad((te.by_length(chars, rows=5) * w).sum(), list(te.parameters()))
     for a, b in zip(g_grouped, g_plain):
         assert torch.allclose(a, b, atol=1e-5)
+
+
+def test_inference_after_a_fused_optimizer_step_uses_the_new_weights():
+    """A fused optimizer step changes weights in place without bumping their versions: inference
+    right after it must still see the new weights (weights that require grad are never kept)."""
+    m = tiny_bilm(seed=4, cell_clip=3.0, proj_clip=3.0)
+    b, chars, idx = batch([6, 3, 8])
+    opt = torch.optim.Adam(m.parameters(), lr=0.1, fused=True)
+    with torch.no_grad():
+        m(chars, idx, b.mask)
+    m.train()
+    f, bw = m.lm_nll(m(chars, idx, b.mask), b.fwd_targets, b.bwd_targets)
+    (f + bw).backward()
+    opt.step()
+    m.eval()
+    fresh = BiLM(m.cfg, m.vocab_size).eval()
+    fresh.load_state_dict(m.state_dict())
+    with torch.no_grad():
+        after, expected = m(chars, idx, b.mask), fresh(chars, idx, b.mask)
+    for a, e in zip(after.layers, expected.layers):
+        assert torch.equal(a, e)

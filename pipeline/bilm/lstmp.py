@@ -289,14 +289,18 @@ _inference_weights: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
 def inference_weights(lstms: list[nn.LSTM], dt: torch.dtype):
-    """:func:`scan_weights`, kept between calls while the weights stay the same (the parameters'
-    identities and in-place versions are the key): stacking and casting them cost ~15 % of a
-    one-sentence embedding of the released `small` model."""
-    key = (dt, tuple((id(p), p._version) for m in lstms for p in m.parameters()))
+    """:func:`scan_weights`, kept between calls for frozen weights (no parameter requires grad, as in
+    an :class:`~pipeline.encoder.Encoder` loaded for use; the parameters' identities and in-place
+    versions are the key): stacking and casting them cost ~15 % of a one-sentence embedding of the
+    released `small` model. Weights that may be trained are stacked anew on every call: PyTorch's
+    fused optimizer steps change them in place without bumping their versions."""
+    params = [p for m in lstms for p in m.parameters()]
+    if any(p.requires_grad for p in params):
+        return scan_weights(lstms, dt)
+    key = (dt, tuple((id(p), p._version, p.data_ptr()) for p in params))
     held = _inference_weights.get(lstms[0])
     if held is None or held[0] != key:
-        with torch.no_grad():
-            held = (key, scan_weights(lstms, dt))
+        held = (key, scan_weights(lstms, dt))
         _inference_weights[lstms[0]] = held
     return held[1]
 

@@ -5,7 +5,7 @@ cached, and called through ctypes. Where no compiler is present (or ``ELMO_NATIV
 Why C through ctypes rather than a PyTorch C++ extension: the file needs no PyTorch headers,
 so it compiles in about a second with any C compiler and no build tools; the matmuls stay in
 PyTorch. ``-march=native`` makes the library specific to the CPU, so the cache key holds the CPU
-model: a cache shared between machines never hands one machine another's build.
+model and flags: a cache shared between machines never hands one machine another's build.
 
 Cache: ``$ELMO_KERNEL_CACHE``, else ``$XDG_CACHE_HOME/elmo-pipeline`` (``~/.cache/elmo-pipeline``).
 """
@@ -50,13 +50,16 @@ def cache_dir() -> Path:
 
 
 def _cpu_model() -> str:
+    """The CPU's model and instruction-set flags (what ``-march=native`` compiles for)."""
+    seen: dict[str, str] = {}
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith(("model name", "flags", "Features")):
-                return line
+            key = line.split(":")[0].strip()
+            if key in ("model name", "flags", "Features", "CPU part") and key not in seen:
+                seen[key] = line
     except OSError:
         pass
-    return platform.processor()
+    return "\n".join(seen.values()) or platform.processor() or platform.machine()
 
 
 def _compiler() -> str | None:

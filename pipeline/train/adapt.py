@@ -48,6 +48,7 @@ def _source(source: Path):
                 f"needs one); export it with `elmo export --with-softmax`, or adapt its best/ directory"
             )
         sp = source / SP_MODEL_FILE if (source / SP_MODEL_FILE).is_file() else None
+        enc.model.requires_grad_(True)  # from_pretrained freezes an encoder's weights; adapting trains them
         return enc.model, enc.vocab, enc.config.get("tokenizer", {}), enc.max_chars, sp
     if kind not in ("bilm", "checkpoint"):
         raise PipelineError(f"{source}: not an encoder or a pretraining output (best/ or a checkpoint) to adapt")

@@ -99,6 +99,7 @@ def test_label_sets_and_unseen_dev_labels(tmp_path):
 def test_encoder_layers_with_gradients_equal_embed(trained):  # noqa: F811
     enc = Encoder.from_pretrained(trained / "enc")
     ref = enc.embed(SENTS)
+    enc.model.requires_grad_(True)  # loaded for use; training its weights turns their gradients on
     layers = enc.layers(SENTS)  # eval mode: no dropout
     assert layers.shape == (3, 3, 5, 32)
     for b, r in enumerate(ref):
