@@ -13,12 +13,14 @@ token encoded over all 50 characters) and the ratio. Then it runs ``elmo embed -
 subprocess on files of 10k and 100k sentences and prints each run's peak RSS (must stay flat).
 Medians of 3 repeats for the timed runs.
 
-``--elmo`` runs ELMo weight files through ``elmo import-elmo`` and then the same timings, so a
-sentences/s figure can be set beside another tool's on the identical model: ``fixture`` (the
+``--elmo`` runs ELMo weight files through ``elmo import-elmo`` and then the same timings on the
+first ``--elmo-sentences`` PTB valid sentences, so a sentences/s figure can be set beside another
+tool's on the identical model: ``fixture`` (the
 AllenNLP test model in ../shared/data), ``small`` / ``medium`` / ``original`` (random weights with
 the released models' shapes, written by this bench in the bilm-tf layout), or ``OPTIONS.json:WEIGHTS.hdf5``:
 
-    .venv/bin/python bench/embed_throughput.py --presets '' --rss '' --elmo fixture,small,original
+    .venv/bin/python bench/embed_throughput.py --presets '' --rss '' --elmo small --elmo-sentences 2000
+    .venv/bin/python bench/embed_throughput.py --presets '' --rss '' --elmo original --elmo-sentences 200
 """
 
 from __future__ import annotations
@@ -51,6 +53,7 @@ from pipeline.data.vocab import Vocab  # noqa: E402
 from pipeline.encoder import ENCODER_FORMAT, Encoder  # noqa: E402
 
 PTB = REPO.parent / "shared" / "data" / "ptb" / "ptb.train.txt"
+PTB_VALID = PTB.with_name("ptb.valid.txt")  # the --elmo runs: the sentences of the AllenNLP comparison
 FIXTURE = REPO.parent / "shared" / "data" / "allennlp-elmo-fixture"
 ELMO_CNN = [[1, 32], [2, 32], [3, 64], [4, 128], [5, 256], [6, 512], [7, 1024]]
 # the released ELMo models' shapes (allennlp.org/elmo): (projection P, cell H, highway layers)
@@ -145,12 +148,13 @@ def elmo_files(name: str, tmp: Path) -> tuple[Path, Path]:
     return tmp / f"{name}.json", tmp / f"{name}.hdf5"
 
 
-def elmo_report(names: list[str], lines: list[list[str]], n_sentences: int, repeats: int, tmp: Path) -> None:
+def elmo_report(names: list[str], n_sentences: int, repeats: int, tmp: Path) -> None:
     from pipeline.elmo_format import import_elmo
 
+    lines = [line.split() for line in PTB_VALID.read_text().splitlines() if line.strip()]
     sample = lines[:n_sentences]
     n_tok = sum(len(s) for s in sample)
-    print(f"ELMo weight files, imported: {n_sentences} PTB sentences ({n_tok:,} tokens)")
+    print(f"ELMo weight files, imported: the first {n_sentences} PTB valid sentences ({n_tok:,} tokens)")
     for name in names:
         options, weights = elmo_files(name, tmp)
         enc = Encoder.from_pretrained(import_elmo(options, weights, tmp / f"enc-{name}"))
@@ -216,7 +220,7 @@ def main():
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         if args.elmo:
-            elmo_report(args.elmo.split(","), lines, args.elmo_sentences, args.repeats, tmp)
+            elmo_report(args.elmo.split(","), args.elmo_sentences, args.repeats, tmp)
         for preset in filter(None, args.presets.split(",")):
             enc = build_encoder(preset, lines, tmp)
             loop = timed(lambda: per_sentence_baseline(enc, base_sample), 1)
