@@ -1,8 +1,9 @@
 /* The element-wise part of one step of the clipped projected LSTM (ELMo's cell), forward and
  * backward, fused into one pass over each row so that the gates never travel through memory
- * more than once. The matmuls stay in PyTorch (oneDNN); pipeline/bilm/native.py compiles this
- * file on first use and calls it through ctypes, and pipeline/bilm/lstmp.py holds the
- * PyTorch version of the same arithmetic (used where no C compiler is present).
+ * more than once. The matmuls stay in PyTorch (oneDNN), except for one sentence at a time
+ * (lstmp_steps_few_rows: the whole recurrence here). pipeline/bilm/native.py compiles this file
+ * on first use and calls it through ctypes; pipeline/bilm/lstmp.py holds the PyTorch version of
+ * the same arithmetic (used where no C compiler is present).
  *
  * A "row" is one (direction, sentence) pair: rows = D * B, each with H cells and 4H gates in
  * the order i, f, g, o (nn.LSTM). Row r = d * B + b of an array X sits at X + d * X_sd + b * width.
