@@ -75,7 +75,7 @@ def lstmp_steps(gx, bias, w_hh, w_hr, cell_clip, proj_clip, h=None, c=None, save
 # up to this many rows per direction (one-sentence inference) the whole recurrence runs in one call
 # to lstmp_cell.c: PyTorch's bf16 matmul of one row spends longer preparing the weights than
 # multiplying (released `small`, both directions: 146 µs against 43 µs for (1, 128) @ (128, 4096);
-# 172 against 228 µs at 8 rows; fp32 ~61 µs either way), and the per-step calls from Python go
+# 172 against 228 µs at 8 rows; fp32 ~61 µs either way), and the calls from Python at every step go
 FEW_ROWS = 4
 
 
@@ -241,7 +241,7 @@ def lstmp_scan(
 
 # rows of input products computed at once by lstmp_infer: (D, rows, 4H) stays in cache and the
 # matmul keeps its rate (measured, released `small` in bf16: 231 GFLOP/s for 4,000 rows at once,
-# 383 for 1,280; bench/embed_throughput.py)
+# 383 for 1,280, timing that matmul alone)
 INFER_ROWS = 1024
 
 
