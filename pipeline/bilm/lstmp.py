@@ -43,12 +43,12 @@ def lstmp_steps(gx, bias, w_hh, w_hr, cell_clip, proj_clip, h=None, c=None, save
     if save:
         acts, cs = gx.new_empty(D, T, B, G, dtype=torch.float32), gx.new_empty(D, T, B, H, dtype=torch.float32)
         ms = gx.new_empty(D, T, B, H)
-    m = gx.new_empty(D, B, H)
     lib = native_cell_for(gx, w_hh) if native else None
     gx, bias, h = gx.contiguous(), bias.float().contiguous(), h.contiguous()
     if lib is not None and B <= FEW_ROWS and not save:
         _steps_in_one_call(lib, gx, bias, w_hh, w_hr, h, c, out, cell_clip, proj_clip)
         return out, c, None
+    m = gx.new_empty(D, B, H)  # the projection's input of a step (with save: a view of ms)
     for t in range(T):
         gh = torch.bmm(h, w_hh)  # (D, B, 4H)
         if save:

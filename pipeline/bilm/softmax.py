@@ -70,8 +70,8 @@ class LinearNLL(torch.autograd.Function):
                 top = logits.amax(dim=-1, keepdim=True)
             else:
                 t = true[s : s + rows, None]
-                hit = yc >= 0
-                logits.scatter_(1, yc.clamp(min=0), torch.where(hit, -math.inf, logits.gather(1, yc.clamp(min=0))))
+                hit = (yc[:, 0] >= 0).nonzero()[:, 0]  # rows whose true class was also drawn
+                logits[hit, yc[hit, 0]] = -math.inf  # an accidental hit is not a negative
                 top = torch.maximum(logits.amax(dim=-1, keepdim=True), t)
             p = logits.sub_(top).exp_()  # in place: the logits are not needed again
             p_true = (t - top).exp() if true is not None else None
