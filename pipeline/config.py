@@ -13,6 +13,7 @@ file and the dotted key. Defaults live here, once.
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import math
 import re
 import types
@@ -489,6 +490,12 @@ def _convert(value: Any, tp: Any, where: str) -> Any:
     raise TypeError(f"unsupported config annotation {tp!r}")  # a bug in this file, not a user error
 
 
+def did_you_mean(word: str, known: list[str]) -> str:
+    """``" (did you mean 'x'?)"`` for the closest of ``known`` to a mistyped ``word``, else ``""``."""
+    close = difflib.get_close_matches(word, known, n=1, cutoff=0.6)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
 def check_section(cls: type, data: Any, where: str) -> dict:
     """Validate a mapping of overrides for dataclass ``cls``; return the converted mapping."""
     if data is None:
@@ -500,7 +507,8 @@ def check_section(cls: type, data: Any, where: str) -> dict:
     out = {}
     for key, value in data.items():
         if key not in names:
-            raise PipelineError(f"{where}.{key}: unknown key (known keys: {', '.join(names)})")
+            hint = did_you_mean(str(key), names)
+            raise PipelineError(f"{where}.{key}: unknown key{hint}; known keys: {', '.join(names)}")
         out[key] = _convert(value, hints[key], f"{where}.{key}")
     return out
 
@@ -557,7 +565,9 @@ def _check_layer(path: Path, data: dict, allow_presets: bool) -> dict[str, dict]
                 raise PipelineError(f"{path}: presets: a preset cannot name other presets")
             continue
         if section not in SECTIONS:
-            raise PipelineError(f"{path}: {section}: unknown section (known: presets, {', '.join(SECTIONS)})")
+            known = ["presets", *SECTIONS]
+            hint = did_you_mean(str(section), known)
+            raise PipelineError(f"{path}: {section}: unknown section{hint}; known: {', '.join(known)}")
         layer[section] = check_section(SECTIONS[section], body, f"{path}: {section}")
     return layer
 
@@ -576,8 +586,10 @@ def load_params(path: str | Path = "params.yaml", preset_dir: Path | None = None
     for name in presets:
         preset_path = preset_dir / f"{name}.yaml"
         if not preset_path.is_file():
-            known = ", ".join(available_presets(preset_dir)) or "none"
-            raise PipelineError(f"{path}: presets: no preset named {name!r} in {preset_dir} (available: {known})")
+            names = available_presets(preset_dir)
+            hint = did_you_mean(name, names)
+            known = ", ".join(names) or "none"
+            raise PipelineError(f"{path}: presets: no preset named {name!r}{hint} in {preset_dir}; available: {known}")
         layers.append((preset_path, _check_layer(preset_path, _read_yaml(preset_path), allow_presets=False)))
     layers.append((path, _check_layer(path, data, allow_presets=True)))
 

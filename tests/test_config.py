@@ -14,12 +14,18 @@ def test_unknown_key_names_file_and_key(write):
     path = write("params.yaml", "prepare:\n  corpus: x.txt\n  min_cout: 3\n")
     with pytest.raises(PipelineError) as e:
         load_params(path)
-    assert str(path) in str(e.value) and "prepare.min_cout: unknown key" in str(e.value)
+    assert str(path) in str(e.value) and "prepare.min_cout: unknown key (did you mean 'min_count'?)" in str(e.value)
 
 
 def test_unknown_section(write):
-    with pytest.raises(PipelineError, match="prepar: unknown section"):
+    with pytest.raises(PipelineError, match=r"prepar: unknown section \(did you mean 'prepare'\?\)"):
         load_params(write("params.yaml", "prepar:\n  corpus: x\n"))
+
+
+def test_a_key_unlike_any_known_one_gets_no_guess(write):
+    with pytest.raises(PipelineError) as e:
+        load_params(write("params.yaml", "prepare:\n  zzzz: 3\n"))
+    assert "prepare.zzzz: unknown key; known keys: corpus" in str(e.value) and "did you mean" not in str(e.value)
 
 
 @pytest.mark.parametrize(
@@ -60,6 +66,8 @@ def test_bad_preset_errors(write, tmp_path):
     write("presets/a.yaml", "prepare:\n  min_count: x\n")
     with pytest.raises(PipelineError, match=r"no preset named 'zz'.*available: a"):
         load_params(write("params.yaml", "presets: [zz]\n"), preset_dir=tmp_path / "presets")
+    with pytest.raises(PipelineError, match=r"no preset named 'ptbb' \(did you mean 'ptb'\?\)"):
+        load_params(write("params.yaml", "presets: [ptbb]\n"))
     with pytest.raises(PipelineError, match=r"a\.yaml: prepare\.min_count: expected int"):
         load_params(write("params.yaml", "presets: [a]\n"), preset_dir=tmp_path / "presets")
 
