@@ -185,7 +185,16 @@ def _cmd_embed(args) -> int:
     )
     if not args.quiet:
         print(f"embedded {n} lines into {args.out}{_read_counts(stats)}")
+        _warn_tabs(args.input, stats, "`cut -f1 FILE` keeps the first column alone")
     return 0
+
+
+def _warn_tabs(path, stats, hint: str) -> None:
+    from pipeline.data.lines import tab_warning
+
+    warning = tab_warning(path, stats, hint)
+    if warning:
+        print(warning, file=sys.stderr)
 
 
 def _read_counts(stats) -> str:
@@ -317,13 +326,16 @@ def _cmd_predict(args) -> int:
         check_output_file(args.output, _is_predictions_file, "a JSONL of `elmo predict`")
     model = load_task_model(args.model)
     stats = ReadStats()
+    tabs_hint = "`elmo evaluate` scores a model on a labelled file"
     if not args.output:  # streamed to stdout as predicted
         model.predict_file(args.input, sys.stdout, args.encoding_errors, stats)
-        return 0
-    with atomic_path(args.output) as tmp, open(tmp, "w", encoding="utf-8") as out:  # renamed at the end
-        n = model.predict_file(args.input, out, args.encoding_errors, stats)
+    else:
+        with atomic_path(args.output) as tmp, open(tmp, "w", encoding="utf-8") as out:  # renamed at the end
+            n = model.predict_file(args.input, out, args.encoding_errors, stats)
+        if not args.quiet:
+            print(f"wrote {n} predictions to {args.output}{_read_counts(stats)}", file=sys.stderr)
     if not args.quiet:
-        print(f"wrote {n} predictions to {args.output}{_read_counts(stats)}", file=sys.stderr)
+        _warn_tabs(args.input, stats, tabs_hint)
     return 0
 
 

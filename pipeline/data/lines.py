@@ -44,6 +44,7 @@ class ReadStats:
     replaced_utf8: int = 0  # lines with invalid UTF-8 or control characters, replaced by U+FFFD
     bom: int = 0  # files that started with a byte-order mark (removed)
     controls_as_space: int = 0  # lines whose control characters (not NUL) were read as spaces (soft_controls)
+    tabbed: int = 0  # lines of a one-sentence-per-line input that hold a tab (input_lines only)
     sources: list[str] = field(default_factory=list)
 
 
@@ -204,7 +205,20 @@ def input_lines(
     if path.is_dir():
         raise PipelineError(f"{path}: is a directory; give one text file")
     for line in iter_lines(path, errors, stats, what="input file"):
+        if stats is not None and "\t" in line.text:
+            stats.tabbed += 1
         yield line.lineno - 1, line.text
+
+
+def tab_warning(path, stats: ReadStats, hint: str) -> str | None:
+    """The one-line warning for a one-sentence-per-line input whose lines mostly hold a tab (a
+    labelled TSV given to embed or predict, whose label column would be read as words)."""
+    if stats.lines and stats.tabbed * 2 > stats.lines:
+        return (
+            f"warning: {path}: {stats.tabbed} of {stats.lines} lines hold a tab; each whole line was read as "
+            f"one sentence, every column included ({hint})"
+        )
+    return None
 
 
 def input_chunks(

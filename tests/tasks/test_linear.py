@@ -67,6 +67,13 @@ def test_cli_finetune_predict_evaluate(tmp_path):
     p = elmo("predict", "in.txt", "--model", "m")
     rows = [json.loads(line) for line in p.stdout.splitlines()]
     assert p.returncode == 0 and rows[0]["label"] in ("positive", "negative") and rows[1]["label"] is None
+    assert "hold a tab" not in p.stderr
+    # a labelled TSV given to predict: every line still predicted, and one warning line says what happened
+    p = elmo("predict", str(SAMPLES / "test.tsv"), "--model", "m")
+    n = len(SAMPLES.joinpath("test.tsv").read_text().splitlines())
+    assert p.returncode == 0 and len(p.stdout.splitlines()) == n
+    assert "lines hold a tab; each whole line was read as one sentence" in p.stderr and "elmo evaluate" in p.stderr
+    assert len(p.stderr.strip().splitlines()) == 1
     p = elmo("evaluate", str(SAMPLES / "test.tsv"), "--model", "m")
     assert p.returncode == 0 and "accuracy" in p.stdout
     p = elmo("finetune", "--task", "ner", "--set", "model=tfidf", "--train", "x", "--dev", "y", "--out", "n")
