@@ -4,6 +4,7 @@
     .venv/bin/python bench/pretrain_throughput.py --presets cpu,cpu:model.softmax=full --data wikitext2
     .venv/bin/python bench/pretrain_throughput.py --presets cpu --bf16 --no-baseline   # bf16 autocast
     .venv/bin/python bench/pretrain_throughput.py --presets cpu --no-baseline --compile --warmup 6
+    .venv/bin/python bench/pretrain_throughput.py --presets small --no-baseline --profile 15
     python3 bench/pretrain_throughput.py --prepared bench-data/ptb --presets small --device cuda --bf16
 
 "Ours" is the training path of pipeline/bilm/: the token encoder once per distinct token of a
@@ -119,7 +120,10 @@ def bench(
     bf16: bool,
     fused: bool = True,
     compile_: bool = False,
+    profiler=None,
 ):
+    """Median tokens/s and FLOP/s over the steps after ``warmup``; ``profiler`` (a
+    torch.profiler.profile) records those timed steps only."""
     model.to(device)
     if compile_:  # the token encoder only; dynamic: its (distinct tokens, columns) shape changes every batch
         model.token_encoder = torch.compile(model.token_encoder, dynamic=True)
@@ -127,6 +131,8 @@ def bench(
     train = data.split("train")
     rates, flops = [], []
     for k, idx in enumerate(batches):
+        if profiler is not None and k == warmup:
+            profiler.start()
         b = make_batch([train.sentence(int(i)) for i in idx], len(data.vocab), idx)
         sync(device)
         t = time.perf_counter()
@@ -143,6 +149,8 @@ def bench(
             rates.append(b.n_targets / dt)
             used = trim_chars(chars, model.token_encoder.cnn.max_width) if dedup else chars
             flops.append(step_flops(model, used, b) / dt)
+    if profiler is not None:
+        profiler.stop()
     return statistics.median(rates), statistics.median(flops)
 
 
@@ -199,6 +207,13 @@ def main():
     )
     ap.add_argument("--no-baseline", action="store_true", help="time only our implementation")
     ap.add_argument(
+        "--profile",
+        type=int,
+        default=0,
+        metavar="N",
+        help="also print the N operators that take the most time in our timed steps (torch.profiler)",
+    )
+    ap.add_argument(
         "--max-tokens",
         type=int,
         default=None,
@@ -239,6 +254,7 @@ def main():
             torch.manual_seed(0)
             kernels = Kernels(scan=not args.no_scan)
             model = BiLM(params.model, len(data.vocab), kernels).train()
+            prof = torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) if args.profile else None
             ours, ours_f = bench(
                 model,
                 params,
@@ -250,7 +266,11 @@ def main():
                 args.bf16,
                 not args.no_fused,
                 args.compile,
+                prof,
             )
+            if prof is not None:
+                emit(f"{name}: where our {args.steps} timed steps spend their time")
+                emit(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=args.profile))
             base = base_f = float("nan")
             if not args.no_baseline:
                 torch.manual_seed(0)
