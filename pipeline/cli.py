@@ -268,6 +268,7 @@ FINETUNE_OPTIONS = (
 
 def _cmd_finetune(args) -> int:
     from pipeline.config import load_finetune_config, parse_set
+    from pipeline.data.labelled import one_example_per_line
     from pipeline.tasks.kinds import task_named
     from pipeline.train.finetune import finetune, write_outputs
 
@@ -276,10 +277,22 @@ def _cmd_finetune(args) -> int:
         value = getattr(args, key)
         if value is not None and value is not False:
             overrides[key] = value
-    cfg = load_finetune_config(args.config, overrides, infer_inputs=True)
+    inferred: list[str] = []
+
+    def infer_task(train: str) -> str | None:  # a file of one example per line means classify
+        if not one_example_per_line(train):
+            return None
+        inferred.append("classify")
+        return "classify"
+
+    cfg = load_finetune_config(args.config, overrides, infer_inputs=True, infer_task=infer_task)
     for key in ("train", "dev"):
         if not getattr(cfg, key):
             raise PipelineError(f"--{key} is required (or `{key}:` in the --config file)")
+    if inferred and not args.quiet:
+        print(
+            f"task: classify ({cfg.train} holds one example per line; --task ner reads CoNLL columns)", file=sys.stderr
+        )
     result = finetune(cfg, args.out, args.plots, progress=not args.quiet, log=lambda m: print(m, file=sys.stderr))
     write_outputs(result, args.metrics)
     if not args.quiet:
@@ -639,7 +652,10 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument(
-        "--task", choices=["ner", "classify"], help="ner (default): CoNLL column files; classify: TSV/CSV/JSONL"
+        "--task",
+        choices=["ner", "classify"],
+        help="ner: CoNLL column files; classify: TSV/CSV/JSONL of one example per line "
+        "(default: classify when the training file holds one example per line, else ner)",
     )
     p.add_argument(
         "--model",

@@ -18,6 +18,7 @@ import math
 import re
 import types
 import typing
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -617,11 +618,13 @@ def load_finetune_config(
     overrides: dict | None = None,
     base: FinetuneConfig | None = None,
     infer_inputs: bool = False,
+    infer_task: Callable[[str], str | None] | None = None,
 ) -> FinetuneConfig:
     """A FinetuneConfig from ``base`` (default: the dataclass defaults), then the keys of a flat YAML
     file (``elmo finetune --config``), then ``overrides`` (command-line options that were given).
     ``infer_inputs``: when ``inputs`` is set nowhere and only one of ``encoder``/``word2vec`` is,
-    use only that one (``elmo finetune --encoder DIR`` means ELMo inputs)."""
+    use only that one (``elmo finetune --encoder DIR`` means ELMo inputs). ``infer_task``: when
+    ``task`` is set nowhere, ``infer_task(train file)`` may name it (None keeps the default)."""
     values: dict = {}
     if path is not None:
         data = _read_yaml(Path(path))
@@ -629,6 +632,10 @@ def load_finetune_config(
             data = next(iter(data.values())) or {}  # a section copied from params.yaml, header and all
         values.update(check_section(FinetuneConfig, data, f"{path}: finetune"))
     values.update(check_section(FinetuneConfig, overrides or {}, "command line: finetune"))
+    if infer_task is not None and "task" not in values and values.get("train"):
+        task = infer_task(values["train"])
+        if task is not None:
+            values["task"] = task
     if infer_inputs and "inputs" not in values and ("encoder" in values) != ("word2vec" in values):
         values["inputs"] = "elmo" if "encoder" in values else "word2vec"
     cfg = dataclasses.replace(base or FinetuneConfig(), **values)

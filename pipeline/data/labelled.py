@@ -29,6 +29,22 @@ class LabelledData:
 Format = Literal["tsv", "csv", "jsonl"]
 
 
+def one_example_per_line(path: str | Path, sample_lines: int = 50) -> bool:
+    """Whether a labelled file holds one example per line (a .csv/.jsonl name, or TSV lines with a
+    field of several words) rather than CoNLL columns of one token per line; judged on its first
+    ``sample_lines`` non-blank lines. An unreadable file is left to the reader's error (False)."""
+    if format_of(path) in ("csv", "jsonl"):
+        return True
+    try:
+        with open(path, encoding="utf-8", errors="replace") as f:
+            lines = [line for line in itertools.islice(f, 10 * sample_lines) if line.strip()][:sample_lines]
+    except (OSError, ValueError):
+        return False
+    tabbed = [line for line in lines if "\t" in line]
+    several_words = [line for line in tabbed if any(" " in part.strip() for part in line.split("\t"))]
+    return bool(lines) and len(several_words) * 2 > len(lines)
+
+
 def format_of(path: str | Path) -> Format | None:
     """A labelled file's format from its name (.tsv, .csv, .jsonl/.json), None when it says nothing."""
     formats: dict[str, Format] = {".tsv": "tsv", ".csv": "csv", ".jsonl": "jsonl", ".json": "jsonl"}

@@ -2,7 +2,7 @@ import re
 
 import pytest
 
-from pipeline.data.labelled import read_classification
+from pipeline.data.labelled import one_example_per_line, read_classification
 from pipeline.errors import PipelineError
 
 from conftest import shared
@@ -17,6 +17,15 @@ def test_tsv_csv_jsonl(write):
         write("a.jsonl", '{"text": "x y", "label": 2}\n\n{"text": "z", "label": 0}\n'), text_field="text"
     )
     assert d.texts == ["x y", "z"] and d.labels == ["2", "0"]
+
+
+def test_one_example_per_line_tells_sentence_files_from_conll_columns(write, tmp_path):
+    assert one_example_per_line(write("s.tsv", "label\tsentence\npos\tA fine film .\nneg\tDull .\nneg\tNot good\n"))
+    assert one_example_per_line(write("s.txt", "A fine film .\tpos\nVery dull indeed\tneg\n"))  # any name
+    assert one_example_per_line(write("c.csv", "text,label\nx,1\n")) and one_example_per_line(tmp_path / "none.jsonl")
+    assert not one_example_per_line(write("c.conll", "-DOCSTART- O\n\nEU NNP B-ORG\nrejects VBZ O\n"))
+    assert not one_example_per_line(write("t.tsv", "EU\tB-ORG\nrejects\tO\n\nPeter\tB-PER\n"))  # tab CoNLL
+    assert not one_example_per_line(tmp_path / "missing.tsv") and not one_example_per_line(tmp_path)
 
 
 def test_bad_rows_name_file_and_line(write):

@@ -45,24 +45,16 @@ def test_fit_save_load_predict(tmp_path):
 def test_cli_finetune_predict_evaluate(tmp_path):
     def elmo(*args):
         return subprocess.run(
-            [sys.executable, "-m", "pipeline.cli", *args], capture_output=True, text=True, cwd=tmp_path
+            [sys.executable, "-m", "pipeline.cli", *map(str, args)], capture_output=True, text=True, cwd=tmp_path
         )
 
+    # no --task: a training file of one sentence per line means classify, and one line says so
     p = elmo(
-        "-q",
-        "finetune",
-        "--task",
-        "classify",
-        "--model",
-        "tfidf",
-        "--train",
-        str(SAMPLES / "train.tsv"),
-        "--dev",
-        str(SAMPLES / "dev.tsv"),
-        "--out",
-        "m",
+        "finetune", "--model", "tfidf", "--train", SAMPLES / "train.tsv", "--dev", SAMPLES / "dev.tsv", "--out", "m"
     )
     assert p.returncode == 0, p.stderr
+    assert "task: classify (" in p.stderr and "holds one example per line" in p.stderr
+    assert json.loads((tmp_path / "m" / "config.json").read_text())["task"] == "classify"
     (tmp_path / "in.txt").write_text("a superb and moving film\n\n")
     p = elmo("predict", "in.txt", "--model", "m")
     rows = [json.loads(line) for line in p.stdout.splitlines()]
