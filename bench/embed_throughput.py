@@ -21,6 +21,9 @@ the released models' shapes, written by this bench in the bilm-tf layout), or ``
 
     .venv/bin/python bench/embed_throughput.py --presets '' --rss '' --elmo small --elmo-sentences 2000
     .venv/bin/python bench/embed_throughput.py --presets '' --rss '' --elmo original --elmo-sentences 200
+
+``--batch-tokens 1024,2048,4096,8192,16384`` adds, for each ``--elmo`` model, sentences/s at each
+``batch_tokens`` (``elmo embed --batch-tokens``) in fp32 and bf16.
 """
 
 from __future__ import annotations
@@ -148,7 +151,25 @@ def elmo_files(name: str, tmp: Path) -> tuple[Path, Path]:
     return tmp / f"{name}.json", tmp / f"{name}.hdf5"
 
 
-def elmo_report(names: list[str], n_sentences: int, repeats: int, tmp: Path) -> None:
+def batch_sweep(enc: Encoder, name: str, sample: list[list[str]], sizes: list[int], repeats: int) -> None:
+    """Sentences/s of ``Encoder.embed`` for each ``batch_tokens`` in ``sizes``, fp32 and bf16, the
+    token cache cold at the start of each timed run; the sizes alternate within each repeat."""
+    rates: dict[tuple[bool, int], list[float]] = {}
+    for bf16 in (False, True):
+        enc.bf16 = bf16
+        for _ in range(repeats):
+            for size in sizes:
+                enc._cache.clear()
+                t = time.perf_counter()
+                enc.embed(sample, batch_tokens=size)
+                rates.setdefault((bf16, size), []).append(len(sample) / (time.perf_counter() - t))
+    enc.bf16 = False
+    for size in sizes:
+        fp32, bf16 = (statistics.median(rates[b, size]) for b in (False, True))
+        print(f"{name:<9} batch_tokens {size:>6}: {fp32:>8,.1f} sent/s fp32, {bf16:>8,.1f} bf16", flush=True)
+
+
+def elmo_report(names: list[str], n_sentences: int, repeats: int, tmp: Path, sizes: list[int] | None = None) -> None:
     from pipeline.elmo_format import import_elmo
 
     lines = [line.split() for line in PTB_VALID.read_text().splitlines() if line.strip()]
@@ -174,6 +195,8 @@ def elmo_report(names: list[str], n_sentences: int, repeats: int, tmp: Path) -> 
                 flush=True,
             )
         print(f"{name:<9} {bf16_report(enc, sample[:300])}", flush=True)
+        if sizes:
+            batch_sweep(enc, name, sample, sizes, repeats)
 
 
 def timed(fn, repeats: int) -> float:
@@ -204,6 +227,11 @@ def main():
         "original, or OPTIONS.json:WEIGHTS.hdf5 (comma-separated)",
     )
     ap.add_argument("--elmo-sentences", type=int, default=200)
+    ap.add_argument(
+        "--batch-tokens",
+        default="",
+        help="with --elmo: also time these batch_tokens values, fp32 and bf16 (comma-separated, e.g. 1024,4096,16384)",
+    )
     args = ap.parse_args()
     if not PTB.is_file():
         sys.exit(f"{PTB} not found")
@@ -220,7 +248,8 @@ def main():
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         if args.elmo:
-            elmo_report(args.elmo.split(","), args.elmo_sentences, args.repeats, tmp)
+            sizes = [int(x) for x in args.batch_tokens.split(",") if x]
+            elmo_report(args.elmo.split(","), args.elmo_sentences, args.repeats, tmp, sizes)
         for preset in filter(None, args.presets.split(",")):
             enc = build_encoder(preset, lines, tmp)
             loop = timed(lambda: per_sentence_baseline(enc, base_sample), 1)
