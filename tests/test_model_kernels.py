@@ -197,8 +197,9 @@ def test_the_compiled_cell_gives_the_pytorch_cells_numbers(clips):
 
 
 def test_the_cell_is_compiled_into_the_cache_directory_and_refused_cleanly(tmp_path, monkeypatch):
-    """ELMO_KERNEL_CACHE holds the build; a compiler that fails gives a warning and the PyTorch cell;
-    ELMO_NATIVE=0 turns the compiled cell off."""
+    """ELMO_KERNEL_CACHE holds the build (one that cannot be written: a build for the process, with a
+    warning); a compiler that fails gives a warning and the PyTorch cell; ELMO_NATIVE=0 turns the
+    compiled cell off."""
     if shutil.which("cc") is None and shutil.which("gcc") is None:
         pytest.skip("no C compiler")
     monkeypatch.setenv("ELMO_KERNEL_CACHE", str(tmp_path / "kernels"))
@@ -207,6 +208,12 @@ def test_the_cell_is_compiled_into_the_cache_directory_and_refused_cleanly(tmp_p
         assert cell_kernel() is not None
         assert [p.suffix for p in (tmp_path / "kernels").iterdir()] == [".so"]
         cell_kernel.cache_clear()
+        (tmp_path / "a-file").write_text("")  # a cache path that cannot be made: built for this process
+        monkeypatch.setenv("ELMO_KERNEL_CACHE", str(tmp_path / "a-file" / "kernels"))
+        with pytest.warns(UserWarning, match="a-file/kernels is not writable: the LSTM cell is compiled for this"):
+            assert cell_kernel() is not None
+        cell_kernel.cache_clear()
+        monkeypatch.setenv("ELMO_KERNEL_CACHE", str(tmp_path / "kernels"))
         monkeypatch.setenv("CC", "false")  # a "compiler" that always fails (a new cache key: it builds)
         with pytest.warns(UserWarning, match="could not compile lstmp_cell.c"):
             assert cell_kernel() is None

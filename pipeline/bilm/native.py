@@ -84,6 +84,15 @@ def _build(cc: str, target: Path) -> bool:
     return False
 
 
+def _writable(directory: Path) -> bool:
+    """Whether ``directory`` exists or can be made, and files can be written into it."""
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except OSError:
+        return False
+    return os.access(directory, os.W_OK | os.X_OK)
+
+
 @functools.cache
 def cell_kernel() -> ctypes.CDLL | None:
     """The compiled cell library (built on first use), or None: no compiler, ``ELMO_NATIVE=0``,
@@ -94,8 +103,17 @@ def cell_kernel() -> ctypes.CDLL | None:
     if cc is None or not SOURCE.is_file():
         return None
     parts = [SOURCE.read_bytes(), cc.encode(), _cpu_model().encode(), repr(FLAG_SETS).encode()]
-    key = hashlib.sha256(b"\0".join(parts))
-    target = cache_dir() / f"lstmp_cell-{key.hexdigest()[:16]}.so"
+    key = hashlib.sha256(b"\0".join(parts)).hexdigest()[:16]
+    name = f"lstmp_cell-{key}.so"
+    target, scratch = cache_dir() / name, None
+    if not target.is_file() and not _writable(target.parent):
+        warnings.warn(
+            f"{target.parent} is not writable: the LSTM cell is compiled for this process only "
+            "(ELMO_KERNEL_CACHE names another cache directory)",
+            stacklevel=2,
+        )
+        scratch = Path(tempfile.mkdtemp(prefix="elmo-kernel-"))
+        target = scratch / name
     try:
         if not target.is_file() and not _build(cc, target):
             warnings.warn(f"{cc} could not compile {SOURCE.name}; the LSTM cell runs in PyTorch (slower)", stacklevel=2)
@@ -104,6 +122,9 @@ def cell_kernel() -> ctypes.CDLL | None:
     except OSError as e:
         warnings.warn(f"the compiled LSTM cell could not be loaded ({e}); it runs in PyTorch (slower)", stacklevel=2)
         return None
+    finally:
+        if scratch is not None:  # a loaded library stays mapped after its file is removed
+            shutil.rmtree(scratch, ignore_errors=True)
     for name, args in SIGNATURES.items():
         fn = getattr(lib, name)
         fn.argtypes, fn.restype = args, None
