@@ -185,7 +185,7 @@ def _cmd_embed(args) -> int:
     )
     if not args.quiet:
         print(f"embedded {n} lines into {args.out}{_read_counts(stats)}")
-        _warn_tabs(args.input, stats, "`cut -f1 FILE` keeps the first column alone")
+        _warn_tabs(args.input, stats, "give the text column alone, e.g. `cut -f2 FILE` when it is the second")
     return 0
 
 
@@ -369,7 +369,7 @@ READ_KEYS = ("text_field", "label_field", "header", "token_column", "label_colum
 def _cmd_evaluate(args) -> int:
     import dataclasses
 
-    from pipeline.config import load_finetune_config, parse_set
+    from pipeline.config import did_you_mean, load_finetune_config, parse_set
     from pipeline.data.labelled import format_of
     from pipeline.tasks.examples import check_labels
     from pipeline.tasks.load import load_task_model
@@ -377,7 +377,10 @@ def _cmd_evaluate(args) -> int:
     overrides = parse_set(args.set)
     unknown = [k for k in overrides if k not in READ_KEYS]
     if unknown:
-        raise PipelineError(f"--set {unknown[0]}: evaluate takes only how the file is read: {', '.join(READ_KEYS)}")
+        hint = did_you_mean(unknown[0], list(READ_KEYS))
+        raise PipelineError(
+            f"--set {unknown[0]}: evaluate takes only how the file is read{hint}: {', '.join(READ_KEYS)}"
+        )
     model = load_task_model(args.model)
     task = model.task
     trained_format = model.cfg.format or format_of(model.cfg.train)  # none recorded: the training file's name

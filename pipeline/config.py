@@ -278,6 +278,7 @@ class ExportConfig:
 # the finetune models each task can use (tfidf, linear and ensemble classify sentences)
 ModelName = Literal["auto", "bilstm", "tfidf", "linear", "ensemble"]
 MODELS_OF_TASK = {"ner": ("auto", "bilstm"), "classify": ("auto", "bilstm", "tfidf", "linear", "ensemble")}
+FINETUNE_SECTIONS = ("finetune_ner", "finetune_sentiment")  # the params.yaml sections of FinetuneConfig
 
 
 @dataclass
@@ -508,8 +509,10 @@ def check_section(cls: type, data: Any, where: str) -> dict:
     out = {}
     for key, value in data.items():
         if key not in names:
-            hint = did_you_mean(str(key), names)
-            raise PipelineError(f"{where}.{key}: unknown key{hint}; known keys: {', '.join(names)}")
+            last = str(key).rsplit(".", 1)[-1]  # `--set finetune_ner.hidden=8`: the key without its section
+            hint = f" (did you mean {last!r}?)" if "." in str(key) and last in names else did_you_mean(str(key), names)
+            known = "" if hint else f"; known keys: {', '.join(names)}"
+            raise PipelineError(f"{where}.{key}: unknown key{hint}{known}")
         out[key] = _convert(value, hints[key], f"{where}.{key}")
     return out
 
@@ -568,7 +571,8 @@ def _check_layer(path: Path, data: dict, allow_presets: bool) -> dict[str, dict]
         if section not in SECTIONS:
             known = ["presets", *SECTIONS]
             hint = did_you_mean(str(section), known)
-            raise PipelineError(f"{path}: {section}: unknown section{hint}; known: {', '.join(known)}")
+            listed = "" if hint else f"; known: {', '.join(known)}"
+            raise PipelineError(f"{path}: {section}: unknown section{hint}{listed}")
         layer[section] = check_section(SECTIONS[section], body, f"{path}: {section}")
     return layer
 
@@ -624,15 +628,25 @@ def load_finetune_config(
     file (``elmo finetune --config``), then ``overrides`` (command-line options that were given).
     ``infer_inputs``: when ``inputs`` is set nowhere and only one of ``encoder``/``word2vec`` is,
     use only that one (``elmo finetune --encoder DIR`` means ELMo inputs). ``infer_task``: when
-    ``task`` is set nowhere, ``infer_task(train file)`` may name it (None keeps the default)."""
+    ``task`` is set nowhere, ``infer_task(train file)`` may name it (None keeps the default); a
+    classification-only ``model`` (tfidf, linear, ensemble) always means ``classify``."""
     values: dict = {}
     if path is not None:
         data = _read_yaml(Path(path))
-        if len(data) == 1 and next(iter(data)) in ("finetune_ner", "finetune_sentiment"):
+        sections = [k for k, v in data.items() if isinstance(v, dict) or k in FINETUNE_SECTIONS]
+        if len(data) == 1 and next(iter(data)) in FINETUNE_SECTIONS:
             data = next(iter(data.values())) or {}  # a section copied from params.yaml, header and all
+        elif sections:
+            hint = did_you_mean(str(sections[0]), list(FINETUNE_SECTIONS))
+            raise PipelineError(
+                f"{path}: {sections[0]}: a finetune config holds one task's keys, alone or under one "
+                f"section header ({' or '.join(FINETUNE_SECTIONS)}){hint}"
+            )
         values.update(check_section(FinetuneConfig, data, f"{path}: finetune"))
     values.update(check_section(FinetuneConfig, overrides or {}, "command line: finetune"))
-    if infer_task is not None and "task" not in values and values.get("train"):
+    if "task" not in values and values.get("model") not in (None, *MODELS_OF_TASK["ner"]):
+        values["task"] = "classify"  # a model that only classifies names the task
+    elif infer_task is not None and "task" not in values and values.get("train"):
         task = infer_task(values["train"])
         if task is not None:
             values["task"] = task

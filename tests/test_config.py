@@ -118,6 +118,20 @@ def test_finetune_config_file_flat_or_copied_section(tmp_path):
         load_finetune_config(tmp_path / "bad.yaml")
     with pytest.raises(PipelineError, match=r"command line: finetune\.hidden: expected int"):
         load_finetune_config(None, {"hidden": "abc"})
+    with pytest.raises(
+        PipelineError, match=r"finetune\.finetune_ner\.hidden: unknown key \(did you mean 'hidden'\?\)$"
+    ):
+        load_finetune_config(None, {"finetune_ner.hidden": 8})  # `--set finetune_ner.hidden=8`
+    (tmp_path / "typo.yaml").write_text("finetune_sentimnet:\n  hidden: 8\n")
+    with pytest.raises(
+        PipelineError, match=r"typo\.yaml: finetune_sentimnet: .*\(did you mean 'finetune_sentiment'\?\)"
+    ):
+        load_finetune_config(tmp_path / "typo.yaml")
+    (tmp_path / "two.yaml").write_text("finetune_ner:\n  hidden: 8\nfinetune_sentiment:\n  hidden: 9\n")
+    with pytest.raises(PipelineError, match=r"two\.yaml: finetune_ner: a finetune config holds one task's keys"):
+        load_finetune_config(tmp_path / "two.yaml")
+    assert load_finetune_config(None, {"model": "tfidf"}).task == "classify"  # a classify-only model
+    assert load_finetune_config(None, {"model": "bilstm"}).task == "ner"
 
 
 def test_finetune_inputs_inferred_from_the_one_source_given(tmp_path):

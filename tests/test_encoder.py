@@ -150,7 +150,7 @@ def test_cli_embed_generate_lm_score_and_errors(trained, tmp_path):
         assert f["0"].shape == (3, 32) and f["1"].shape == (0, 32)
     (tmp_path / "labelled.tsv").write_text("The fire .\tnews\nA new blaze .\tnews\n")
     p = elmo("embed", "labelled.tsv", "--encoder", str(trained / "enc"), "--out", "t.h5")
-    assert p.returncode == 0 and "labelled.tsv: 2 of 2 lines hold a tab" in p.stderr and "cut -f1" in p.stderr
+    assert p.returncode == 0 and "labelled.tsv: 2 of 2 lines hold a tab" in p.stderr and "text column alone" in p.stderr
     p = elmo("generate", "--encoder", str(trained / "enc"), "--prompt", "The fire", "--seed", "3", "--max-tokens", "5")
     assert p.returncode == 0 and p.stdout.startswith("The fire")
     p = elmo("lm-score", "in.txt", "--encoder", str(trained / "enc"), "--json", "s.json")

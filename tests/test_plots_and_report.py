@@ -126,3 +126,5 @@ def test_evaluate_reads_a_headerless_file_with_set(tmp_path):
     assert p.returncode == 0 and f"{len(swapped)} examples" in p.stdout, p.stderr
     p = subprocess.run([*evaluate, "--set", "hidden=3"], capture_output=True, text=True)
     assert p.returncode == 1 and "evaluate takes only how the file is read" in p.stderr
+    p = subprocess.run([*evaluate, "--set", "text_filed=1"], capture_output=True, text=True)
+    assert p.returncode == 1 and "read (did you mean 'text_field'?)" in p.stderr

@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import itertools
 import json
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -29,10 +30,14 @@ class LabelledData:
 Format = Literal["tsv", "csv", "jsonl"]
 
 
+IOB_TAG = re.compile(r"^(O|[BIESLU]-\S+)$")  # a CoNLL entity tag (O, B-PER, I-ORG, ...)
+
+
 def one_example_per_line(path: str | Path, sample_lines: int = 50) -> bool:
-    """Whether a labelled file holds one example per line (a .csv/.jsonl name, or TSV lines with a
-    field of several words) rather than CoNLL columns of one token per line; judged on its first
-    ``sample_lines`` non-blank lines. An unreadable file is left to the reader's error (False)."""
+    """Whether a labelled file holds one example per line (a .csv/.jsonl name, or tab-separated
+    lines with a field of several words or whose last field is not an entity tag) rather than CoNLL
+    columns of one token per line; judged on its first ``sample_lines`` non-blank lines. An
+    unreadable file is left to the reader's error (False)."""
     if format_of(path) in ("csv", "jsonl"):
         return True
     try:
@@ -40,9 +45,10 @@ def one_example_per_line(path: str | Path, sample_lines: int = 50) -> bool:
             lines = [line for line in itertools.islice(f, 10 * sample_lines) if line.strip()][:sample_lines]
     except (OSError, ValueError):
         return False
-    tabbed = [line for line in lines if "\t" in line]
-    several_words = [line for line in tabbed if any(" " in part.strip() for part in line.split("\t"))]
-    return bool(lines) and len(several_words) * 2 > len(lines)
+    tabbed = [line.strip().split("\t") for line in lines if "\t" in line]
+    several_words = [fields for fields in tabbed if any(" " in f.strip() for f in fields)]
+    tagged = [fields for fields in tabbed if IOB_TAG.match(fields[-1].strip())]  # token<TAB>tag: CoNLL
+    return len(tabbed) * 2 > len(lines) and (len(several_words) * 2 > len(lines) or len(tagged) * 2 < len(tabbed))
 
 
 def format_of(path: str | Path) -> Format | None:

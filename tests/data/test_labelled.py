@@ -22,6 +22,7 @@ def test_tsv_csv_jsonl(write):
 def test_one_example_per_line_tells_sentence_files_from_conll_columns(write, tmp_path):
     assert one_example_per_line(write("s.tsv", "label\tsentence\npos\tA fine film .\nneg\tDull .\nneg\tNot good\n"))
     assert one_example_per_line(write("s.txt", "A fine film .\tpos\nVery dull indeed\tneg\n"))  # any name
+    assert one_example_per_line(write("w.tsv", "good\tpos\nbad\tneg\nfine\tpos\n"))  # one-word texts
     assert one_example_per_line(write("c.csv", "text,label\nx,1\n")) and one_example_per_line(tmp_path / "none.jsonl")
     assert not one_example_per_line(write("c.conll", "-DOCSTART- O\n\nEU NNP B-ORG\nrejects VBZ O\n"))
     assert not one_example_per_line(write("t.tsv", "EU\tB-ORG\nrejects\tO\n\nPeter\tB-PER\n"))  # tab CoNLL

@@ -49,11 +49,14 @@ def test_cli_finetune_predict_evaluate(tmp_path):
         )
 
     # no --task: a training file of one sentence per line means classify, and one line says so
-    p = elmo(
-        "finetune", "--model", "tfidf", "--train", SAMPLES / "train.tsv", "--dev", SAMPLES / "dev.tsv", "--out", "m"
-    )
+    # (here before the missing default encoder stops the run)
+    data = ["--train", SAMPLES / "train.tsv", "--dev", SAMPLES / "dev.tsv"]
+    p = elmo("finetune", *data, "--out", "m")
+    assert p.returncode == 1 and "models/encoder: directory not found" in p.stderr
+    assert p.stderr.startswith("task: classify (") and "holds one example per line" in p.stderr
+    # a model that only classifies names the task
+    p = elmo("finetune", "--model", "tfidf", *data, "--out", "m")
     assert p.returncode == 0, p.stderr
-    assert "task: classify (" in p.stderr and "holds one example per line" in p.stderr
     assert json.loads((tmp_path / "m" / "config.json").read_text())["task"] == "classify"
     (tmp_path / "in.txt").write_text("a superb and moving film\n\n")
     p = elmo("predict", "in.txt", "--model", "m")
