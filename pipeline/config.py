@@ -634,7 +634,9 @@ def load_finetune_config(
     if path is not None:
         data = _read_yaml(Path(path))
         sections = [k for k, v in data.items() if isinstance(v, dict) or k in FINETUNE_SECTIONS]
+        where = f"{path}: finetune"
         if len(data) == 1 and next(iter(data)) in FINETUNE_SECTIONS:
+            where = f"{path}: {next(iter(data))}"
             data = next(iter(data.values())) or {}  # a section copied from params.yaml, header and all
         elif sections:
             hint = did_you_mean(str(sections[0]), list(FINETUNE_SECTIONS))
@@ -642,7 +644,7 @@ def load_finetune_config(
                 f"{path}: {sections[0]}: a finetune config holds one task's keys, alone or under one "
                 f"section header ({' or '.join(FINETUNE_SECTIONS)}){hint}"
             )
-        values.update(check_section(FinetuneConfig, data, f"{path}: finetune"))
+        values.update(check_section(FinetuneConfig, data, where))
     values.update(check_section(FinetuneConfig, overrides or {}, "command line: finetune"))
     if "task" not in values and values.get("model") not in (None, *MODELS_OF_TASK["ner"]):
         values["task"] = "classify"  # a model that only classifies names the task

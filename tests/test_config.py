@@ -122,6 +122,9 @@ def test_finetune_config_file_flat_or_copied_section(tmp_path):
         PipelineError, match=r"finetune\.finetune_ner\.hidden: unknown key \(did you mean 'hidden'\?\)$"
     ):
         load_finetune_config(None, {"finetune_ner.hidden": 8})  # `--set finetune_ner.hidden=8`
+    (tmp_path / "sec.yaml").write_text("finetune_ner:\n  hiden: 8\n")
+    with pytest.raises(PipelineError, match=r"sec\.yaml: finetune_ner\.hiden: unknown key \(did you mean 'hidden'\?\)"):
+        load_finetune_config(tmp_path / "sec.yaml")
     (tmp_path / "typo.yaml").write_text("finetune_sentimnet:\n  hidden: 8\n")
     with pytest.raises(
         PipelineError, match=r"typo\.yaml: finetune_sentimnet: .*\(did you mean 'finetune_sentiment'\?\)"
