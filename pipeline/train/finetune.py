@@ -125,11 +125,11 @@ def read_splits(cfg: FinetuneConfig, tokenize, log=print) -> TaskSplits:
     """Read train/dev(/test); the label set comes from train, and dev/test may use only those labels."""
     task = task_named(cfg.task)
     train = task.read(cfg, cfg.train, tokenize)
+    train_idx = [i for i, s in enumerate(train.sentences) if s]
+    if not train_idx:  # before reading dev, so the error names the file that is wrong
+        raise PipelineError(f"{cfg.train}: no labelled examples")
     dev = task.read(cfg, cfg.dev, tokenize)
     test = task.read(cfg, cfg.test, tokenize) if cfg.test else None
-    train_idx = [i for i, s in enumerate(train.sentences) if s]
-    if not train_idx:
-        raise PipelineError(f"{cfg.train}: no labelled examples")
     if not dev.sentences:
         raise PipelineError(f"{cfg.dev}: no labelled examples")
     labels = task.label_set(cfg, train)

@@ -1,0 +1,15 @@
+"""Reading a finetuning run's labelled files (pipeline/train/finetune.py read_splits)."""
+
+import pytest
+
+from pipeline.config import FinetuneConfig
+from pipeline.errors import PipelineError
+from pipeline.train.finetune import read_splits
+
+
+def test_an_empty_training_file_is_named_before_the_dev_file_is_read(write):
+    for task in ("ner", "classify"):
+        train = write(f"empty-{task}.tsv", "label\tsentence\n" if task == "classify" else "")
+        cfg = FinetuneConfig(task=task, train=str(train), dev=str(write("dev.csv", "not a labelled file")))
+        with pytest.raises(PipelineError, match=rf"empty-{task}\.tsv: no labelled examples"):
+            read_splits(cfg, str.split)
