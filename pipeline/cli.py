@@ -607,7 +607,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_import_elmo)
 
     p = sub.add_parser("embed", parents=[common], help="embed every line of a text file into HDF5")
-    p.add_argument("input", help="UTF-8 text, one sentence per line (tokenized as at training)")
+    p.add_argument("input", help="UTF-8 text, one sentence per line (tokenized as at training); - reads stdin")
     p.add_argument("--encoder", required=True, help="an exported encoder directory")
     p.add_argument("--out", required=True, help="output .h5: dataset 'N' holds line N (0-based)")
     p.add_argument(
@@ -636,7 +636,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_generate)
 
     p = sub.add_parser("lm-score", parents=[common], help="perplexity of a text file under an encoder with softmax")
-    p.add_argument("input", help="UTF-8 text, one sentence per line")
+    p.add_argument("input", help="UTF-8 text, one sentence per line; - reads stdin")
     p.add_argument("--encoder", required=True)
     p.add_argument("--json", help="also write the result here")
     p.add_argument(
@@ -736,7 +736,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_report)
 
     p = sub.add_parser("predict", parents=[common], help="tag or classify each line of a text file → JSONL")
-    p.add_argument("input", help="UTF-8 text, one sentence per line (tokenized as the model was trained)")
+    p.add_argument(
+        "input", help="UTF-8 text, one sentence per line (tokenized as the model was trained); - reads stdin"
+    )
     p.add_argument("--model", required=True, help="a model directory from `elmo finetune`")
     p.add_argument("--output", help="write the JSONL here (default: stdout)")
     p.add_argument(

@@ -17,10 +17,12 @@ vocabularies, evaluation files, and the input of embed / predict / lm-score) tak
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import itertools
 import os
 import re
+import sys
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -128,13 +130,15 @@ def iter_lines(
     stats: ReadStats | None = None,
     what: str = "file",
     soft_controls: bool = False,
+    stdin: bool = False,
 ) -> Iterator[Line]:
-    """The lines of a text file (plain or .gz), read as described in the module docstring."""
+    """The lines of a text file (plain or .gz), read as described in the module docstring;
+    ``stdin``: the path ``-`` reads standard input (for commands that read their input once)."""
     path = Path(path)
     stats = stats if stats is not None else ReadStats()
     stats.sources.append(str(path))
     try:
-        with open_binary(path) as f:
+        with contextlib.nullcontext(sys.stdin.buffer) if stdin and str(path) == "-" else open_binary(path) as f:
             head = f.read(SNIFF_BYTES)
             _refuse_binary(path, head)
             if head.startswith(BOM):
@@ -204,7 +208,7 @@ def input_lines(
     path = Path(path)
     if path.is_dir():
         raise PipelineError(f"{path}: is a directory; give one text file")
-    for line in iter_lines(path, errors, stats, what="input file"):
+    for line in iter_lines(path, errors, stats, what="input file", stdin=True):
         if stats is not None and "\t" in line.text:
             stats.tabbed += 1
         yield line.lineno - 1, line.text

@@ -63,6 +63,14 @@ def test_cli_finetune_predict_evaluate(tmp_path):
     rows = [json.loads(line) for line in p.stdout.splitlines()]
     assert p.returncode == 0 and rows[0]["label"] in ("positive", "negative") and rows[1]["label"] is None
     assert "hold a tab" not in p.stderr
+    stdin = subprocess.run(  # `-` reads the sentences from standard input
+        [sys.executable, "-m", "pipeline.cli", "predict", "-", "--model", "m"],
+        input="a superb and moving film\n\n",
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+    )
+    assert stdin.returncode == 0 and stdin.stdout == p.stdout, stdin.stderr
     # a labelled TSV given to predict: every line still predicted, and one warning line says what happened
     p = elmo("predict", str(SAMPLES / "test.tsv"), "--model", "m")
     n = len(SAMPLES.joinpath("test.tsv").read_text().splitlines())
