@@ -10,12 +10,12 @@ from __future__ import annotations
 import csv
 import itertools
 import json
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
 from pipeline.data.lines import ReadStats, read_lines
+from pipeline.data.tags import TAG_LIKE
 from pipeline.errors import PipelineError
 
 
@@ -28,9 +28,6 @@ class LabelledData:
 
 
 Format = Literal["tsv", "csv", "jsonl"]
-
-
-IOB_TAG = re.compile(r"^(O|[BIESLU]-\S+)$")  # a CoNLL entity tag (O, B-PER, I-ORG, ...)
 
 
 def one_example_per_line(path: str | Path, sample_lines: int = 50) -> bool:
@@ -47,7 +44,7 @@ def one_example_per_line(path: str | Path, sample_lines: int = 50) -> bool:
         return False
     tabbed = [line.strip().split("\t") for line in lines if "\t" in line]
     several_words = [fields for fields in tabbed if any(" " in f.strip() for f in fields)]
-    tagged = [fields for fields in tabbed if IOB_TAG.match(fields[-1].strip())]  # token<TAB>tag: CoNLL
+    tagged = [fields for fields in tabbed if TAG_LIKE.match(fields[-1].strip())]  # token<TAB>tag: CoNLL
     return len(tabbed) * 2 > len(lines) and (len(several_words) * 2 > len(lines) or len(tagged) * 2 < len(tabbed))
 
 

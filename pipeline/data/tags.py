@@ -8,6 +8,7 @@ or is an error naming the file and line (``invalid: error``).
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -17,6 +18,12 @@ from pipeline.errors import PipelineError
 
 Scheme = Literal["iob1", "iob2", "bioes"]
 Span = tuple[str, int, int]
+
+
+# what an entity tag looks like, for guessing a file's kind (data/labelled.py one_example_per_line):
+# broader than _split (BILOU's L-/U- too), so a file of such tags is still taken for CoNLL columns
+# and its reader names the tag it cannot read
+TAG_LIKE = re.compile(r"^(O|[BIESLU]-\S+)$")
 
 
 def _split(tag: str) -> tuple[str, str]:
