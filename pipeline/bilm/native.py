@@ -67,8 +67,7 @@ def _compiler() -> str | None:
 
 
 def _build(cc: str, target: Path) -> bool:
-    """Compile SOURCE into ``target`` (atomically) with the first flag set that works."""
-    target.parent.mkdir(parents=True, exist_ok=True)
+    """Compile SOURCE into ``target`` (atomically; its directory exists) with the first flag set that works."""
     for flags in FLAG_SETS:
         fd, tmp = tempfile.mkstemp(suffix=".so", dir=target.parent)
         os.close(fd)
