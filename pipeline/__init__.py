@@ -26,7 +26,7 @@ def __getattr__(name):
 
         return TaskModel
     if name == "load_task_model":
-        from pipeline.tasks.load import load_task_model
+        from pipeline.tasks.models import load_task_model
 
         return load_task_model
     if name == "finetune":

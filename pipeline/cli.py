@@ -266,10 +266,31 @@ FINETUNE_OPTIONS = (
 )
 
 
+def infer_task_of(values: dict) -> tuple[str | None, str]:
+    """The task of a finetune run that names none, and why: the training file (CoNLL-U: tag; one
+    example per line: classify; CoNLL columns whose tags are not entity tags: tag), else a model
+    type that learns one task only. (None, "") keeps the default, ner."""
+    from pipeline.data.conllu import is_conllu
+    from pipeline.data.labelled import conll_tags_look_like_entities, one_example_per_line
+    from pipeline.tasks.models import tasks_of
+
+    train = values.get("train")
+    if train and is_conllu(train):
+        return "tag", f"{train} is CoNLL-U; it is read for its {values.get('conllu_tags', 'upos').upper()} tags"
+    if train and one_example_per_line(train):
+        return "classify", f"{train} holds one example per line; --task ner or tag reads CoNLL columns"
+    if train and conll_tags_look_like_entities(train, values.get("label_column", -1)) is False:
+        return "tag", f"{train}'s tags are not entity tags; --task ner reads B-/I-/O entity tags"
+    learns = tasks_of(values["model"]) if values.get("model") else []
+    if len(learns) == 1:
+        return learns[0], f"model {values['model']} learns only {learns[0]}"
+    return None, ""
+
+
 def _cmd_finetune(args) -> int:
     from pipeline.config import load_finetune_config, parse_set
-    from pipeline.data.labelled import one_example_per_line
     from pipeline.tasks.kinds import task_named
+    from pipeline.tasks.models import check_model
     from pipeline.train.finetune import finetune, write_outputs
 
     overrides = parse_set(args.set)
@@ -279,20 +300,19 @@ def _cmd_finetune(args) -> int:
             overrides[key] = value
     inferred: list[str] = []
 
-    def infer_task(train: str) -> str | None:  # a file of one example per line means classify
-        if not one_example_per_line(train):
-            return None
-        inferred.append("classify")
-        return "classify"
+    def infer_task(values: dict) -> str | None:
+        task, why = infer_task_of(values)
+        if task is not None:
+            inferred.append(f"task: {task} ({why})")
+        return task
 
     cfg = load_finetune_config(args.config, overrides, infer_inputs=True, infer_task=infer_task)
     for key in ("train", "dev"):
         if not getattr(cfg, key):
             raise PipelineError(f"--{key} is required (or `{key}:` in the --config file)")
+    check_model(cfg, str(args.config) if args.config else "command line")
     if inferred and not args.quiet:
-        print(
-            f"task: classify ({cfg.train} holds one example per line; --task ner reads CoNLL columns)", file=sys.stderr
-        )
+        print(inferred[0], file=sys.stderr)
     result = finetune(cfg, args.out, args.plots, progress=not args.quiet, log=lambda m: print(m, file=sys.stderr))
     write_outputs(result, args.metrics)
     if not args.quiet:
@@ -333,7 +353,7 @@ def _cmd_report(args) -> int:
 def _cmd_predict(args) -> int:
     from pipeline.data.lines import ReadStats
     from pipeline.io import atomic_path, check_output_file
-    from pipeline.tasks.load import load_task_model
+    from pipeline.tasks.models import load_task_model
 
     if args.output:
         check_output_file(args.output, _is_predictions_file, "a JSONL of `elmo predict`")
@@ -363,7 +383,7 @@ def _is_predictions_file(path: Path) -> bool:
 
 
 # the finetune settings that say how a labelled file is read (`elmo evaluate --set`)
-READ_KEYS = ("text_field", "label_field", "header", "token_column", "label_column", "tag_scheme")
+READ_KEYS = ("text_field", "label_field", "header", "token_column", "label_column", "tag_scheme", "conllu_tags")
 
 
 def _cmd_evaluate(args) -> int:
@@ -372,7 +392,7 @@ def _cmd_evaluate(args) -> int:
     from pipeline.config import did_you_mean, load_finetune_config, parse_set
     from pipeline.data.labelled import format_of
     from pipeline.tasks.examples import check_labels
-    from pipeline.tasks.load import load_task_model
+    from pipeline.tasks.models import load_task_model
 
     overrides = parse_set(args.set)
     unknown = [k for k in overrides if k not in READ_KEYS]
@@ -485,6 +505,9 @@ important --set keys (all: docs/reference/config.md, finetune_* sections):
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from pipeline.tasks.kinds import TASKS
+    from pipeline.tasks.models import MODEL_CHOICES, MODEL_TYPES
+
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("-q", "--quiet", action="store_true", help="no progress bars or summaries")
     parser = argparse.ArgumentParser(prog="elmo", description="ELMo-style pretraining and finetuning pipeline.")
@@ -656,17 +679,17 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--task",
-        choices=["ner", "classify"],
-        help="ner: CoNLL column files; classify: TSV/CSV/JSONL of one example per line "
-        "(default: classify when the training file holds one example per line, else ner)",
+        choices=list(TASKS),
+        help="ner: entity tags (B-/I-/O) in CoNLL columns; tag: any per-token tags (POS, chunks) in "
+        "CoNLL columns or CoNLL-U (.conllu); classify: TSV/CSV/JSONL of one example per line "
+        "(default: from the training file: .conllu means tag, one example per line classify, "
+        "CoNLL columns ner when the tags are entity tags, else tag)",
     )
     p.add_argument(
         "--model",
-        choices=["auto", "bilstm", "tfidf", "linear", "ensemble"],
-        help="classify: auto (default) trains tfidf, linear, bilstm and their ensemble and keeps the "
-        "best on dev; tfidf = TF-IDF + logistic regression; linear = TF-IDF + pooled ELMo layers, "
-        "logistic regression; bilstm = BiLSTM on [word ; chars ; ELMo mix]; ensemble = the mean "
-        "probabilities of the three. ner: bilstm (BiLSTM-CRF)",
+        choices=MODEL_CHOICES,
+        help="auto (default): every model type that learns the task, the best on dev kept; "
+        + "; ".join(f"{m.name} = {m.summary}" for m in MODEL_TYPES.values()),
     )
     p.add_argument("--train", help="labelled training file")
     p.add_argument("--dev", help="labelled dev file (early stopping, best model)")

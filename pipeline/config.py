@@ -276,8 +276,11 @@ class ExportConfig:
 
 
 # the finetune models each task can use (tfidf, linear and ensemble classify sentences)
-ModelName = Literal["auto", "bilstm", "tfidf", "linear", "ensemble"]
-MODELS_OF_TASK = {"ner": ("auto", "bilstm"), "classify": ("auto", "bilstm", "tfidf", "linear", "ensemble")}
+# The names of the task types and model types (their registries, pipeline/tasks/kinds.py TASKS and
+# pipeline/tasks/models.py MODEL_TYPES, check that they hold exactly these). Which model learns
+# which task, and what each needs, is the registry's to say (pipeline.tasks.models.check_model).
+TaskName = Literal["ner", "tag", "classify"]
+ModelName = Literal["auto", "majority", "tfidf", "linear", "bilstm", "ensemble"]
 FINETUNE_SECTIONS = ("finetune_ner", "finetune_sentiment")  # the params.yaml sections of FinetuneConfig
 
 
@@ -286,12 +289,13 @@ class FinetuneConfig:
     """A downstream task on ``[word2vec ; ELMo scalar mix]`` inputs (``finetune_ner`` and
     ``finetune_sentiment`` stages, ``elmo finetune``). Paths are relative to the working directory."""
 
-    task: Literal["ner", "classify"] = "ner"
-    # auto (classify): tfidf, linear, bilstm and their ensemble, the best on dev kept; auto (ner): bilstm.
-    # tfidf: TF-IDF + logistic regression; linear: TF-IDF + pooled ELMo layers, logistic regression;
-    # ensemble: the mean probabilities of tfidf, linear and bilstm
+    # ner: entity tags (BIO); tag: any per-token tags (POS, chunks; CoNLL columns or CoNLL-U);
+    # classify: one label per text
+    task: TaskName = "ner"
+    # auto: every model type the task supports, the best on the task's primary dev score kept
+    # (`elmo finetune --help` and the configuration reference list the model types)
     model: ModelName = "auto"
-    train: str = ""  # labelled files: CoNLL columns (ner) or TSV/CSV/JSONL (classify)
+    train: str = ""  # labelled files: CoNLL columns or CoNLL-U (ner, tag), TSV/CSV/JSONL (classify)
     dev: str = ""
     test: str | None = None
     encoder: str | None = "models/encoder"  # an exported encoder directory (`elmo export`)
@@ -307,6 +311,7 @@ class FinetuneConfig:
     # NER files
     token_column: int = 0
     label_column: int = -1
+    conllu_tags: Literal["upos", "xpos"] = "upos"  # the tag column of a CoNLL-U file (.conllu)
     tag_scheme: Literal["iob1", "iob2", "bioes"] = "iob2"  # the scheme the files are written in
     model_scheme: Literal["iob2", "bioes"] = "iob2"  # the scheme the CRF learns (converted on read)
     invalid_tags: Literal["repair", "error"] = "repair"  # e.g. I-PER after O under IOB2
@@ -370,22 +375,23 @@ class FinetuneConfig:
         if self.mix_l2 < 0:
             raise bad("mix_l2", "must be >= 0")
         check_seed(self.seed, f"{where}: {section}.seed")
-        if self.model not in MODELS_OF_TASK[self.task]:
-            raise bad("model", f"{self.model} is a sentence classifier: use it with task classify")
-        if self.model == "tfidf":
-            return  # it uses neither the encoder nor word vectors
-        if self.model == "linear" and (self.inputs == "word2vec" or not self.encoder):
-            raise bad("model", "linear pools the biLM's layers: it needs an encoder (inputs 'both' or 'elmo')")
         if self.max_minutes is not None and self.max_minutes <= 0:
             raise bad("max_minutes", "must be positive or null")
-        if self.inputs != "word2vec" and not self.encoder:
-            raise bad("encoder", f"inputs {self.inputs!r} need an encoder directory")
-        if self.inputs != "elmo" and not self.word2vec:
-            raise bad("word2vec", f"inputs {self.inputs!r} need a word2vec vector file")
         if self.finetune_encoder and self.inputs == "word2vec":
             raise bad("finetune_encoder", "there is no encoder to finetune with inputs 'word2vec'")
         if self.elmo_output and self.inputs == "word2vec":
             raise bad("elmo_output", "needs ELMo: inputs 'both' or 'elmo', not 'word2vec'")
+
+    def validate_inputs(self, where: str, section: str = "finetune") -> None:
+        """The files ``inputs`` names are set (for a model type that uses them)."""
+
+        def bad(key: str, msg: str) -> PipelineError:
+            return PipelineError(f"{where}: {section}.{key}: {msg}")
+
+        if self.inputs != "word2vec" and not self.encoder:
+            raise bad("encoder", f"inputs {self.inputs!r} need an encoder directory")
+        if self.inputs != "elmo" and not self.word2vec:
+            raise bad("word2vec", f"inputs {self.inputs!r} need a word2vec vector file")
 
 
 def _ner_defaults() -> FinetuneConfig:
@@ -622,14 +628,13 @@ def load_finetune_config(
     overrides: dict | None = None,
     base: FinetuneConfig | None = None,
     infer_inputs: bool = False,
-    infer_task: Callable[[str], str | None] | None = None,
+    infer_task: Callable[[dict], str | None] | None = None,
 ) -> FinetuneConfig:
     """A FinetuneConfig from ``base`` (default: the dataclass defaults), then the keys of a flat YAML
     file (``elmo finetune --config``), then ``overrides`` (command-line options that were given).
     ``infer_inputs``: when ``inputs`` is set nowhere and only one of ``encoder``/``word2vec`` is,
     use only that one (``elmo finetune --encoder DIR`` means ELMo inputs). ``infer_task``: when
-    ``task`` is set nowhere, ``infer_task(train file)`` may name it (None keeps the default); a
-    classification-only ``model`` (tfidf, linear, ensemble) always means ``classify``."""
+    ``task`` is set nowhere, ``infer_task(the keys set)`` may name it (None keeps the default)."""
     values: dict = {}
     if path is not None:
         data = _read_yaml(Path(path))
@@ -646,10 +651,8 @@ def load_finetune_config(
             )
         values.update(check_section(FinetuneConfig, data, where))
     values.update(check_section(FinetuneConfig, overrides or {}, "command line: finetune"))
-    if "task" not in values and values.get("model") not in (None, *MODELS_OF_TASK["ner"]):
-        values["task"] = "classify"  # a model that only classifies names the task
-    elif infer_task is not None and "task" not in values and values.get("train"):
-        task = infer_task(values["train"])
+    if infer_task is not None and "task" not in values:
+        task = infer_task(values)
         if task is not None:
             values["task"] = task
     if infer_inputs and "inputs" not in values and ("encoder" in values) != ("word2vec" in values):

@@ -108,7 +108,7 @@ class Runs:
 
     def transfer(self, seed: int) -> None:
         from pipeline.tasks.ensemble import EnsembleClassifier
-        from pipeline.tasks.load import load_task_model
+        from pipeline.tasks.models import load_task_model
 
         row, cache, models = {}, {}, {}
         with tempfile.TemporaryDirectory() as tmp:

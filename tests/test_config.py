@@ -133,8 +133,11 @@ def test_finetune_config_file_flat_or_copied_section(tmp_path):
     (tmp_path / "two.yaml").write_text("finetune_ner:\n  hidden: 8\nfinetune_sentiment:\n  hidden: 9\n")
     with pytest.raises(PipelineError, match=r"two\.yaml: finetune_ner: a finetune config holds one task's keys"):
         load_finetune_config(tmp_path / "two.yaml")
-    assert load_finetune_config(None, {"model": "tfidf"}).task == "classify"  # a classify-only model
-    assert load_finetune_config(None, {"model": "bilstm"}).task == "ner"
+    from pipeline.cli import infer_task_of
+
+    assert load_finetune_config(None, {"model": "tfidf"}, infer_task=lambda v: infer_task_of(v)[0]).task == "classify"
+    assert load_finetune_config(None, {"model": "bilstm"}, infer_task=lambda v: infer_task_of(v)[0]).task == "ner"
+    assert load_finetune_config(None, {"model": "majority"}, infer_task=lambda v: infer_task_of(v)[0]).task == "tag"
 
 
 def test_finetune_inputs_inferred_from_the_one_source_given(tmp_path):

@@ -199,3 +199,17 @@ def _read_rows(path: Path, rows, text_field, label_field, header, out: LabelledD
             what = "the header" if has_header else "the first row"
             raise PipelineError(f"{path}:{lineno}: expected {width} columns like {what}, got {len(row)}")
         _add(out, path, lineno, row[ti], row[li])
+
+
+def conll_tags_look_like_entities(path: str | Path, label_column: int = -1, sample_lines: int = 200) -> bool | None:
+    """Whether a CoNLL column file's tags (its first ``sample_lines`` token lines) are all entity
+    tags (O, B-X, I-X, ...); None when the file cannot be read or holds no token line."""
+    try:
+        with open(path, encoding="utf-8", errors="replace") as f:
+            rows = [line.split() for line in itertools.islice(f, 10 * sample_lines)]
+    except (OSError, ValueError):
+        return None
+    tags = [r[label_column] for r in rows if len(r) >= 2 and r[0] != "-DOCSTART-" and -len(r) <= label_column < len(r)]
+    if not tags:
+        return None
+    return all(TAG_LIKE.match(t) for t in tags[:sample_lines])

@@ -109,19 +109,36 @@ class TaggedData:
     tags: list[list[str]] = field(default_factory=list)
     repaired: int = 0  # tags that did not fit the scheme and were repaired
     lines: list[int] = field(default_factory=list)  # the file line each sentence starts on
+    ids: list[str] = field(default_factory=list)  # CoNLL-U: each sentence's sent_id ("" where none)
+
+
+def _in_scheme(path: Path, first_line: int, tags: list[str], scheme: Scheme, target: Scheme, invalid: str):
+    """One sentence's tags read under ``scheme`` and written in ``target``; (tags, repaired count)."""
+    try:
+        spans, bad = to_spans(tags, scheme)
+    except ValueError as e:
+        hint = "" if "does not exist in" in str(e) else "; --task tag reads any per-token tags (POS, chunks)"
+        raise PipelineError(f"{path}:{first_line}: {e}{hint}") from None
+    if bad and invalid == "error":
+        raise PipelineError(
+            f"{path}:{first_line + bad[0]}: tag {tags[bad[0]]!r} does not continue a chunk "
+            f"of its type under {scheme.upper()} (set invalid_tags: repair to accept it)"
+        )
+    return from_spans(spans, len(tags), target), len(bad)
 
 
 def read_conll(
     path: str | Path,
     token_col: int = 0,
     label_col: int = -1,
-    scheme: Scheme = "iob2",
+    scheme: Scheme | None = "iob2",
     target: Scheme = "iob2",
     invalid: Literal["repair", "error"] = "repair",
     encoding_errors: str = "error",
     stats: ReadStats | None = None,
 ) -> TaggedData:
-    """A CoNLL column file (blank line between sentences, ``-DOCSTART-`` lines skipped)."""
+    """A CoNLL column file (blank line between sentences, ``-DOCSTART-`` lines skipped). ``scheme``
+    None: the tags are any labels, kept as they are (no chunk scheme read or converted)."""
     path = Path(path)
     lines = read_lines(path, encoding_errors, stats, what="CoNLL file", soft_controls=True)
     out = TaggedData()
@@ -134,19 +151,11 @@ def read_conll(
         nonlocal toks, tags
         if not toks:
             return
-        try:
-            spans, bad = to_spans(tags, scheme)
-        except ValueError as e:
-            raise PipelineError(f"{path}:{first_line}: {e}") from None
-        if bad and invalid == "error":
-            raise PipelineError(
-                f"{path}:{first_line + bad[0]}: tag {tags[bad[0]]!r} does not continue a chunk "
-                f"of its type under {scheme.upper()} (set invalid_tags: repair to accept it)"
-            )
-        out.repaired += len(bad)
+        read, repaired = (tags, 0) if scheme is None else _in_scheme(path, first_line, tags, scheme, target, invalid)
+        out.repaired += repaired
         out.sentences.append(toks)
         out.lines.append(first_line)
-        out.tags.append(from_spans(spans, len(toks), target))
+        out.tags.append(read)
         toks, tags = [], []
 
     for lineno, line in enumerate(lines, start=1):

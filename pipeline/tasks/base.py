@@ -1,5 +1,5 @@
 """What every finetuned task model is (:class:`TaskModel`) and how it is saved: the one module the
-model types (BiLSTM, TF-IDF/linear, ensemble) and their loader (:mod:`pipeline.tasks.load`) share.
+model types (BiLSTM, TF-IDF/linear, ensemble, majority) and their registry (:mod:`pipeline.tasks.models`) share.
 
 Model directory (any model type; no pickle anywhere)::
 
@@ -16,7 +16,7 @@ import dataclasses
 import json
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TextIO
 
 from pipeline.config import FinetuneConfig, check_section
 from pipeline.errors import PipelineError
@@ -32,7 +32,7 @@ LOAD_HINT = "; a task model comes from `elmo finetune` (an encoder goes to --enc
 class TaskModel:
     """A trained model of one task: ``predict`` raw text or token lists, ``scores`` on labelled
     data, ``records`` for JSON output, ``save`` to a directory that
-    :func:`pipeline.tasks.load.load_task_model` reads back.
+    :func:`pipeline.tasks.models.load_task_model` reads back.
 
     A model type sets ``cfg`` (its finetune config), ``labels`` (the ordered label set), ``tokenize``
     (how raw text is split) and ``config`` (its saved ``config.json``, empty until saved or loaded),
@@ -53,6 +53,10 @@ class TaskModel:
 
     def save(self, directory: str | Path, extra: dict | None = None) -> None:
         """Write the model directory atomically; ``extra``: more config.json fields (scores, epoch)."""
+        raise NotImplementedError
+
+    def describe(self) -> str:
+        """What this model is and what it reads, in words (its model card)."""
         raise NotImplementedError
 
     def share_layers(self, kept: dict) -> None:
@@ -108,7 +112,7 @@ class TaskModel:
 
         def all_side_files(tmp: Path) -> None:
             side_files(tmp)
-            (tmp / "README.md").write_text(task_model_card(config), encoding="utf-8")
+            (tmp / "README.md").write_text(task_model_card(config, self.describe()), encoding="utf-8")
 
         write_model_dir(directory, TASK_MODEL_KIND, config, tensors, all_side_files)
 
@@ -126,36 +130,23 @@ def read_saved(directory: str | Path) -> tuple[dict, FinetuneConfig, list[str]]:
     return config, cfg, labels
 
 
-def describe_inputs(config: dict) -> str:
-    f = config["finetune"]
-    described: dict[str, Any] = {
-        "tfidf": f"TF-IDF + logistic regression (C={config.get('C')})",
-        "linear": f"TF-IDF + pooled ELMo layers, logistic regression (C={config.get('C')})",
-        "ensemble": f"the mean probabilities of {', '.join(config.get('members') or [])}",
-    }
-    return described.get(
-        f.get("model"),
-        f"{f['inputs']} (encoder {'finetuned' if f['finetune_encoder'] else 'frozen'}"
-        f"{'; ELMo also at the task BiLSTM output' if f.get('elmo_output') else ''})",
-    )
-
-
 STOPS = {
     "patience": "early stopping (patience epochs without a better dev score)",
     "max_minutes": "the time budget (max_minutes)",
     "epochs": "the epoch budget (epochs)",
 }
-TASK_NAMES = {"ner": "named-entity tagging", "classify": "sentence classification"}
 
 
-def task_model_card(config: dict) -> str:
-    """README.md of a task-model directory: what it is, how good, how it was made, its limits."""
+def task_model_card(config: dict, described: str) -> str:
+    """README.md of a task-model directory: what it is (``described``: the model type's words for
+    its inputs), how good, how it was made, its limits."""
     f = config["finetune"]
-    metric = task_named(config["task"]).metric
+    task = task_named(config["task"])
+    metric = task.metric
     lines = [
-        f"# {TASK_NAMES.get(config['task'], config['task'])} model (elmo-pipeline)",
+        f"# {task.title} model (elmo-pipeline)",
         "",
-        f"- task: {config['task']}; inputs: {describe_inputs(config)}",
+        f"- task: {config['task']}; model: {described}",
         f"- labels ({len(config['labels'])}): {', '.join(config['labels'])}",
         f"- trained on: {f['train']} (dev {f['dev']}{'; test ' + f['test'] if f.get('test') else ''})",
     ]

@@ -83,6 +83,20 @@ class BiLSTMTaskModel(nn.Module, TaskModel):
                 out[i] = p
         return out
 
+    def describe(self) -> str:
+        cfg = self.cfg
+        return (
+            f"BiLSTM on {cfg.inputs} (encoder {'finetuned' if cfg.finetune_encoder else 'frozen'}"
+            f"{'; ELMo also at the task BiLSTM output' if cfg.elmo_output else ''})"
+        )
+
+    @classmethod
+    def for_job(cls, job, splits) -> BiLSTMTaskModel:
+        """A new model for ``job`` (its inputs loaded), its word table from the training sentences."""
+        encoder, word2vec = job.inputs
+        word2vec = word2vec if job.cfg.inputs != "elmo" else None
+        return cls(job.cfg, splits.labels, encoder, word2vec, train_sentences=splits.train.sentences)
+
     def share_layers(self, kept: dict) -> None:
         """Reuse the frozen biLM layers in ``kept`` (``tuple(tokens) → layers``) and add new ones to it."""
         if self.features.encoder is not None and not self.cfg.finetune_encoder:

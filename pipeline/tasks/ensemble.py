@@ -36,6 +36,9 @@ class EnsembleClassifier(TaskModel):
         self.tokenize = list(self.members.values())[-1].tokenize
         self.config: dict = {}
 
+    def describe(self) -> str:
+        return f"the mean probabilities of {', '.join(self.members)}"
+
     def share_layers(self, kept: dict) -> None:
         """Reuse already computed biLM layers (the members were trained on these sentences)."""
         for m in self.members.values():

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -14,11 +14,11 @@ from pipeline.errors import PipelineError
 
 @dataclass
 class TaskData:
-    """Tokenized sentences with their targets: a tag list per sentence (ner) or one label (classify)."""
+    """Tokenized sentences with their targets: a tag list per sentence (ner, tag) or one label (classify)."""
 
     path: str
     sentences: list[list[str]]
-    targets: list  # list[list[str]] (ner) or list[str] (classify)
+    targets: list  # list[list[str]] (ner, tag) or list[str] (classify)
     lines: list[int]  # the file line each example starts on (for messages)
     repaired: int = 0  # ner: tags that did not fit the scheme and were repaired
     replaced_lines: int = 0  # lines with invalid UTF-8 or control characters replaced (encoding_errors: replace)
@@ -26,6 +26,7 @@ class TaskData:
     controls_as_space: int = 0  # lines whose control characters (not NUL) were read as spaces
     glued_punctuation: int = 0  # classify: tokens with punctuation glued on ("good."): raw text split on spaces
     tokens: int = 0
+    ids: list[str] = field(default_factory=list)  # CoNLL-U: each sentence's sent_id
 
 
 def tokenizer_for(encoder):
@@ -56,22 +57,25 @@ def as_token_lists(sentences, tokenize) -> list[list[str]]:
 
 
 def read_tagged(cfg: FinetuneConfig, path: str | Path, tokenize=str.split) -> TaskData:
-    """A CoNLL column file as ``cfg`` describes it (columns, tag scheme); ``tokenize`` is unused
-    (the file is tokenized)."""
+    """Entity tags: a CoNLL column file as ``cfg`` describes it (columns, tag scheme), converted to
+    ``model_scheme``; ``tokenize`` is unused (the file is tokenized)."""
+    return read_token_tags(cfg, path, cfg.tag_scheme)
+
+
+def read_token_tags(cfg: FinetuneConfig, path: str | Path, scheme=None) -> TaskData:
+    """Per-token tags: a CoNLL-U file (``.conllu``, the ``conllu_tags`` column) or CoNLL columns
+    (``token_column``, ``label_column``); ``scheme``: the columns' chunk scheme (read, repaired and
+    converted to ``model_scheme``), None: any tags, kept as they are."""
+    from pipeline.data.conllu import is_conllu, read_conllu
     from pipeline.data.lines import ReadStats
     from pipeline.data.tags import read_conll
 
     stats = ReadStats()
-    d = read_conll(
-        path,
-        cfg.token_column,
-        cfg.label_column,
-        cfg.tag_scheme,
-        cfg.model_scheme,
-        cfg.invalid_tags,
-        cfg.encoding_errors,
-        stats,
-    )
+    if scheme is None and is_conllu(path):
+        d = read_conllu(path, cfg.conllu_tags, cfg.encoding_errors, stats)
+    else:
+        col = (cfg.token_column, cfg.label_column)
+        d = read_conll(path, *col, scheme, cfg.model_scheme, cfg.invalid_tags, cfg.encoding_errors, stats)
     return TaskData(
         str(path),
         d.sentences,
@@ -80,6 +84,7 @@ def read_tagged(cfg: FinetuneConfig, path: str | Path, tokenize=str.split) -> Ta
         repaired=d.repaired,
         replaced_lines=stats.replaced_utf8,
         controls_as_space=stats.controls_as_space,
+        ids=d.ids,
     )
 
 

@@ -1,40 +1,45 @@
-"""The kinds of downstream task, as types: what differs between tagging tokens (``ner``) and
-labelling sentences (``classify``) lives here, once: how labelled files are read, the label set,
-the head, the loss, decoding, scores, prediction records and the score report.
+"""The kinds of downstream task, as types: what differs between tagging tokens (``tag``, ``ner``)
+and labelling sentences (``classify``) lives here, once: the shape of an example and of its
+target, how labelled files are read, the label set, the head, the loss, decoding, scores (with one
+primary metric), prediction records and the score report.
 
-Every task model (BiLSTM, TF-IDF, linear, ensemble) asks its task for these through
-:func:`task_named`, the one place a task name is looked up. A new task = one :class:`Task`
-subclass + an entry in :data:`TASKS` (and its name in ``FinetuneConfig.task``).
+Every task model asks its task for these through :func:`task_named`, the one place a task name is
+looked up; the model types say which task shapes they learn (:mod:`pipeline.tasks.models`). A new
+task = one :class:`Task` subclass + an entry in :data:`TASKS` (and its name in
+``config.TaskName``).
 """
 
 from __future__ import annotations
 
+import typing
 from collections import Counter
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import torch
 from torch import nn
 
-from pipeline.config import FinetuneConfig, ModelName
+from pipeline.config import FinetuneConfig, TaskName
 from pipeline.data.tags import to_spans
 from pipeline.errors import PipelineError
 from pipeline.tasks.crf import crf_constraints
-from pipeline.tasks.examples import TaskData, read_labelled_sentences, read_tagged, tag_set
+from pipeline.tasks.examples import TaskData, read_labelled_sentences, read_tagged, read_token_tags, tag_set
 from pipeline.tasks.heads import Classifier, Tagger
-from pipeline.tasks.metrics import classification_scores, ner_scores
+from pipeline.tasks.metrics import classification_scores, ner_scores, tag_scores
 
 
 class Task:
-    """One kind of task. ``metric``: the dev score that picks the best model (higher is better)."""
+    """One kind of task. ``metric``: the dev score that picks the best model (higher is better).
+    ``example``: what one example is (a token sequence, or a text); ``target``: what is predicted
+    for it (a tag per token, or one label). The model types choose the tasks they learn by these."""
 
     name: str
+    title: str  # what it is, in words (model cards)
     metric: str
+    example: Literal["tokens", "text"]
+    target: Literal["tags", "label"]
     reads: str  # what its labelled files are, for messages
     trivial_hint: str  # said when the dev score never beat a model that learned nothing
-    # the models `model: auto` trains, cheapest first (a tie on dev keeps the cheaper); "ensemble"
-    # is the mean of the others. One candidate: auto trains it alone.
-    auto_candidates: tuple[ModelName, ...] = ("bilstm",)
 
     def read(self, cfg: FinetuneConfig, path, tokenize=str.split) -> TaskData:
         raise NotImplementedError
@@ -70,38 +75,48 @@ class Task:
         """A JSON-able prediction record of one sentence (``elmo predict``)."""
         raise NotImplementedError
 
-    def report(self, scores: dict, where: str, n: int) -> list[str]:
+    def report(self, scores: dict, where: str, n: int, top: int = 20) -> list[str]:
         """The lines ``elmo evaluate`` prints for ``n`` examples of ``where``."""
         raise NotImplementedError
 
 
-class NerTask(Task):
-    """Tagging each token (BiLSTM-CRF); scored by entity-level F1. Targets are tag lists."""
+class TagTask(Task):
+    """A tag per token (part of speech, chunks, slots: any tag set), BiLSTM-CRF without transition
+    constraints; scored by token accuracy (span F1 beside it when the tags are B-/I-/O-like).
+    Reads CoNLL columns (``token_column``, ``label_column``) or CoNLL-U (``.conllu``: UPOS, or
+    XPOS with ``conllu_tags: xpos``). Targets are tag lists."""
 
-    name = "ner"
-    metric = "f1"
-    reads = "CoNLL columns"
+    name = "tag"
+    title = "token tagging"
+    metric = "accuracy"
+    example = "tokens"
+    target = "tags"
+    reads = "CoNLL columns or CoNLL-U"
     trivial_hint = (
-        "hint: the dev F1 stayed 0. Check the columns (--set token_column=N --set label_column=N), the tag "
-        "scheme (--set tag_scheme=iob1|iob2|bioes), and train longer (--epochs) or with another --lr"
+        "hint: the dev token accuracy never beat always predicting the most frequent tag ({trivial:.4f}). "
+        "Check the columns (--set token_column=N --set label_column=N), and train longer (--epochs) "
+        "or with another --lr"
     )
     empty_prediction: list = []
 
     def read(self, cfg, path, tokenize=str.split):
-        return read_tagged(cfg, path, tokenize)
+        return read_token_tags(cfg, path)
 
     def label_set(self, cfg, train):
-        return tag_set(train, cfg.model_scheme)
+        labels = sorted({t for tags in train.targets for t in tags})
+        if len(labels) < 2:
+            raise PipelineError(f"{train.path}: only one tag ({labels[0]!r}); a tagger needs at least two")
+        return labels
 
     def labels_in(self, target):
         return list(target)
 
     def trivial_score(self, dev):
-        return 0.0  # no entities
+        counts = Counter(t for tags in dev.targets for t in tags)
+        return max(counts.values()) / sum(counts.values()) if counts else 0.0
 
     def build_head(self, cfg, input_dim, extra_dim, labels):
-        allowed, start = crf_constraints(labels, cfg.model_scheme)
-        return Tagger(input_dim, len(labels), cfg.hidden, cfg.dropout, allowed, start, extra_dim=extra_dim)
+        return Tagger(input_dim, len(labels), cfg.hidden, cfg.dropout, extra_dim=extra_dim)
 
     def loss(self, head, inputs, targets, index):
         x, mask, extra = inputs
@@ -114,6 +129,51 @@ class NerTask(Task):
         return [[labels[t] for t in path] for path in head.decode(*inputs)]
 
     def scores(self, cfg, targets, pred, labels):
+        return tag_scores(targets, pred, labels)
+
+    def record(self, cfg, tokens, pred):
+        return {"tokens": tokens, "tags": pred}
+
+    def report(self, scores, where, n, top: int = 20):
+        spans = f"; span F1 {scores['span_f1']:.4f}" if "span_f1" in scores else ""
+        lines = [f"{where}: {n} sentences, {scores['tokens']} tokens; token accuracy {scores['accuracy']:.4f}{spans}"]
+        per_tag = sorted(scores["per_tag"].items(), key=lambda kv: -kv[1]["support"])
+        for t, s in per_tag[:top]:
+            lines.append(
+                f"  {t:<8} P {s['precision']:.4f}  R {s['recall']:.4f}  F1 {s['f1']:.4f}  support {s['support']}"
+            )
+        if len(per_tag) > top:
+            lines.append(f"  ... {len(per_tag) - top} rarer tags (all in --metrics)")
+        return lines
+
+
+class NerTask(TagTask):
+    """Entity tags (IOB1/IOB2/BIOES, converted to ``model_scheme``), BiLSTM-CRF whose transitions
+    keep the scheme; scored by entity-level F1. Reads CoNLL columns."""
+
+    name = "ner"
+    title = "named-entity tagging"
+    metric = "f1"
+    reads = "CoNLL columns"
+    trivial_hint = (
+        "hint: the dev F1 stayed 0. Check the columns (--set token_column=N --set label_column=N), the tag "
+        "scheme (--set tag_scheme=iob1|iob2|bioes), and train longer (--epochs) or with another --lr"
+    )
+
+    def read(self, cfg, path, tokenize=str.split):
+        return read_tagged(cfg, path, tokenize)
+
+    def label_set(self, cfg, train):
+        return tag_set(train, cfg.model_scheme)
+
+    def trivial_score(self, dev):
+        return 0.0  # no entities
+
+    def build_head(self, cfg, input_dim, extra_dim, labels):
+        allowed, start = crf_constraints(labels, cfg.model_scheme)
+        return Tagger(input_dim, len(labels), cfg.hidden, cfg.dropout, allowed, start, extra_dim=extra_dim)
+
+    def scores(self, cfg, targets, pred, labels):
         return ner_scores(targets, pred, cfg.model_scheme)
 
     def record(self, cfg, tokens, pred):
@@ -121,7 +181,7 @@ class NerTask(Task):
         entities = [{"label": lab, "start": s, "end": e, "text": " ".join(tokens[s:e])} for lab, s, e in spans]
         return {"tokens": tokens, "tags": pred, "entities": entities}
 
-    def report(self, scores, where, n):
+    def report(self, scores, where, n, top: int = 20):
         lines = [
             f"{where}: {n} sentences; entity precision {scores['precision']:.4f} "
             f"recall {scores['recall']:.4f} F1 {scores['f1']:.4f}"
@@ -138,7 +198,10 @@ class ClassifyTask(Task):
     A prediction is ``(label, {label: probability})``."""
 
     name = "classify"
+    title = "sentence classification"
     metric = "accuracy"
+    example = "text"
+    target = "label"
     reads = "a TSV/CSV/JSONL file with text and label fields"
     trivial_hint = (
         "hint: the dev accuracy never beat always predicting the most frequent label ({trivial:.4f}). "
@@ -146,7 +209,6 @@ class ClassifyTask(Task):
         "--set model=tfidf, or train longer (--epochs) or with another --lr"
     )
     empty_prediction: tuple = (None, {})
-    auto_candidates: tuple[ModelName, ...] = ("tfidf", "linear", "bilstm", "ensemble")
 
     def read(self, cfg, path, tokenize=str.split):
         return read_labelled_sentences(cfg, path, tokenize)
@@ -180,7 +242,7 @@ class ClassifyTask(Task):
     def record(self, cfg, tokens, pred):
         return {"tokens": tokens, "label": pred[0], "probabilities": {k: round(v, 6) for k, v in pred[1].items()}}
 
-    def report(self, scores, where, n):
+    def report(self, scores, where, n, top: int = 20):
         labels, confusion = scores["labels"], scores["confusion"]
         width = max(len(str(x)) for x in labels + [c for row in confusion for c in row])
         lines = [
@@ -191,7 +253,8 @@ class ClassifyTask(Task):
         return lines
 
 
-TASKS: dict[str, Task] = {"ner": NerTask(), "classify": ClassifyTask()}
+TASKS: dict[str, Task] = {"ner": NerTask(), "tag": TagTask(), "classify": ClassifyTask()}
+assert list(TASKS) == list(typing.get_args(TaskName)), "config.TaskName names the tasks of TASKS"
 
 
 def task_named(name: str) -> Task:

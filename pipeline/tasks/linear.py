@@ -29,7 +29,7 @@ from pipeline.errors import PipelineError
 from pipeline.io import read_weights
 from pipeline.tasks.base import TaskModel
 from pipeline.tasks.examples import TaskData, as_token_lists, tokenizer_for
-from pipeline.tasks.metrics import scores_on_test
+from pipeline.tasks.job import FinetuneJob, fitted_result
 
 C_GRID = (0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0)
 VOCAB_FILE = "tfidf_vocab.json"
@@ -167,6 +167,11 @@ class LinearClassifier(TaskModel):
                 out[i] = (self.labels[int(np.argmax(p))], dict(zip(self.labels, p)))
         return out
 
+    def describe(self) -> str:
+        if self.elmo is None:
+            return f"TF-IDF + logistic regression (C={self.C})"
+        return f"TF-IDF + pooled ELMo layers, logistic regression (C={self.C})"
+
     def share_layers(self, kept: dict) -> None:
         """Reuse the frozen biLM layers in ``kept`` and add new ones to it (``linear`` only)."""
         if self.elmo is not None:
@@ -227,29 +232,12 @@ class LinearClassifier(TaskModel):
         return model
 
 
-def finetune_linear(
-    cfg: FinetuneConfig, splits, out_dir, encoder=None, layer_cache: dict | None = None, log=print
-) -> dict:
-    """Fit (``model: tfidf``, or ``linear`` with ``encoder``), save, and return the same metrics as a
-    neural finetune run (one "epoch" per C)."""
+def fit_linear(job: FinetuneJob, with_elmo: bool) -> dict:
+    """Fit TF-IDF + logistic regression (``with_elmo``: + the pooled biLM layers of the job's
+    encoder), save, and return the same result as a neural finetune run (one "epoch" per C)."""
     start = time.time()
-    elmo = PooledElmo(encoder, layers=layer_cache) if cfg.model == "linear" else None
-    model, history = LinearClassifier.fit(cfg, splits.train, splits.dev, elmo, log)
-    dev = model.scores(splits.dev)
+    splits = job.read_splits(uses_encoder=with_elmo)
+    elmo = PooledElmo(job.encoder, layers=job.layer_cache) if with_elmo else None
+    model, history = LinearClassifier.fit(job.cfg, splits.train, splits.dev, elmo, job.say)
     best = 1 + [h["C"] for h in history].index(model.C)
-    result = {
-        "task": cfg.task,
-        "model": cfg.model,
-        "seed": cfg.seed,
-        "labels": model.labels,
-        "data": splits.counts(),
-        "epochs_run": len(history),
-        "best_epoch": best,
-        "C": model.C,
-        "dev": dev,
-        "history": history,
-    }
-    result.update(scores_on_test(model, splits.test))
-    result["seconds"] = round(time.time() - start, 1)
-    model.save(out_dir, {"dev_scores": dev, "test_scores": result.get("test"), "epoch": best})
-    return result
+    return fitted_result(job, model, splits, start, history, best, C=model.C)

@@ -1,4 +1,5 @@
-"""Downstream metrics: entity-level NER scores (seqeval, conlleval-equivalent) and classification scores."""
+"""Downstream metrics: entity-level NER scores (seqeval, conlleval-equivalent), per-token tagging
+scores and classification scores (scikit-learn)."""
 
 from __future__ import annotations
 
@@ -37,6 +38,42 @@ def ner_scores(gold: list[list[str]], pred: list[list[str]], scheme: Scheme = "i
             "support": sum(1 for seq in g for _ in get_entities(seq)),
         }
     return {k: (round(v, 6) if isinstance(v, float) else v) for k, v in out.items()}
+
+
+def chunk_like(labels: list[str]) -> bool:
+    """Whether a tag set reads as chunks (O and B-/I-/E-/S-X tags, at least one B- or I-): then
+    span scores are meaningful beside token accuracy."""
+    from pipeline.data.tags import TAG_LIKE
+
+    return all(TAG_LIKE.match(t) for t in labels) and any(t[:2] in ("B-", "I-") for t in labels)
+
+
+def tag_scores(gold: list[list[str]], pred: list[list[str]], labels: list[str]) -> dict:
+    """Token accuracy, per-tag precision/recall/F1/support and, for chunk-like tags (B-/I-/O), span
+    precision/recall/F1 (seqeval's conlleval-equivalent default mode)."""
+    from sklearn.metrics import precision_recall_fscore_support
+
+    g = [t for seq in gold for t in seq]
+    p = [t for seq in pred for t in seq]
+    correct = sum(a == b for a, b in zip(g, p))
+    prec, rec, f1, support = precision_recall_fscore_support(g, p, labels=labels, zero_division=0)
+    out: dict = {
+        "accuracy": round(correct / len(g), 6) if g else 0.0,
+        "tokens": len(g),
+        "per_tag": {
+            t: {"precision": round(float(a), 6), "recall": round(float(b), 6), "f1": round(float(c), 6)}
+            | {"support": int(n)}
+            for t, a, b, c, n in zip(labels, prec, rec, f1, support)
+        },
+    }
+    if chunk_like(labels):
+        from seqeval.metrics import f1_score, precision_score, recall_score
+
+        z = {"zero_division": 0}
+        out["span_precision"] = round(float(precision_score(gold, pred, **z)), 6)
+        out["span_recall"] = round(float(recall_score(gold, pred, **z)), 6)
+        out["span_f1"] = round(float(f1_score(gold, pred, **z)), 6)
+    return out
 
 
 def classification_scores(gold: list[str], pred: list[str], labels: list[str]) -> dict:

@@ -37,11 +37,10 @@ from pipeline.progress import progress_bar
 from pipeline.tasks.base import TASK_MODEL_KIND, TaskModel
 from pipeline.tasks.bilstm import BiLSTMTaskModel
 from pipeline.tasks.ensemble import EnsembleClassifier
-from pipeline.tasks.examples import TaskData, check_labels, tokenizer_for
+from pipeline.tasks.job import FinetuneJob, TaskSplits
 from pipeline.tasks.kinds import task_named
-from pipeline.tasks.linear import finetune_linear
-from pipeline.tasks.load import load_task_model
 from pipeline.tasks.metrics import scores_on_test
+from pipeline.tasks.models import candidates, check_model, load_task_model, model_type
 from pipeline.train.checkpoint import (
     DAMAGED,
     FINETUNE_KIND,
@@ -49,7 +48,6 @@ from pipeline.train.checkpoint import (
     save_finetune_checkpoint,
     settings_fingerprint,
 )
-from pipeline.word2vec import load_word2vec_lookup
 
 # all that finetuning writes to a plots directory
 PLOT_FILES = ("train.tsv", "dev.tsv", "confusion.json", *PNG_FILES)
@@ -68,78 +66,6 @@ def shuffled_batches(
         batches += cut_sorted(chunk, lengths, max_rows=size)
     rng.shuffle(batches)
     return batches
-
-
-def load_inputs(cfg: FinetuneConfig):
-    """(encoder, word2vec lookup) as ``cfg.inputs`` asks; unused ones are not loaded."""
-    encoder = word2vec = None
-    if cfg.inputs in ("both", "elmo"):
-        from pipeline.encoder import Encoder
-
-        encoder = Encoder.from_pretrained(cfg.encoder or "")  # validate() requires it for these inputs
-    if cfg.inputs in ("both", "word2vec"):
-        word2vec = load_word2vec_lookup(cfg.word2vec or "", cfg.seed)  # validate() requires it
-    return encoder, word2vec
-
-
-@dataclass
-class TaskSplits:
-    """The labelled data of one run, read and checked."""
-
-    train: TaskData
-    dev: TaskData
-    test: TaskData | None
-    labels: list[str]
-    train_idx: list[int]  # training examples with at least one token
-
-    def counts(self) -> dict:
-        parts = [d for d in (self.train, self.dev, self.test) if d is not None]
-        return {
-            "train": len(self.train_idx),
-            "dev": len(self.dev.sentences),
-            "test": len(self.test.sentences) if self.test else 0,
-            "labels": len(self.labels),
-            "repaired_tags": sum(d.repaired for d in parts),
-            "skipped_empty": sum(d.skipped_empty for d in parts),
-            "replaced_lines": sum(d.replaced_lines for d in parts),
-            "controls_as_space": sum(d.controls_as_space for d in parts),
-            "glued_punctuation": sum(d.glued_punctuation for d in parts),
-        }
-
-    def notes(self) -> list[str]:
-        """One-line notes on how the files were read (control characters, glued punctuation)."""
-        from pipeline.data.tokenizers import glued_warning
-
-        out = []
-        for d in (self.train, self.dev, self.test):
-            if d is not None and d.controls_as_space:
-                out.append(f"note: {d.path}: {d.controls_as_space} lines had control characters, read as spaces")
-        warning = glued_warning(self.train.path, self.train.glued_punctuation, self.train.tokens)
-        return out + ([warning] if warning else [])
-
-    def all_sentences(self) -> list[list[str]]:
-        return self.train.sentences + self.dev.sentences + (self.test.sentences if self.test else [])
-
-
-def read_splits(cfg: FinetuneConfig, tokenize, log=print) -> TaskSplits:
-    """Read train/dev(/test); the label set comes from train, and dev/test may use only those labels."""
-    task = task_named(cfg.task)
-    train = task.read(cfg, cfg.train, tokenize)
-    train_idx = [i for i, s in enumerate(train.sentences) if s]
-    if not train_idx:  # before reading dev, so the error names the file that is wrong
-        raise PipelineError(f"{cfg.train}: no labelled examples")
-    dev = task.read(cfg, cfg.dev, tokenize)
-    test = task.read(cfg, cfg.test, tokenize) if cfg.test else None
-    if not dev.sentences:
-        raise PipelineError(f"{cfg.dev}: no labelled examples")
-    labels = task.label_set(cfg, train)
-    for d in (dev, test):
-        if d is not None:
-            check_labels(d, labels, task.labels_in)
-    splits = TaskSplits(train, dev, test, labels, train_idx)
-    for note in splits.notes():
-        log(note)
-    return splits
 
 
 def task_optimizer(model: BiLSTMTaskModel, cfg: FinetuneConfig) -> torch.optim.Optimizer:
@@ -190,6 +116,7 @@ def finetune(
 
     ``inputs``: an already loaded (encoder, word2vec) pair to reuse (e.g. across seeds);
     ``layer_cache``: a dict of frozen-biLM layers per sentence shared across runs with that encoder."""
+    check_model(cfg)
     check_run_paths(
         {"--out": out_dir, "--plots": plots_dir, "checkpoint_dir": cfg.checkpoint_dir},
         {k: getattr(cfg, k) for k in ("train", "dev", "test", "encoder", "word2vec")},
@@ -197,45 +124,49 @@ def finetune(
     check_replaceable(out_dir, TASK_MODEL_KIND)  # a bad --out or --plots fails now, not after an epoch
     if plots_dir:
         check_plots_dir(plots_dir, PLOT_FILES)
+    job = FinetuneJob(cfg, Path(out_dir), Path(plots_dir) if plots_dir else None, progress, inputs, log, layer_cache)
     with output_lock(out_dir):  # one run per output directory
-        result = train_task_model(cfg, out_dir, plots_dir, progress, inputs, log, layer_cache)
+        result = train_task_model(job)
     if plots_dir:
         write_plots(result, plots_dir)
     return result
 
 
-def train_task_model(cfg: FinetuneConfig, out_dir, plots_dir, progress: bool, inputs, log, layer_cache) -> dict:
-    """:func:`finetune` once its outputs are checked and locked."""
+def train_task_model(job: FinetuneJob) -> dict:
+    """:func:`finetune` once its outputs are checked and locked: the model type of ``job.cfg``
+    fits itself, is trained by epochs, or (auto, ensemble) is picked among the candidates."""
+    cfg = job.cfg
+    chosen = candidates(cfg) if cfg.model == "auto" else [model_type(cfg.model)]
+    if len(chosen) > 1 or chosen[0].combines:
+        return train_auto(job)
+    kind = chosen[0]
+    if kind.uses_inputs or kind.needs_encoder:
+        job = job.with_inputs()
+    if kind.fit is not None:
+        return kind.fit(job.replace(cfg=dataclasses.replace(cfg, model=kind.name)))
+    return train_by_epochs(job.replace(cfg=dataclasses.replace(cfg, model=kind.name)), kind)
+
+
+def train_by_epochs(job: FinetuneJob, kind) -> dict:
+    """A neural model type (``kind.build``) trained by :class:`FinetuneRun` on accelerate."""
     from accelerate import Accelerator
 
-    quiet_log = log if progress else (lambda m: None)
-    if cfg.model in ("auto", "ensemble") and len(task_named(cfg.task).auto_candidates) > 1:
-        return train_auto(cfg, out_dir, plots_dir, progress, inputs, log, layer_cache)
-    if cfg.model == "tfidf":
-        return finetune_linear(cfg, read_splits(cfg, tokenizer_for(None), log), out_dir, log=quiet_log)
     start = time.time()
-    encoder, word2vec = inputs if inputs is not None else load_inputs(cfg)
-    if cfg.model == "linear":
-        return finetune_linear(
-            cfg, read_splits(cfg, tokenizer_for(encoder), log), out_dir, encoder, layer_cache, quiet_log
-        )
-    if cfg.finetune_encoder and inputs is not None:
-        encoder = copy.deepcopy(encoder)  # the caller's encoder stays as it was
-    splits = read_splits(cfg, tokenizer_for(encoder if cfg.inputs != "word2vec" else None), log)
-
+    cfg = job.cfg
+    if cfg.finetune_encoder and job.inputs is not None and job.inputs[0] is not None:
+        job = job.replace(inputs=(copy.deepcopy(job.inputs[0]), job.inputs[1]))  # the caller's stays as it was
+    splits = job.read_splits()
     random.seed(cfg.seed)
     torch.manual_seed(cfg.seed)
     accelerator = Accelerator(cpu=not torch.cuda.is_available())
-    model = BiLSTMTaskModel(
-        cfg, splits.labels, encoder, word2vec if cfg.inputs != "elmo" else None, train_sentences=splits.train.sentences
-    )
+    model = kind.build(job, splits)
     if not cfg.finetune_encoder and model.features.encoder is not None:
-        if layer_cache is not None:
-            model.features.share_layers(layer_cache)
-        model.features.precompute(splits.all_sentences(), progress=progress)
+        if job.layer_cache is not None:
+            model.features.share_layers(job.layer_cache)
+        model.features.precompute(splits.all_sentences(), progress=job.progress)
     model, optimizer = accelerator.prepare(model, task_optimizer(model, cfg))
     net = accelerator.unwrap_model(model)
-    return FinetuneRun(net, optimizer, accelerator, splits, out_dir, plots_dir, progress, log).run(start)
+    return FinetuneRun(net, optimizer, accelerator, splits, job).run(start)
 
 
 def _once(log, said: set):
@@ -251,83 +182,85 @@ def _once(log, said: set):
     return say
 
 
-def train_auto(cfg: FinetuneConfig, out_dir, plots_dir, progress: bool, inputs, log, layer_cache) -> dict:
-    """``model: auto``: TF-IDF, linear and the BiLSTM trained (the BiLSTM on what is left of
-    ``max_minutes``) and their ensemble; the best dev accuracy kept in ``out_dir`` (by construction
-    never below TF-IDF on dev). ``model: ensemble`` keeps the ensemble. The candidates train in a
-    temporary directory beside ``out_dir``; the metrics hold every candidate's scores."""
+def train_auto(job: FinetuneJob) -> dict:
+    """``model: auto``: every candidate that learns the task trained (the ones trained by epochs on
+    what is left of ``max_minutes``), and their ensemble where there is one; the best on the task's
+    primary dev score kept in ``out_dir`` (by construction never below the cheapest candidate on
+    dev). ``model: ensemble`` keeps the ensemble. The candidates train in a temporary directory
+    beside ``out_dir``; the metrics hold every candidate's scores."""
     start = time.time()
-    log = _once(log, set())  # each candidate reads the files: their notes are said once
-    inputs = inputs if inputs is not None else load_inputs(cfg)
-    layer_cache = {} if layer_cache is None else layer_cache  # the biLM layers, computed once for all
-    parent = Path(out_dir).absolute().parent
+    cfg = job.cfg
+    metric = task_named(cfg.task).metric
+    # each candidate reads the files: their notes are said once; the biLM layers are computed once
+    job = job.replace(log=_once(job.log, set()), layer_cache={} if job.layer_cache is None else job.layer_cache)
+    job = job.with_inputs()
+    parent = job.out_dir.absolute().parent
     parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{Path(out_dir).name}.auto-", dir=parent))
+    tmp = Path(tempfile.mkdtemp(prefix=f".{job.out_dir.name}.auto-", dir=parent))
     try:
-        results = _train_candidates(cfg, tmp, plots_dir, progress, inputs, log, layer_cache)
-        models = {n: load_task_model(tmp / n) for n in results}
-        for m in models.values():
-            m.share_layers(layer_cache)
-        results["ensemble"], models["ensemble"] = _ensemble(cfg, models, inputs[0], log)
-        order = [n for n in task_named(cfg.task).auto_candidates if n in results]
+        results, models = _train_candidates(job, tmp)
+        order = [m.name for m in candidates(cfg) if m.name in results]
         keep = (
-            "ensemble"
-            if cfg.model == "ensemble"
-            else max(order, key=lambda n: (results[n]["dev"]["accuracy"], -order.index(n)))
+            cfg.model if cfg.model != "auto" else max(order, key=lambda n: (results[n]["dev"][metric], -order.index(n)))
         )
-        candidates = {
-            n: {
-                "dev": results[n]["dev"]["accuracy"],
-                "dev_macro_f1": results[n]["dev"]["macro_f1"],
-                **({"test": results[n]["test"]["accuracy"]} if "test" in results[n] else {}),
-                "seconds": results[n]["seconds"],
-            }
-            for n in order
-        }
-        result = {**results[keep], "model": keep, "selected_by": cfg.model, "candidates": candidates}
+        table = {n: candidate_summary(results[n], metric) for n in order}
+        result = {**results[keep], "model": keep, "selected_by": cfg.model, "candidates": table}
+        saved = ("best_epoch", "stopped_by")
         models[keep].save(
-            out_dir,
+            job.out_dir,
             {
                 "dev_scores": result["dev"],
                 "test_scores": result.get("test"),
-                "epoch": result["best_epoch"],
-                "stopped_by": result.get("stopped_by"),
+                **{("epoch" if k == "best_epoch" else k): result.get(k) for k in saved},
                 "selected_by": cfg.model,
-                "candidates": candidates,
+                "candidates": table,
             },
         )
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    if progress:
-        log("auto: dev accuracy " + ", ".join(f"{n} {c['dev']:.4f}" for n, c in candidates.items()) + f"; kept {keep}")
+    job.say(f"auto: dev {metric} " + ", ".join(f"{n} {c['dev']:.4f}" for n, c in table.items()) + f"; kept {keep}")
     result["seconds"] = round(time.time() - start, 1)
     return result
 
 
-def _train_candidates(
-    cfg: FinetuneConfig, tmp: Path, plots_dir, progress: bool, inputs, log, layer_cache: dict
-) -> dict:
-    """The single models of ``model: auto``, each saved in ``tmp/<name>``: name → its result."""
+def candidate_summary(result: dict, metric: str) -> dict:
+    """A candidate's line in the metrics: its primary dev (and test) score, the other dev scores."""
+    dev = result["dev"]
+    others = {f"dev_{k}": v for k, v in dev.items() if k != metric and isinstance(v, float)}
+    test = {"test": result["test"][metric]} if "test" in result else {}
+    return {"dev": dev[metric], **others, **test, "seconds": result["seconds"]}
+
+
+def _train_candidates(job: FinetuneJob, tmp: Path) -> tuple[dict, dict]:
+    """The candidates of ``model: auto``, each saved in ``tmp/<name>`` (the ensemble made from the
+    others): name → its result, name → its loaded model."""
     start = time.time()
-    single = [n for n in task_named(cfg.task).auto_candidates if n != "ensemble"]
-    names = [n for n in single if n != "linear" or cfg.inputs != "word2vec"]
+    cfg = job.cfg
+    kinds = candidates(cfg)
+    singles = [m for m in kinds if not m.combines]
     results = {}
-    for i, name in enumerate(names, 1):
-        sub = dataclasses.replace(cfg, model=name)
-        if name == "bilstm" and cfg.max_minutes is not None:
+    for i, kind in enumerate(singles, 1):
+        sub = dataclasses.replace(cfg, model=kind.name)
+        if kind.trains_by_epochs and cfg.max_minutes is not None:
             sub = dataclasses.replace(sub, max_minutes=max(cfg.max_minutes - (time.time() - start) / 60, 0.1))
-        if progress:
-            log(f"auto: candidate {name} ({i} of {len(names) + 1})")
-        results[name] = train_task_model(
-            sub, tmp / name, plots_dir if name == "bilstm" else None, progress, inputs, log, layer_cache
-        )
-    return results
+        job.say(f"auto: candidate {kind.name} ({i} of {len(kinds)})")
+        plots = job.plots_dir if kind.trains_by_epochs else None
+        results[kind.name] = train_task_model(job.replace(cfg=sub, out_dir=tmp / kind.name, plots_dir=plots))
+    models = {n: load_task_model(tmp / n) for n in results}
+    assert job.layer_cache is not None  # train_auto made one
+    for m in models.values():
+        m.share_layers(job.layer_cache)
+    for kind in kinds:
+        if kind.combines:
+            results[kind.name], models[kind.name] = _ensemble(job, {n: models[n] for n in results})
+    return results, models
 
 
-def _ensemble(cfg: FinetuneConfig, members: dict[str, TaskModel], encoder, log) -> tuple[dict, EnsembleClassifier]:
+def _ensemble(job: FinetuneJob, members: dict[str, TaskModel]) -> tuple[dict, EnsembleClassifier]:
     """The ensemble of the trained ``members`` and its result (dev and test scored like a model's)."""
     start = time.time()
-    splits = read_splits(cfg, tokenizer_for(encoder if cfg.inputs != "word2vec" else None), log)
+    cfg = job.cfg
+    splits = job.read_splits()
     model = EnsembleClassifier(dataclasses.replace(cfg, model="ensemble"), members)
     result: dict[str, Any] = {
         "task": cfg.task,
@@ -419,11 +352,15 @@ class FinetuneRun:
 
     ``start``: when the run began (the time budget and the reported seconds count from it)."""
 
-    def __init__(
-        self, net: BiLSTMTaskModel, optimizer, accelerator, splits: TaskSplits, out_dir, plots_dir, progress: bool, log
-    ):
+    def __init__(self, net: BiLSTMTaskModel, optimizer, accelerator, splits: TaskSplits, job: FinetuneJob):
         self.net, self.optimizer, self.accelerator, self.splits = net, optimizer, accelerator, splits
-        self.cfg, self.out_dir, self.plots_dir, self.progress, self.log = net.cfg, out_dir, plots_dir, progress, log
+        self.cfg, self.out_dir, self.plots_dir, self.progress, self.log = (
+            net.cfg,
+            job.out_dir,
+            job.plots_dir,
+            job.progress,
+            job.log,
+        )
 
     def run(self, start: float) -> dict:
         """Train, restore the best weights, score the test split and save: the result."""

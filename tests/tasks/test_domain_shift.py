@@ -8,7 +8,7 @@ import pytest
 
 from pipeline.config import FinetuneConfig
 from pipeline.tasks.kinds import task_named
-from pipeline.tasks.load import load_task_model
+from pipeline.tasks.models import load_task_model
 from pipeline.train.finetune import finetune
 
 from conftest import shared

@@ -9,7 +9,7 @@ import numpy as np
 
 from pipeline.config import FinetuneConfig
 from pipeline.tasks.kinds import task_named
-from pipeline.tasks.load import load_task_model
+from pipeline.tasks.models import load_task_model
 from pipeline.train.finetune import finetune
 
 from conftest import REPO
@@ -80,7 +80,7 @@ def test_cli_finetune_predict_evaluate(tmp_path):
     p = elmo("evaluate", str(SAMPLES / "test.tsv"), "--model", "m")
     assert p.returncode == 0 and "accuracy" in p.stdout
     p = elmo("finetune", "--task", "ner", "--set", "model=tfidf", "--train", "x", "--dev", "y", "--out", "n")
-    assert p.returncode == 1 and "tfidf is a sentence classifier" in p.stderr
+    assert p.returncode == 1 and "model: tfidf does not learn task ner (models for ner: auto, bilstm" in p.stderr
 
 
 def sample_cfg(**kw) -> FinetuneConfig:
@@ -115,9 +115,10 @@ def test_linear_needs_an_encoder():
     import pytest
 
     from pipeline.errors import PipelineError
+    from pipeline.tasks.models import check_model
 
     with pytest.raises(PipelineError, match="linear pools the biLM"):
-        sample_cfg(model="linear", inputs="word2vec", word2vec="v.bin").validate("test")
+        check_model(sample_cfg(model="linear", inputs="word2vec", word2vec="v.bin"), "test")
 
 
 def test_auto_keeps_the_best_dev_candidate(tmp_path, trained, vectors):

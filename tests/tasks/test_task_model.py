@@ -16,7 +16,7 @@ from pipeline.errors import PipelineError
 from pipeline.tasks.crf import crf_constraints
 from pipeline.tasks.examples import check_labels
 from pipeline.tasks.kinds import task_named
-from pipeline.tasks.load import load_task_model
+from pipeline.tasks.models import load_task_model
 from pipeline.train.finetune import finetune
 
 from conftest import REPO

@@ -4,7 +4,7 @@ import pytest
 
 from pipeline.config import FinetuneConfig
 from pipeline.errors import PipelineError
-from pipeline.train.finetune import read_splits
+from pipeline.tasks.job import read_splits
 
 
 def test_an_empty_training_file_is_named_before_the_dev_file_is_read(write):

@@ -1,0 +1,168 @@
+"""The model types of finetuning, as a registry: the one place a model name is looked up.
+
+Each :class:`ModelType` says which tasks it learns, what it needs (the encoder, the configured
+inputs), how it trains, how its saved directory loads. How it trains is one of three:
+
+- ``fit(job)``: fits in one go, saves, returns the result (TF-IDF, linear, majority);
+- ``build(job, splits)``: a neural model (an ``nn.Module`` with ``loss``) that the epoch loop of
+  :mod:`pipeline.train.finetune` trains (the BiLSTM);
+- ``combines``: made from the other candidates of ``model: auto`` (the ensemble).
+
+``model: auto`` is no model type: it trains every type that learns the task (:func:`candidates`,
+cheapest first) and keeps the best on the task's primary metric on dev.
+
+A new model type = its own module (a :class:`~pipeline.tasks.base.TaskModel`) + one entry in
+:data:`MODEL_TYPES` (and its name in ``config.ModelName``).
+
+    load_task_model("models/sentiment").predict(["a fine film"])
+"""
+
+from __future__ import annotations
+
+import typing
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+
+from pipeline.config import FinetuneConfig, ModelName
+from pipeline.errors import PipelineError
+from pipeline.tasks.base import TaskModel, read_saved
+from pipeline.tasks.bilstm import BiLSTMTaskModel
+from pipeline.tasks.ensemble import EnsembleClassifier
+from pipeline.tasks.kinds import Task, task_named
+from pipeline.tasks.linear import LinearClassifier, fit_linear
+from pipeline.tasks.majority import MajorityTagger, fit_majority
+
+Loader = Callable[[Path, dict, FinetuneConfig, list[str]], TaskModel]
+
+
+@dataclass(frozen=True)
+class ModelType:
+    name: ModelName
+    summary: str  # one line: --help, the configuration reference
+    learns: Callable[[Task], bool]  # the tasks it learns
+    load: Loader
+    fit: Callable | None = None  # fit(job) -> result, the model directory saved
+    build: Callable | None = None  # build(job, splits) -> a neural TaskModel for the epoch loop
+    combines: bool = False  # made from the other candidates (the ensemble)
+    needs_encoder: bool = False  # it reads the biLM's layers whatever `inputs` says
+    uses_inputs: bool = False  # it reads the configured inputs (encoder and/or word2vec)
+
+    @property
+    def trains_by_epochs(self) -> bool:
+        return self.build is not None
+
+
+def _labels_text(task: Task) -> bool:
+    return task.example == "text" and task.target == "label"
+
+
+def _load_ensemble(d: Path, config: dict, cfg: FinetuneConfig, labels: list[str]) -> TaskModel:
+    return EnsembleClassifier.load(d, config, cfg, load_member=load_task_model)
+
+
+# cheapest first: `model: auto` trains them in this order, and a tie on dev keeps the cheaper
+MODEL_TYPES: dict[str, ModelType] = {
+    m.name: m
+    for m in (
+        ModelType(
+            "majority",
+            "each word's most frequent training tag (tag)",
+            learns=lambda t: t.name == "tag",
+            load=MajorityTagger.load,
+            fit=fit_majority,
+        ),
+        ModelType(
+            "tfidf",
+            "TF-IDF word and character n-grams + logistic regression, C picked on dev (classify)",
+            learns=_labels_text,
+            load=LinearClassifier.load,
+            fit=partial(fit_linear, with_elmo=False),
+        ),
+        ModelType(
+            "linear",
+            "TF-IDF + the frozen biLM's layers pooled, logistic regression (classify)",
+            learns=_labels_text,
+            load=LinearClassifier.load,
+            fit=partial(fit_linear, with_elmo=True),
+            needs_encoder=True,
+        ),
+        ModelType(
+            "bilstm",
+            "BiLSTM on [word ; casing ; chars ; ELMo mix]: a CRF tagger (ner, tag) or a pooling classifier",
+            learns=lambda t: True,
+            load=BiLSTMTaskModel.load,
+            build=BiLSTMTaskModel.for_job,
+            uses_inputs=True,
+        ),
+        ModelType(
+            "ensemble",
+            "the mean probabilities of the other candidates (classify)",
+            learns=_labels_text,
+            load=_load_ensemble,
+            combines=True,
+        ),
+    )
+}
+assert ["auto", *MODEL_TYPES] == list(typing.get_args(ModelName)), "config.ModelName names MODEL_TYPES"
+MODEL_CHOICES = ["auto", *MODEL_TYPES]  # what `model:` and `--model` take
+
+
+def model_type(name: str) -> ModelType:
+    try:
+        return MODEL_TYPES[name]
+    except KeyError:
+        raise PipelineError(f"unknown model type {name!r} (known: {', '.join(MODEL_TYPES)})") from None
+
+
+def candidates(cfg: FinetuneConfig) -> list[ModelType]:
+    """The model types ``model: auto`` trains for ``cfg``: those that learn its task and can use its
+    inputs (no encoder-only model with ``inputs: word2vec``), cheapest first; an ensemble only
+    over at least two others."""
+    task = task_named(cfg.task)
+    usable = [m for m in MODEL_TYPES.values() if m.learns(task) and not (m.needs_encoder and cfg.inputs == "word2vec")]
+    singles = [m for m in usable if not m.combines]
+    return singles + ([m for m in usable if m.combines] if len(singles) > 1 else [])
+
+
+def models_for(task: Task) -> list[str]:
+    return ["auto", *(m.name for m in MODEL_TYPES.values() if m.learns(task))]
+
+
+def tasks_of(name: str) -> list[str]:
+    """The tasks model ``name`` learns (every task for ``auto``)."""
+    from pipeline.tasks.kinds import TASKS
+
+    return [t for t, task in TASKS.items() if name == "auto" or MODEL_TYPES[name].learns(task)]
+
+
+def check_model(cfg: FinetuneConfig, where: str = "command line", section: str = "finetune") -> None:
+    """``cfg.model`` learns ``cfg.task`` and has what it needs (one line naming the key if not)."""
+    task = task_named(cfg.task)
+    chosen = candidates(cfg) if cfg.model == "auto" else [model_type(cfg.model)]
+    if cfg.model != "auto":
+        m = chosen[0]
+        if not m.learns(task):
+            raise PipelineError(
+                f"{where}: {section}.model: {m.name} does not learn task {task.name} "
+                f"(models for {task.name}: {', '.join(models_for(task))}; "
+                f"{m.name} learns {', '.join(tasks_of(m.name))})"
+            )
+        if m.needs_encoder and (cfg.inputs == "word2vec" or not cfg.encoder):
+            raise PipelineError(
+                f"{where}: {section}.model: {m.name} pools the biLM's layers: it needs an encoder "
+                f"(inputs 'both' or 'elmo')"
+            )
+        if m.combines:
+            chosen = candidates(cfg)
+    if any(m.uses_inputs or m.needs_encoder for m in chosen):
+        cfg.validate_inputs(where, section)
+
+
+def load_task_model(directory: str | Path) -> TaskModel:
+    """The task model saved in ``directory`` (by ``elmo finetune`` or ``TaskModel.save``)."""
+    d = Path(directory)
+    config, cfg, labels = read_saved(d)
+    # a tagger that `model: auto` trained alone was saved as "auto" before the registry said "bilstm"
+    return model_type("bilstm" if cfg.model == "auto" else cfg.model).load(d, config, cfg, labels)
