@@ -367,7 +367,7 @@ def _cmd_predict(args) -> int:
             n = model.predict_file(args.input, out, args.encoding_errors, stats)
         if not args.quiet:
             print(f"wrote {n} predictions to {args.output}{_read_counts(stats)}", file=sys.stderr)
-    if not args.quiet:
+    if not args.quiet and not model.pairs:  # a pair model reads two tab-separated texts a line
         _warn_tabs(args.input, stats, tabs_hint)
     return 0
 
@@ -681,9 +681,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--task",
         choices=list(TASKS),
         help="ner: entity tags (B-/I-/O) in CoNLL columns; tag: any per-token tags (POS, chunks) in "
-        "CoNLL columns or CoNLL-U (.conllu); classify: TSV/CSV/JSONL of one example per line "
-        "(default: from the training file: .conllu means tag, one example per line classify, "
-        "CoNLL columns ner when the tags are entity tags, else tag)",
+        "CoNLL columns or CoNLL-U (.conllu); classify: a label per text; pair: a label per pair of texts "
+        "(NLI, paraphrase); regress: a number per text or pair (the last three: TSV/CSV/JSONL, one example "
+        "per line). Default: from the training file: .conllu means tag, one example per line classify "
+        "(of pairs where it has two text fields), CoNLL columns ner when the tags are entity tags, else tag",
     )
     p.add_argument(
         "--model",

@@ -279,7 +279,7 @@ class ExportConfig:
 # The names of the task types and model types (their registries, pipeline/tasks/kinds.py TASKS and
 # pipeline/tasks/models.py MODEL_TYPES, check that they hold exactly these). Which model learns
 # which task, and what each needs, is the registry's to say (pipeline.tasks.models.check_model).
-TaskName = Literal["ner", "tag", "classify"]
+TaskName = Literal["ner", "tag", "classify", "pair", "regress"]
 ModelName = Literal["auto", "majority", "tfidf", "linear", "bilstm", "ensemble"]
 FINETUNE_SECTIONS = ("finetune_ner", "finetune_sentiment")  # the params.yaml sections of FinetuneConfig
 
@@ -290,7 +290,8 @@ class FinetuneConfig:
     ``finetune_sentiment`` stages, ``elmo finetune``). Paths are relative to the working directory."""
 
     # ner: entity tags (BIO); tag: any per-token tags (POS, chunks; CoNLL columns or CoNLL-U);
-    # classify: one label per text
+    # classify: one label per text; pair: one label per pair of texts (NLI, paraphrase);
+    # regress: a number per text or pair
     task: TaskName = "ner"
     # auto: every model type the task supports, the best on the task's primary dev score kept
     # (`elmo finetune --help` and the configuration reference list the model types)
@@ -319,12 +320,16 @@ class FinetuneConfig:
     format: Literal["tsv", "csv", "jsonl"] | None = None  # None = from the file suffix
     encoding_errors: Literal["error", "replace"] = "error"  # invalid UTF-8 / control characters: stop, or U+FFFD
     text_field: str | int = "sentence"  # a header name, or a 0-based column number (no header row)
+    # the second text of a pair (pair, regress); null: found by name (sentence1/sentence2,
+    # premise/hypothesis, question1/question2, text/text_pair, sentence_A/sentence_B, ...)
+    text_pair_field: str | int | None = None
     label_field: str | int = "label"
     header: bool | None = None  # TSV/CSV header row: None = yes when the fields are names, no when numbers
     # model
     hidden: int = 100  # task BiLSTM cell size per direction
     dropout: float = 0.5
     pooling: Literal["max", "attention"] = "max"  # classify only
+    clip: bool = False  # regress: predictions clipped to the range of the training scores
     layer_norm: bool = False  # ScalarMix layer norm over unmasked positions
     elmo_dropout: float = 0.5  # dropout on the ELMo part of the input
     elmo_output: bool = False  # ELMo also at the task BiLSTM's output (ELMo §3.3): a second scalar mix

@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import itertools
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -54,50 +55,66 @@ def format_of(path: str | Path) -> Format | None:
     return formats.get(Path(path).suffix.lower())
 
 
-def read_classification(
-    path: str | Path,
-    text_field: str | int = "sentence",
-    label_field: str | int = "label",
-    fmt: str | None = None,
-    encoding_errors: str = "error",
-    stats: ReadStats | None = None,
-    header: bool | None = None,
-) -> LabelledData:
-    """Read ``path`` (format from ``fmt`` or the suffix: .tsv, .csv, .jsonl/.json).
+Field = str | int  # a header name or JSONL key, or a 0-based column number (no header row)
 
-    TSV/CSV fields are header names, or 0-based column numbers for a file without a header row
-    (``header`` None: a header row exactly when the fields are names)."""
-    path = Path(path)
+
+@dataclass
+class Rows:
+    """The rows of a labelled file, each the raw values of the fields asked for (by role: the
+    config key that names the field, e.g. ``text_field``), and the file line each starts on.
+    ``names``: the header row's names (TSV/CSV with a header) or the first JSONL object's keys."""
+
+    path: Path
+    fmt: Format
+    values: list[dict[str, object]] = field(default_factory=list)
+    lines: list[int] = field(default_factory=list)
+    names: list[str] = field(default_factory=list)
+
+    def json_type_error(self, i: int, role: str, fields: dict, expected: str) -> PipelineError:
+        value = self.values[i][role]
+        return PipelineError(
+            f"{self.path}:{self.lines[i]}: field {fields[role]!r} is a JSON {json_type(value)}{expected}"
+        )
+
+
+def check_format(path: Path, fmt: str | None) -> Format:
     fmt = fmt or format_of(path)
     if fmt not in ("tsv", "csv", "jsonl"):
         raise PipelineError(
             f"{path}: cannot tell the format from the file name; give it with "
             f"--format tsv (or csv, jsonl; `format:` in a config file)"
         )
+    return fmt  # type: ignore[return-value]
+
+
+def read_fields(
+    path: str | Path,
+    fields: dict[str, Field],
+    fmt: str | None = None,
+    encoding_errors: str = "error",
+    stats: ReadStats | None = None,
+    header: bool | None = None,
+    pick: Callable[[list[str]], dict[str, Field]] | None = None,
+) -> Rows:
+    """The ``fields`` (role → name or column number) of every row of a TSV/CSV/JSONL file (format
+    from ``fmt`` or the suffix: .tsv, .csv, .jsonl/.json). ``pick(names)``, given the header row's
+    names (or the first JSONL object's keys), may add fields found by name (e.g. the two texts of
+    a pair). ``header`` None: a TSV/CSV header row exactly when the fields are names."""
+    path = Path(path)
+    rows = Rows(path, check_format(path, fmt))
     lines = read_lines(path, encoding_errors, stats, soft_controls=True)
-    out = LabelledData()
-    if fmt == "jsonl":
-        if isinstance(text_field, int) or isinstance(label_field, int):
-            raise PipelineError(f"{path}: JSONL rows are read by key: text_field and label_field must be names")
-        _read_jsonl(path, lines, text_field, label_field, out)
+    if rows.fmt == "jsonl":
+        numbers = [role for role, f in fields.items() if isinstance(f, int)]
+        if numbers:
+            raise PipelineError(f"{path}: JSONL rows are read by key: {', '.join(fields)} must be names")
+        _read_jsonl(lines, fields, rows, pick)
     else:
-        _read_columns(path, lines, fmt, text_field, label_field, header, out)
-    return out
+        _read_columns(lines, fields, header, rows, pick)
+    return rows
 
 
-def _add(out: LabelledData, path: Path, lineno: int, t, y) -> None:
-    t, y = str(t).strip(), str(y).strip()
-    if not y:
-        raise PipelineError(f"{path}:{lineno}: empty label")
-    if not t:
-        out.empty += 1
-        return
-    out.texts.append(t)
-    out.labels.append(y)
-    out.lines.append(lineno)
-
-
-def _read_jsonl(path: Path, lines: list[str], text_field: str, label_field: str, out: LabelledData) -> None:
+def _read_jsonl(lines: list[str], fields: dict[str, Field], out: Rows, pick) -> None:
+    path = out.path
     for lineno, line in enumerate(lines, start=1):
         if not line.strip():
             continue
@@ -107,73 +124,71 @@ def _read_jsonl(path: Path, lines: list[str], text_field: str, label_field: str,
             raise PipelineError(f"{path}:{lineno}: not valid JSON ({e.msg})") from None
         if not isinstance(row, dict):
             raise PipelineError(f"{path}:{lineno}: expected a JSON object per line")
-        for name in (text_field, label_field):
+        if not out.names:
+            out.names = [str(k) for k in row]
+            fields.update(pick(out.names) if pick else {})
+        for name in fields.values():
             if row.get(name) is None:
                 raise PipelineError(
-                    f"{path}:{lineno}: no {name!r} field (set text_field/label_field to the "
+                    f"{path}:{lineno}: no {name!r} field (set {'/'.join(fields)} to the "
                     f"keys of your rows: {', '.join(map(str, row))})"
                 )
-        text, label = row[text_field], row[label_field]
-        if not isinstance(text, str):
-            raise PipelineError(f"{path}:{lineno}: field {text_field!r} is a JSON {_json_type(text)}, not a string")
-        if isinstance(label, bool) or not isinstance(label, (str, int)):
-            raise PipelineError(
-                f"{path}:{lineno}: field {label_field!r} is a JSON {_json_type(label)}; "
-                f"a label is a string or an integer"
-            )
-        _add(out, path, lineno, text, label)
+        out.values.append({role: row[name] for role, name in fields.items()})
+        out.lines.append(lineno)
 
 
-def _json_type(value) -> str:
+def json_type(value) -> str:
     return {bool: "boolean", dict: "object", list: "array", float: "number", int: "number"}.get(type(value), "value")
 
 
-def _column_indexes(path: Path, first: list[str] | None, text_field, label_field, header: bool | None):
-    """(text index, label index, whether row 1 is a header) for a TSV/CSV file."""
-    by_number = isinstance(text_field, int) and isinstance(label_field, int)
-    if isinstance(text_field, int) != isinstance(label_field, int):
-        raise PipelineError(f"{path}: give text_field and label_field both as names or both as column numbers")
+def _column_indexes(path: Path, first: list[str] | None, fields: dict[str, Field], header: bool | None, pick):
+    """(role → column index, whether row 1 is a header) for a TSV/CSV file."""
+    numbers = [isinstance(f, int) for f in fields.values()]
+    by_number = all(numbers)
+    if any(numbers) and not by_number:
+        raise PipelineError(f"{path}: give {' and '.join(fields)} all as names or all as column numbers")
     header = (not by_number) if header is None else header
     if first is None:
         raise PipelineError(f"{path}: empty file" + (" (a header row naming the fields is expected)" if header else ""))
     if by_number:
-        for name, i in (("text_field", text_field), ("label_field", label_field)):
-            if not -len(first) <= i < len(first):
-                raise PipelineError(f"{path}:1: {name} {i} is out of range: the row has {len(first)} columns")
-        return text_field, label_field, header
+        for role, i in fields.items():
+            if not -len(first) <= int(i) < len(first):
+                raise PipelineError(f"{path}:1: {role} {i} is out of range: the row has {len(first)} columns")
+        return {role: int(i) for role, i in fields.items()}, header
     if not header:
         raise PipelineError(
-            f"{path}: without a header row, give text_field and label_field as column numbers "
+            f"{path}: without a header row, give {' and '.join(fields)} as column numbers "
             f"(e.g. --set text_field=1 --set label_field=0)"
         )
+    fields.update(pick(first) if pick else {})
     conll = (
         " (one space-separated column: a CoNLL file? NER data needs --task ner)"
         if (len(first) == 1 and " " in first[0])
         else ""
     )
-    for name in (text_field, label_field):
+    for name in fields.values():
         if name not in first:
             raise PipelineError(
                 f"{path}:1: header has no {name!r} column (columns: {', '.join(first)}){conll}; set "
-                f"text_field/label_field to its names, or to column numbers for a file without "
+                f"{'/'.join(fields)} to its names, or to column numbers for a file without "
                 f"a header row (e.g. --set text_field=1 --set label_field=0)"
             )
-    return first.index(text_field), first.index(label_field), True
+    return {role: first.index(str(name)) for role, name in fields.items()}, True
 
 
-def _read_columns(path: Path, lines: list[str], fmt: str, text_field, label_field, header, out: LabelledData) -> None:
+def _read_columns(lines: list[str], fields: dict[str, Field], header, out: Rows, pick) -> None:
     # why csv for TSV too: quoting rules; QUOTE_NONE for TSV because SST text contains bare quotes
     csv.field_size_limit(max(csv.field_size_limit(), 1 << 30))  # a long text is data, not an error (default 128 kB)
     rows = csv.reader(
         lines,
-        delimiter="\t" if fmt == "tsv" else ",",
-        quoting=csv.QUOTE_NONE if fmt == "tsv" else csv.QUOTE_MINIMAL,
+        delimiter="\t" if out.fmt == "tsv" else ",",
+        quoting=csv.QUOTE_NONE if out.fmt == "tsv" else csv.QUOTE_MINIMAL,
         strict=True,
     )
     try:
-        _read_rows(path, rows, text_field, label_field, header, out)
+        _read_rows(rows, fields, header, out, pick)
     except csv.Error as e:  # e.g. a quote left open at the end of a CSV file
-        raise PipelineError(f"{path}:{rows.line_num}: malformed {fmt.upper()} ({e})") from None
+        raise PipelineError(f"{out.path}:{rows.line_num}: malformed {out.fmt.upper()} ({e})") from None
 
 
 def _with_line_numbers(rows):
@@ -184,21 +199,57 @@ def _with_line_numbers(rows):
         start = rows.line_num + 1
 
 
-def _read_rows(path: Path, rows, text_field, label_field, header, out: LabelledData) -> None:
+def _read_rows(rows, fields: dict[str, Field], header, out: Rows, pick) -> None:
     numbered = _with_line_numbers(rows)
     _, first = next(numbered, (1, None))
-    ti, li, has_header = _column_indexes(path, first, text_field, label_field, header)
+    index, has_header = _column_indexes(out.path, first, fields, header, pick)
     assert first is not None  # _column_indexes refuses an empty file
     width = len(first)
-    if not has_header:
+    if has_header:
+        out.names = list(first)
+    else:
         numbered = itertools.chain([(1, first)], numbered)
     for lineno, row in numbered:
         if not row:
             continue
         if len(row) != width:
             what = "the header" if has_header else "the first row"
-            raise PipelineError(f"{path}:{lineno}: expected {width} columns like {what}, got {len(row)}")
-        _add(out, path, lineno, row[ti], row[li])
+            raise PipelineError(f"{out.path}:{lineno}: expected {width} columns like {what}, got {len(row)}")
+        out.values.append({role: row[i] for role, i in index.items()})
+        out.lines.append(lineno)
+
+
+def read_classification(
+    path: str | Path,
+    text_field: str | int = "sentence",
+    label_field: str | int = "label",
+    fmt: str | None = None,
+    encoding_errors: str = "error",
+    stats: ReadStats | None = None,
+    header: bool | None = None,
+) -> LabelledData:
+    """Texts and labels of a TSV/CSV/JSONL file (see :func:`read_fields`); a JSONL text must be a
+    string and a label a string or an integer. Rows with empty text are skipped and counted."""
+    fields: dict[str, Field] = {"text_field": text_field, "label_field": label_field}
+    rows = read_fields(path, fields, fmt, encoding_errors, stats, header)
+    out = LabelledData()
+    for i, v in enumerate(rows.values):
+        if rows.fmt == "jsonl":
+            if not isinstance(v["text_field"], str):
+                raise rows.json_type_error(i, "text_field", fields, ", not a string")
+            label = v["label_field"]
+            if isinstance(label, bool) or not isinstance(label, (str, int)):
+                raise rows.json_type_error(i, "label_field", fields, "; a label is a string or an integer")
+        text, label = str(v["text_field"]).strip(), str(v["label_field"]).strip()
+        if not label:
+            raise PipelineError(f"{rows.path}:{rows.lines[i]}: empty label")
+        if not text:
+            out.empty += 1
+            continue
+        out.texts.append(text)
+        out.labels.append(label)
+        out.lines.append(rows.lines[i])
+    return out
 
 
 def conll_tags_look_like_entities(path: str | Path, label_column: int = -1, sample_lines: int = 200) -> bool | None:

@@ -11,7 +11,7 @@ models and their directories, metrics.
     metrics.py     entity-level NER scores (seqeval), token tagging scores, classification scores (scikit-learn)
     base.py        TaskModel: what every task model offers (predict, scores, records, save) + the saved format
     bilstm.py      BiLSTMTaskModel (model: bilstm): features + the task's head
-    linear.py      LinearClassifier (model: tfidf | linear): TF-IDF (+ pooled ELMo) + logistic regression
+    linear.py      LinearModel (model: tfidf | linear): TF-IDF (+ pooled ELMo) + logistic regression
     ensemble.py    EnsembleClassifier (model: ensemble): the mean of its members' probabilities
     majority.py    MajorityTagger (model: majority): each word's most frequent training tag
     models.py      MODEL_TYPES, the model-type registry; load_task_model (any saved task model)

@@ -71,9 +71,12 @@ class TaskModel:
     def dev_metric(self, scores: dict) -> float:
         return scores[self.task.metric]
 
-    def records(self, sentences: list[list[str]]) -> list[dict]:
+    pairs: bool = False  # its examples are pairs of texts
+
+    def records(self, sentences: list) -> list[dict]:
         """JSON-able prediction records (ner: tokens, tags, entities as token spans, end exclusive;
-        classify: tokens, label and probabilities)."""
+        tag: tokens, tags; classify, pair: tokens (and tokens_pair), label and probabilities;
+        regress: tokens (and tokens_pair), score)."""
         return [self.task.record(self.cfg, toks, p) for toks, p in zip(sentences, self.predict(sentences))]
 
     def predict_file(
@@ -82,10 +85,12 @@ class TaskModel:
         """Predict every line of a text file, writing one JSON object per line to ``out`` as it goes
         (``chunk`` lines at a time: memory stays flat for any file size). Returns the number of lines."""
         from pipeline.data.lines import input_chunks
+        from pipeline.tasks.examples import line_example
 
         n = 0
         for part in input_chunks(input_path, chunk, encoding_errors, stats):
-            records = self.records([self.tokenize(text) for _, text in part])
+            where = f"{input_path}:" if str(input_path) != "-" else "standard input:"
+            records = self.records([line_example(t, self.tokenize, self.pairs, f"{where}{i + 1}") for i, t in part])
             out.write(
                 "".join(json.dumps({"line": i + 1, **r}, ensure_ascii=False) + "\n" for (i, _), r in zip(part, records))
             )

@@ -16,6 +16,7 @@ tokenizer without an encoder), so word2vec vectors and biLM tokens agree with ho
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -28,7 +29,7 @@ from pipeline.data.batching import cut_sorted
 from pipeline.errors import PipelineError
 from pipeline.io import WEIGHTS_FILE, check_weights, read_weights, state_dict_cpu
 from pipeline.tasks.base import TaskModel
-from pipeline.tasks.examples import as_token_lists, tokenizer_for
+from pipeline.tasks.examples import as_examples, example_length, sides, tokenizer_for
 from pipeline.tasks.features import WORDS_FILE, WordEmbedding, build_features
 from pipeline.word2vec import VectorLookup
 
@@ -47,21 +48,31 @@ class BiLSTMTaskModel(nn.Module, TaskModel):
         train_sentences: Sequence[Sequence[str]] = (),
         words: list[str] | None = None,
         word_dim: int | None = None,
+        pairs: bool = False,
     ):
         """``train_sentences``: a new model's word table and rare words come from them;
-        ``words``: a saved model's word table."""
+        ``words``: a saved model's word table; ``pairs``: its examples are pairs of texts."""
         super().__init__()
         self.cfg = cfg
         self.labels = list(labels)
+        self.pairs = pairs
         self.index = {t: i for i, t in enumerate(self.labels)}
         self.config: dict = {}
-        self.features = build_features(cfg, encoder, word2vec, train_sentences, words, word_dim)
+        # a pair's two sides get no dropout in their inputs (see heads.PairClassifier)
+        inputs_cfg = dataclasses.replace(cfg, dropout=0.0, elmo_dropout=0.0) if pairs else cfg
+        self.features = build_features(inputs_cfg, encoder, word2vec, train_sentences, words, word_dim)
         self.tokenize = tokenizer_for(self.features.encoder)
-        self.head = self.task.build_head(cfg, self.features.dim, self.features.output_dim, self.labels)
+        self.head = self.task.build_head(cfg, self.features.dim, self.features.output_dim, self.labels, pairs)
 
-    def loss(self, sentences: list[list[str]], targets: list) -> torch.Tensor:
-        """Mean loss of a batch of non-empty sentences (+ the ScalarMix L2 penalty if configured)."""
-        loss = self.task.loss(self.head, self.features(sentences), targets, self.index)
+    def encode(self, examples: list, store: bool = True) -> tuple:
+        """The head's inputs: (x, mask, extra) of the texts, or one such triple per side of pairs."""
+        if self.pairs:
+            return tuple(self.features([e[k] for e in examples], store=store) for k in (0, 1))
+        return self.features(examples, store=store)
+
+    def loss(self, sentences: list, targets: list) -> torch.Tensor:
+        """Mean loss of a batch of non-empty examples (+ the ScalarMix L2 penalty if configured)."""
+        loss = self.task.loss(self.head, self.encode(sentences), targets, self.index)
         if self.cfg.mix_l2:
             for mix in (self.features.mix, self.features.output_mix):
                 if mix is not None:
@@ -73,13 +84,14 @@ class BiLSTMTaskModel(nn.Module, TaskModel):
         """ner: a tag list per sentence; classify: (label, {label: probability}) per sentence.
         A sentence is a token list or raw text (tokenized like ``Encoder.embed``). An empty
         sentence gets [] or (None, {}), not an error."""
-        sentences = as_token_lists(sentences, self.tokenize)
+        examples = as_examples(sentences, self.tokenize, self.pairs)
         self.eval()
-        out: list = [self.task.empty_prediction for _ in sentences]
-        real = sorted((i for i, s in enumerate(sentences) if s), key=lambda i: len(sentences[i]))
-        for idx in cut_sorted(real, [len(s) for s in sentences], max_rows=batch_size):
-            inputs = self.features([list(sentences[i]) for i in idx], store=False)
-            for i, p in zip(idx, self.task.decode(self.head, inputs, self.labels)):
+        out: list = [self.task.empty_prediction for _ in examples]
+        lengths = [example_length(e) for e in examples]
+        real = sorted((i for i, e in enumerate(examples) if all(sides(e))), key=lambda i: lengths[i])
+        for idx in cut_sorted(real, lengths, max_rows=batch_size):
+            inputs = self.encode([examples[i] for i in idx], store=False)
+            for i, p in zip(idx, self.task.decode(self.cfg, self.head, inputs, self.labels)):
                 out[i] = p
         return out
 
@@ -95,7 +107,10 @@ class BiLSTMTaskModel(nn.Module, TaskModel):
         """A new model for ``job`` (its inputs loaded), its word table from the training sentences."""
         encoder, word2vec = job.inputs
         word2vec = word2vec if job.cfg.inputs != "elmo" else None
-        return cls(job.cfg, splits.labels, encoder, word2vec, train_sentences=splits.train.sentences)
+        texts = [s for e in splits.train.sentences for s in sides(e)]
+        model = cls(job.cfg, splits.labels, encoder, word2vec, train_sentences=texts, pairs=splits.pairs)
+        model.task.init_head(model.head, splits.train)
+        return model
 
     def share_layers(self, kept: dict) -> None:
         """Reuse the frozen biLM layers in ``kept`` (``tuple(tokens) → layers``) and add new ones to it."""
@@ -110,7 +125,7 @@ class BiLSTMTaskModel(nn.Module, TaskModel):
     def save(self, directory: str | Path, extra: dict | None = None) -> None:
         """Write the self-contained model directory atomically."""
         enc, w2v = self.features.encoder, self.features.word2vec
-        fields: dict = {"encoder": "encoder" if enc is not None else None, "word2vec": None}
+        fields: dict = {"encoder": "encoder" if enc is not None else None, "word2vec": None, "pairs": self.pairs}
         if isinstance(self.features.words, WordEmbedding):
             fields["word_dim"] = self.features.words.word_dim
         if w2v is not None:
@@ -145,7 +160,8 @@ class BiLSTMTaskModel(nn.Module, TaskModel):
         words = None
         if (d / WORDS_FILE).is_file():
             words = (d / WORDS_FILE).read_text(encoding="utf-8").split("\n")[:-1]  # our own file: \n only
-        model = cls(cfg, labels, encoder, word2vec, words=words, word_dim=config.get("word_dim"))
+        pairs = bool(config.get("pairs", False))
+        model = cls(cfg, labels, encoder, word2vec, words=words, word_dim=config.get("word_dim"), pairs=pairs)
         state = read_weights(d)
         check_weights(d / WEIGHTS_FILE, state, model.state_for_saving())
         model.load_state_dict(state, strict=False)

@@ -17,7 +17,7 @@ from pathlib import Path
 from pipeline.config import FinetuneConfig
 from pipeline.errors import PipelineError
 from pipeline.tasks.base import TaskModel
-from pipeline.tasks.examples import as_token_lists
+from pipeline.tasks.examples import as_examples
 
 MEMBERS_DIR = "members"
 
@@ -34,6 +34,7 @@ class EnsembleClassifier(TaskModel):
                 raise PipelineError(f"ensemble member {name}: labels {m.labels} differ from {self.labels}")
         # raw text is split once, as the members with an encoder do (the last member holds one if any)
         self.tokenize = list(self.members.values())[-1].tokenize
+        self.pairs = first.pairs
         self.config: dict = {}
 
     def describe(self) -> str:
@@ -46,7 +47,7 @@ class EnsembleClassifier(TaskModel):
 
     def predict(self, sentences: Sequence[Sequence[str] | str], batch_size: int = 64) -> list:
         """(label, {label: mean probability}) per sentence (token list or raw text); empty → (None, {})."""
-        sentences = as_token_lists(sentences, self.tokenize)
+        sentences = as_examples(sentences, self.tokenize, self.pairs)
         each = [m.predict(sentences) for m in self.members.values()]
         out: list = []
         for preds in zip(*each):

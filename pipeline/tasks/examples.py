@@ -17,8 +17,8 @@ class TaskData:
     """Tokenized sentences with their targets: a tag list per sentence (ner, tag) or one label (classify)."""
 
     path: str
-    sentences: list[list[str]]
-    targets: list  # list[list[str]] (ner, tag) or list[str] (classify)
+    sentences: list  # token lists, or (token list, token list) pairs
+    targets: list  # list[list[str]] (ner, tag), list[str] (classify, pair) or list[float] (regress)
     lines: list[int]  # the file line each example starts on (for messages)
     repaired: int = 0  # ner: tags that did not fit the scheme and were repaired
     replaced_lines: int = 0  # lines with invalid UTF-8 or control characters replaced (encoding_errors: replace)
@@ -27,6 +27,11 @@ class TaskData:
     glued_punctuation: int = 0  # classify: tokens with punctuation glued on ("good."): raw text split on spaces
     tokens: int = 0
     ids: list[str] = field(default_factory=list)  # CoNLL-U: each sentence's sent_id
+
+    @property
+    def pairs(self) -> bool:
+        """Whether its examples are pairs of texts (``(tokens, tokens)``)."""
+        return bool(self.sentences) and isinstance(self.sentences[0], tuple)
 
 
 def tokenizer_for(encoder):
@@ -54,6 +59,34 @@ def as_token_lists(sentences, tokenize) -> list[list[str]]:
             what = type(s).__name__ if not isinstance(s, (list, tuple)) else f"a {type(s).__name__} of non-strings"
             raise PipelineError(f"sentence {i}: expected raw text (str) or a list of token strings, got {what}")
     return out
+
+
+def as_examples(items, tokenize, pairs: bool = False) -> list:
+    """Examples for ``predict``: token lists (:func:`as_token_lists`), or with ``pairs`` a
+    ``(token list, token list)`` per pair given as two strings or two token lists."""
+    if not pairs:
+        return as_token_lists(items, tokenize)
+    if isinstance(items, (str, bytes)):
+        raise PipelineError("expected a list of (text, text) pairs, got one string")
+    out = []
+    for i, item in enumerate(items):
+        if not isinstance(item, (list, tuple)) or len(item) != 2:
+            raise PipelineError(f"example {i}: a pair model takes (text, text) pairs, got {type(item).__name__}")
+        a, b = as_token_lists(list(item), tokenize)
+        out.append((a, b))
+    return out
+
+
+def line_example(text: str, tokenize, pairs: bool, where: str):
+    """One input line of ``elmo predict``: a text, or with ``pairs`` two texts separated by a tab."""
+    if not pairs:
+        return tokenize(text)
+    parts = text.split("\t")
+    if len(parts) != 2:
+        raise PipelineError(
+            f"{where}: a pair model reads two texts per line separated by a tab, got {len(parts)} field(s)"
+        )
+    return tokenize(parts[0]), tokenize(parts[1])
 
 
 def read_tagged(cfg: FinetuneConfig, path: str | Path, tokenize=str.split) -> TaskData:
@@ -88,26 +121,96 @@ def read_token_tags(cfg: FinetuneConfig, path: str | Path, scheme=None) -> TaskD
     )
 
 
-def read_labelled_sentences(cfg: FinetuneConfig, path: str | Path, tokenize=str.split) -> TaskData:
-    """A TSV/CSV/JSONL file of texts and labels as ``cfg`` describes it, each text ``tokenize``d."""
-    from pipeline.data.labelled import read_classification
+# the two text fields of a pair, by the names people's files use (GLUE / Hugging Face datasets, SICK)
+PAIR_NAMES = (
+    ("sentence1", "sentence2"),
+    ("premise", "hypothesis"),
+    ("question1", "question2"),
+    ("text", "text_pair"),
+    ("sentence_A", "sentence_B"),
+    ("sentence_a", "sentence_b"),
+    ("text_a", "text_b"),
+    ("question", "sentence"),
+)
+
+
+def read_text_examples(
+    cfg: FinetuneConfig, path: str | Path, tokenize, target: Callable, pairs: bool | None = None
+) -> TaskData:
+    """A TSV/CSV/JSONL file of texts (or pairs of texts) and targets as ``cfg`` describes it, each
+    text ``tokenize``d; ``target(value, where)`` turns a target field's value into the task's
+    target (or raises). ``pairs`` True: every example is two texts; None: two texts when
+    ``text_pair_field`` is set, or when the header has no ``text_field`` but a known pair of names
+    (:data:`PAIR_NAMES`); False: one text."""
+    from pipeline.data.labelled import read_fields
     from pipeline.data.lines import ReadStats
     from pipeline.data.tokenizers import count_glued
 
+    fields = text_fields(cfg, path, pairs)
     stats = ReadStats()
-    d = read_classification(path, cfg.text_field, cfg.label_field, cfg.format, cfg.encoding_errors, stats, cfg.header)
-    sentences = [tokenize(t) for t in d.texts]
-    return TaskData(
-        str(path),
-        sentences,
-        d.labels,
-        d.lines,
-        skipped_empty=d.empty,
-        replaced_lines=stats.replaced_utf8,
-        controls_as_space=stats.controls_as_space,
-        glued_punctuation=sum(count_glued(s) for s in sentences),
-        tokens=sum(len(s) for s in sentences),
-    )
+    rows = read_fields(path, fields, cfg.format, cfg.encoding_errors, stats, cfg.header, pair_picker(cfg, path, pairs))
+    out = TaskData(str(path), [], [], [], replaced_lines=stats.replaced_utf8, controls_as_space=stats.controls_as_space)
+    for i, v in enumerate(rows.values):
+        where = f"{rows.path}:{rows.lines[i]}"
+        roles = [r for r in ("text_field", "text_pair_field") if r in v]
+        for role in roles:
+            if rows.fmt == "jsonl" and not isinstance(v[role], str):
+                raise rows.json_type_error(i, role, fields, ", not a string")
+        y = target(v["label_field"], where)
+        texts = [str(v[r]).strip() for r in roles]
+        if not all(texts):
+            out.skipped_empty += 1
+            continue
+        tokens = [tokenize(t) for t in texts]
+        out.sentences.append(tuple(tokens) if len(tokens) == 2 else tokens[0])
+        out.targets.append(y)
+        out.lines.append(rows.lines[i])
+        out.glued_punctuation += sum(count_glued(t) for t in tokens)
+        out.tokens += sum(len(t) for t in tokens)
+    return out
+
+
+def text_fields(cfg: FinetuneConfig, path, pairs: bool | None) -> dict:
+    """The fields to read (role → name or column number) before the header is seen."""
+    fields = {"text_field": cfg.text_field, "label_field": cfg.label_field}
+    if cfg.text_pair_field is not None and pairs is not False:
+        fields["text_pair_field"] = cfg.text_pair_field
+    elif pairs and isinstance(cfg.label_field, int):
+        raise PipelineError(
+            f"{path}: without a header row, give the second text's column too: "
+            f"--set text_pair_field=N (and text_field, label_field as column numbers)"
+        )
+    return fields
+
+
+def pair_picker(cfg: FinetuneConfig, path, pairs: bool | None):
+    """``pick(names)`` for :func:`read_fields`: the two text fields found by name, for a pair task
+    (or a file without ``text_field`` that names a pair) whose ``text_pair_field`` is not set."""
+
+    def pick(names: list[str]) -> dict:
+        if cfg.text_pair_field is not None or pairs is False or (not pairs and cfg.text_field in names):
+            return {}
+        found = next(((a, b) for a, b in PAIR_NAMES if a in names and b in names), None)
+        if found is not None:
+            return {"text_field": found[0], "text_pair_field": found[1]}
+        if pairs:
+            raise PipelineError(
+                f"{path}:1: no pair of text fields among {', '.join(names)} (looked for "
+                f"{', '.join('/'.join(p) for p in PAIR_NAMES[:4])}, ...); set text_field and "
+                f"text_pair_field to their names"
+            )
+        return {}
+
+    return pick
+
+
+def sides(example) -> list[list[str]]:
+    """The token lists of one example: one (a text) or two (a pair)."""
+    return list(example) if isinstance(example, tuple) else [example]
+
+
+def example_length(example) -> int:
+    return sum(len(s) for s in sides(example))
 
 
 def tag_set(train: TaskData, scheme: Scheme) -> list[str]:

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from pipeline.config import FinetuneConfig
 from pipeline.errors import PipelineError
-from pipeline.tasks.examples import TaskData, check_labels, tokenizer_for
+from pipeline.tasks.examples import TaskData, check_labels, sides, tokenizer_for
 from pipeline.tasks.kinds import task_named
 
 
@@ -107,10 +107,37 @@ class TaskSplits:
             if d is not None and d.controls_as_space:
                 out.append(f"note: {d.path}: {d.controls_as_space} lines had control characters, read as spaces")
         warning = glued_warning(self.train.path, self.train.glued_punctuation, self.train.tokens)
-        return out + ([warning] if warning else [])
+        return out + ([warning] if warning else []) + self.score_like_labels()
+
+    def score_like_labels(self) -> list[str]:
+        """A warning when every label of a classifier is a number and some have decimals (scores,
+        each read as a class)."""
+
+        def number(label) -> bool:
+            try:
+                float(label)
+                return True
+            except (TypeError, ValueError):
+                return False
+
+        targets = self.train.targets
+        if not targets or not isinstance(targets[0], str) or not all(number(t) for t in targets):
+            return []
+        if not any("." in t for t in targets):
+            return []
+        return [
+            f"warning: {self.train.path}: the {len(self.labels)} labels are numbers with decimals, each "
+            f"learned as a class; for scores use --task regress"
+        ]
+
+    @property
+    def pairs(self) -> bool:
+        return self.train.pairs
 
     def all_sentences(self) -> list[list[str]]:
-        return self.train.sentences + self.dev.sentences + (self.test.sentences if self.test else [])
+        """Every text of every split (both texts of a pair)."""
+        examples = self.train.sentences + self.dev.sentences + (self.test.sentences if self.test else [])
+        return [s for e in examples for s in sides(e)]
 
 
 def read_splits(cfg: FinetuneConfig, tokenize, log=print) -> TaskSplits:
@@ -124,6 +151,10 @@ def read_splits(cfg: FinetuneConfig, tokenize, log=print) -> TaskSplits:
     test = task.read(cfg, cfg.test, tokenize) if cfg.test else None
     if not dev.sentences:
         raise PipelineError(f"{cfg.dev}: no labelled examples")
+    for d in (dev, test):
+        if d is not None and d.pairs != train.pairs:
+            what = {True: "pairs of texts", False: "one text per example"}
+            raise PipelineError(f"{d.path}: holds {what[d.pairs]}, {train.path} {what[train.pairs]}")
     labels = task.label_set(cfg, train)
     for d in (dev, test):
         if d is not None:

@@ -11,6 +11,7 @@ task = one :class:`Task` subclass + an entry in :data:`TASKS` (and its name in
 
 from __future__ import annotations
 
+import math
 import typing
 from collections import Counter
 from typing import Any, Literal
@@ -23,9 +24,9 @@ from pipeline.config import FinetuneConfig, TaskName
 from pipeline.data.tags import to_spans
 from pipeline.errors import PipelineError
 from pipeline.tasks.crf import crf_constraints
-from pipeline.tasks.examples import TaskData, read_labelled_sentences, read_tagged, read_token_tags, tag_set
-from pipeline.tasks.heads import Classifier, Tagger
-from pipeline.tasks.metrics import classification_scores, ner_scores, tag_scores
+from pipeline.tasks.examples import TaskData, read_tagged, read_text_examples, read_token_tags, tag_set
+from pipeline.tasks.heads import Classifier, PairClassifier, ScoreHead, Tagger
+from pipeline.tasks.metrics import classification_scores, ner_scores, regression_scores, tag_scores
 
 
 class Task:
@@ -36,8 +37,8 @@ class Task:
     name: str
     title: str  # what it is, in words (model cards)
     metric: str
-    example: Literal["tokens", "text"]
-    target: Literal["tags", "label"]
+    example: Literal["tokens", "text", "pair"]  # "text": one text, or a pair where the file has two
+    target: Literal["tags", "label", "score"]
     reads: str  # what its labelled files are, for messages
     trivial_hint: str  # said when the dev score never beat a model that learned nothing
 
@@ -55,14 +56,20 @@ class Task:
         """The dev score of a model that learned nothing."""
         raise NotImplementedError
 
-    def build_head(self, cfg: FinetuneConfig, input_dim: int, extra_dim: int, labels: list[str]) -> nn.Module:
+    def build_head(
+        self, cfg: FinetuneConfig, input_dim: int, extra_dim: int, labels: list[str], pairs: bool = False
+    ) -> nn.Module:
+        """The BiLSTM model's head; ``pairs``: its examples are pairs of texts."""
         raise NotImplementedError
+
+    def init_head(self, head: nn.Module, train: TaskData) -> None:
+        """Settings a new head takes from the training data (a score head's scale)."""
 
     def loss(self, head: nn.Module, inputs: tuple, targets: list, index: dict[str, int]) -> torch.Tensor:
         """Mean loss of a batch; ``inputs`` = (x, mask, extra) from the features."""
         raise NotImplementedError
 
-    def decode(self, head: nn.Module, inputs: tuple, labels: list[str]) -> list:
+    def decode(self, cfg: FinetuneConfig, head: nn.Module, inputs: tuple, labels: list[str]) -> list:
         """One prediction per row of the batch."""
         raise NotImplementedError
 
@@ -115,7 +122,7 @@ class TagTask(Task):
         counts = Counter(t for tags in dev.targets for t in tags)
         return max(counts.values()) / sum(counts.values()) if counts else 0.0
 
-    def build_head(self, cfg, input_dim, extra_dim, labels):
+    def build_head(self, cfg, input_dim, extra_dim, labels, pairs=False):
         return Tagger(input_dim, len(labels), cfg.hidden, cfg.dropout, extra_dim=extra_dim)
 
     def loss(self, head, inputs, targets, index):
@@ -125,7 +132,7 @@ class TagTask(Task):
             y[b, : len(tags)] = torch.tensor([index[t] for t in tags])
         return head.loss(x, mask, y, extra)
 
-    def decode(self, head, inputs, labels):
+    def decode(self, cfg, head, inputs, labels):
         return [[labels[t] for t in path] for path in head.decode(*inputs)]
 
     def scores(self, cfg, targets, pred, labels):
@@ -169,7 +176,7 @@ class NerTask(TagTask):
     def trivial_score(self, dev):
         return 0.0  # no entities
 
-    def build_head(self, cfg, input_dim, extra_dim, labels):
+    def build_head(self, cfg, input_dim, extra_dim, labels, pairs=False):
         allowed, start = crf_constraints(labels, cfg.model_scheme)
         return Tagger(input_dim, len(labels), cfg.hidden, cfg.dropout, allowed, start, extra_dim=extra_dim)
 
@@ -194,13 +201,14 @@ class NerTask(TagTask):
 
 
 class ClassifyTask(Task):
-    """One label per sentence; scored by accuracy (macro-F1 and the confusion matrix beside it).
-    A prediction is ``(label, {label: probability})``."""
+    """One label per text (or per pair of texts, where the file has two); scored by accuracy
+    (macro-F1 and the confusion matrix beside it; the positive class's F1 when binary). A
+    prediction is ``(label, {label: probability})``."""
 
     name = "classify"
     title = "sentence classification"
     metric = "accuracy"
-    example = "text"
+    example: Literal["tokens", "text", "pair"] = "text"
     target = "label"
     reads = "a TSV/CSV/JSONL file with text and label fields"
     trivial_hint = (
@@ -209,9 +217,10 @@ class ClassifyTask(Task):
         "--set model=tfidf, or train longer (--epochs) or with another --lr"
     )
     empty_prediction: tuple = (None, {})
+    pairs: bool | None = None  # read pairs where the file has two texts
 
     def read(self, cfg, path, tokenize=str.split):
-        return read_labelled_sentences(cfg, path, tokenize)
+        return read_text_examples(cfg, path, tokenize, label_target, self.pairs)
 
     def label_set(self, cfg, train):
         labels = sorted(set(train.targets))
@@ -225,14 +234,15 @@ class ClassifyTask(Task):
     def trivial_score(self, dev):
         return max(Counter(dev.targets).values()) / len(dev.targets) if dev.targets else 0.0
 
-    def build_head(self, cfg, input_dim, extra_dim, labels):
-        return Classifier(input_dim, len(labels), cfg.hidden, cfg.dropout, cfg.pooling, extra_dim=extra_dim)
+    def build_head(self, cfg, input_dim, extra_dim, labels, pairs=False):
+        head = PairClassifier if pairs else Classifier
+        return head(input_dim, len(labels), cfg.hidden, cfg.dropout, cfg.pooling, extra_dim=extra_dim)
 
     def loss(self, head, inputs, targets, index):
-        y = torch.tensor([index[t] for t in targets], device=inputs[0].device)
+        y = torch.tensor([index[t] for t in targets], device=device_of(inputs))
         return torch.nn.functional.cross_entropy(head(*inputs), y)
 
-    def decode(self, head, inputs, labels):
+    def decode(self, cfg, head, inputs, labels):
         probs = torch.softmax(head(*inputs), dim=-1).cpu().tolist()
         return [(labels[int(np.argmax(p))], dict(zip(labels, p))) for p in probs]
 
@@ -240,20 +250,134 @@ class ClassifyTask(Task):
         return classification_scores(targets, [p for p, _ in pred], labels)
 
     def record(self, cfg, tokens, pred):
-        return {"tokens": tokens, "label": pred[0], "probabilities": {k: round(v, 6) for k, v in pred[1].items()}}
+        return {
+            **tokens_record(tokens),
+            "label": pred[0],
+            "probabilities": {k: round(v, 6) for k, v in pred[1].items()},
+        }
 
     def report(self, scores, where, n, top: int = 20):
         labels, confusion = scores["labels"], scores["confusion"]
         width = max(len(str(x)) for x in labels + [c for row in confusion for c in row])
+        positive = f" F1 of {scores['positive']!r} {scores['positive_f1']:.4f}" if "positive_f1" in scores else ""
         lines = [
-            f"{where}: {n} examples; accuracy {scores['accuracy']:.4f} macro-F1 {scores['macro_f1']:.4f}",
+            f"{where}: {n} examples; accuracy {scores['accuracy']:.4f} macro-F1 {scores['macro_f1']:.4f}{positive}",
             " " * (width + 3) + " ".join(f"{x:>{width}}" for x in labels) + "   (rows gold, columns predicted)",
         ]
         lines += [f"  {lab:>{width}} " + " ".join(f"{c:>{width}}" for c in row) for lab, row in zip(labels, confusion)]
         return lines
 
 
-TASKS: dict[str, Task] = {"ner": NerTask(), "tag": TagTask(), "classify": ClassifyTask()}
+class PairTask(ClassifyTask):
+    """One label per pair of texts (entailment, paraphrase, duplicate questions): the two text
+    fields found by name (:data:`pipeline.tasks.examples.PAIR_NAMES`) or set with ``text_field``
+    and ``text_pair_field``."""
+
+    name = "pair"
+    title = "sentence-pair classification"
+    example = "pair"
+    reads = "a TSV/CSV/JSONL file with two text fields and a label field"
+    pairs = True
+
+
+class RegressTask(Task):
+    """A number per text or pair of texts (ratings, relatedness, similarity); scored by Pearson's
+    r (Spearman's rho and the mean squared error beside it). A prediction is a float."""
+
+    name = "regress"
+    title = "regression"
+    metric = "pearson"
+    example = "text"
+    target = "score"
+    reads = "a TSV/CSV/JSONL file with text (or two text) fields and a number field"
+    trivial_hint = (
+        "hint: the dev Pearson r never rose above 0. Check the text and score fields "
+        "(--set text_field=... --set label_field=...), try --set model=tfidf, or train longer (--epochs)"
+    )
+
+    def read(self, cfg, path, tokenize=str.split):
+        return read_text_examples(cfg, path, tokenize, score_target, None)
+
+    def label_set(self, cfg, train):
+        if len(set(train.targets)) < 2:
+            raise PipelineError(f"{train.path}: every score is {train.targets[0]}; a regression needs at least two")
+        return []
+
+    def labels_in(self, target):
+        return []
+
+    def trivial_score(self, dev):
+        return 0.0  # a constant prediction has no correlation
+
+    def build_head(self, cfg, input_dim, extra_dim, labels, pairs=False):
+        head = PairClassifier if pairs else Classifier
+        return ScoreHead(head(input_dim, 1, cfg.hidden, cfg.dropout, cfg.pooling, extra_dim=extra_dim))
+
+    def init_head(self, head, train):
+        head.fit_scale(train.targets)
+
+    def loss(self, head, inputs, targets, index):
+        return torch.nn.functional.mse_loss(head(*inputs), head.standardised(targets, device_of(inputs)))
+
+    def decode(self, cfg, head, inputs, labels):
+        return head.scores(*inputs, clip=cfg.clip).cpu().tolist()
+
+    def scores(self, cfg, targets, pred, labels):
+        return regression_scores(targets, pred)
+
+    def record(self, cfg, tokens, pred):
+        return {**tokens_record(tokens), "score": None if pred is None else round(pred, 6)}
+
+    def report(self, scores, where, n, top: int = 20):
+        return [
+            f"{where}: {n} examples; Pearson r {scores['pearson']:.4f} Spearman rho {scores['spearman']:.4f} "
+            f"MSE {scores['mse']:.4f}"
+        ]
+
+
+def label_target(value, where: str) -> str:
+    """A classification label: a string or an integer, not empty."""
+    if isinstance(value, bool) or not isinstance(value, (str, int)):
+        raise PipelineError(f"{where}: a label is a string or an integer, got {value!r}")
+    label = str(value).strip()
+    if not label:
+        raise PipelineError(f"{where}: empty label")
+    return label
+
+
+def score_target(value, where: str) -> float:
+    """A regression target: a finite number, or text that reads as one."""
+    try:
+        if isinstance(value, bool):
+            raise ValueError
+        score = float(value)
+    except (TypeError, ValueError):
+        raise PipelineError(f"{where}: the score {value!r} is not a number (regress reads numbers)") from None
+    if not math.isfinite(score):
+        raise PipelineError(f"{where}: the score {value!r} is not a finite number")
+    return score
+
+
+def tokens_record(tokens) -> dict:
+    """The tokens of a prediction record: ``tokens``, and ``tokens_pair`` for a pair."""
+    if isinstance(tokens, tuple):
+        return {"tokens": tokens[0], "tokens_pair": tokens[1]}
+    return {"tokens": tokens}
+
+
+def device_of(inputs: tuple) -> torch.device:
+    """The device of a head's inputs: (x, mask, extra), or one such triple per side of a pair."""
+    first = inputs[0]
+    return first[0].device if isinstance(first, tuple) else first.device
+
+
+TASKS: dict[str, Task] = {
+    "ner": NerTask(),
+    "tag": TagTask(),
+    "classify": ClassifyTask(),
+    "pair": PairTask(),
+    "regress": RegressTask(),
+}
 assert list(TASKS) == list(typing.get_args(TaskName)), "config.TaskName names the tasks of TASKS"
 
 

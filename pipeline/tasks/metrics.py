@@ -76,16 +76,43 @@ def tag_scores(gold: list[list[str]], pred: list[list[str]], labels: list[str]) 
     return out
 
 
+def positive_label(labels: list[str]) -> str | None:
+    """The positive class of a binary label set: 1, true, yes, positive, entailment or paraphrase
+    (any case) where one of the two is so named, else the one that sorts last; None unless binary."""
+    if len(labels) != 2:
+        return None
+    named = [x for x in labels if x.lower() in ("1", "true", "yes", "positive", "entailment", "paraphrase")]
+    return named[0] if len(named) == 1 else sorted(labels)[-1]
+
+
 def classification_scores(gold: list[str], pred: list[str], labels: list[str]) -> dict:
-    """Accuracy, macro-F1 and the confusion matrix (rows gold, columns predicted) with scikit-learn."""
+    """Accuracy, macro-F1 and the confusion matrix (rows gold, columns predicted) with scikit-learn;
+    for two labels also the F1 of the positive class (:func:`positive_label`)."""
     from sklearn.metrics import accuracy_score, confusion_matrix, f1_score
 
-    return {
+    out = {
         "accuracy": round(float(accuracy_score(gold, pred)), 6),
         "macro_f1": round(float(f1_score(gold, pred, labels=labels, average="macro", zero_division=0)), 6),
         "labels": labels,
         "confusion": confusion_matrix(gold, pred, labels=labels).tolist(),
     }
+    positive = positive_label(labels)
+    if positive is not None:
+        f1 = f1_score(gold, pred, labels=[positive], average="macro", zero_division=0)
+        out.update(positive=positive, positive_f1=round(float(f1), 6))
+    return out
+
+
+def regression_scores(gold: list[float], pred: list[float]) -> dict:
+    """Pearson's r, Spearman's rho (0 where a side is constant) and the mean squared error."""
+    import numpy as np
+    from scipy.stats import pearsonr, spearmanr
+
+    g, p = np.asarray(gold, dtype=np.float64), np.asarray(pred, dtype=np.float64)
+    constant = len(g) < 2 or np.ptp(g) == 0 or np.ptp(p) == 0
+    r = 0.0 if constant else float(pearsonr(g, p)[0])
+    rho = 0.0 if constant else float(spearmanr(g, p)[0])
+    return {"pearson": round(r, 6), "spearman": round(rho, 6), "mse": round(float(np.mean((g - p) ** 2)), 6)}
 
 
 def scores_on_test(model, test) -> dict:

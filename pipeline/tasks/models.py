@@ -31,7 +31,7 @@ from pipeline.tasks.base import TaskModel, read_saved
 from pipeline.tasks.bilstm import BiLSTMTaskModel
 from pipeline.tasks.ensemble import EnsembleClassifier
 from pipeline.tasks.kinds import Task, task_named
-from pipeline.tasks.linear import LinearClassifier, fit_linear
+from pipeline.tasks.linear import LinearModel, fit_linear
 from pipeline.tasks.majority import MajorityTagger, fit_majority
 
 Loader = Callable[[Path, dict, FinetuneConfig, list[str]], TaskModel]
@@ -54,8 +54,13 @@ class ModelType:
         return self.build is not None
 
 
-def _labels_text(task: Task) -> bool:
-    return task.example == "text" and task.target == "label"
+def _texts(task: Task) -> bool:
+    """Texts or pairs of texts, with a label or a score."""
+    return task.example in ("text", "pair") and task.target in ("label", "score")
+
+
+def _labelled_texts(task: Task) -> bool:
+    return task.example in ("text", "pair") and task.target == "label"
 
 
 def _load_ensemble(d: Path, config: dict, cfg: FinetuneConfig, labels: list[str]) -> TaskModel:
@@ -75,22 +80,24 @@ MODEL_TYPES: dict[str, ModelType] = {
         ),
         ModelType(
             "tfidf",
-            "TF-IDF word and character n-grams + logistic regression, C picked on dev (classify)",
-            learns=_labels_text,
-            load=LinearClassifier.load,
+            "TF-IDF word and character n-grams + logistic (ridge for regress) regression, C picked on dev "
+            "(classify, pair, regress)",
+            learns=_texts,
+            load=LinearModel.load,
             fit=partial(fit_linear, with_elmo=False),
         ),
         ModelType(
             "linear",
-            "TF-IDF + the frozen biLM's layers pooled, logistic regression (classify)",
-            learns=_labels_text,
-            load=LinearClassifier.load,
+            "TF-IDF + the frozen biLM's layers pooled, logistic or ridge regression (classify, pair, regress)",
+            learns=_texts,
+            load=LinearModel.load,
             fit=partial(fit_linear, with_elmo=True),
             needs_encoder=True,
         ),
         ModelType(
             "bilstm",
-            "BiLSTM on [word ; casing ; chars ; ELMo mix]: a CRF tagger (ner, tag) or a pooling classifier",
+            "BiLSTM on [word ; casing ; chars ; ELMo mix]: a CRF tagger (ner, tag), a pooling classifier or "
+            "regressor (classify, regress), both texts pooled and matched (pair)",
             learns=lambda t: True,
             load=BiLSTMTaskModel.load,
             build=BiLSTMTaskModel.for_job,
@@ -98,8 +105,8 @@ MODEL_TYPES: dict[str, ModelType] = {
         ),
         ModelType(
             "ensemble",
-            "the mean probabilities of the other candidates (classify)",
-            learns=_labels_text,
+            "the mean probabilities of the other candidates (classify, pair)",
+            learns=_labelled_texts,
             load=_load_ensemble,
             combines=True,
         ),

@@ -37,6 +37,7 @@ from pipeline.progress import progress_bar
 from pipeline.tasks.base import TASK_MODEL_KIND, TaskModel
 from pipeline.tasks.bilstm import BiLSTMTaskModel
 from pipeline.tasks.ensemble import EnsembleClassifier
+from pipeline.tasks.examples import example_length
 from pipeline.tasks.job import FinetuneJob, TaskSplits
 from pipeline.tasks.kinds import task_named
 from pipeline.tasks.metrics import scores_on_test
@@ -380,7 +381,7 @@ class FinetuneRun:
         resumed = ckpt.restore(best, self.log if self.progress else (lambda m: None)) if ckpt else None
         pos = resumed or FinetunePosition()
         tables = self.plot_tables(pos.epoch - 1 if resumed else None)
-        lengths = [len(s) for s in self.splits.train.sentences]
+        lengths = [example_length(e) for e in self.splits.train.sentences]
         with DeferredTermination() as termination:  # a signal stops the run after a batch, checkpointed
             while pos.epoch <= cfg.epochs:
                 if pos.epoch_rng is None:
