@@ -412,7 +412,9 @@ def _cmd_evaluate(args) -> int:
         raise PipelineError(f"{e} (this is a {task.name} model: it reads {task.reads})") from None
     if not data.sentences:
         raise PipelineError(f"{args.file}: no labelled examples")
-    check_labels(data, model.labels, task.labels_in)
+    note = check_labels(data, model.labels, task.labels_in, task.unseen_labels_ok)
+    if note:
+        print(note, file=sys.stderr)
     scores = model.scores(data)
     result = {
         "model": str(args.model),

@@ -279,7 +279,7 @@ class ExportConfig:
 # The names of the task types and model types (their registries, pipeline/tasks/kinds.py TASKS and
 # pipeline/tasks/models.py MODEL_TYPES, check that they hold exactly these). Which model learns
 # which task, and what each needs, is the registry's to say (pipeline.tasks.models.check_model).
-TaskName = Literal["ner", "tag", "classify", "pair", "regress"]
+TaskName = Literal["ner", "tag", "classify", "pair", "regress", "multilabel"]
 ModelName = Literal["auto", "majority", "tfidf", "linear", "bilstm", "ensemble"]
 FINETUNE_SECTIONS = ("finetune_ner", "finetune_sentiment")  # the params.yaml sections of FinetuneConfig
 
@@ -291,7 +291,7 @@ class FinetuneConfig:
 
     # ner: entity tags (BIO); tag: any per-token tags (POS, chunks; CoNLL columns or CoNLL-U);
     # classify: one label per text; pair: one label per pair of texts (NLI, paraphrase);
-    # regress: a number per text or pair
+    # regress: a number per text or pair; multilabel: 0 or more labels per text
     task: TaskName = "ner"
     # auto: every model type the task supports, the best on the task's primary dev score kept
     # (`elmo finetune --help` and the configuration reference list the model types)
@@ -325,6 +325,7 @@ class FinetuneConfig:
     text_pair_field: str | int | None = None
     label_field: str | int = "label"
     header: bool | None = None  # TSV/CSV header row: None = yes when the fields are names, no when numbers
+    label_separator: str = ","  # multilabel: between the labels of a label field (joy,love)
     # model
     hidden: int = 100  # task BiLSTM cell size per direction
     dropout: float = 0.5

@@ -8,6 +8,10 @@ baseline on the same split: the CLI defaults (``model: auto``) over seeds, the b
 Data sets (read in place from ../shared/data):
   pos    CoNLL-2003 part-of-speech tags (column 1) as `tag`; baseline: each word's most frequent tag
   chunk  CoNLL-2003 chunk tags (column 2) as `tag`; the same baseline
+  sick-e    SICK entailment as `pair`; baseline: TF-IDF pair features + logistic regression
+  sick-r    SICK relatedness as `regress` on pairs; baseline: the same features + ridge regression
+  emotions  SemEval-2018 E-c as `multilabel` (its dev file as test, 10% of train as dev, seed 0);
+            baseline: TF-IDF + one logistic regression per label
 
 ``--train-size N`` trains on the first N training examples (sentences or rows; the full dev and
 test files): the size of a labelled set a user brings, and minutes instead of hours per run on a
@@ -67,18 +71,45 @@ DATA.update(
         ),
     }
 )
+EC = SHARED / "semeval2018_ec"
+DATA["emotions"] = (
+    "SemEval-2018 E-c emotions (multilabel)",
+    # no gold test labels: its dev file is the test set, and a dev set is carved from train (seeded)
+    dict(
+        task="multilabel",
+        train=str(EC / "2018-E-c-En-train.txt"),
+        dev="carve:0.1",
+        test=str(EC / "2018-E-c-En-dev.txt"),
+    )
+    | dict(format="tsv", text_field="Tweet"),
+    "tfidf",
+    ("jaccard", "micro_f1", "macro_f1"),
+)
 BASELINE_LABEL = {"majority": "each word's most frequent tag", "tfidf": "TF-IDF + logistic / ridge regression"}
 
 
-def first_examples(path: str, n: int, out: Path, conll: bool) -> str:
-    """The first ``n`` examples of ``path`` (CoNLL sentences, or rows after a header) in ``out``."""
+def carve_dev(train: str, fraction: float, tmp: Path) -> tuple[str, str]:
+    """A header-row file split into train and dev files in ``tmp``: ``fraction`` of its rows, drawn
+    with seed 0 (the same dev set for every run), go to dev."""
+    import random
+
+    lines = Path(train).read_text(encoding="utf-8").splitlines(keepends=True)
+    rows = lines[1:]
+    dev = set(random.Random(0).sample(range(len(rows)), round(fraction * len(rows))))
+    (tmp / "train.tsv").write_text(lines[0] + "".join(r for i, r in enumerate(rows) if i not in dev), encoding="utf-8")
+    (tmp / "dev.tsv").write_text(lines[0] + "".join(r for i, r in enumerate(rows) if i in dev), encoding="utf-8")
+    return str(tmp / "train.tsv"), str(tmp / "dev.tsv")
+
+
+def first_examples(path: str, n: int, out: Path, conll: bool, header: bool = True) -> str:
+    """The first ``n`` examples of ``path`` (CoNLL sentences, or rows after a header row if any) in ``out``."""
     text = Path(path).read_text(encoding="utf-8")
     if conll:
         blocks = [b for b in text.split("\n\n") if b.strip() and not b.lstrip().startswith("-DOCSTART-")]
         out.write_text("\n\n".join(blocks[:n]) + "\n", encoding="utf-8")
     else:
         lines = text.splitlines(keepends=True)
-        out.write_text("".join(lines[: n + 1]), encoding="utf-8")  # the header row and n rows
+        out.write_text("".join(lines[: n + int(header)]), encoding="utf-8")
     return str(out)
 
 
@@ -87,9 +118,13 @@ def run_one(name: str, model: str, seed: int, args, inputs, cache: dict) -> dict
 
     _, settings, _, shown = DATA[name]
     with tempfile.TemporaryDirectory() as tmp:
+        if str(settings["dev"]).startswith("carve:"):
+            train, dev = carve_dev(settings["train"], float(settings["dev"][6:]), Path(tmp))
+            settings = {**settings, "train": train, "dev": dev}
         if args.train_size:
             conll = settings["task"] in ("tag", "ner")
-            train = first_examples(settings["train"], args.train_size, Path(tmp) / "train", conll)
+            header = not isinstance(settings.get("text_field"), int)
+            train = first_examples(settings["train"], args.train_size, Path(tmp) / "train", conll, header)
             settings = {**settings, "train": train}
         cfg = FinetuneConfig(**settings, model=model, seed=seed, encoder=args.encoder, word2vec=args.word2vec)
         r = finetune(cfg, Path(tmp) / "m", progress=False, inputs=inputs, layer_cache=cache, log=lambda m: None)

@@ -95,6 +95,10 @@ class BiLSTMTaskModel(nn.Module, TaskModel):
                 out[i] = p
         return out
 
+    def set_thresholds(self, thresholds: list[float]) -> None:
+        """A multi-label head's decision thresholds (picked on dev)."""
+        self.head.get_buffer("thresholds").copy_(torch.tensor(thresholds))
+
     def describe(self) -> str:
         cfg = self.cfg
         return (

@@ -18,7 +18,7 @@ class TaskData:
 
     path: str
     sentences: list  # token lists, or (token list, token list) pairs
-    targets: list  # list[list[str]] (ner, tag), list[str] (classify, pair) or list[float] (regress)
+    targets: list  # list[list[str]] (ner, tag, multilabel), list[str] (classify, pair), list[float] (regress)
     lines: list[int]  # the file line each example starts on (for messages)
     repaired: int = 0  # ner: tags that did not fit the scheme and were repaired
     replaced_lines: int = 0  # lines with invalid UTF-8 or control characters replaced (encoding_errors: replace)
@@ -27,6 +27,7 @@ class TaskData:
     glued_punctuation: int = 0  # classify: tokens with punctuation glued on ("good."): raw text split on spaces
     tokens: int = 0
     ids: list[str] = field(default_factory=list)  # CoNLL-U: each sentence's sent_id
+    label_names: list[str] = field(default_factory=list)  # multilabel: the file's 0/1 label columns
 
     @property
     def pairs(self) -> bool:
@@ -204,6 +205,71 @@ def pair_picker(cfg: FinetuneConfig, path, pairs: bool | None):
     return pick
 
 
+def read_multilabel(cfg: FinetuneConfig, path: str | Path, tokenize) -> TaskData:
+    """A TSV/CSV/JSONL file of texts with 0 or more labels each: ``label_field`` holds them (a JSON
+    list, or text split on ``label_separator``: ``joy,love``), or, where the header (or the first
+    JSON object) has no such field, every other column whose values are all 0/1 is a label named
+    by its header (SemEval-2018 E-c, the usual export of a multi-label data set)."""
+    from pipeline.data.labelled import read_fields
+    from pipeline.data.lines import ReadStats
+
+    fields: dict = {"text_field": cfg.text_field}
+    by_column = False
+
+    def pick(names: list[str]) -> dict:
+        nonlocal by_column
+        if cfg.label_field in names:
+            return {"label_field": cfg.label_field}
+        by_column = True
+        return {f"label:{n}": n for n in names if n != cfg.text_field}
+
+    if isinstance(cfg.label_field, int):
+        fields["label_field"] = cfg.label_field
+    stats = ReadStats()
+    rows = read_fields(path, fields, cfg.format, cfg.encoding_errors, stats, cfg.header, pick)
+    columns = zero_one_columns(rows) if by_column else []
+    if by_column and not columns:
+        raise PipelineError(
+            f"{path}:1: no {cfg.label_field!r} field and no 0/1 label columns; set label_field to a field of "
+            f"labels separated by {cfg.label_separator!r}, or give one 0/1 column per label"
+        )
+    out = TaskData(str(path), [], [], [], replaced_lines=stats.replaced_utf8, controls_as_space=stats.controls_as_space)
+    out.label_names = columns
+    for i, v in enumerate(rows.values):
+        where = f"{rows.path}:{rows.lines[i]}"
+        if rows.fmt == "jsonl" and not isinstance(v["text_field"], str):
+            raise rows.json_type_error(i, "text_field", {"text_field": cfg.text_field}, ", not a string")
+        labels = [c for c in columns if str(v[f"label:{c}"]).strip() == "1"] if by_column else None
+        if labels is None:
+            labels = label_list(v["label_field"], cfg.label_separator, where)
+        text = str(v["text_field"]).strip()
+        if not text:
+            out.skipped_empty += 1
+            continue
+        out.sentences.append(tokenize(text))
+        out.targets.append(sorted(set(labels)))
+        out.lines.append(rows.lines[i])
+        out.tokens += len(out.sentences[-1])
+    return out
+
+
+def zero_one_columns(rows) -> list[str]:
+    """The ``label:NAME`` fields of ``rows`` whose values are all 0 or 1 (NAME, in file order)."""
+    names = [role[6:] for role in (rows.values[0] if rows.values else {}) if role.startswith("label:")]
+    return [n for n in names if all(str(v[f"label:{n}"]).strip() in ("0", "1") for v in rows.values)]
+
+
+def label_list(value, separator: str, where: str) -> list[str]:
+    """The labels of one example: a JSON list of strings/integers, or text split on ``separator``."""
+    if isinstance(value, list):
+        if not all(isinstance(x, (str, int)) and not isinstance(x, bool) for x in value):
+            raise PipelineError(f"{where}: a label list holds strings or integers, got {value!r}")
+        return [str(x).strip() for x in value if str(x).strip()]
+    if isinstance(value, (str, int)) and not isinstance(value, bool):
+        return [x.strip() for x in str(value).split(separator) if x.strip()]
+    raise PipelineError(f"{where}: labels are a JSON list or text separated by {separator!r}, got {value!r}")
+
+
 def sides(example) -> list[list[str]]:
     """The token lists of one example: one (a text) or two (a pair)."""
     return list(example) if isinstance(example, tuple) else [example]
@@ -220,14 +286,22 @@ def tag_set(train: TaskData, scheme: Scheme) -> list[str]:
     return ["O"] + [f"{p}-{t}" for t in types for p in prefixes]
 
 
-def check_labels(data: TaskData, labels: list[str], labels_in: Callable[[Any], list[str]]) -> None:
-    """A dev/test label the model cannot predict is an error naming its file and line.
+def check_labels(data: TaskData, labels: list[str], labels_in: Callable[[Any], list[str]], unseen_ok: bool = False):
+    """A dev/test label the model cannot predict is an error naming its file and line; with
+    ``unseen_ok`` (tags, where a rare tag of dev may be missing from a small training set) it is
+    counted instead, and a note line returned (None when every label is known).
     ``labels_in``: the labels of one target (a tag list, or one label)."""
     known = set(labels)
+    unseen = 0
     for i, target in enumerate(data.targets):
         bad = [t for t in labels_in(target) if t not in known]
-        if bad:
+        if bad and unseen_ok:
+            unseen += len(bad)
+        elif bad:
             raise PipelineError(
                 f"{data.path}:{data.lines[i]}: label {bad[0]!r} does not occur in the training "
                 f"data (known: {', '.join(labels[:12])}{' ...' if len(labels) > 12 else ''})"
             )
+    if unseen:
+        return f"note: {data.path}: {unseen} tokens have tags that never occur in the training data (scored as errors)"
+    return None

@@ -4,6 +4,7 @@
 ``Classifier``: BiLSTM → max- or attention-pooling over real tokens → linear (ELMo §4 SST).
 ``PairClassifier``: both texts pooled so, then matching features → a small MLP (NLI, paraphrase).
 ``ScoreHead``: one output read as a number (regression), trained on standardised targets.
+``LabelSetHead``: K independent label logits and a decision threshold per label (multi-label).
 Inputs are (B, T, D) float vectors and a mask (B, T), True on real tokens, each row a prefix.
 ``extra`` (B, T, X), when given (``extra_dim`` X > 0), is concatenated to the BiLSTM's output before
 the tag scores or the pooling: ELMo at the task RNN's output (ELMo §3.3).
@@ -169,3 +170,19 @@ class ScoreHead(nn.Module):
         """(B,) scores in the targets' units (clipped to the training range with ``clip``)."""
         y = self(*inputs) * self.scale + self.center
         return y.clamp(self.low, self.high) if clip else y
+
+
+class LabelSetHead(nn.Module):
+    """A head whose K outputs are independent label logits (multi-label), with a decision threshold
+    per label (``thresholds``, 0.5 until picked on dev after training; saved with the weights)."""
+
+    thresholds: torch.Tensor  # buffer
+
+    def __init__(self, head: nn.Module, n_labels: int):
+        super().__init__()
+        self.head = head
+        self.register_buffer("thresholds", torch.full((n_labels,), 0.5))
+
+    def forward(self, *inputs) -> torch.Tensor:
+        """The head's inputs → (B, K) label logits."""
+        return self.head(*inputs)

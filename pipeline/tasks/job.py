@@ -156,11 +156,9 @@ def read_splits(cfg: FinetuneConfig, tokenize, log=print) -> TaskSplits:
             what = {True: "pairs of texts", False: "one text per example"}
             raise PipelineError(f"{d.path}: holds {what[d.pairs]}, {train.path} {what[train.pairs]}")
     labels = task.label_set(cfg, train)
-    for d in (dev, test):
-        if d is not None:
-            check_labels(d, labels, task.labels_in)
+    notes = [check_labels(d, labels, task.labels_in, task.unseen_labels_ok) for d in (dev, test) if d is not None]
     splits = TaskSplits(train, dev, test, labels, train_idx)
-    for note in splits.notes():
+    for note in [n for n in notes if n] + splits.notes():
         log(note)
     return splits
 

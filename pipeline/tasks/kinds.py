@@ -24,9 +24,23 @@ from pipeline.config import FinetuneConfig, TaskName
 from pipeline.data.tags import to_spans
 from pipeline.errors import PipelineError
 from pipeline.tasks.crf import crf_constraints
-from pipeline.tasks.examples import TaskData, read_tagged, read_text_examples, read_token_tags, tag_set
-from pipeline.tasks.heads import Classifier, PairClassifier, ScoreHead, Tagger
-from pipeline.tasks.metrics import classification_scores, ner_scores, regression_scores, tag_scores
+from pipeline.tasks.examples import (
+    TaskData,
+    read_multilabel,
+    read_tagged,
+    read_text_examples,
+    read_token_tags,
+    tag_set,
+)
+from pipeline.tasks.heads import Classifier, LabelSetHead, PairClassifier, ScoreHead, Tagger
+from pipeline.tasks.metrics import (
+    classification_scores,
+    multilabel_scores,
+    ner_scores,
+    regression_scores,
+    tag_scores,
+    tune_thresholds,
+)
 
 
 class Task:
@@ -38,9 +52,10 @@ class Task:
     title: str  # what it is, in words (model cards)
     metric: str
     example: Literal["tokens", "text", "pair"]  # "text": one text, or a pair where the file has two
-    target: Literal["tags", "label", "score"]
+    target: Literal["tags", "label", "labels", "score"]
     reads: str  # what its labelled files are, for messages
     trivial_hint: str  # said when the dev score never beat a model that learned nothing
+    unseen_labels_ok = False  # a dev/test label missing from train: counted (True) or an error
 
     def read(self, cfg: FinetuneConfig, path, tokenize=str.split) -> TaskData:
         raise NotImplementedError
@@ -64,6 +79,11 @@ class Task:
 
     def init_head(self, head: nn.Module, train: TaskData) -> None:
         """Settings a new head takes from the training data (a score head's scale)."""
+
+    def after_training(self, model, dev: TaskData) -> bool:
+        """What a trained model still picks on dev (a multi-label model's thresholds); True when
+        that changed its predictions' scores."""
+        return False
 
     def loss(self, head: nn.Module, inputs: tuple, targets: list, index: dict[str, int]) -> torch.Tensor:
         """Mean loss of a batch; ``inputs`` = (x, mask, extra) from the features."""
@@ -99,6 +119,7 @@ class TagTask(Task):
     example = "tokens"
     target = "tags"
     reads = "CoNLL columns or CoNLL-U"
+    unseen_labels_ok = True  # a rare tag (NN|SYM) of dev may be missing from a small training set
     trivial_hint = (
         "hint: the dev token accuracy never beat always predicting the most frequent tag ({trivial:.4f}). "
         "Check the columns (--set token_column=N --set label_column=N), and train longer (--epochs) "
@@ -162,6 +183,7 @@ class NerTask(TagTask):
     title = "named-entity tagging"
     metric = "f1"
     reads = "CoNLL columns"
+    unseen_labels_ok = False
     trivial_hint = (
         "hint: the dev F1 stayed 0. Check the columns (--set token_column=N --set label_column=N), the tag "
         "scheme (--set tag_scheme=iob1|iob2|bioes), and train longer (--epochs) or with another --lr"
@@ -335,6 +357,82 @@ class RegressTask(Task):
         ]
 
 
+class MultilabelTask(Task):
+    """0 or more labels per text (emotions, topics): a sigmoid per label, each label's decision
+    threshold picked on dev after training; scored by Jaccard accuracy (micro- and macro-F1
+    beside it). A prediction is ``(labels, {label: probability})``."""
+
+    name = "multilabel"
+    title = "multi-label classification"
+    metric = "jaccard"
+    example = "text"
+    target = "labels"
+    reads = "a TSV/CSV/JSONL file with a text field and a label-list field or one 0/1 column per label"
+    trivial_hint = (
+        "hint: the dev Jaccard accuracy never beat predicting no label ({trivial:.4f}). Check the text "
+        "and label fields (--set text_field=... --set label_field=...), or train longer (--epochs)"
+    )
+    empty_prediction: tuple = ([], {})
+
+    def read(self, cfg, path, tokenize=str.split):
+        return read_multilabel(cfg, path, tokenize)
+
+    def label_set(self, cfg, train):
+        labels = sorted({x for t in train.targets for x in t} | set(train.label_names))
+        if not labels:
+            raise PipelineError(f"{train.path}: no example has a label")
+        return labels
+
+    def labels_in(self, target):
+        return list(target)
+
+    def trivial_score(self, dev):
+        return sum(1 for t in dev.targets if not t) / len(dev.targets) if dev.targets else 0.0
+
+    def build_head(self, cfg, input_dim, extra_dim, labels, pairs=False):
+        head = PairClassifier if pairs else Classifier
+        return LabelSetHead(head(input_dim, len(labels), cfg.hidden, cfg.dropout, cfg.pooling, extra_dim), len(labels))
+
+    def loss(self, head, inputs, targets, index):
+        logits = head(*inputs)
+        y = torch.zeros_like(logits)
+        for b, t in enumerate(targets):
+            y[b, [index[x] for x in t]] = 1.0
+        return torch.nn.functional.binary_cross_entropy_with_logits(logits, y)
+
+    def decode(self, cfg, head, inputs, labels):
+        probs = torch.sigmoid(head(*inputs)).cpu()
+        chosen = (probs >= head.thresholds.cpu()).tolist()
+        return [([x for x, c in zip(labels, row) if c], dict(zip(labels, p))) for row, p in zip(chosen, probs.tolist())]
+
+    def after_training(self, model, dev):
+        import numpy as np
+
+        pred = model.predict(dev.sentences)
+        probs = np.array([[p[1].get(x, 0.0) for x in model.labels] for p in pred])
+        model.set_thresholds(tune_thresholds(probs, dev.targets, model.labels))
+        return True
+
+    def scores(self, cfg, targets, pred, labels):
+        return multilabel_scores(targets, [p[0] for p in pred], labels)
+
+    def record(self, cfg, tokens, pred):
+        probabilities = {k: round(v, 6) for k, v in pred[1].items()}
+        return {**tokens_record(tokens), "labels": pred[0], "probabilities": probabilities}
+
+    def report(self, scores, where, n, top: int = 20):
+        lines = [
+            f"{where}: {n} examples; Jaccard accuracy {scores['jaccard']:.4f} micro-F1 {scores['micro_f1']:.4f} "
+            f"macro-F1 {scores['macro_f1']:.4f}"
+        ]
+        per_label = sorted(scores["per_label"].items(), key=lambda kv: -kv[1]["support"])
+        for x, sc in per_label[:top]:
+            lines.append(
+                f"  {x:<12} P {sc['precision']:.4f}  R {sc['recall']:.4f}  F1 {sc['f1']:.4f}  support {sc['support']}"
+            )
+        return lines
+
+
 def label_target(value, where: str) -> str:
     """A classification label: a string or an integer, not empty."""
     if isinstance(value, bool) or not isinstance(value, (str, int)):
@@ -377,6 +475,7 @@ TASKS: dict[str, Task] = {
     "classify": ClassifyTask(),
     "pair": PairTask(),
     "regress": RegressTask(),
+    "multilabel": MultilabelTask(),
 }
 assert list(TASKS) == list(typing.get_args(TaskName)), "config.TaskName names the tasks of TASKS"
 

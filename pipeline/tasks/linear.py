@@ -155,6 +155,36 @@ def text_blocks(word, char, examples: Sequence, pairs: bool, fit: bool = False) 
     return blocks
 
 
+class OneVsRest:
+    """One logistic regression per label (multi-label), kept as ``coef_`` (K, F) and
+    ``intercept_`` (K,); a label that is always or never on in training gets a constant."""
+
+    def __init__(self, C: float, labels: list[str]):
+        self.C, self.classes_ = C, np.array(labels)
+        self.coef_ = self.intercept_ = np.zeros(0)
+
+    def fit(self, X, targets: list[list[str]]) -> OneVsRest:
+        from sklearn.linear_model import LogisticRegression
+
+        from pipeline.tasks.metrics import multi_hot
+
+        y = multi_hot(targets, list(self.classes_))
+        self.coef_ = np.zeros((y.shape[1], X.shape[1]))
+        self.intercept_ = np.zeros(y.shape[1])
+        for k in range(y.shape[1]):
+            if y[:, k].min() == y[:, k].max():
+                rate = min(max(float(y[:, k].mean()), 1e-4), 1 - 1e-4)
+                self.intercept_[k] = np.log(rate / (1 - rate))
+                continue
+            lr = LogisticRegression(C=self.C, max_iter=2000).fit(X, y[:, k])
+            self.coef_[k], self.intercept_[k] = lr.coef_[0], lr.intercept_[0]
+        return self
+
+    def predict_proba(self, X) -> np.ndarray:
+        """(N, K) label probabilities."""
+        return 1.0 / (1.0 + np.exp(-(X @ self.coef_.T + self.intercept_)))
+
+
 class LinearModel(TaskModel):
     """Fitted TF-IDF vectorizers (+ pooled ELMo) + a linear model: logistic regression for labels
     (classify, pair), ridge regression for scores (regress); on texts or pairs of texts.
@@ -165,6 +195,7 @@ class LinearModel(TaskModel):
         self.pairs = pairs
         self.regresses = self.task.target == "score"
         self.labels = [] if self.regresses else [str(c) for c in estimator.classes_]
+        self.thresholds = np.full(len(self.labels), 0.5)  # multilabel: picked on dev after fitting
         self.tokenize = tokenizer_for(elmo.encoder if elmo is not None else None)
         self.config: dict = {}
         self.range: tuple[float, float] | None = None  # regress: the training scores' range (clip)
@@ -185,8 +216,9 @@ class LinearModel(TaskModel):
         X = hstack(blocks).tocsr()
         best: tuple[float, LinearModel] | None = None
         history = []
+        labels = task_named(cfg.task).label_set(cfg, train)
         for C in WIDE_C_GRID if (train.pairs or cls.task_regresses(cfg)) else C_GRID:
-            model = cls(cfg, word, char, _estimator(cfg, C).fit(X, train.targets), C, elmo, train.pairs)
+            model = cls(cfg, word, char, _estimator(cfg, C, labels).fit(X, train.targets), C, elmo, train.pairs)
             if model.regresses:
                 model.range = (min(train.targets), max(train.targets))
             metric = model.task.metric
@@ -196,6 +228,7 @@ class LinearModel(TaskModel):
             if best is None or score > best[0]:
                 best = (score, model)
         assert best is not None  # C_GRID is not empty
+        best[1].task.after_training(best[1], dev)
         return best[1], history
 
     @staticmethod
@@ -226,9 +259,17 @@ class LinearModel(TaskModel):
                 for i, v in zip(idx, y.tolist()):
                     out[i] = float(v)
                 continue
-            for i, p in zip(idx, self.estimator.predict_proba(X).tolist()):
-                out[i] = (self.labels[int(np.argmax(p))], dict(zip(self.labels, p)))
+            probs = self.estimator.predict_proba(X)
+            for i, p, on in zip(idx, probs.tolist(), (probs >= self.thresholds).tolist()):
+                if self.task.target == "labels":
+                    out[i] = ([x for x, c in zip(self.labels, on) if c], dict(zip(self.labels, p)))
+                else:
+                    out[i] = (self.labels[int(np.argmax(p))], dict(zip(self.labels, p)))
         return out
+
+    def set_thresholds(self, thresholds: list[float]) -> None:
+        """A multi-label model's decision thresholds (picked on dev)."""
+        self.thresholds = np.array(thresholds)
 
     def describe(self) -> str:
         how = "ridge regression" if self.regresses else "logistic regression"
@@ -254,6 +295,8 @@ class LinearModel(TaskModel):
         if self.elmo is not None:
             tensors["elmo_mean"] = torch.from_numpy(self.elmo.mean)
             tensors["elmo_scale"] = torch.from_numpy(self.elmo.scale)
+        if self.task.target == "labels":
+            tensors["thresholds"] = torch.from_numpy(np.ascontiguousarray(self.thresholds, dtype=np.float64))
 
         def side_files(tmp: Path) -> None:
             vocab = {
@@ -278,7 +321,7 @@ class LinearModel(TaskModel):
         elmo = None
         try:
             word.idf_, char.idf_ = t["word_idf"].numpy(), t["char_idf"].numpy()
-            estimator = _estimator(cfg, float(config.get("C", 1.0)))
+            estimator = _estimator(cfg, float(config.get("C", 1.0)), labels)
             if labels:
                 estimator.classes_ = np.array(labels)
             estimator.coef_, estimator.intercept_ = t["coef"].numpy(), t["intercept"].numpy()
@@ -293,13 +336,18 @@ class LinearModel(TaskModel):
         except (KeyError, ValueError) as e:
             raise PipelineError(f"{d / 'model.safetensors'}: weights do not match {VOCAB_FILE} ({e})") from None
         model = cls(cfg, word, char, estimator, float(config.get("C", 1.0)), elmo, pairs)
+        if "thresholds" in t:
+            model.thresholds = t["thresholds"].numpy()
         model.range = tuple(config["range"]) if config.get("range") else None  # type: ignore[assignment]
         model.config = config
         return model
 
 
-def _estimator(cfg: FinetuneConfig, C: float):
-    """Logistic regression (labels) or ridge regression (scores) at inverse regularisation ``C``."""
+def _estimator(cfg: FinetuneConfig, C: float, labels: list[str]):
+    """Logistic regression (a label), one per label (multilabel) or ridge regression (scores) at
+    inverse regularisation ``C``."""
+    if task_named(cfg.task).target == "labels":
+        return OneVsRest(C, labels)
     if LinearModel.task_regresses(cfg):
         from sklearn.linear_model import Ridge
 

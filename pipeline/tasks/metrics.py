@@ -122,3 +122,64 @@ def scores_on_test(model, test) -> dict:
         return {}
     pred = model.predict(test.sentences)
     return {"test_predictions": pred, "test": model.scores(test, pred), "test_targets": test.targets}
+
+
+def multi_hot(targets: list[list[str]], labels: list[str]):
+    """(N, K) 0/1 matrix of label lists."""
+    import numpy as np
+
+    index = {x: k for k, x in enumerate(labels)}
+    y = np.zeros((len(targets), len(labels)), dtype=np.int8)
+    for i, t in enumerate(targets):
+        for x in t:
+            if x in index:
+                y[i, index[x]] = 1
+    return y
+
+
+def multilabel_scores(gold: list[list[str]], pred: list[list[str]], labels: list[str]) -> dict:
+    """Jaccard accuracy (the mean per example of |pred ∩ gold| / |pred ∪ gold|, 1 when both are
+    empty: SemEval-2018 E-c's official score), micro- and macro-F1, and per-label scores."""
+    from sklearn.metrics import f1_score, precision_recall_fscore_support
+
+    g, p = multi_hot(gold, labels), multi_hot(pred, labels)
+    both, either = (g & p).sum(axis=1), (g | p).sum(axis=1)
+    jaccard = [1.0 if u == 0 else i / u for i, u in zip(both.tolist(), either.tolist())]
+    prec, rec, f1, support = precision_recall_fscore_support(g, p, zero_division=0)
+    z = {"zero_division": 0}
+    return {
+        "jaccard": round(sum(jaccard) / len(jaccard), 6) if jaccard else 0.0,
+        "micro_f1": round(float(f1_score(g, p, average="micro", **z)), 6),
+        "macro_f1": round(float(f1_score(g, p, average="macro", **z)), 6),
+        "per_label": {
+            x: {"precision": round(float(a), 6), "recall": round(float(b), 6), "f1": round(float(c), 6)}
+            | {"support": int(n)}
+            for x, a, b, c, n in zip(labels, prec, rec, f1, support)
+        },
+    }
+
+
+THRESHOLDS = tuple(round(0.05 * k, 2) for k in range(1, 20))  # 0.05 … 0.95
+
+
+def tune_thresholds(probs, gold: list[list[str]], labels: list[str], passes: int = 2) -> list[float]:
+    """Per-label decision thresholds that maximise the Jaccard accuracy of ``probs`` (N, K) on
+    ``gold``: each label's threshold in turn over :data:`THRESHOLDS`, the others held, twice over
+    (coordinate ascent from 0.5; a tie keeps the threshold nearest 0.5)."""
+    import numpy as np
+
+    g = multi_hot(gold, labels).astype(bool)
+    t = np.full(len(labels), 0.5)
+
+    def jaccard(pred) -> float:
+        u = (g | pred).sum(axis=1)
+        return float(np.where(u == 0, 1.0, (g & pred).sum(axis=1) / np.maximum(u, 1)).mean())
+
+    for _ in range(passes):
+        for k in range(len(labels)):
+            best = (-1.0, 0.0, t[k])
+            for c in THRESHOLDS:
+                t[k] = c
+                best = max(best, (jaccard(probs >= t), -abs(c - 0.5), c))
+            t[k] = best[2]
+    return [float(x) for x in t]

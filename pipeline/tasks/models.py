@@ -55,8 +55,8 @@ class ModelType:
 
 
 def _texts(task: Task) -> bool:
-    """Texts or pairs of texts, with a label or a score."""
-    return task.example in ("text", "pair") and task.target in ("label", "score")
+    """Texts or pairs of texts, with a label, labels or a score."""
+    return task.example in ("text", "pair") and task.target in ("label", "labels", "score")
 
 
 def _labelled_texts(task: Task) -> bool:
@@ -80,15 +80,16 @@ MODEL_TYPES: dict[str, ModelType] = {
         ),
         ModelType(
             "tfidf",
-            "TF-IDF word and character n-grams + logistic (ridge for regress) regression, C picked on dev "
-            "(classify, pair, regress)",
+            "TF-IDF word and character n-grams + logistic regression (one per label for multilabel, ridge "
+            "for regress), C picked on dev (classify, pair, regress, multilabel)",
             learns=_texts,
             load=LinearModel.load,
             fit=partial(fit_linear, with_elmo=False),
         ),
         ModelType(
             "linear",
-            "TF-IDF + the frozen biLM's layers pooled, logistic or ridge regression (classify, pair, regress)",
+            "TF-IDF + the frozen biLM's layers pooled, logistic or ridge regression (classify, pair, regress, "
+            "multilabel)",
             learns=_texts,
             load=LinearModel.load,
             fit=partial(fit_linear, with_elmo=True),

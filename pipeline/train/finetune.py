@@ -368,6 +368,8 @@ class FinetuneRun:
         best = self.epochs(start)
         assert best.state is not None  # check_learned refused a run without best weights
         self.net.load_state_dict(best.state)  # the dev scores of these weights are best.dev
+        if self.net.task.after_training(self.net, self.splits.dev):  # e.g. thresholds picked on dev
+            best.dev = self.net.scores(self.splits.dev)
         return self.result(best, start)
 
     def epochs(self, start: float) -> BestSoFar:

@@ -161,3 +161,12 @@ def test_cli_infers_tag_from_conllu_and_from_non_entity_columns(treebank, tmp_pa
         cwd=treebank,
     )
     assert p.returncode == 0 and "task: tag (pos.txt's tags are not entity tags" in p.stderr, p.stderr
+
+
+def test_a_dev_tag_missing_from_train_is_counted_not_refused(treebank, tmp_path):
+    dev = treebank / "dev.conllu"
+    dev.write_text(dev.read_text().replace("\tPUNCT\t", "\tSYM\t", 1))
+    notes = []
+    result = finetune(tag_cfg(treebank, model="majority"), tmp_path / "m", progress=False, log=notes.append)
+    assert any("dev.conllu: 1 tokens have tags that never occur in the training data" in n for n in notes)
+    assert result["dev"]["accuracy"] < 1.0 and "SYM" not in result["labels"]
