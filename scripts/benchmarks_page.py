@@ -549,7 +549,46 @@ def block_tokenizers(results: Path) -> str:
     return "\n".join(rows)
 
 
+# ---------------------------------------------------------------------------------------------
+# token tags, pairs, scores, label sets (results/tasks.json, scripts/task_results.py)
+
+
+def tasks_table(results: dict) -> str:
+    """Each data set's simple baseline and the default (``model: auto``) over seeds, one row per
+    score shown; every run records its data set's title, scores shown and baseline."""
+    runs, rows = results.get("runs", []), []
+    for data in dict.fromkeys(r["data"] for r in runs):
+        mine = [r for r in runs if r["data"] == data]
+        for size in sorted({r["train_examples"] for r in mine}):
+            first = next(r for r in mine if r["train_examples"] == size)
+            for model in (first["baseline"], "auto"):
+                group = [r for r in mine if r["model"] == model and r["train_examples"] == size]
+                if group:
+                    rows += task_rows(group, model, size)
+    header = ["data (test)", "train", "model", "score", "dev", "test", "s / run", "seeds"]
+    return table(header, rows)
+
+
+def task_rows(runs: list[dict], model: str, size: int) -> list[list[str]]:
+    label = {"majority": "each word's most frequent tag", "tfidf": "TF-IDF + logistic / ridge regression"}
+    name = label.get(model, model) if model != "auto" else "auto (the default)"
+    if model == "auto":
+        name += f", kept {', '.join(sorted({r['kept'] for r in runs}))}"
+    out = []
+    for k in runs[0]["shown"]:
+        dev = mean_sd([100 * r["dev"][k] for r in runs])
+        test = mean_sd([100 * r["test"][k] for r in runs])
+        secs = seconds(statistics.mean(r["seconds"] for r in runs))
+        out.append([runs[0]["title"], f"{size:,}", name, k, dev, test, secs, str(len(runs))])
+    return out
+
+
+def block_tasks(results: Path) -> str:
+    return tasks_table(load(results, "tasks.json"))
+
+
 BLOCKS = {  # name → (function of the results folder, the files it reads)
+    "tasks": (block_tasks, ["tasks.json"]),
     "final": (block_final, ["final.json"]),
     "final_conll_types": (block_final_conll_types, ["final.json"]),
     "baselines": (block_baselines, ["baselines.json"]),

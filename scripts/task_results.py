@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import tempfile
 from pathlib import Path
 
@@ -85,7 +84,6 @@ DATA["emotions"] = (
     "tfidf",
     ("jaccard", "micro_f1", "macro_f1"),
 )
-BASELINE_LABEL = {"majority": "each word's most frequent tag", "tfidf": "TF-IDF + logistic / ridge regression"}
 
 
 def carve_dev(train: str, fraction: float, tmp: Path) -> tuple[str, str]:
@@ -130,6 +128,9 @@ def run_one(name: str, model: str, seed: int, args, inputs, cache: dict) -> dict
         r = finetune(cfg, Path(tmp) / "m", progress=False, inputs=inputs, layer_cache=cache, log=lambda m: None)
     return {
         "data": name,
+        "title": DATA[name][0],
+        "baseline": DATA[name][2],
+        "shown": list(shown),
         "train_size": args.train_size,
         "train_examples": r["data"]["train"],
         "model": model,
@@ -149,6 +150,9 @@ def sweep(args) -> None:
     out = Path(args.out)
     results = json.loads(out.read_text()) if out.is_file() else {"runs": []}
     results.update(encoder=args.encoder, word2vec=args.word2vec)
+    for r in results["runs"]:  # what the table needs, for runs recorded without it
+        what, _, baseline, shown = DATA[r["data"]]
+        r.setdefault("title", what), r.setdefault("baseline", baseline), r.setdefault("shown", list(shown))
     done = {(r["data"], r["model"], r["seed"]) for r in results["runs"] if r.get("train_size") == args.train_size}
     inputs = load_inputs(FinetuneConfig(encoder=args.encoder, word2vec=args.word2vec))
     cache: dict = {}  # the frozen biLM's layers per sentence, shared by every run (same encoder)
@@ -164,40 +168,6 @@ def sweep(args) -> None:
             print(json.dumps(r), flush=True)
 
 
-def mean_sd(values: list[float]) -> str:
-    if len(values) == 1:
-        return f"{values[0]:.2f}"
-    return f"{statistics.mean(values):.2f} ± {statistics.stdev(values):.2f}"
-
-
-def table(results: dict) -> str:
-    lines = [
-        "| data (test) | train | model | score | dev | test | s / run | seeds |",
-        "|---|---|---|---|---|---|---|---|",
-    ]
-    runs = results.get("runs", [])
-    for name, (what, _, baseline, shown) in DATA.items():
-        for size in sorted({r["train_examples"] for r in runs if r["data"] == name}):
-            for model in (baseline, "auto"):
-                mine = [r for r in runs if r["data"] == name and r["model"] == model and r["train_examples"] == size]
-                if mine:
-                    lines += rows_of(what, size, model, baseline, shown, mine)
-    return "\n".join(lines)
-
-
-def rows_of(what: str, size: int, model: str, baseline: str, shown, runs: list[dict]) -> list[str]:
-    label = BASELINE_LABEL.get(model, model) if model != "auto" else "auto (the default)"
-    if model == "auto":
-        label += f", kept {', '.join(sorted({r['kept'] for r in runs}))}"
-    out = []
-    for k in shown:
-        dev = mean_sd([100 * r["dev"][k] for r in runs])
-        test = mean_sd([100 * r["test"][k] for r in runs])
-        secs = statistics.mean(r["seconds"] for r in runs)
-        out.append(f"| {what} | {size:,} | {label} | {k} | {dev} | {test} | {secs:,.0f} | {len(runs)} |")
-    return out
-
-
 def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--encoder", default="models/encoder")
@@ -210,7 +180,9 @@ def main(argv=None) -> None:
     args = p.parse_args(argv)
     if not args.table:
         sweep(args)
-    print(table(json.loads(Path(args.out).read_text())))
+    from benchmarks_page import tasks_table  # scripts/ is on the path when this script runs
+
+    print(tasks_table(json.loads(Path(args.out).read_text())))
 
 
 if __name__ == "__main__":

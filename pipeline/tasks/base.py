@@ -175,9 +175,14 @@ def task_model_card(config: dict, described: str) -> str:
         "",
         "## Use",
         "",
-        "`elmo predict --model THIS_DIR input.txt` (one sentence per line), "
-        "`elmo evaluate --model THIS_DIR labelled_file`, or in Python "
-        '`pipeline.load_task_model(THIS_DIR).predict(["a sentence"])`.',
+        "`elmo predict --model THIS_DIR input.txt` "
+        + ("(two texts per line, separated by a tab), " if config.get("pairs") else "(one text per line), ")
+        + "`elmo evaluate --model THIS_DIR labelled_file`, or in Python "
+        + (
+            '`pipeline.load_task_model(THIS_DIR).predict([("a text", "another")])`.'
+            if config.get("pairs")
+            else '`pipeline.load_task_model(THIS_DIR).predict(["a sentence"])`.'
+        ),
         "",
         "## Intended use and limitations",
         "",

@@ -6,7 +6,7 @@ inputs), how it trains, how its saved directory loads. How it trains is one of t
 - ``fit(job)``: fits in one go, saves, returns the result (TF-IDF, linear, majority);
 - ``build(job, splits)``: a neural model (an ``nn.Module`` with ``loss``) that the epoch loop of
   :mod:`pipeline.train.finetune` trains (the BiLSTM);
-- ``combines``: made from the other candidates of ``model: auto`` (the ensemble).
+- ``combine(cfg, members)``: made from the other candidates of ``model: auto`` (the ensemble).
 
 ``model: auto`` is no model type: it trains every type that learns the task (:func:`candidates`,
 cheapest first) and keeps the best on the task's primary metric on dev.
@@ -45,13 +45,17 @@ class ModelType:
     load: Loader
     fit: Callable | None = None  # fit(job) -> result, the model directory saved
     build: Callable | None = None  # build(job, splits) -> a neural TaskModel for the epoch loop
-    combines: bool = False  # made from the other candidates (the ensemble)
+    combine: Callable | None = None  # combine(cfg, {name: trained model}) -> a model of the others
     needs_encoder: bool = False  # it reads the biLM's layers whatever `inputs` says
     uses_inputs: bool = False  # it reads the configured inputs (encoder and/or word2vec)
 
     @property
     def trains_by_epochs(self) -> bool:
         return self.build is not None
+
+    @property
+    def combines(self) -> bool:
+        return self.combine is not None
 
 
 def _texts(task: Task) -> bool:
@@ -109,7 +113,7 @@ MODEL_TYPES: dict[str, ModelType] = {
             "the mean probabilities of the other candidates (classify, pair)",
             learns=_labelled_texts,
             load=_load_ensemble,
-            combines=True,
+            combine=EnsembleClassifier,
         ),
     )
 }
@@ -134,6 +138,11 @@ def candidates(cfg: FinetuneConfig) -> list[ModelType]:
     return singles + ([m for m in usable if m.combines] if len(singles) > 1 else [])
 
 
+def chosen(cfg: FinetuneConfig) -> list[ModelType]:
+    """What ``cfg.model`` trains: the candidates for ``auto``, else the one model type."""
+    return candidates(cfg) if cfg.model == "auto" else [model_type(cfg.model)]
+
+
 def models_for(task: Task) -> list[str]:
     return ["auto", *(m.name for m in MODEL_TYPES.values() if m.learns(task))]
 
@@ -148,9 +157,9 @@ def tasks_of(name: str) -> list[str]:
 def check_model(cfg: FinetuneConfig, where: str = "command line", section: str = "finetune") -> None:
     """``cfg.model`` learns ``cfg.task`` and has what it needs (one line naming the key if not)."""
     task = task_named(cfg.task)
-    chosen = candidates(cfg) if cfg.model == "auto" else [model_type(cfg.model)]
+    kinds = chosen(cfg)
     if cfg.model != "auto":
-        m = chosen[0]
+        m = kinds[0]
         if not m.learns(task):
             raise PipelineError(
                 f"{where}: {section}.model: {m.name} does not learn task {task.name} "
@@ -163,8 +172,8 @@ def check_model(cfg: FinetuneConfig, where: str = "command line", section: str =
                 f"(inputs 'both' or 'elmo')"
             )
         if m.combines:
-            chosen = candidates(cfg)
-    if any(m.uses_inputs or m.needs_encoder for m in chosen):
+            kinds = candidates(cfg)
+    if any(m.uses_inputs or m.needs_encoder for m in kinds):
         cfg.validate_inputs(where, section)
 
 

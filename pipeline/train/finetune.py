@@ -36,12 +36,11 @@ from pipeline.plots import PNG_FILES, draw_pictures
 from pipeline.progress import progress_bar
 from pipeline.tasks.base import TASK_MODEL_KIND, TaskModel
 from pipeline.tasks.bilstm import BiLSTMTaskModel
-from pipeline.tasks.ensemble import EnsembleClassifier
 from pipeline.tasks.examples import example_length
 from pipeline.tasks.job import FinetuneJob, TaskSplits
 from pipeline.tasks.kinds import task_named
 from pipeline.tasks.metrics import scores_on_test
-from pipeline.tasks.models import candidates, check_model, load_task_model, model_type
+from pipeline.tasks.models import candidates, check_model, chosen, load_task_model
 from pipeline.train.checkpoint import (
     DAMAGED,
     FINETUNE_KIND,
@@ -137,10 +136,10 @@ def train_task_model(job: FinetuneJob) -> dict:
     """:func:`finetune` once its outputs are checked and locked: the model type of ``job.cfg``
     fits itself, is trained by epochs, or (auto, ensemble) is picked among the candidates."""
     cfg = job.cfg
-    chosen = candidates(cfg) if cfg.model == "auto" else [model_type(cfg.model)]
-    if len(chosen) > 1 or chosen[0].combines:
+    kinds = chosen(cfg)
+    if len(kinds) > 1 or kinds[0].combines:
         return train_auto(job)
-    kind = chosen[0]
+    kind = kinds[0]
     if kind.uses_inputs or kind.needs_encoder:
         job = job.with_inputs()
     if kind.fit is not None:
@@ -202,7 +201,7 @@ def train_auto(job: FinetuneJob) -> dict:
         results, models = _train_candidates(job, tmp)
         order = [m.name for m in candidates(cfg) if m.name in results]
         keep = (
-            cfg.model if cfg.model != "auto" else max(order, key=lambda n: (results[n]["dev"][metric], -order.index(n)))
+            max(order, key=lambda n: (results[n]["dev"][metric], -order.index(n))) if cfg.model == "auto" else cfg.model
         )
         table = {n: candidate_summary(results[n], metric) for n in order}
         result = {**results[keep], "model": keep, "selected_by": cfg.model, "candidates": table}
@@ -253,19 +252,20 @@ def _train_candidates(job: FinetuneJob, tmp: Path) -> tuple[dict, dict]:
         m.share_layers(job.layer_cache)
     for kind in kinds:
         if kind.combines:
-            results[kind.name], models[kind.name] = _ensemble(job, {n: models[n] for n in results})
+            results[kind.name], models[kind.name] = _combined(job, kind, {n: models[n] for n in results})
     return results, models
 
 
-def _ensemble(job: FinetuneJob, members: dict[str, TaskModel]) -> tuple[dict, EnsembleClassifier]:
-    """The ensemble of the trained ``members`` and its result (dev and test scored like a model's)."""
+def _combined(job: FinetuneJob, kind, members: dict[str, TaskModel]) -> tuple[dict, TaskModel]:
+    """The model ``kind`` combines from the trained ``members`` and its result (dev and test scored
+    like a model's)."""
     start = time.time()
-    cfg = job.cfg
+    cfg = dataclasses.replace(job.cfg, model=kind.name)
     splits = job.read_splits()
-    model = EnsembleClassifier(dataclasses.replace(cfg, model="ensemble"), members)
+    model = kind.combine(cfg, members)
     result: dict[str, Any] = {
         "task": cfg.task,
-        "model": "ensemble",
+        "model": kind.name,
         "seed": cfg.seed,
         "labels": model.labels,
         "data": splits.counts(),
@@ -505,6 +505,7 @@ class FinetuneRun:
         cfg, net, splits = self.cfg, self.net, self.splits
         result: dict[str, Any] = {
             "task": cfg.task,
+            "model": cfg.model,
             "inputs": cfg.inputs,
             "seed": cfg.seed,
             "labels": splits.labels,
@@ -532,7 +533,7 @@ def summary_metrics(result: dict) -> dict:
     """The headline numbers of a finetune result, one level deep (what `dvc metrics show` prints):
     the task, the model, the dev score, the test scores, epochs, what stopped training, seconds."""
     m = task_named(result["task"]).metric
-    out = {"task": result["task"], "model": result.get("model", "bilstm"), f"dev_{m}": result["dev"][m]}
+    out = {"task": result["task"], "model": result["model"], f"dev_{m}": result["dev"][m]}
     for k, v in result.get("test", {}).items():
         if isinstance(v, float):
             out[f"test_{k}"] = v
