@@ -403,7 +403,8 @@ def _cmd_evaluate(args) -> int:
         )
     model = load_task_model(args.model)
     task = model.task
-    trained_format = model.cfg.format or format_of(model.cfg.train)  # none recorded: the training file's name
+    # the format given, else the one the model was trained with, else the file's name, else the training file's
+    trained_format = model.cfg.format or format_of(args.file) or format_of(model.cfg.train)
     read_as = dataclasses.replace(model.cfg, encoding_errors=args.encoding_errors, format=args.format or trained_format)
     cfg = load_finetune_config(None, overrides, base=read_as) if overrides else read_as
     try:
@@ -412,6 +413,12 @@ def _cmd_evaluate(args) -> int:
         raise PipelineError(f"{e} (this is a {task.name} model: it reads {task.reads})") from None
     if not data.sentences:
         raise PipelineError(f"{args.file}: no labelled examples")
+    if data.pairs != model.pairs:
+        what = {True: "pairs of texts", False: "one text per example"}
+        raise PipelineError(
+            f"{args.file}: holds {what[data.pairs]}; {args.model} was trained on {what[model.pairs]}"
+            + ("" if model.pairs else " (set text_field to the text column)")
+        )
     note = check_labels(data, model.labels, task.labels_in, task.unseen_labels_ok)
     if note:
         print(note, file=sys.stderr)

@@ -164,6 +164,9 @@ def test_cli_pair_predict_reads_tab_separated_pairs(pairs_dir):
     assert "hold a tab" not in p.stderr
     p = elmo("evaluate", "test.jsonl", "--model", "m", cwd=pairs_dir)
     assert p.returncode == 0 and "F1 of '1'" in p.stdout, p.stderr
+    (pairs_dir / "one.tsv").write_text("sentence\tlabel\nThe dog sleeps .\t1\n")
+    p = elmo("evaluate", "one.tsv", "--model", "m", cwd=pairs_dir)
+    assert p.returncode == 1 and "one.tsv:1: no pair of text fields among sentence, label" in p.stderr
 
 
 def test_scores_read_as_classes_get_a_warning(pairs_dir):
