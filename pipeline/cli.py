@@ -391,7 +391,7 @@ def _cmd_evaluate(args) -> int:
 
     from pipeline.config import did_you_mean, load_finetune_config, parse_set
     from pipeline.data.labelled import format_of
-    from pipeline.tasks.examples import check_labels
+    from pipeline.tasks.examples import check_labels, check_same_shape
     from pipeline.tasks.models import load_task_model
 
     overrides = parse_set(args.set)
@@ -413,12 +413,7 @@ def _cmd_evaluate(args) -> int:
         raise PipelineError(f"{e} (this is a {task.name} model: it reads {task.reads})") from None
     if not data.sentences:
         raise PipelineError(f"{args.file}: no labelled examples")
-    if data.pairs != model.pairs:
-        what = {True: "pairs of texts", False: "one text per example"}
-        raise PipelineError(
-            f"{args.file}: holds {what[data.pairs]}; {args.model} was trained on {what[model.pairs]}"
-            + ("" if model.pairs else " (set text_field to the text column)")
-        )
+    check_same_shape(data, model.pairs, f"{args.model} was trained on")
     note = check_labels(data, model.labels, task.labels_in, task.unseen_labels_ok)
     if note:
         print(note, file=sys.stderr)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import itertools
 import json
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,8 +23,11 @@ from pipeline.errors import PipelineError
 
 @dataclass
 class LabelledData:
-    texts: list[str] = field(default_factory=list)
-    labels: list[str] = field(default_factory=list)
+    """Texts (a ``(text, text)`` tuple per pair) and their targets (labels, scores or label lists),
+    in file order; ``empty``: rows skipped for an empty text."""
+
+    texts: list = field(default_factory=list)
+    labels: list = field(default_factory=list)
     empty: int = 0
     lines: list[int] = field(default_factory=list)  # the file line of each kept row
 
@@ -66,15 +70,17 @@ class Rows:
 
     path: Path
     fmt: Format
+    fields: dict = field(default_factory=dict)  # role → the name or column number read
     values: list[dict[str, object]] = field(default_factory=list)
     lines: list[int] = field(default_factory=list)
     names: list[str] = field(default_factory=list)
 
-    def json_type_error(self, i: int, role: str, fields: dict, expected: str) -> PipelineError:
+    def where(self, i: int) -> str:
+        return f"{self.path}:{self.lines[i]}"
+
+    def json_type_error(self, i: int, role: str, expected: str) -> PipelineError:
         value = self.values[i][role]
-        return PipelineError(
-            f"{self.path}:{self.lines[i]}: field {fields[role]!r} is a JSON {json_type(value)}{expected}"
-        )
+        return PipelineError(f"{self.where(i)}: field {self.fields[role]!r} is a JSON {json_type(value)}{expected}")
 
 
 def check_format(path: Path, fmt: str | None) -> Format:
@@ -101,7 +107,7 @@ def read_fields(
     names (or the first JSONL object's keys), may add fields found by name (e.g. the two texts of
     a pair). ``header`` None: a TSV/CSV header row exactly when the fields are names."""
     path = Path(path)
-    rows = Rows(path, check_format(path, fmt))
+    rows = Rows(path, check_format(path, fmt), fields)  # `pick` may add fields to it
     lines = read_lines(path, encoding_errors, stats, soft_controls=True)
     if rows.fmt == "jsonl":
         numbers = [role for role, f in fields.items() if isinstance(f, int)]
@@ -219,6 +225,72 @@ def _read_rows(rows, fields: dict[str, Field], header, out: Rows, pick) -> None:
         out.lines.append(lineno)
 
 
+Target = Callable[[Rows, int], object]  # the target of row i, or an error naming its file and line
+
+
+def texts_and_targets(rows: Rows, target: Target) -> LabelledData:
+    """Each row's text (a ``(text, text)`` tuple where a ``text_pair_field`` was read) and
+    ``target(rows, i)``; a JSONL text must be a string. Rows with an empty text are skipped and
+    counted, after their target is checked."""
+    out = LabelledData()
+    for i, v in enumerate(rows.values):
+        roles = [r for r in ("text_field", "text_pair_field") if r in v]
+        for role in roles:
+            if rows.fmt == "jsonl" and not isinstance(v[role], str):
+                raise rows.json_type_error(i, role, ", not a string")
+        y = target(rows, i)
+        texts = [str(v[r]).strip() for r in roles]
+        if not all(texts):
+            out.empty += 1
+            continue
+        out.texts.append(tuple(texts) if len(texts) == 2 else texts[0])
+        out.labels.append(y)
+        out.lines.append(rows.lines[i])
+    return out
+
+
+def label_value(rows: Rows, i: int) -> str:
+    """Row i's label (``label_field``): a string or, in JSONL, an integer; not empty."""
+    value = rows.values[i]["label_field"]
+    if rows.fmt == "jsonl" and (isinstance(value, bool) or not isinstance(value, (str, int))):
+        raise rows.json_type_error(i, "label_field", "; a label is a string or an integer")
+    label = str(value).strip()
+    if not label:
+        raise PipelineError(f"{rows.where(i)}: empty label")
+    return label
+
+
+def score_value(rows: Rows, i: int) -> float:
+    """Row i's score (``label_field``): a finite number, or text that reads as one."""
+    value = rows.values[i]["label_field"]
+    try:
+        if isinstance(value, bool):
+            raise ValueError
+        score = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        raise PipelineError(f"{rows.where(i)}: the score {value!r} is not a number (regress reads numbers)") from None
+    if not math.isfinite(score):
+        raise PipelineError(f"{rows.where(i)}: the score {value!r} is not a finite number")
+    return score
+
+
+def label_list(value, separator: str, where: str) -> list[str]:
+    """The labels of one example: a JSON list of strings/integers, or text split on ``separator``."""
+    if isinstance(value, list):
+        if not all(isinstance(x, (str, int)) and not isinstance(x, bool) for x in value):
+            raise PipelineError(f"{where}: a label list holds strings or integers, got {value!r}")
+        return [str(x).strip() for x in value if str(x).strip()]
+    if isinstance(value, (str, int)) and not isinstance(value, bool):
+        return [x.strip() for x in str(value).split(separator) if x.strip()]
+    raise PipelineError(f"{where}: labels are a JSON list or text separated by {separator!r}, got {value!r}")
+
+
+def zero_one_columns(rows: Rows) -> list[str]:
+    """The ``label:NAME`` fields of ``rows`` whose values are all 0 or 1 (NAME, in file order)."""
+    names = [role[6:] for role in (rows.values[0] if rows.values else {}) if role.startswith("label:")]
+    return [n for n in names if all(str(v[f"label:{n}"]).strip() in ("0", "1") for v in rows.values)]
+
+
 def read_classification(
     path: str | Path,
     text_field: str | int = "sentence",
@@ -228,28 +300,12 @@ def read_classification(
     stats: ReadStats | None = None,
     header: bool | None = None,
 ) -> LabelledData:
-    """Texts and labels of a TSV/CSV/JSONL file (see :func:`read_fields`); a JSONL text must be a
-    string and a label a string or an integer. Rows with empty text are skipped and counted."""
-    fields: dict[str, Field] = {"text_field": text_field, "label_field": label_field}
-    rows = read_fields(path, fields, fmt, encoding_errors, stats, header)
-    out = LabelledData()
-    for i, v in enumerate(rows.values):
-        if rows.fmt == "jsonl":
-            if not isinstance(v["text_field"], str):
-                raise rows.json_type_error(i, "text_field", fields, ", not a string")
-            label = v["label_field"]
-            if isinstance(label, bool) or not isinstance(label, (str, int)):
-                raise rows.json_type_error(i, "label_field", fields, "; a label is a string or an integer")
-        text, label = str(v["text_field"]).strip(), str(v["label_field"]).strip()
-        if not label:
-            raise PipelineError(f"{rows.path}:{rows.lines[i]}: empty label")
-        if not text:
-            out.empty += 1
-            continue
-        out.texts.append(text)
-        out.labels.append(label)
-        out.lines.append(rows.lines[i])
-    return out
+    """Texts and labels of a TSV/CSV/JSONL file (see :func:`read_fields`, :func:`label_value`);
+    rows with empty text are skipped and counted."""
+    rows = read_fields(
+        path, {"text_field": text_field, "label_field": label_field}, fmt, encoding_errors, stats, header
+    )
+    return texts_and_targets(rows, label_value)
 
 
 def conll_tags_look_like_entities(path: str | Path, label_column: int = -1, sample_lines: int = 200) -> bool | None:

@@ -139,36 +139,37 @@ def read_text_examples(
     cfg: FinetuneConfig, path: str | Path, tokenize, target: Callable, pairs: bool | None = None
 ) -> TaskData:
     """A TSV/CSV/JSONL file of texts (or pairs of texts) and targets as ``cfg`` describes it, each
-    text ``tokenize``d; ``target(value, where)`` turns a target field's value into the task's
-    target (or raises). ``pairs`` True: every example is two texts; None: two texts when
+    text ``tokenize``d; ``target(rows, i)`` reads row i's target (``data.labelled.label_value``,
+    ``score_value``). ``pairs`` True: every example is two texts; None: two texts when
     ``text_pair_field`` is set, or when the header has no ``text_field`` but a known pair of names
     (:data:`PAIR_NAMES`); False: one text."""
-    from pipeline.data.labelled import read_fields
+    from pipeline.data.labelled import read_fields, texts_and_targets
     from pipeline.data.lines import ReadStats
+
+    stats = ReadStats()
+    picker = pair_picker(cfg, path, pairs)
+    rows = read_fields(path, text_fields(cfg, path, pairs), cfg.format, cfg.encoding_errors, stats, cfg.header, picker)
+    return tokenized(path, texts_and_targets(rows, target), tokenize, stats)
+
+
+def tokenized(path, data, tokenize, stats) -> TaskData:
+    """TaskData of a labelled file's texts and targets (``data.labelled.LabelledData``), each text
+    ``tokenize``d; ``stats``: how its lines were read."""
     from pipeline.data.tokenizers import count_glued
 
-    fields = text_fields(cfg, path, pairs)
-    stats = ReadStats()
-    rows = read_fields(path, fields, cfg.format, cfg.encoding_errors, stats, cfg.header, pair_picker(cfg, path, pairs))
-    out = TaskData(str(path), [], [], [], replaced_lines=stats.replaced_utf8, controls_as_space=stats.controls_as_space)
-    for i, v in enumerate(rows.values):
-        where = f"{rows.path}:{rows.lines[i]}"
-        roles = [r for r in ("text_field", "text_pair_field") if r in v]
-        for role in roles:
-            if rows.fmt == "jsonl" and not isinstance(v[role], str):
-                raise rows.json_type_error(i, role, fields, ", not a string")
-        y = target(v["label_field"], where)
-        texts = [str(v[r]).strip() for r in roles]
-        if not all(texts):
-            out.skipped_empty += 1
-            continue
-        tokens = [tokenize(t) for t in texts]
-        out.sentences.append(tuple(tokens) if len(tokens) == 2 else tokens[0])
-        out.targets.append(y)
-        out.lines.append(rows.lines[i])
-        out.glued_punctuation += sum(count_glued(t) for t in tokens)
-        out.tokens += sum(len(t) for t in tokens)
-    return out
+    sentences = [tuple(tokenize(x) for x in t) if isinstance(t, tuple) else tokenize(t) for t in data.texts]
+    texts = [s for e in sentences for s in sides(e)]
+    return TaskData(
+        str(path),
+        sentences,
+        data.labels,
+        data.lines,
+        skipped_empty=data.empty,
+        replaced_lines=stats.replaced_utf8,
+        controls_as_space=stats.controls_as_space,
+        glued_punctuation=sum(count_glued(s) for s in texts),
+        tokens=sum(len(s) for s in texts),
+    )
 
 
 def text_fields(cfg: FinetuneConfig, path, pairs: bool | None) -> dict:
@@ -210,7 +211,7 @@ def read_multilabel(cfg: FinetuneConfig, path: str | Path, tokenize) -> TaskData
     list, or text split on ``label_separator``: ``joy,love``), or, where the header (or the first
     JSON object) has no such field, every other column whose values are all 0/1 is a label named
     by its header (SemEval-2018 E-c, the usual export of a multi-label data set)."""
-    from pipeline.data.labelled import read_fields
+    from pipeline.data.labelled import label_list, read_fields, texts_and_targets, zero_one_columns
     from pipeline.data.lines import ReadStats
 
     fields: dict = {"text_field": cfg.text_field}
@@ -233,41 +234,25 @@ def read_multilabel(cfg: FinetuneConfig, path: str | Path, tokenize) -> TaskData
             f"{path}:1: no {cfg.label_field!r} field and no 0/1 label columns; set label_field to a field of "
             f"labels separated by {cfg.label_separator!r}, or give one 0/1 column per label"
         )
-    out = TaskData(str(path), [], [], [], replaced_lines=stats.replaced_utf8, controls_as_space=stats.controls_as_space)
+
+    def labels_of(rows, i: int) -> list[str]:
+        v = rows.values[i]
+        if by_column:
+            return sorted(c for c in columns if str(v[f"label:{c}"]).strip() == "1")
+        return sorted(set(label_list(v["label_field"], cfg.label_separator, rows.where(i))))
+
+    out = tokenized(path, texts_and_targets(rows, labels_of), tokenize, stats)
     out.label_names = columns
-    for i, v in enumerate(rows.values):
-        where = f"{rows.path}:{rows.lines[i]}"
-        if rows.fmt == "jsonl" and not isinstance(v["text_field"], str):
-            raise rows.json_type_error(i, "text_field", {"text_field": cfg.text_field}, ", not a string")
-        labels = [c for c in columns if str(v[f"label:{c}"]).strip() == "1"] if by_column else None
-        if labels is None:
-            labels = label_list(v["label_field"], cfg.label_separator, where)
-        text = str(v["text_field"]).strip()
-        if not text:
-            out.skipped_empty += 1
-            continue
-        out.sentences.append(tokenize(text))
-        out.targets.append(sorted(set(labels)))
-        out.lines.append(rows.lines[i])
-        out.tokens += len(out.sentences[-1])
     return out
 
 
-def zero_one_columns(rows) -> list[str]:
-    """The ``label:NAME`` fields of ``rows`` whose values are all 0 or 1 (NAME, in file order)."""
-    names = [role[6:] for role in (rows.values[0] if rows.values else {}) if role.startswith("label:")]
-    return [n for n in names if all(str(v[f"label:{n}"]).strip() in ("0", "1") for v in rows.values)]
-
-
-def label_list(value, separator: str, where: str) -> list[str]:
-    """The labels of one example: a JSON list of strings/integers, or text split on ``separator``."""
-    if isinstance(value, list):
-        if not all(isinstance(x, (str, int)) and not isinstance(x, bool) for x in value):
-            raise PipelineError(f"{where}: a label list holds strings or integers, got {value!r}")
-        return [str(x).strip() for x in value if str(x).strip()]
-    if isinstance(value, (str, int)) and not isinstance(value, bool):
-        return [x.strip() for x in str(value).split(separator) if x.strip()]
-    raise PipelineError(f"{where}: labels are a JSON list or text separated by {separator!r}, got {value!r}")
+def check_same_shape(data: TaskData, pairs: bool, other: str) -> None:
+    """``data`` holds pairs of texts exactly when ``other`` (e.g. "train.tsv holds", "models/m was
+    trained on") does: else one line naming the file."""
+    if data.pairs != pairs:
+        what = {True: "pairs of texts", False: "one text per example"}
+        hint = "" if pairs else " (set text_field to the text column)"
+        raise PipelineError(f"{data.path}: holds {what[data.pairs]}; {other} {what[pairs]}{hint}")
 
 
 def sides(example) -> list[list[str]]:

@@ -154,8 +154,9 @@ class ScoreHead(nn.Module):
 
     def fit_scale(self, targets: list[float]) -> None:
         t = torch.tensor(targets, dtype=torch.float64)
+        std = float(t.std()) if len(targets) > 1 else 0.0
         self.center.fill_(float(t.mean()))
-        self.scale.fill_(float(t.std()) if len(targets) > 1 and float(t.std()) > 0 else 1.0)
+        self.scale.fill_(std if std > 0 else 1.0)
         self.low.fill_(float(t.min()))
         self.high.fill_(float(t.max()))
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from pipeline.config import FinetuneConfig
 from pipeline.errors import PipelineError
-from pipeline.tasks.examples import TaskData, check_labels, sides, tokenizer_for
+from pipeline.tasks.examples import TaskData, check_labels, check_same_shape, sides, tokenizer_for
 from pipeline.tasks.kinds import task_named
 
 
@@ -152,9 +152,8 @@ def read_splits(cfg: FinetuneConfig, tokenize, log=print) -> TaskSplits:
     if not dev.sentences:
         raise PipelineError(f"{cfg.dev}: no labelled examples")
     for d in (dev, test):
-        if d is not None and d.pairs != train.pairs:
-            what = {True: "pairs of texts", False: "one text per example"}
-            raise PipelineError(f"{d.path}: holds {what[d.pairs]}, {train.path} {what[train.pairs]}")
+        if d is not None:
+            check_same_shape(d, train.pairs, f"{train.path} holds")
     labels = task.label_set(cfg, train)
     notes = [check_labels(d, labels, task.labels_in, task.unseen_labels_ok) for d in (dev, test) if d is not None]
     splits = TaskSplits(train, dev, test, labels, train_idx)

@@ -11,7 +11,6 @@ task = one :class:`Task` subclass + an entry in :data:`TASKS` (and its name in
 
 from __future__ import annotations
 
-import math
 import typing
 from collections import Counter
 from typing import Any, Literal
@@ -21,6 +20,7 @@ import torch
 from torch import nn
 
 from pipeline.config import FinetuneConfig, TaskName
+from pipeline.data.labelled import label_value, score_value
 from pipeline.data.tags import to_spans
 from pipeline.errors import PipelineError
 from pipeline.tasks.crf import crf_constraints
@@ -165,14 +165,7 @@ class TagTask(Task):
     def report(self, scores, where, n, top: int = 20):
         spans = f"; span F1 {scores['span_f1']:.4f}" if "span_f1" in scores else ""
         lines = [f"{where}: {n} sentences, {scores['tokens']} tokens; token accuracy {scores['accuracy']:.4f}{spans}"]
-        per_tag = sorted(scores["per_tag"].items(), key=lambda kv: -kv[1]["support"])
-        for t, s in per_tag[:top]:
-            lines.append(
-                f"  {t:<8} P {s['precision']:.4f}  R {s['recall']:.4f}  F1 {s['f1']:.4f}  support {s['support']}"
-            )
-        if len(per_tag) > top:
-            lines.append(f"  ... {len(per_tag) - top} rarer tags (all in --metrics)")
-        return lines
+        return lines + most_supported(scores["per_tag"], top, 8, "tags")
 
 
 class NerTask(TagTask):
@@ -215,11 +208,7 @@ class NerTask(TagTask):
             f"{where}: {n} sentences; entity precision {scores['precision']:.4f} "
             f"recall {scores['recall']:.4f} F1 {scores['f1']:.4f}"
         ]
-        for t, s in scores["per_type"].items():
-            lines.append(
-                f"  {t:<8} P {s['precision']:.4f}  R {s['recall']:.4f}  F1 {s['f1']:.4f}  support {s['support']}"
-            )
-        return lines
+        return lines + [score_line(t, s, 8) for t, s in scores["per_type"].items()]
 
 
 class ClassifyTask(Task):
@@ -242,7 +231,7 @@ class ClassifyTask(Task):
     pairs: bool | None = None  # read pairs where the file has two texts
 
     def read(self, cfg, path, tokenize=str.split):
-        return read_text_examples(cfg, path, tokenize, label_target, self.pairs)
+        return read_text_examples(cfg, path, tokenize, label_value, self.pairs)
 
     def label_set(self, cfg, train):
         labels = sorted(set(train.targets))
@@ -257,8 +246,7 @@ class ClassifyTask(Task):
         return max(Counter(dev.targets).values()) / len(dev.targets) if dev.targets else 0.0
 
     def build_head(self, cfg, input_dim, extra_dim, labels, pairs=False):
-        head = PairClassifier if pairs else Classifier
-        return head(input_dim, len(labels), cfg.hidden, cfg.dropout, cfg.pooling, extra_dim=extra_dim)
+        return pooled_head(cfg, input_dim, extra_dim, len(labels), pairs)
 
     def loss(self, head, inputs, targets, index):
         y = torch.tensor([index[t] for t in targets], device=device_of(inputs))
@@ -318,7 +306,7 @@ class RegressTask(Task):
     )
 
     def read(self, cfg, path, tokenize=str.split):
-        return read_text_examples(cfg, path, tokenize, score_target, None)
+        return read_text_examples(cfg, path, tokenize, score_value, None)
 
     def label_set(self, cfg, train):
         if len(set(train.targets)) < 2:
@@ -332,8 +320,7 @@ class RegressTask(Task):
         return 0.0  # a constant prediction has no correlation
 
     def build_head(self, cfg, input_dim, extra_dim, labels, pairs=False):
-        head = PairClassifier if pairs else Classifier
-        return ScoreHead(head(input_dim, 1, cfg.hidden, cfg.dropout, cfg.pooling, extra_dim=extra_dim))
+        return ScoreHead(pooled_head(cfg, input_dim, extra_dim, 1, pairs))
 
     def init_head(self, head, train):
         head.fit_scale(train.targets)
@@ -390,8 +377,7 @@ class MultilabelTask(Task):
         return sum(1 for t in dev.targets if not t) / len(dev.targets) if dev.targets else 0.0
 
     def build_head(self, cfg, input_dim, extra_dim, labels, pairs=False):
-        head = PairClassifier if pairs else Classifier
-        return LabelSetHead(head(input_dim, len(labels), cfg.hidden, cfg.dropout, cfg.pooling, extra_dim), len(labels))
+        return LabelSetHead(pooled_head(cfg, input_dim, extra_dim, len(labels), pairs), len(labels))
 
     def loss(self, head, inputs, targets, index):
         logits = head(*inputs)
@@ -425,35 +411,25 @@ class MultilabelTask(Task):
             f"{where}: {n} examples; Jaccard accuracy {scores['jaccard']:.4f} micro-F1 {scores['micro_f1']:.4f} "
             f"macro-F1 {scores['macro_f1']:.4f}"
         ]
-        per_label = sorted(scores["per_label"].items(), key=lambda kv: -kv[1]["support"])
-        for x, sc in per_label[:top]:
-            lines.append(
-                f"  {x:<12} P {sc['precision']:.4f}  R {sc['recall']:.4f}  F1 {sc['f1']:.4f}  support {sc['support']}"
-            )
-        return lines
+        return lines + most_supported(scores["per_label"], top, 12, "labels")
 
 
-def label_target(value, where: str) -> str:
-    """A classification label: a string or an integer, not empty."""
-    if isinstance(value, bool) or not isinstance(value, (str, int)):
-        raise PipelineError(f"{where}: a label is a string or an integer, got {value!r}")
-    label = str(value).strip()
-    if not label:
-        raise PipelineError(f"{where}: empty label")
-    return label
+def pooled_head(cfg: FinetuneConfig, input_dim: int, extra_dim: int, n_out: int, pairs: bool) -> nn.Module:
+    """The BiLSTM pooling head of a text (or a pair of texts) with ``n_out`` outputs."""
+    head = PairClassifier if pairs else Classifier
+    return head(input_dim, n_out, cfg.hidden, cfg.dropout, cfg.pooling, extra_dim=extra_dim)
 
 
-def score_target(value, where: str) -> float:
-    """A regression target: a finite number, or text that reads as one."""
-    try:
-        if isinstance(value, bool):
-            raise ValueError
-        score = float(value)
-    except (TypeError, ValueError):
-        raise PipelineError(f"{where}: the score {value!r} is not a number (regress reads numbers)") from None
-    if not math.isfinite(score):
-        raise PipelineError(f"{where}: the score {value!r} is not a finite number")
-    return score
+def score_line(name: str, s: dict, width: int) -> str:
+    """One report line of a tag, type or label's precision, recall, F1 and support."""
+    return f"  {name:<{width}} P {s['precision']:.4f}  R {s['recall']:.4f}  F1 {s['f1']:.4f}  support {s['support']}"
+
+
+def most_supported(per: dict, top: int, width: int, noun: str) -> list[str]:
+    """The ``top`` most frequent of ``per`` (name → scores) as report lines, and a line for the rest."""
+    ranked = sorted(per.items(), key=lambda kv: -kv[1]["support"])
+    lines = [score_line(name, s, width) for name, s in ranked[:top]]
+    return lines + ([f"  ... {len(ranked) - top} rarer {noun} (all in --metrics)"] if len(ranked) > top else [])
 
 
 def tokens_record(tokens) -> dict:

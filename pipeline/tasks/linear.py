@@ -193,8 +193,8 @@ class LinearModel(TaskModel):
     def __init__(self, cfg: FinetuneConfig, word, char, estimator, C: float, elmo: PooledElmo | None, pairs: bool):
         self.cfg, self.word, self.char, self.estimator, self.C, self.elmo = cfg, word, char, estimator, C, elmo
         self.pairs = pairs
-        self.regresses = self.task.target == "score"
-        self.labels = [] if self.regresses else [str(c) for c in estimator.classes_]
+        self.target = self.task.target  # label, labels or score: what predict returns
+        self.labels = [] if self.target == "score" else [str(c) for c in estimator.classes_]
         self.thresholds = np.full(len(self.labels), 0.5)  # multilabel: picked on dev after fitting
         self.tokenize = tokenizer_for(elmo.encoder if elmo is not None else None)
         self.config: dict = {}
@@ -202,10 +202,16 @@ class LinearModel(TaskModel):
 
     @classmethod
     def fit(
-        cls, cfg: FinetuneConfig, train: TaskData, dev: TaskData, elmo: PooledElmo | None = None, log=print
+        cls,
+        cfg: FinetuneConfig,
+        train: TaskData,
+        dev: TaskData,
+        labels: list[str],
+        elmo: PooledElmo | None = None,
+        log=print,
     ) -> tuple[LinearModel, list[dict]]:
-        """Fit on ``train`` for every C of :data:`C_GRID` (:data:`WIDE_C_GRID` for pairs and scores);
-        keep the best on the task's dev metric."""
+        """Fit on ``train`` (``labels``: its label set) for every C of :data:`C_GRID`
+        (:data:`WIDE_C_GRID` for pairs and scores); keep the best on the task's dev metric."""
         from scipy.sparse import csr_matrix, hstack
 
         word, char = _vectorizers()
@@ -216,10 +222,10 @@ class LinearModel(TaskModel):
         X = hstack(blocks).tocsr()
         best: tuple[float, LinearModel] | None = None
         history = []
-        labels = task_named(cfg.task).label_set(cfg, train)
-        for C in WIDE_C_GRID if (train.pairs or cls.task_regresses(cfg)) else C_GRID:
-            model = cls(cfg, word, char, _estimator(cfg, C, labels).fit(X, train.targets), C, elmo, train.pairs)
-            if model.regresses:
+        target = task_named(cfg.task).target
+        for C in WIDE_C_GRID if (train.pairs or target == "score") else C_GRID:
+            model = cls(cfg, word, char, _estimator(target, C, labels).fit(X, train.targets), C, elmo, train.pairs)
+            if target == "score":
                 model.range = (min(train.targets), max(train.targets))
             metric = model.task.metric
             score = model.dev_metric(model.scores(dev))
@@ -230,10 +236,6 @@ class LinearModel(TaskModel):
         assert best is not None  # C_GRID is not empty
         best[1].task.after_training(best[1], dev)
         return best[1], history
-
-    @staticmethod
-    def task_regresses(cfg: FinetuneConfig) -> bool:
-        return task_named(cfg.task).target == "score"
 
     def _features(self, examples: Sequence):
         from scipy.sparse import csr_matrix, hstack
@@ -252,7 +254,7 @@ class LinearModel(TaskModel):
         for k in range(0, len(real), batch_size):
             idx = real[k : k + batch_size]
             X = self._features([examples[i] for i in idx])
-            if self.regresses:
+            if self.target == "score":
                 y = self.estimator.predict(X)
                 if self.cfg.clip and self.range is not None:
                     y = np.clip(y, *self.range)
@@ -261,7 +263,7 @@ class LinearModel(TaskModel):
                 continue
             probs = self.estimator.predict_proba(X)
             for i, p, on in zip(idx, probs.tolist(), (probs >= self.thresholds).tolist()):
-                if self.task.target == "labels":
+                if self.target == "labels":
                     out[i] = ([x for x, c in zip(self.labels, on) if c], dict(zip(self.labels, p)))
                 else:
                     out[i] = (self.labels[int(np.argmax(p))], dict(zip(self.labels, p)))
@@ -272,7 +274,7 @@ class LinearModel(TaskModel):
         self.thresholds = np.array(thresholds)
 
     def describe(self) -> str:
-        how = "ridge regression" if self.regresses else "logistic regression"
+        how = "ridge regression" if self.target == "score" else "logistic regression"
         what = "TF-IDF" if self.elmo is None else "TF-IDF + pooled ELMo layers"
         return f"{what}{' of both texts and their overlap' if self.pairs else ''}, {how} (C={self.C})"
 
@@ -295,7 +297,7 @@ class LinearModel(TaskModel):
         if self.elmo is not None:
             tensors["elmo_mean"] = torch.from_numpy(self.elmo.mean)
             tensors["elmo_scale"] = torch.from_numpy(self.elmo.scale)
-        if self.task.target == "labels":
+        if self.target == "labels":
             tensors["thresholds"] = torch.from_numpy(np.ascontiguousarray(self.thresholds, dtype=np.float64))
 
         def side_files(tmp: Path) -> None:
@@ -321,7 +323,7 @@ class LinearModel(TaskModel):
         elmo = None
         try:
             word.idf_, char.idf_ = t["word_idf"].numpy(), t["char_idf"].numpy()
-            estimator = _estimator(cfg, float(config.get("C", 1.0)), labels)
+            estimator = _estimator(task_named(cfg.task).target, float(config.get("C", 1.0)), labels)
             if labels:
                 estimator.classes_ = np.array(labels)
             estimator.coef_, estimator.intercept_ = t["coef"].numpy(), t["intercept"].numpy()
@@ -343,12 +345,12 @@ class LinearModel(TaskModel):
         return model
 
 
-def _estimator(cfg: FinetuneConfig, C: float, labels: list[str]):
-    """Logistic regression (a label), one per label (multilabel) or ridge regression (scores) at
-    inverse regularisation ``C``."""
-    if task_named(cfg.task).target == "labels":
+def _estimator(target: str, C: float, labels: list[str]):
+    """Logistic regression (a ``label``), one per label (``labels``) or ridge regression (a
+    ``score``) at inverse regularisation ``C``."""
+    if target == "labels":
         return OneVsRest(C, labels)
-    if LinearModel.task_regresses(cfg):
+    if target == "score":
         from sklearn.linear_model import Ridge
 
         return Ridge(alpha=1.0 / (2.0 * C))
@@ -363,6 +365,6 @@ def fit_linear(job: FinetuneJob, with_elmo: bool) -> dict:
     start = time.time()
     splits = job.read_splits(uses_encoder=with_elmo)
     elmo = PooledElmo(job.encoder, layers=job.layer_cache, pairs=splits.pairs) if with_elmo else None
-    model, history = LinearModel.fit(job.cfg, splits.train, splits.dev, elmo, job.say)
+    model, history = LinearModel.fit(job.cfg, splits.train, splits.dev, splits.labels, elmo, job.say)
     best = 1 + [h["C"] for h in history].index(model.C)
     return fitted_result(job, model, splits, start, history, best, C=model.C)

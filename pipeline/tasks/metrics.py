@@ -48,6 +48,14 @@ def chunk_like(labels: list[str]) -> bool:
     return all(TAG_LIKE.match(t) for t in labels) and any(t[:2] in ("B-", "I-") for t in labels)
 
 
+def per_label(labels: list[str], precision, recall, f1, support) -> dict:
+    """{label: {precision, recall, f1, support}} from scikit-learn's per-label arrays."""
+    return {
+        x: {"precision": round(float(p), 6), "recall": round(float(r), 6), "f1": round(float(f), 6), "support": int(n)}
+        for x, p, r, f, n in zip(labels, precision, recall, f1, support)
+    }
+
+
 def tag_scores(gold: list[list[str]], pred: list[list[str]], labels: list[str]) -> dict:
     """Token accuracy, per-tag precision/recall/F1/support and, for chunk-like tags (B-/I-/O), span
     precision/recall/F1 (seqeval's conlleval-equivalent default mode)."""
@@ -60,11 +68,7 @@ def tag_scores(gold: list[list[str]], pred: list[list[str]], labels: list[str]) 
     out: dict = {
         "accuracy": round(correct / len(g), 6) if g else 0.0,
         "tokens": len(g),
-        "per_tag": {
-            t: {"precision": round(float(a), 6), "recall": round(float(b), 6), "f1": round(float(c), 6)}
-            | {"support": int(n)}
-            for t, a, b, c, n in zip(labels, prec, rec, f1, support)
-        },
+        "per_tag": per_label(labels, prec, rec, f1, support),
     }
     if chunk_like(labels):
         from seqeval.metrics import f1_score, precision_score, recall_score
@@ -151,11 +155,7 @@ def multilabel_scores(gold: list[list[str]], pred: list[list[str]], labels: list
         "jaccard": round(sum(jaccard) / len(jaccard), 6) if jaccard else 0.0,
         "micro_f1": round(float(f1_score(g, p, average="micro", **z)), 6),
         "macro_f1": round(float(f1_score(g, p, average="macro", **z)), 6),
-        "per_label": {
-            x: {"precision": round(float(a), 6), "recall": round(float(b), 6), "f1": round(float(c), 6)}
-            | {"support": int(n)}
-            for x, a, b, c, n in zip(labels, prec, rec, f1, support)
-        },
+        "per_label": per_label(labels, prec, rec, f1, support),
     }
 
 

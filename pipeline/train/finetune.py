@@ -140,11 +140,10 @@ def train_task_model(job: FinetuneJob) -> dict:
     if len(kinds) > 1 or kinds[0].combines:
         return train_auto(job)
     kind = kinds[0]
+    job = job.replace(cfg=dataclasses.replace(cfg, model=kind.name))  # auto with one candidate names it
     if kind.uses_inputs or kind.needs_encoder:
         job = job.with_inputs()
-    if kind.fit is not None:
-        return kind.fit(job.replace(cfg=dataclasses.replace(cfg, model=kind.name)))
-    return train_by_epochs(job.replace(cfg=dataclasses.replace(cfg, model=kind.name)), kind)
+    return kind.fit(job) if kind.fit is not None else train_by_epochs(job, kind)
 
 
 def train_by_epochs(job: FinetuneJob, kind) -> dict:
@@ -205,13 +204,13 @@ def train_auto(job: FinetuneJob) -> dict:
         )
         table = {n: candidate_summary(results[n], metric) for n in order}
         result = {**results[keep], "model": keep, "selected_by": cfg.model, "candidates": table}
-        saved = ("best_epoch", "stopped_by")
         models[keep].save(
             job.out_dir,
             {
                 "dev_scores": result["dev"],
                 "test_scores": result.get("test"),
-                **{("epoch" if k == "best_epoch" else k): result.get(k) for k in saved},
+                "epoch": result["best_epoch"],
+                "stopped_by": result.get("stopped_by"),
                 "selected_by": cfg.model,
                 "candidates": table,
             },
