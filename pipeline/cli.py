@@ -244,26 +244,27 @@ def _cmd_lm_score(args) -> int:
 
 # --- downstream tasks --------------------------------------------------------------------------
 
-FINETUNE_OPTIONS = (
-    "task",
-    "model",
-    "train",
-    "dev",
-    "test",
-    "encoder",
-    "word2vec",
-    "inputs",
-    "epochs",
-    "seed",
-    "lr",
-    "batch_size",
-    "patience",
-    "finetune_encoder",
-    "max_minutes",
-    "encoding_errors",
-    "format",
-    "checkpoint_dir",
-)
+# `elmo finetune` flags → the finetune key each sets (any key: --set SECTION.KEY=VALUE)
+FINETUNE_OPTIONS = {
+    "task": "task",
+    "model": "model",
+    "train": "data.train",
+    "dev": "data.dev",
+    "test": "data.test",
+    "format": "data.format",
+    "encoding_errors": "data.encoding_errors",
+    "encoder": "inputs.encoder",
+    "word2vec": "inputs.word2vec",
+    "inputs": "inputs.use",
+    "epochs": "training.epochs",
+    "seed": "training.seed",
+    "lr": "training.lr",
+    "batch_size": "training.batch_size",
+    "patience": "training.patience",
+    "finetune_encoder": "training.finetune_encoder",
+    "max_minutes": "training.max_minutes",
+    "checkpoint_dir": "training.checkpoint_dir",
+}
 
 
 def infer_task_of(values: dict) -> tuple[str | None, str]:
@@ -274,12 +275,13 @@ def infer_task_of(values: dict) -> tuple[str | None, str]:
     from pipeline.data.labelled import conll_tags_look_like_entities, one_example_per_line
     from pipeline.tasks.models import tasks_of
 
-    train = values.get("train")
+    data = values.get("data", {})
+    train = data.get("train")
     if train and is_conllu(train):
-        return "tag", f"{train} is CoNLL-U; it is read for its {values.get('conllu_tags', 'upos').upper()} tags"
+        return "tag", f"{train} is CoNLL-U; it is read for its {data.get('conllu_tags', 'upos').upper()} tags"
     if train and one_example_per_line(train):
         return "classify", f"{train} holds one example per line; --task ner or tag reads CoNLL columns"
-    if train and conll_tags_look_like_entities(train, values.get("label_column", -1)) is False:
+    if train and conll_tags_look_like_entities(train, data.get("label_column", -1)) is False:
         return "tag", f"{train}'s tags are not entity tags; --task ner reads B-/I-/O entity tags"
     learns = tasks_of(values["model"]) if values.get("model") else []
     if len(learns) == 1:
@@ -294,8 +296,8 @@ def _cmd_finetune(args) -> int:
     from pipeline.train.finetune import finetune, write_outputs
 
     overrides = parse_set(args.set)
-    for key in FINETUNE_OPTIONS:
-        value = getattr(args, key)
+    for flag, key in FINETUNE_OPTIONS.items():
+        value = getattr(args, flag)
         if value is not None and value is not False:
             overrides[key] = value
     inferred: list[str] = []
@@ -308,7 +310,7 @@ def _cmd_finetune(args) -> int:
 
     cfg = load_finetune_config(args.config, overrides, infer_inputs=True, infer_task=infer_task)
     for key in ("train", "dev"):
-        if not getattr(cfg, key):
+        if not getattr(cfg.data, key):
             raise PipelineError(f"--{key} is required (or `{key}:` in the --config file)")
     check_model(cfg, str(args.config) if args.config else "command line")
     if inferred and not args.quiet:
@@ -383,13 +385,16 @@ def _is_predictions_file(path: Path) -> bool:
 
 
 # the finetune settings that say how a labelled file is read (`elmo evaluate --set`)
-READ_KEYS = ("text_field", "label_field", "header", "token_column", "label_column", "tag_scheme", "conllu_tags")
+READ_KEYS = tuple(
+    f"data.{k}"
+    for k in ("text_field", "text_pair_field", "label_field", "header", "label_separator")
+    + ("token_column", "label_column", "tag_scheme", "conllu_tags")
+)
 
 
 def _cmd_evaluate(args) -> int:
-    import dataclasses
 
-    from pipeline.config import did_you_mean, load_finetune_config, parse_set
+    from pipeline.config import did_you_mean, load_finetune_config, parse_set, with_values
     from pipeline.data.labelled import format_of
     from pipeline.tasks.examples import check_labels, check_same_shape
     from pipeline.tasks.models import load_task_model
@@ -404,8 +409,10 @@ def _cmd_evaluate(args) -> int:
     model = load_task_model(args.model)
     task = model.task
     # the format given, else the one the model was trained with, else the file's name, else the training file's
-    trained_format = model.cfg.format or format_of(args.file) or format_of(model.cfg.train)
-    read_as = dataclasses.replace(model.cfg, encoding_errors=args.encoding_errors, format=args.format or trained_format)
+    trained_format = model.cfg.data.format or format_of(args.file) or format_of(model.cfg.data.train)
+    read_as = with_values(
+        model.cfg, {"data": {"encoding_errors": args.encoding_errors, "format": args.format or trained_format}}
+    )
     cfg = load_finetune_config(None, overrides, base=read_as) if overrides else read_as
     try:
         data = task.read(cfg, args.file, model.tokenize)
@@ -490,21 +497,24 @@ examples:
   elmo finetune --task classify --train train.tsv --dev dev.tsv --out models/clf
       TSV/CSV with a header row naming the columns sentence and label (model auto)
   elmo finetune --task classify --train train.txt --dev dev.txt --format tsv \\
-      --set text_field=1 --set label_field=0 --out models/clf
+      --set data.text_field=1 --set data.label_field=0 --out models/clf
       no header row: label<TAB>text lines; fields are 0-based column numbers
-  elmo finetune --task classify --train t.jsonl --dev d.jsonl --set text_field=review --out models/clf
-  elmo finetune --task ner --train train.conll --dev dev.conll --set tag_scheme=iob1 --out models/ner
+  elmo finetune --task classify --train t.jsonl --dev d.jsonl --set data.text_field=review --out models/clf
+  elmo finetune --task ner --train train.conll --dev dev.conll --set data.tag_scheme=iob1 --out models/ner
+  elmo finetune --task tag --train train.conllu --dev dev.conllu --out models/pos
+  elmo finetune --task pair --train train.tsv --dev dev.tsv --out models/nli
   elmo finetune --task classify --model tfidf --train train.tsv --dev dev.tsv --out models/tfidf
 
-important --set keys (all: docs/reference/config.md, finetune_* sections):
-  text_field, label_field    classify: column names, or 0-based numbers for a headerless file
-  header                     classify TSV/CSV: true/false (default: a header exactly when fields are names)
-  token_column, label_column ner: CoNLL columns (default 0 and -1)
-  tag_scheme                 ner: iob1 | iob2 | bioes, how the files are tagged
-  hidden, dropout, pooling   the BiLSTM's size, dropout, max | attention pooling (classify)
-  word_vectors               trainable | frozen | lookup (the word2vec part)
-  elmo_output                true: ELMo also at the task BiLSTM's output
-  min_epochs                 epochs before early stopping may count (small data needs them)
+keys are in four sections, set as --set SECTION.KEY=VALUE (all: docs/reference/config.md); important:
+  data.text_field, data.label_field   column names, or 0-based numbers for a headerless file
+  data.text_pair_field                pair, regress: the second text (default: found by name)
+  data.header                         TSV/CSV: true/false (default: a header exactly when fields are names)
+  data.token_column, data.label_column  ner, tag: CoNLL columns (default 0 and -1)
+  data.tag_scheme                     ner: iob1 | iob2 | bioes, how the files are tagged
+  inputs.word_vectors                 trainable | frozen | lookup (the word2vec part)
+  head.hidden, head.dropout, head.pooling  the BiLSTM's size, dropout, max | attention pooling
+  head.elmo_output                    true: ELMo also at the task BiLSTM's output
+  training.min_epochs                 epochs before early stopping may count (small data needs them)
 """
 
 
@@ -711,7 +721,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="model directory to write (best dev model, replaced atomically)")
     p.add_argument(
         "--config",
-        help="YAML file of finetune options: a flat mapping with the keys of params.yaml's "
+        help="YAML file of finetune options: the sections (data, inputs, head, training) of params.yaml's "
         "finetune_ner section (a copied `finetune_ner:` section works too)",
     )
     p.add_argument(
@@ -719,7 +729,7 @@ def build_parser() -> argparse.ArgumentParser:
         action="append",
         default=[],
         metavar="KEY=VALUE",
-        help="any finetune option, e.g. --set pooling=attention --set label_field=polarity",
+        help="any finetune option, e.g. --set head.pooling=attention --set data.label_field=polarity",
     )
     p.add_argument("--epochs", type=at_least(1))
     p.add_argument("--batch-size", type=at_least(1))
@@ -727,7 +737,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--patience", type=at_least(1))
     p.add_argument("--seed", type=seed)
     p.add_argument("--max-minutes", type=above_zero)
-    p.add_argument("--finetune-encoder", action="store_true", help="update the biLM too (at encoder_lr)")
+    p.add_argument("--finetune-encoder", action="store_true", help="update the biLM too (at training.encoder_lr)")
     p.add_argument(
         "--checkpoint-dir",
         help="keep the resumable state here (after every epoch and on SIGTERM); "
@@ -798,7 +808,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=[],
         metavar="KEY=VALUE",
         help=f"how to read this file when it differs from the training files: {', '.join(READ_KEYS)} "
-        "(e.g. --set text_field=1 --set label_field=0 for a headerless label<TAB>text file)",
+        "(e.g. --set data.text_field=1 --set data.label_field=0 for a headerless label<TAB>text file)",
     )
     p.set_defaults(func=_cmd_evaluate)
     return parser

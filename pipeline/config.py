@@ -285,23 +285,39 @@ FINETUNE_SECTIONS = ("finetune_ner", "finetune_sentiment")  # the params.yaml se
 
 
 @dataclass
-class FinetuneConfig:
-    """A downstream task on ``[word2vec ; ELMo scalar mix]`` inputs (``finetune_ner`` and
-    ``finetune_sentiment`` stages, ``elmo finetune``). Paths are relative to the working directory."""
+class DataConfig:
+    """``data``: the labelled files and how they are read."""
 
-    # ner: entity tags (BIO); tag: any per-token tags (POS, chunks; CoNLL columns or CoNLL-U);
-    # classify: one label per text; pair: one label per pair of texts (NLI, paraphrase);
-    # regress: a number per text or pair; multilabel: 0 or more labels per text
-    task: TaskName = "ner"
-    # auto: every model type the task supports, the best on the task's primary dev score kept
-    # (`elmo finetune --help` and the configuration reference list the model types)
-    model: ModelName = "auto"
-    train: str = ""  # labelled files: CoNLL columns or CoNLL-U (ner, tag), TSV/CSV/JSONL (classify)
-    dev: str = ""
-    test: str | None = None
+    train: str = ""  # labelled files: CoNLL columns or CoNLL-U (ner, tag), TSV/CSV/JSONL (the others)
+    dev: str = ""  # picks the epoch, the model type (auto), C and thresholds
+    test: str | None = None  # scored once, at the end (null: none)
+    format: Literal["tsv", "csv", "jsonl"] | None = None  # TSV/CSV/JSONL files: None = from the file suffix
+    encoding_errors: Literal["error", "replace"] = "error"  # invalid UTF-8 / control characters: stop, or U+FFFD
+    text_field: str | int = "sentence"  # TSV/CSV/JSONL: a header name, or a 0-based column number (no header row)
+    # the second text of a pair (pair, regress); null: found by name (sentence1/sentence2,
+    # premise/hypothesis, question1/question2, text/text_pair, sentence_A/sentence_B, ...)
+    text_pair_field: str | int | None = None
+    label_field: str | int = "label"  # TSV/CSV/JSONL: the label's header name or column number
+    header: bool | None = None  # TSV/CSV header row: None = yes when the fields are names, no when numbers
+    label_separator: str = ","  # multilabel: between the labels of a label field (joy,love)
+    token_column: int = 0  # CoNLL files (ner, tag): the token's column, 0-based
+    label_column: int = -1  # CoNLL files: the tag's column (-1: the last)
+    conllu_tags: Literal["upos", "xpos"] = "upos"  # the tag column of a CoNLL-U file (.conllu)
+    tag_scheme: Literal["iob1", "iob2", "bioes"] = "iob2"  # the scheme the files are written in
+    invalid_tags: Literal["repair", "error"] = "repair"  # e.g. I-PER after O under IOB2
+
+    def validate(self, bad: Callable[[str, str], PipelineError]) -> None:
+        if not self.label_separator:
+            raise bad("label_separator", "must not be empty (one or more characters between labels)")
+
+
+@dataclass
+class InputsConfig:
+    """``inputs``: what a token is to the task model: word vectors, the ELMo scalar mix, its own characters."""
+
+    use: Literal["both", "elmo", "word2vec"] = "both"  # word vectors, ELMo, or both (the task's chars come on top)
     encoder: str | None = "models/encoder"  # an exported encoder directory (`elmo export`)
     word2vec: str | None = "data/word2vec/vectors.bin"  # word2vec text/binary format or gensim .kv
-    inputs: Literal["both", "elmo", "word2vec"] = "both"  # word vectors, ELMo, or both (the task's chars come on top)
     word_vectors: Literal["trainable", "frozen", "lookup"] = "trainable"  # lookup: per-token word2vec, frozen
     word_dropout: float = 0.5  # training words seen once → the unknown-word vector with this probability
     max_words: int = 100_000  # word table: training words + word2vec words up to this many
@@ -309,35 +325,40 @@ class FinetuneConfig:
     char_dim: int = 30
     char_filters: int = 50
     char_width: int = 3
-    # NER files
-    token_column: int = 0
-    label_column: int = -1
-    conllu_tags: Literal["upos", "xpos"] = "upos"  # the tag column of a CoNLL-U file (.conllu)
-    tag_scheme: Literal["iob1", "iob2", "bioes"] = "iob2"  # the scheme the files are written in
-    model_scheme: Literal["iob2", "bioes"] = "iob2"  # the scheme the CRF learns (converted on read)
-    invalid_tags: Literal["repair", "error"] = "repair"  # e.g. I-PER after O under IOB2
-    # classification files
-    format: Literal["tsv", "csv", "jsonl"] | None = None  # None = from the file suffix
-    encoding_errors: Literal["error", "replace"] = "error"  # invalid UTF-8 / control characters: stop, or U+FFFD
-    text_field: str | int = "sentence"  # a header name, or a 0-based column number (no header row)
-    # the second text of a pair (pair, regress); null: found by name (sentence1/sentence2,
-    # premise/hypothesis, question1/question2, text/text_pair, sentence_A/sentence_B, ...)
-    text_pair_field: str | int | None = None
-    label_field: str | int = "label"
-    header: bool | None = None  # TSV/CSV header row: None = yes when the fields are names, no when numbers
-    label_separator: str = ","  # multilabel: between the labels of a label field (joy,love)
-    # model
-    hidden: int = 100  # task BiLSTM cell size per direction
-    dropout: float = 0.5
-    pooling: Literal["max", "attention"] = "max"  # classify only
-    clip: bool = False  # regress: predictions clipped to the range of the training scores
     layer_norm: bool = False  # ScalarMix layer norm over unmasked positions
     elmo_dropout: float = 0.5  # dropout on the ELMo part of the input
-    elmo_output: bool = False  # ELMo also at the task BiLSTM's output (ELMo §3.3): a second scalar mix
     mix_l2: float = 0.0  # L2 penalty on the ScalarMix weights
-    finetune_encoder: bool = False  # update the biLM too (with encoder_lr); default frozen
-    encoder_lr: float = 1e-4
-    # training
+
+    def validate(self, bad: Callable[[str, str], PipelineError]) -> None:
+        for key in ("char_dim", "char_filters", "char_width"):
+            at_least(bad, self, key, 1)
+        at_least(bad, self, "max_words", 2)
+        for key in ("elmo_dropout", "word_dropout"):
+            dropout_rate(bad, self, key)
+        if self.mix_l2 < 0:
+            raise bad("mix_l2", "must be >= 0")
+
+
+@dataclass
+class HeadConfig:
+    """``head``: the task network on top of the inputs."""
+
+    hidden: int = 100  # task BiLSTM cell size per direction
+    dropout: float = 0.5
+    pooling: Literal["max", "attention"] = "max"  # classify, pair, regress, multilabel: tokens → one vector
+    clip: bool = False  # regress: predictions clipped to the range of the training scores
+    elmo_output: bool = False  # ELMo also at the task BiLSTM's output (ELMo §3.3): a second scalar mix
+    model_scheme: Literal["iob2", "bioes"] = "iob2"  # ner: the scheme the CRF learns (converted on read)
+
+    def validate(self, bad: Callable[[str, str], PipelineError]) -> None:
+        at_least(bad, self, "hidden", 1)
+        dropout_rate(bad, self, "dropout")
+
+
+@dataclass
+class TrainingConfig:
+    """``training``: the epoch loop of the task models that have one (bilstm), and the seed of all."""
+
     epochs: int = 50  # an upper bound: early stopping ends most runs (a few hundred sentences need 20-30)
     batch_size: int = 32
     lr: float = 1e-3
@@ -347,82 +368,135 @@ class FinetuneConfig:
     patience: int = 5
     min_epochs: int = 10
     max_minutes: float | None = None  # wall-clock budget (checked after each epoch)
+    finetune_encoder: bool = False  # update the biLM too (with encoder_lr); default frozen
+    encoder_lr: float = 1e-4
     seed: int = 0
     # a directory for the resumable state (weights, optimizer, RNG, position), written after every
     # epoch and on SIGTERM/SIGHUP; a run with the same settings resumes from it. null: none
     checkpoint_dir: str | None = None
 
-    def validate(self, where: str, section: str = "finetune") -> None:
-        def bad(key: str, msg: str) -> PipelineError:
-            return PipelineError(f"{where}: {section}.{key}: {msg}")
-
-        for key in (
-            "hidden",
-            "epochs",
-            "batch_size",
-            "patience",
-            "min_epochs",
-            "char_dim",
-            "char_filters",
-            "char_width",
-        ):
-            if getattr(self, key) < 1:
-                raise bad(key, f"must be at least 1, got {getattr(self, key)}")
-        if self.max_words < 2:
-            raise bad("max_words", f"must be at least 2, got {self.max_words}")
+    def validate(self, bad: Callable[[str, str], PipelineError]) -> None:
+        for key in ("epochs", "batch_size", "patience", "min_epochs"):
+            at_least(bad, self, key, 1)
         if self.grad_clip is not None and self.grad_clip <= 0:
             raise bad("grad_clip", "must be positive or null")
-        for key in ("dropout", "elmo_dropout", "word_dropout"):
-            if not 0.0 <= getattr(self, key) < 1.0:
-                raise bad(key, f"must be in [0, 1), got {getattr(self, key)}")
         for key in ("lr", "encoder_lr"):
             if getattr(self, key) <= 0:
                 raise bad(key, f"must be positive, got {getattr(self, key)}")
-        if self.mix_l2 < 0:
-            raise bad("mix_l2", "must be >= 0")
-        check_seed(self.seed, f"{where}: {section}.seed")
         if self.max_minutes is not None and self.max_minutes <= 0:
             raise bad("max_minutes", "must be positive or null")
-        if self.finetune_encoder and self.inputs == "word2vec":
-            raise bad("finetune_encoder", "there is no encoder to finetune with inputs 'word2vec'")
-        if self.elmo_output and self.inputs == "word2vec":
-            raise bad("elmo_output", "needs ELMo: inputs 'both' or 'elmo', not 'word2vec'")
+        try:
+            check_seed(self.seed, "seed")
+        except PipelineError as e:
+            raise bad("seed", str(e).removeprefix("seed: ")) from None
+
+
+def at_least(bad: Callable[[str, str], PipelineError], cfg: Any, key: str, low: int) -> None:
+    if getattr(cfg, key) < low:
+        raise bad(key, f"must be at least {low}, got {getattr(cfg, key)}")
+
+
+def dropout_rate(bad: Callable[[str, str], PipelineError], cfg: Any, key: str) -> None:
+    if not 0.0 <= getattr(cfg, key) < 1.0:
+        raise bad(key, f"must be in [0, 1), got {getattr(cfg, key)}")
+
+
+@dataclass
+class FinetuneConfig:
+    """A downstream task on ``[word2vec ; ELMo scalar mix]`` inputs (``finetune_ner`` and
+    ``finetune_sentiment`` stages, ``elmo finetune``), in four sections: ``data`` (the files and how
+    they are read), ``inputs``, ``head`` and ``training``. Keys are written dotted on the command
+    line (``--set training.lr=0.003``). Paths are relative to the working directory."""
+
+    # ner: entity tags (BIO); tag: any per-token tags (POS, chunks; CoNLL columns or CoNLL-U);
+    # classify: one label per text; pair: one label per pair of texts (NLI, paraphrase);
+    # regress: a number per text or pair; multilabel: 0 or more labels per text
+    task: TaskName = "ner"
+    # auto: every model type the task supports, the best on the task's primary dev score kept
+    # (`elmo finetune --help` and the configuration reference list the model types)
+    model: ModelName = "auto"
+    data: DataConfig = field(default_factory=DataConfig)
+    inputs: InputsConfig = field(default_factory=InputsConfig)
+    head: HeadConfig = field(default_factory=HeadConfig)
+    training: TrainingConfig = field(default_factory=TrainingConfig)
+
+    def validate(self, where: str, section: str = "finetune") -> None:
+        for name in SECTIONS_OF_FINETUNE:
+
+            def bad(key: str, msg: str, name: str = name) -> PipelineError:
+                return PipelineError(f"{where}: {section}.{name}.{key}: {msg}")
+
+            getattr(self, name).validate(bad)
+        if self.training.finetune_encoder and self.inputs.use == "word2vec":
+            raise PipelineError(
+                f"{where}: {section}.training.finetune_encoder: "
+                "there is no encoder to finetune with inputs.use 'word2vec'"
+            )
+        if self.head.elmo_output and self.inputs.use == "word2vec":
+            raise PipelineError(
+                f"{where}: {section}.head.elmo_output: needs ELMo: inputs.use 'both' or 'elmo', not 'word2vec'"
+            )
 
     def validate_inputs(self, where: str, section: str = "finetune") -> None:
-        """The files ``inputs`` names are set (for a model type that uses them)."""
+        """The files ``inputs.use`` names are set (for a model type that uses them)."""
+        use = self.inputs.use
+        if use != "word2vec" and not self.inputs.encoder:
+            raise PipelineError(f"{where}: {section}.inputs.encoder: inputs.use {use!r} needs an encoder directory")
+        if use != "elmo" and not self.inputs.word2vec:
+            raise PipelineError(f"{where}: {section}.inputs.word2vec: inputs.use {use!r} needs a word2vec vector file")
 
-        def bad(key: str, msg: str) -> PipelineError:
-            return PipelineError(f"{where}: {section}.{key}: {msg}")
 
-        if self.inputs != "word2vec" and not self.encoder:
-            raise bad("encoder", f"inputs {self.inputs!r} need an encoder directory")
-        if self.inputs != "elmo" and not self.word2vec:
-            raise bad("word2vec", f"inputs {self.inputs!r} need a word2vec vector file")
+SECTIONS_OF_FINETUNE = ("data", "inputs", "head", "training")
+
+
+def _dotted_keys() -> dict[str, str]:
+    """Each finetune key of the flat layout (saved models of format 3, older config files) → its
+    dotted key in the sections (``lr`` → ``training.lr``; ``inputs`` → ``inputs.use``)."""
+    hints = typing.get_type_hints(FinetuneConfig)
+    out = {"inputs": "inputs.use"}
+    for name in SECTIONS_OF_FINETUNE:
+        for f in dataclasses.fields(hints[name]):
+            assert f.name not in out or f.name == "inputs", f"finetune key {f.name!r} in two sections"
+            if f.name != "use":
+                out[f.name] = f"{name}.{f.name}"
+    return out
+
+
+FLAT_FINETUNE_KEYS = _dotted_keys()
+
+
+def nest_flat_finetune(flat: dict) -> dict:
+    """A flat finetune mapping (format 3) in sections: ``{"lr": 0.1}`` → ``{"training": {"lr": 0.1}}``."""
+    out: dict = {}
+    for key, value in flat.items():
+        section, dot, leaf = FLAT_FINETUNE_KEYS.get(key, key).partition(".")
+        if dot:
+            out.setdefault(section, {})[leaf] = value
+        else:
+            out[key] = value
+    return out
 
 
 def _ner_defaults() -> FinetuneConfig:
     return FinetuneConfig(
         task="ner",
-        train="data/samples/ner/train.conll",
-        dev="data/samples/ner/dev.conll",
-        test="data/samples/ner/test.conll",
-        epochs=30,
-        patience=5,
-        batch_size=16,
+        data=DataConfig(
+            train="data/samples/ner/train.conll", dev="data/samples/ner/dev.conll", test="data/samples/ner/test.conll"
+        ),
+        training=TrainingConfig(epochs=30, patience=5, batch_size=16),
     )
 
 
 def _sentiment_defaults() -> FinetuneConfig:
     return FinetuneConfig(
         task="classify",
-        train="data/samples/sentiment/train.tsv",
-        dev="data/samples/sentiment/dev.tsv",
-        test="data/samples/sentiment/test.tsv",
-        epochs=60,
-        patience=15,
-        batch_size=16,
-        lr=0.003,
-    )  # 0.01 and 0.001 stalled at dev 0.69
+        data=DataConfig(
+            train="data/samples/sentiment/train.tsv",
+            dev="data/samples/sentiment/dev.tsv",
+            test="data/samples/sentiment/test.tsv",
+        ),
+        training=TrainingConfig(epochs=60, patience=15, batch_size=16, lr=0.003),  # 0.01 and 0.001 stalled at dev 0.69
+    )
 
 
 @dataclass
@@ -511,22 +585,66 @@ def did_you_mean(word: str, known: list[str]) -> str:
 
 
 def check_section(cls: type, data: Any, where: str) -> dict:
-    """Validate a mapping of overrides for dataclass ``cls``; return the converted mapping."""
+    """Validate a mapping of overrides for dataclass ``cls``; return the converted mapping. A field
+    that is itself a dataclass (a section of ``FinetuneConfig``) takes a mapping, and a dotted key
+    (``training.lr``) reaches into it; the result is nested (``{"training": {"lr": ...}}``)."""
     if data is None:
         return {}
     if not isinstance(data, dict):
         raise PipelineError(f"{where}: expected a mapping of keys, got {type(data).__name__}")
     hints = typing.get_type_hints(cls)
-    names = [f.name for f in dataclasses.fields(cls)]
-    out = {}
+    out: dict = {}
     for key, value in data.items():
-        if key not in names:
-            last = str(key).rsplit(".", 1)[-1]  # `--set finetune_ner.hidden=8`: the key without its section
-            hint = f" (did you mean {last!r}?)" if "." in str(key) and last in names else did_you_mean(str(key), names)
-            known = "" if hint else f"; known keys: {', '.join(names)}"
-            raise PipelineError(f"{where}.{key}: unknown key{hint}{known}")
-        out[key] = _convert(value, hints[key], f"{where}.{key}")
+        head, dot, rest = str(key).partition(".")
+        if head in hints and dataclasses.is_dataclass(hints[head]):
+            if not dot and not isinstance(value, dict) and value is not None:
+                raise PipelineError(
+                    f"{where}.{key}: expected a mapping of the {key} section's keys{_moved_hint(cls, key)}"
+                )
+            inner = check_section(hints[head], {rest: value} if dot else value, f"{where}.{head}")
+            out[head] = merge_values(out.get(head, {}), inner)
+        elif key in hints:
+            out[key] = _convert(value, hints[key], f"{where}.{key}")
+        else:
+            raise PipelineError(f"{where}.{key}: unknown key{_unknown_hint(cls, str(key), list(hints))}")
     return out
+
+
+def _moved_hint(cls: type, key: str) -> str:
+    """`` (now training.lr: ...)`` for a finetune key of the flat layout, else ``""``."""
+    if cls is FinetuneConfig and key in FLAT_FINETUNE_KEYS:
+        return f" (now {FLAT_FINETUNE_KEYS[key]}: finetune keys are grouped in {', '.join(SECTIONS_OF_FINETUNE)})"
+    return ""
+
+
+def _unknown_hint(cls: type, key: str, names: list[str]) -> str:
+    moved = _moved_hint(cls, key)
+    if moved:
+        return moved
+    last = key.rsplit(".", 1)[-1]  # `--set finetune_ner.hidden=8`: the key without its section
+    if "." in key and cls is FinetuneConfig and last in FLAT_FINETUNE_KEYS:
+        return f" (did you mean {FLAT_FINETUNE_KEYS[last]!r}?)"
+    hint = f" (did you mean {last!r}?)" if "." in key and last in names else did_you_mean(key, names)
+    return hint or f"; known keys: {', '.join(names)}"
+
+
+def merge_values(base: dict, more: dict) -> dict:
+    """``more`` over ``base``, section by section (nested mappings merge; other values replace)."""
+    out = dict(base)
+    for key, value in more.items():
+        out[key] = (
+            merge_values(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+        )
+    return out
+
+
+def with_values(cfg: Any, values: dict) -> Any:
+    """A copy of the dataclass ``cfg`` with the checked, possibly nested ``values`` applied."""
+    changes = {
+        key: with_values(getattr(cfg, key), value) if dataclasses.is_dataclass(getattr(cfg, key)) else value
+        for key, value in values.items()
+    }
+    return dataclasses.replace(cfg, **changes)
 
 
 class StrictLoader(yaml.SafeLoader):
@@ -613,9 +731,9 @@ def load_params(path: str | Path = "params.yaml", preset_dir: Path | None = None
     merged: dict[str, dict] = {name: {} for name in SECTIONS}
     for _, layer in layers:
         for section, values in layer.items():
-            merged[section].update(values)
+            merged[section] = merge_values(merged[section], values)
     defaults = Params()
-    sections = {name: dataclasses.replace(getattr(defaults, name), **values) for name, values in merged.items()}
+    sections = {name: with_values(getattr(defaults, name), values) for name, values in merged.items()}
     for name, cfg in sections.items():
         if isinstance(cfg, FinetuneConfig):
             cfg.validate(str(path), name)
@@ -636,34 +754,37 @@ def load_finetune_config(
     infer_inputs: bool = False,
     infer_task: Callable[[dict], str | None] | None = None,
 ) -> FinetuneConfig:
-    """A FinetuneConfig from ``base`` (default: the dataclass defaults), then the keys of a flat YAML
-    file (``elmo finetune --config``), then ``overrides`` (command-line options that were given).
-    ``infer_inputs``: when ``inputs`` is set nowhere and only one of ``encoder``/``word2vec`` is,
-    use only that one (``elmo finetune --encoder DIR`` means ELMo inputs). ``infer_task``: when
-    ``task`` is set nowhere, ``infer_task(the keys set)`` may name it (None keeps the default)."""
+    """A FinetuneConfig from ``base`` (default: the dataclass defaults), then the keys of a YAML
+    file (``elmo finetune --config``), then ``overrides`` (command-line options that were given;
+    dotted keys like ``training.lr`` reach into the sections). ``infer_inputs``: when ``inputs.use``
+    is set nowhere and only one of ``inputs.encoder``/``inputs.word2vec`` is, use only that one
+    (``elmo finetune --encoder DIR`` means ELMo inputs). ``infer_task``: when ``task`` is set
+    nowhere, ``infer_task(the values set, nested)`` may name it (None keeps the default)."""
     values: dict = {}
     if path is not None:
         data = _read_yaml(Path(path))
-        sections = [k for k, v in data.items() if isinstance(v, dict) or k in FINETUNE_SECTIONS]
+        keys = [f.name for f in dataclasses.fields(FinetuneConfig)]
+        others = [k for k, v in data.items() if k not in keys and (isinstance(v, dict) or k in FINETUNE_SECTIONS)]
         where = f"{path}: finetune"
         if len(data) == 1 and next(iter(data)) in FINETUNE_SECTIONS:
             where = f"{path}: {next(iter(data))}"
             data = next(iter(data.values())) or {}  # a section copied from params.yaml, header and all
-        elif sections:
-            hint = did_you_mean(str(sections[0]), list(FINETUNE_SECTIONS))
+        elif others:
+            hint = did_you_mean(str(others[0]), list(FINETUNE_SECTIONS))
             raise PipelineError(
-                f"{path}: {sections[0]}: a finetune config holds one task's keys, alone or under one "
+                f"{path}: {others[0]}: a finetune config holds one task's keys, alone or under one "
                 f"section header ({' or '.join(FINETUNE_SECTIONS)}){hint}"
             )
-        values.update(check_section(FinetuneConfig, data, where))
-    values.update(check_section(FinetuneConfig, overrides or {}, "command line: finetune"))
+        values = check_section(FinetuneConfig, data, where)
+    values = merge_values(values, check_section(FinetuneConfig, overrides or {}, "command line: finetune"))
     if infer_task is not None and "task" not in values:
         task = infer_task(values)
         if task is not None:
             values["task"] = task
-    if infer_inputs and "inputs" not in values and ("encoder" in values) != ("word2vec" in values):
-        values["inputs"] = "elmo" if "encoder" in values else "word2vec"
-    cfg = dataclasses.replace(base or FinetuneConfig(), **values)
+    given = values.get("inputs", {})
+    if infer_inputs and "use" not in given and ("encoder" in given) != ("word2vec" in given):
+        values = merge_values(values, {"inputs": {"use": "elmo" if "encoder" in given else "word2vec"}})
+    cfg = with_values(base or FinetuneConfig(), values)
     cfg.validate(str(path) if path else "command line", "finetune")
     return cfg
 
@@ -674,7 +795,7 @@ def parse_set(items: list[str]) -> dict:
     for item in items:
         key, sep, value = item.partition("=")
         if not sep or not key:
-            raise PipelineError(f"--set {item!r}: expected KEY=VALUE (e.g. --set pooling=attention)")
+            raise PipelineError(f"--set {item!r}: expected KEY=VALUE (e.g. --set head.pooling=attention)")
         try:
             out[key.strip()] = read_yaml_text(value)
         except yaml.YAMLError:

@@ -77,18 +77,12 @@ def ner_crf(train: str, dev: str, test: str, **read_options) -> dict:
 
 
 def tfidf(args) -> dict:
-    from pipeline.config import FinetuneConfig
+    from pipeline.config import load_finetune_config
     from pipeline.train.finetune import finetune
 
-    cfg = FinetuneConfig(
-        task="classify",
-        model="tfidf",
-        train=args.train,
-        dev=args.dev,
-        test=args.test,
-        text_field=args.text_field,
-        label_field=args.label_field,
-    )
+    files = {"data.train": args.train, "data.dev": args.dev, "data.test": args.test}
+    fields = {"data.text_field": args.text_field, "data.label_field": args.label_field}
+    cfg = load_finetune_config(None, {"task": "classify", "model": "tfidf", **files, **fields})
     with tempfile.TemporaryDirectory() as d:
         r = finetune(cfg, f"{d}/m", progress=False)
     return {

@@ -48,27 +48,40 @@ TASK_NAME = {"conll2003": "CoNLL-2003 NER", "sst5": "SST-5", "sst2": "SST-2"}
 ROWS = {  # row → (finetune settings, its label in the table)
     "baseline": (None, None),
     "lookup": (
-        {"inputs": "both", "word_vectors": "lookup", "char_encoder": "none", "grad_clip": None},
+        {
+            "inputs.use": "both",
+            "inputs.word_vectors": "lookup",
+            "inputs.char_encoder": "none",
+            "training.grad_clip": None,
+        },
         "frozen word2vec lookup + ELMo (the earlier inputs, for reference)",
     ),
-    "word2vec": ({"inputs": "word2vec", "model": "bilstm"}, "ours without ELMo: trainable words + casing + char CNN"),
-    "elmo-only": ({"inputs": "elmo", "model": "bilstm"}, "ELMo only (+ char CNN)"),
-    "both": ({"inputs": "both", "model": "bilstm"}, "ours + ELMo (frozen biLM)"),
+    "word2vec": (
+        {"inputs.use": "word2vec", "model": "bilstm"},
+        "ours without ELMo: trainable words + casing + char CNN",
+    ),
+    "elmo-only": ({"inputs.use": "elmo", "model": "bilstm"}, "ELMo only (+ char CNN)"),
+    "both": ({"inputs.use": "both", "model": "bilstm"}, "ours + ELMo (frozen biLM)"),
     "output": (
-        {"inputs": "both", "elmo_output": True, "model": "bilstm"},
+        {"inputs.use": "both", "head.elmo_output": True, "model": "bilstm"},
         "ours + ELMo at the input and the task BiLSTM's output",
     ),
-    "adapted": ({"inputs": "both", "model": "bilstm"}, "ours + ELMo, biLM adapted to the task's text"),
-    "finetuned": ({"inputs": "both", "finetune_encoder": True, "model": "bilstm"}, "ours + ELMo, biLM finetuned"),
-    "linear": ({"inputs": "both", "model": "linear"}, "linear: TF-IDF + pooled ELMo layers, logistic regression"),
-    "auto": ({"inputs": "both", "model": "auto"}, "auto (the default): best of TF-IDF / linear / BiLSTM on dev"),
+    "adapted": ({"inputs.use": "both", "model": "bilstm"}, "ours + ELMo, biLM adapted to the task's text"),
+    "finetuned": (
+        {"inputs.use": "both", "training.finetune_encoder": True, "model": "bilstm"},
+        "ours + ELMo, biLM finetuned",
+    ),
+    "linear": ({"inputs.use": "both", "model": "linear"}, "linear: TF-IDF + pooled ELMo layers, logistic regression"),
+    "auto": ({"inputs.use": "both", "model": "auto"}, "auto (the default): best of TF-IDF / linear / BiLSTM on dev"),
 }
 BASELINE_LABEL = {
     "conll2003": "feature CRF",
     "sst5": "TF-IDF + logistic regression",
     "sst2": "TF-IDF + logistic regression",
 }
-ROW_KEYS = {"seed", "encoder", "word2vec", "model"}.union(*(s for s, _ in ROWS.values() if s))  # not for --set
+ROW_KEYS = {"training.seed", "inputs.encoder", "inputs.word2vec", "model"}.union(
+    *(s for s, _ in ROWS.values() if s)
+)  # not for --set
 
 
 def row_of(run: dict) -> str:
@@ -119,13 +132,13 @@ def baseline_run(task: str, cfg) -> dict:
         baselines = importlib.util.module_from_spec(spec)
         spec.loader.exec_module(baselines)
         r = baselines.ner_crf(
-            cfg.train,
-            cfg.dev,
-            cfg.test,
-            token_col=cfg.token_column,
-            label_col=cfg.label_column,
-            scheme=cfg.tag_scheme,
-            encoding_errors=cfg.encoding_errors,
+            cfg.data.train,
+            cfg.data.dev,
+            cfg.data.test,
+            token_col=cfg.data.token_column,
+            label_col=cfg.data.label_column,
+            scheme=cfg.data.tag_scheme,
+            encoding_errors=cfg.data.encoding_errors,
         )
     else:
         from pipeline.train.finetune import finetune
@@ -210,17 +223,17 @@ class Sweep:
         settings = {
             **self.overrides,
             **ROWS[row][0],
-            "seed": seed,
-            "encoder": encoder_dir,
-            "word2vec": self.args.word2vec,
+            "training.seed": seed,
+            "inputs.encoder": encoder_dir,
+            "inputs.word2vec": self.args.word2vec,
         }
         cfg = load_finetune_config(None, settings, base)
-        encoder = self.encoder(encoder_dir) if cfg.inputs != "word2vec" else None
-        cache = None if cfg.finetune_encoder else self.caches.setdefault(encoder_dir, {})
-        inputs = (encoder, load_word2vec_lookup(self.args.word2vec, seed) if cfg.inputs != "elmo" else None)
+        encoder = self.encoder(encoder_dir) if cfg.inputs.use != "word2vec" else None
+        cache = None if cfg.training.finetune_encoder else self.caches.setdefault(encoder_dir, {})
+        inputs = (encoder, load_word2vec_lookup(self.args.word2vec, seed) if cfg.inputs.use != "elmo" else None)
         with tempfile.TemporaryDirectory() as tmp:
             if self.args.train_size:
-                cfg = load_finetune_config(None, {"train": subsample(cfg, self.args.train_size, seed, tmp)}, cfg)
+                cfg = load_finetune_config(None, {"data.train": subsample(cfg, self.args.train_size, seed, tmp)}, cfg)
             r = finetune(cfg, Path(tmp) / "model", progress=False, inputs=inputs, layer_cache=cache, log=lambda m: None)
         return {k: v for k, v in r.items() if k not in ("test_predictions", "test_targets")}
 
@@ -277,14 +290,14 @@ def main(argv=None) -> int:
 
 
 def subsample(cfg, n: int, seed: int, tmp: str) -> str:
-    """A TSV of ``n`` training rows of ``cfg.train`` drawn with ``seed`` (header kept), in ``tmp``."""
+    """A TSV of ``n`` training rows of ``cfg.data.train`` drawn with ``seed`` (header kept), in ``tmp``."""
     import random
 
-    lines = Path(cfg.train).read_text(encoding="utf-8").splitlines()
-    head, rows = (lines[:1], lines[1:]) if cfg.header is not False else ([], lines)
+    lines = Path(cfg.data.train).read_text(encoding="utf-8").splitlines()
+    head, rows = (lines[:1], lines[1:]) if cfg.data.header is not False else ([], lines)
     if n > len(rows):
-        raise PipelineError(f"--train-size {n}: {cfg.train} has only {len(rows)} rows")
-    path = Path(tmp) / f"train{n}_seed{seed}{Path(cfg.train).suffix}"
+        raise PipelineError(f"--train-size {n}: {cfg.data.train} has only {len(rows)} rows")
+    path = Path(tmp) / f"train{n}_seed{seed}{Path(cfg.data.train).suffix}"
     path.write_text("\n".join(head + random.Random(seed).sample(rows, n)) + "\n", encoding="utf-8")
     return str(path)
 

@@ -65,12 +65,24 @@ def default_text(f: dataclasses.Field, instance) -> str:
 
 
 def section_table(name: str, instance) -> list[str]:
+    return [f"## `{name}`", "", "| key | type | default | meaning |", "|---|---|---|---|", *key_rows(instance), ""]
+
+
+def key_rows(instance, prefix: str = "") -> list[str]:
+    """A row per key; a section within the section (finetune's data, inputs, head, training) gives
+    its keys dotted (``training.lr``) after a row saying what it holds."""
     comments = field_comments(type(instance))
-    rows = [f"## `{name}`", "", "| key | type | default | meaning |", "|---|---|---|---|"]
+    rows = []
     for f in dataclasses.fields(instance):
+        value = getattr(instance, f.name)
+        if dataclasses.is_dataclass(value):
+            what = (type(value).__doc__ or "").split(":", 1)[-1].strip().replace("``", "`")
+            rows.append(f"| **`{prefix}{f.name}`** | section | | {what} |")
+            rows += key_rows(value, f"{prefix}{f.name}.")
+            continue
         meaning = comments.get(f.name, "").replace("``", "`").replace("|", "\\|")
-        rows.append(f"| `{f.name}` | {type_name(f.type)} | {default_text(f, instance)} | {meaning} |")
-    return rows + [""]
+        rows.append(f"| `{prefix}{f.name}` | {type_name(f.type)} | {default_text(f, instance)} | {meaning} |")
+    return rows
 
 
 def config_page() -> str:
@@ -83,8 +95,10 @@ def config_page() -> str:
         "Every setting of `params.yaml`, by section, with its default. A run's settings are the",
         "defaults below, then each preset named in `presets:` in order, then the sections of",
         "`params.yaml` itself; `elmo config` prints the result. An unknown key or a value of the",
-        "wrong type is an error naming the file and the key. `elmo finetune --config FILE` takes the",
-        "keys of a `finetune_*` section as a flat mapping, and `--set KEY=VALUE` any one of them.",
+        "wrong type is an error naming the file and the key. The `finetune_*` sections group their",
+        "keys in four sections (`data`, `inputs`, `head`, `training`), written nested in YAML and dotted",
+        "on the command line: `elmo finetune --config FILE` takes one `finetune_*` section's keys, and",
+        "`--set training.lr=0.003` any one of them.",
         "",
         f"Presets shipped with the package: {', '.join(f'`{p}`' for p in config.available_presets())}.",
         "",

@@ -28,44 +28,51 @@ import json
 import tempfile
 from pathlib import Path
 
-from pipeline.config import FinetuneConfig
+from pipeline.config import load_finetune_config
 from pipeline.errors import run_main
 from pipeline.io import write_json_atomic
 
 SHARED = Path(__file__).resolve().parent.parent.parent / "shared" / "data"
 CONLL = SHARED / "conll2003"
+CONLL_FILES = {
+    f"data.{k}": str(CONLL / f"{f}.txt") for k, f in (("train", "train"), ("dev", "valid"), ("test", "test"))
+}
 DATA = {  # name → (what it is, the finetune settings, the baseline model, the scores shown)
     "pos": (
         "CoNLL-2003 part of speech (tag)",
-        dict(task="tag", train=str(CONLL / "train.txt"), dev=str(CONLL / "valid.txt"), test=str(CONLL / "test.txt"))
-        | {"label_column": 1},
+        {"task": "tag", **CONLL_FILES, "data.label_column": 1},
         "majority",
         ("accuracy",),
     ),
     "chunk": (
         "CoNLL-2003 chunks (tag)",
-        dict(task="tag", train=str(CONLL / "train.txt"), dev=str(CONLL / "valid.txt"), test=str(CONLL / "test.txt"))
-        | {"label_column": 2},
+        {"task": "tag", **CONLL_FILES, "data.label_column": 2},
         "majority",
         ("accuracy", "span_f1"),
     ),
 }
 SICK = SHARED / "sick"
-SICK_FILES = dict(
-    train=str(SICK / "SICK_train.txt"), dev=str(SICK / "SICK_trial.txt"), test=str(SICK / "SICK_test_annotated.txt")
-)
-SICK_COLUMNS = dict(format="tsv", text_field=1, text_pair_field=2)  # no header: id, A, B, score, label
+SICK_FILES = {
+    "data.train": str(SICK / "SICK_train.txt"),
+    "data.dev": str(SICK / "SICK_trial.txt"),
+    "data.test": str(SICK / "SICK_test_annotated.txt"),
+}
+SICK_COLUMNS = {
+    "data.format": "tsv",
+    "data.text_field": 1,
+    "data.text_pair_field": 2,
+}  # no header: id, A, B, score, label
 DATA.update(
     {
         "sick-e": (
             "SICK entailment (pair)",
-            dict(task="pair", **SICK_FILES, **SICK_COLUMNS, label_field=4),
+            {"task": "pair", **SICK_FILES, **SICK_COLUMNS, "data.label_field": 4},
             "tfidf",
             ("accuracy",),
         ),
         "sick-r": (
             "SICK relatedness (regress)",
-            dict(task="regress", **SICK_FILES, **SICK_COLUMNS, label_field=3),
+            {"task": "regress", **SICK_FILES, **SICK_COLUMNS, "data.label_field": 3},
             "tfidf",
             ("pearson", "spearman"),
         ),
@@ -75,13 +82,14 @@ EC = SHARED / "semeval2018_ec"
 DATA["emotions"] = (
     "SemEval-2018 E-c emotions (multilabel)",
     # no gold test labels: its dev file is the test set, and a dev set is carved from train (seeded)
-    dict(
-        task="multilabel",
-        train=str(EC / "2018-E-c-En-train.txt"),
-        dev="carve:0.1",
-        test=str(EC / "2018-E-c-En-dev.txt"),
-    )
-    | dict(format="tsv", text_field="Tweet"),
+    {
+        "task": "multilabel",
+        "data.train": str(EC / "2018-E-c-En-train.txt"),
+        "data.dev": "carve:0.1",
+        "data.test": str(EC / "2018-E-c-En-dev.txt"),
+        "data.format": "tsv",
+        "data.text_field": "Tweet",
+    },
     "tfidf",
     ("jaccard", "micro_f1", "macro_f1"),
 )
@@ -123,15 +131,16 @@ def run_one(name: str, model: str, seed: int, args, inputs, cache: dict) -> dict
     _, settings, _, shown = DATA[name]
     size = args.train_size or TRAIN_SIZE.get(name)
     with tempfile.TemporaryDirectory() as tmp:
-        if str(settings["dev"]).startswith("carve:"):
-            train, dev = carve_dev(settings["train"], float(settings["dev"][6:]), Path(tmp))
-            settings = {**settings, "train": train, "dev": dev}
+        if str(settings["data.dev"]).startswith("carve:"):
+            train, dev = carve_dev(settings["data.train"], float(settings["data.dev"][6:]), Path(tmp))
+            settings = {**settings, "data.train": train, "data.dev": dev}
         if size:
             conll = settings["task"] in ("tag", "ner")
-            header = not isinstance(settings.get("text_field"), int)
-            train = first_examples(settings["train"], size, Path(tmp) / "train", conll, header)
-            settings = {**settings, "train": train}
-        cfg = FinetuneConfig(**settings, model=model, seed=seed, encoder=args.encoder, word2vec=args.word2vec)
+            header = not isinstance(settings.get("data.text_field"), int)
+            train = first_examples(settings["data.train"], size, Path(tmp) / "train", conll, header)
+            settings = {**settings, "data.train": train}
+        inputs_files = {"inputs.encoder": args.encoder, "inputs.word2vec": args.word2vec}
+        cfg = load_finetune_config(None, {**settings, "model": model, "training.seed": seed, **inputs_files})
         r = finetune(cfg, Path(tmp) / "m", progress=False, inputs=inputs, layer_cache=cache, log=lambda m: None)
     return {
         "data": name,
@@ -165,7 +174,7 @@ def sweep(args) -> None:
         for r in results["runs"]
         if r.get("train_size") == (args.train_size or TRAIN_SIZE.get(r["data"]))
     }
-    inputs = load_inputs(FinetuneConfig(encoder=args.encoder, word2vec=args.word2vec))
+    inputs = load_inputs(load_finetune_config(None, {"inputs.encoder": args.encoder, "inputs.word2vec": args.word2vec}))
     cache: dict = {}  # the frozen biLM's layers per sentence, shared by every run (same encoder)
     # each data set's baseline, then one seed of every data set before the next seed
     todo = [(name, DATA[name][2], 0) for name in args.data]

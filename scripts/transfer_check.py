@@ -143,7 +143,7 @@ def accuracy(net, path: str) -> tuple[float, float]:
 
     from pipeline.tasks.kinds import task_named
 
-    data = task_named("classify").read(FinetuneConfig(task="classify", train=path, dev=path), path, net.tokenize)
+    data = task_named("classify").read(FinetuneConfig(task="classify"), path, net.tokenize)
     pred = [p for p, _ in net.predict(data.sentences)]
     acc = sum(p == y for p, y in zip(pred, data.targets)) / len(pred)
     return acc, max(pred.count(label) for label in set(pred)) / len(pred)

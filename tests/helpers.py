@@ -88,3 +88,12 @@ def make_corpus(n=200, seed=0):
     """``n`` random sentences over a 19-word vocabulary, one per line."""
     rng = np.random.default_rng(seed)
     return "".join(" ".join(rng.choice(WORDS, size=rng.integers(2, 12))) + "\n" for _ in range(n))
+
+
+def finetune_cfg(**keys):
+    """A checked FinetuneConfig from keys by their own names (``train=..., lr=...``: each goes to
+    its section) or dotted (``**{"training.lr": ...}``), over the dataclass defaults."""
+    from pipeline.config import FinetuneConfig, check_section, nest_flat_finetune, with_values
+
+    values = check_section(FinetuneConfig, nest_flat_finetune(keys), "test")
+    return with_values(FinetuneConfig(), values)

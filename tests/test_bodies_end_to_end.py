@@ -2,7 +2,7 @@
 
 import pytest
 
-from pipeline.config import FinetuneConfig, ModelConfig, PrepareConfig, PretrainConfig
+from pipeline.config import ModelConfig, PrepareConfig, PretrainConfig
 from pipeline.data.corpus import read_corpus
 from pipeline.data.prepare import prepare_corpus
 from pipeline.encoder import Encoder
@@ -11,6 +11,7 @@ from pipeline.train.finetune import finetune
 from pipeline.train.pretrain import pretrain
 
 from conftest import REPO
+from helpers import finetune_cfg
 
 SAMPLES = REPO / "data" / "samples" / "sentiment"
 
@@ -45,7 +46,7 @@ def test_body_pretrains_exports_embeds_and_finetunes(prepared, tmp_path, body, l
     enc = Encoder.from_pretrained(tmp_path / "enc")
     assert enc.model.cfg.body == body and enc.n_layers == layers
     assert enc.embed(["the market fell", "a"])[0].shape == (layers, 3, 16)
-    cfg = FinetuneConfig(
+    cfg = finetune_cfg(
         task="classify",
         train=str(SAMPLES / "train.tsv"),
         dev=str(SAMPLES / "dev.tsv"),

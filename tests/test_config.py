@@ -105,32 +105,34 @@ def test_repo_params_file_leaves_dataset_keys_to_presets(tmp_path):
     assert cfg.corpus.endswith("ptb/ptb.train.txt") and cfg.test.endswith("ptb/ptb.test.txt")
 
 
-def test_finetune_config_file_flat_or_copied_section(tmp_path):
+def test_finetune_config_file_alone_or_as_a_copied_section(tmp_path):
     from pipeline.config import load_finetune_config
 
-    (tmp_path / "flat.yaml").write_text("task: classify\npooling: attention\n")
-    (tmp_path / "section.yaml").write_text("finetune_sentiment:\n  task: classify\n  pooling: attention\n")
-    for name in ("flat.yaml", "section.yaml"):
-        cfg = load_finetune_config(tmp_path / name, {"hidden": 7})
-        assert (cfg.task, cfg.pooling, cfg.hidden) == ("classify", "attention", 7)
-    (tmp_path / "bad.yaml").write_text("poolng: max\n")
-    with pytest.raises(PipelineError, match=r"bad\.yaml: finetune\.poolng: unknown key"):
+    (tmp_path / "alone.yaml").write_text("task: classify\nhead:\n  pooling: attention\n")
+    (tmp_path / "section.yaml").write_text("finetune_sentiment:\n  task: classify\n  head: {pooling: attention}\n")
+    for name in ("alone.yaml", "section.yaml"):
+        cfg = load_finetune_config(tmp_path / name, {"head.hidden": 7})
+        assert (cfg.task, cfg.head.pooling, cfg.head.hidden) == ("classify", "attention", 7)
+    (tmp_path / "bad.yaml").write_text("head:\n  poolng: max\n")
+    with pytest.raises(PipelineError, match=r"bad\.yaml: finetune\.head\.poolng: unknown key \(did you mean 'pooling'"):
         load_finetune_config(tmp_path / "bad.yaml")
-    with pytest.raises(PipelineError, match=r"command line: finetune\.hidden: expected int"):
-        load_finetune_config(None, {"hidden": "abc"})
+    with pytest.raises(PipelineError, match=r"command line: finetune\.head\.hidden: expected int"):
+        load_finetune_config(None, {"head.hidden": "abc"})
     with pytest.raises(
-        PipelineError, match=r"finetune\.finetune_ner\.hidden: unknown key \(did you mean 'hidden'\?\)$"
+        PipelineError, match=r"finetune\.finetune_ner\.hidden: unknown key \(did you mean 'head\.hidden'"
     ):
         load_finetune_config(None, {"finetune_ner.hidden": 8})  # `--set finetune_ner.hidden=8`
-    (tmp_path / "sec.yaml").write_text("finetune_ner:\n  hiden: 8\n")
-    with pytest.raises(PipelineError, match=r"sec\.yaml: finetune_ner\.hiden: unknown key \(did you mean 'hidden'\?\)"):
+    (tmp_path / "sec.yaml").write_text("finetune_ner:\n  head:\n    hiden: 8\n")
+    with pytest.raises(
+        PipelineError, match=r"sec\.yaml: finetune_ner\.head\.hiden: unknown key \(did you mean 'hidden'"
+    ):
         load_finetune_config(tmp_path / "sec.yaml")
-    (tmp_path / "typo.yaml").write_text("finetune_sentimnet:\n  hidden: 8\n")
+    (tmp_path / "typo.yaml").write_text("finetune_sentimnet:\n  head: {hidden: 8}\n")
     with pytest.raises(
         PipelineError, match=r"typo\.yaml: finetune_sentimnet: .*\(did you mean 'finetune_sentiment'\?\)"
     ):
         load_finetune_config(tmp_path / "typo.yaml")
-    (tmp_path / "two.yaml").write_text("finetune_ner:\n  hidden: 8\nfinetune_sentiment:\n  hidden: 9\n")
+    (tmp_path / "two.yaml").write_text("finetune_ner:\n  task: ner\nfinetune_sentiment:\n  task: classify\n")
     with pytest.raises(PipelineError, match=r"two\.yaml: finetune_ner: a finetune config holds one task's keys"):
         load_finetune_config(tmp_path / "two.yaml")
     from pipeline.cli import infer_task_of
@@ -141,19 +143,40 @@ def test_finetune_config_file_flat_or_copied_section(tmp_path):
     assert load_finetune_config(None, {"model": "majority"}, infer_task=lambda v: infer_task_of(v)[0]).task == "tag"
 
 
+def test_finetune_keys_in_sections_dotted_or_nested_and_the_flat_names_say_where_they_went(tmp_path):
+    from pipeline.config import load_finetune_config
+
+    dotted = load_finetune_config(None, {"training.lr": 0.01, "training.epochs": 3, "data.label_field": 2})
+    nested = load_finetune_config(None, {"training": {"lr": 0.01, "epochs": 3}, "data": {"label_field": 2}})
+    assert dotted == nested and (dotted.training.lr, dotted.training.epochs, dotted.data.label_field) == (0.01, 3, 2)
+    assert dotted.training.batch_size == 32  # the other keys of a section keep their defaults
+    for flat, where in (("lr", "training.lr"), ("text_field", "data.text_field"), ("pooling", "head.pooling")):
+        with pytest.raises(
+            PipelineError, match=rf"finetune\.{flat}: unknown key \(now {where}: finetune keys are grouped"
+        ):
+            load_finetune_config(None, {flat: 1})
+    with pytest.raises(PipelineError, match=r"finetune\.inputs: expected a mapping .* \(now inputs\.use"):
+        load_finetune_config(None, {"inputs": "elmo"})  # the flat key whose name is now a section
+    (tmp_path / "old.yaml").write_text("finetune_ner:\n  epochs: 3\n")  # a params.yaml section of the flat layout
+    with pytest.raises(PipelineError, match=r"old\.yaml: finetune_ner\.epochs: unknown key \(now training\.epochs"):
+        load_finetune_config(tmp_path / "old.yaml")
+    with pytest.raises(PipelineError, match=r"finetune\.training\.lr: must be positive"):
+        load_finetune_config(None, {"training.lr": 0})
+
+
 def test_finetune_inputs_inferred_from_the_one_source_given(tmp_path):
     from pipeline.config import load_finetune_config
 
-    assert load_finetune_config(None, {"encoder": "enc"}, infer_inputs=True).inputs == "elmo"
-    assert load_finetune_config(None, {"word2vec": "v.bin"}, infer_inputs=True).inputs == "word2vec"
-    assert load_finetune_config(None, {"encoder": "e", "word2vec": "v"}, infer_inputs=True).inputs == "both"
-    assert load_finetune_config(None, {"encoder": "enc"}).inputs == "both"  # only the CLI infers
-    (tmp_path / "s.yaml").write_text("finetune_ner:\n  word2vec: v.bin\n")  # a copied section counts too
-    assert load_finetune_config(tmp_path / "s.yaml", {}, infer_inputs=True).inputs == "word2vec"
-    assert (
-        load_finetune_config(tmp_path / "s.yaml", {"inputs": "both", "encoder": "e"}, infer_inputs=True).inputs
-        == "both"
-    )
+    def use(overrides, path=None, infer=True):
+        return load_finetune_config(path, overrides, infer_inputs=infer).inputs.use
+
+    assert use({"inputs.encoder": "enc"}) == "elmo"
+    assert use({"inputs.word2vec": "v.bin"}) == "word2vec"
+    assert use({"inputs.encoder": "e", "inputs.word2vec": "v"}) == "both"
+    assert use({"inputs.encoder": "enc"}, infer=False) == "both"  # only the CLI infers
+    (tmp_path / "s.yaml").write_text("finetune_ner:\n  inputs:\n    word2vec: v.bin\n")  # a copied section counts too
+    assert use({}, tmp_path / "s.yaml") == "word2vec"
+    assert use({"inputs.use": "both", "inputs.encoder": "e"}, tmp_path / "s.yaml") == "both"
 
 
 @pytest.mark.parametrize(
@@ -166,7 +189,7 @@ def test_finetune_inputs_inferred_from_the_one_source_given(tmp_path):
         ("pretrain:\n  grad_clip: -3\n", "pretrain.grad_clip: must be positive or null, got -3.0"),
         ("model:\n  cell_clip: -3\n", "model.cell_clip: must be positive or null, got -3.0"),
         ("pretrain:\n  seed: 99999999999999999999999\n", "pretrain.seed: must be between 0 and 4294967295"),
-        ("finetune_ner:\n  seed: -1\n", "finetune_ner.seed: must be between 0 and 4294967295"),
+        ("finetune_ner:\n  training: {seed: -1}\n", "finetune_ner.training.seed: must be between 0 and 4294967295"),
         ("prepare:\n  max_chars: 3\n", "model.filters: a filter of width 5 is wider than a token's 3 character ids"),
         (
             "prepare:\n  min_count: 2\nprepare:\n  lowercase: true\n",

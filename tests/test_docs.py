@@ -34,11 +34,18 @@ def test_reference_pages_name_every_setting_and_command():
     from pipeline.config import Params
 
     pages = _reference_pages().render()
+
+    def keys(cfg, prefix=""):  # every key, a section's keys dotted (finetune's data.train, training.lr)
+        for f in dataclasses.fields(cfg):
+            value = getattr(cfg, f.name)
+            yield from keys(value, f"{prefix}{f.name}.") if dataclasses.is_dataclass(value) else [prefix + f.name]
+
     for section in dataclasses.fields(Params):
         value = getattr(Params(), section.name)
         if dataclasses.is_dataclass(value):
-            for f in dataclasses.fields(value):
-                assert f"| `{f.name}` |" in pages["config"], (section.name, f.name)
+            for key in keys(value):
+                assert f"| `{key}` |" in pages["config"], (section.name, key)
+    assert "| `training.lr` |" in pages["config"]
     commands = next(a for a in build_parser()._actions if hasattr(a, "choices") and a.choices).choices
     for name in commands:
         assert f"## `elmo {name}`" in pages["cli"]

@@ -41,16 +41,19 @@ runpy.run_path(script, run_name="__main__")
 """
 
 # Tiny settings: the tiny biLM preset; word2vec and the task models a few seconds each.
-FINETUNE = dict(hidden=16, epochs=1, batch_size=32)
+FINETUNE = {"head": dict(hidden=16), "training": dict(epochs=1, batch_size=32)}
 PARAMS = {
     "presets": ["tiny"],
     "prepare": dict(corpus="data/raw/corpus.txt", valid_fraction=0.1, test_fraction=0.1, min_count=1),
     "word2vec": dict(vector_size=8, epochs=1),
     "pretrain": dict(max_steps=4, eval_every=4, checkpoint_every=4),
-    "finetune_ner": {**FINETUNE, **{k: str(REPO / f"data/samples/ner/{k}.conll") for k in ("train", "dev", "test")}},
+    "finetune_ner": {
+        **FINETUNE,
+        "data": {k: str(REPO / f"data/samples/ner/{k}.conll") for k in ("train", "dev", "test")},
+    },
     "finetune_sentiment": {
         **FINETUNE,
-        **{k: str(REPO / f"data/samples/sentiment/{k}.tsv") for k in ("train", "dev", "test")},
+        "data": {k: str(REPO / f"data/samples/sentiment/{k}.tsv") for k in ("train", "dev", "test")},
     },
 }
 

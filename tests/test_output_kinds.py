@@ -55,7 +55,7 @@ def ner_model(trained, tmp_path_factory):
         "--epochs",
         "1",
         "--set",
-        "hidden=8",
+        "head.hidden=8",
         "--out",
         str(d / "ner"),
         cwd=d,

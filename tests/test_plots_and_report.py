@@ -122,9 +122,11 @@ def test_evaluate_reads_a_headerless_file_with_set(tmp_path):
     swapped = [f"{r.split(chr(9))[label_col]}\t{r.split(chr(9))[text_col]}" for r in rows[1:]]
     (tmp_path / "plain.tsv").write_text("\n".join(swapped) + "\n")
     evaluate = [*elmo, "evaluate", str(tmp_path / "plain.tsv"), "--model", str(tmp_path / "m")]
-    p = subprocess.run([*evaluate, "--set", "text_field=1", "--set", "label_field=0"], capture_output=True, text=True)
+    p = subprocess.run(
+        [*evaluate, "--set", "data.text_field=1", "--set", "data.label_field=0"], capture_output=True, text=True
+    )
     assert p.returncode == 0 and f"{len(swapped)} examples" in p.stdout, p.stderr
-    p = subprocess.run([*evaluate, "--set", "hidden=3"], capture_output=True, text=True)
+    p = subprocess.run([*evaluate, "--set", "head.hidden=3"], capture_output=True, text=True)
     assert p.returncode == 1 and "evaluate takes only how the file is read" in p.stderr
     p = subprocess.run([*evaluate, "--set", "text_filed=1"], capture_output=True, text=True)
     assert p.returncode == 1 and "read (did you mean 'text_field'?)" in p.stderr

@@ -65,7 +65,7 @@ def read_conllu(
             other = "xpos" if tags == "upos" else "upos"
             raise PipelineError(
                 f"{path}:{lineno}: no {tags.upper()} tag (column {col + 1} is '_'); "
-                f"--set conllu_tags={other} reads the {other.upper()} column"
+                f"--set data.conllu_tags={other} reads the {other.upper()} column"
             )
         if not toks:
             first_line = lineno

@@ -164,7 +164,7 @@ def _column_indexes(path: Path, first: list[str] | None, fields: dict[str, Field
     if not header:
         raise PipelineError(
             f"{path}: without a header row, give {' and '.join(fields)} as column numbers "
-            f"(e.g. --set text_field=1 --set label_field=0)"
+            f"(e.g. --set data.text_field=1 --set data.label_field=0)"
         )
     fields.update(pick(first) if pick else {})
     conll = (
@@ -177,7 +177,7 @@ def _column_indexes(path: Path, first: list[str] | None, fields: dict[str, Field
             raise PipelineError(
                 f"{path}:1: header has no {name!r} column (columns: {', '.join(first)}){conll}; set "
                 f"{'/'.join(fields)} to its names, or to column numbers for a file without "
-                f"a header row (e.g. --set text_field=1 --set label_field=0)"
+                f"a header row (e.g. --set data.text_field=1 --set data.label_field=0)"
             )
     return {role: first.index(str(name)) for role, name in fields.items()}, True
 

@@ -18,14 +18,16 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TextIO
 
-from pipeline.config import FinetuneConfig, check_section
+from pipeline.config import FinetuneConfig, check_section, nest_flat_finetune, with_values
 from pipeline.errors import PipelineError
 from pipeline.io import CONFIG_FILE, read_model_config, run_record, write_model_dir
 from pipeline.tasks.examples import TaskData
 from pipeline.tasks.kinds import Task, task_named
 
 TASK_MODEL_KIND = "task-model"
-TASK_MODEL_FORMAT = 3  # 3: one format for every model type ("model" recorded)
+# 3: one format for every model type ("model" recorded); 4: the finetune config in sections
+# (data, inputs, head, training). Format 3 directories load: their flat keys are put in sections.
+TASK_MODEL_FORMAT = 4
 LOAD_HINT = "; a task model comes from `elmo finetune` (an encoder goes to --encoder)"
 
 
@@ -128,7 +130,10 @@ def read_saved(directory: str | Path) -> tuple[dict, FinetuneConfig, list[str]]:
     config = read_model_config(d, TASK_MODEL_KIND, TASK_MODEL_FORMAT, hint=LOAD_HINT)
     cfg_file = d / CONFIG_FILE
     try:
-        cfg = FinetuneConfig(**check_section(FinetuneConfig, dict(config["finetune"]), f"{cfg_file}: finetune"))
+        saved = dict(config["finetune"])
+        if config["format_version"] < 4:
+            saved = nest_flat_finetune(saved)
+        cfg = with_values(FinetuneConfig(), check_section(FinetuneConfig, saved, f"{cfg_file}: finetune"))
         labels = [str(x) for x in config["labels"]]
     except (KeyError, TypeError) as e:
         raise PipelineError(f"{cfg_file}: missing or bad field ({e})") from None
@@ -145,7 +150,7 @@ STOPS = {
 def task_model_card(config: dict, described: str) -> str:
     """README.md of a task-model directory: what it is (``described``: the model type's words for
     its inputs), how good, how it was made, its limits."""
-    f = config["finetune"]
+    f = config["finetune"]["data"]
     task = task_named(config["task"])
     metric = task.metric
     lines = [

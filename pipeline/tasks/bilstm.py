@@ -16,7 +16,6 @@ tokenizer without an encoder), so word2vec vectors and biLM tokens agree with ho
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -24,7 +23,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from pipeline.config import FinetuneConfig
+from pipeline.config import FinetuneConfig, with_values
 from pipeline.data.batching import cut_sorted
 from pipeline.errors import PipelineError
 from pipeline.io import WEIGHTS_FILE, check_weights, read_weights, state_dict_cpu
@@ -59,7 +58,7 @@ class BiLSTMTaskModel(nn.Module, TaskModel):
         self.index = {t: i for i, t in enumerate(self.labels)}
         self.config: dict = {}
         # a pair's two sides get no dropout in their inputs (see heads.PairClassifier)
-        inputs_cfg = dataclasses.replace(cfg, dropout=0.0, elmo_dropout=0.0) if pairs else cfg
+        inputs_cfg = with_values(cfg, {"head": {"dropout": 0.0}, "inputs": {"elmo_dropout": 0.0}}) if pairs else cfg
         self.features = build_features(inputs_cfg, encoder, word2vec, train_sentences, words, word_dim)
         self.tokenize = tokenizer_for(self.features.encoder)
         self.head = self.task.build_head(cfg, self.features.dim, self.features.output_dim, self.labels, pairs)
@@ -73,10 +72,10 @@ class BiLSTMTaskModel(nn.Module, TaskModel):
     def loss(self, sentences: list, targets: list) -> torch.Tensor:
         """Mean loss of a batch of non-empty examples (+ the ScalarMix L2 penalty if configured)."""
         loss = self.task.loss(self.head, self.encode(sentences), targets, self.index)
-        if self.cfg.mix_l2:
+        if self.cfg.inputs.mix_l2:
             for mix in (self.features.mix, self.features.output_mix):
                 if mix is not None:
-                    loss = loss + self.cfg.mix_l2 * mix.penalty()
+                    loss = loss + self.cfg.inputs.mix_l2 * mix.penalty()
         return loss
 
     @torch.no_grad()
@@ -102,15 +101,15 @@ class BiLSTMTaskModel(nn.Module, TaskModel):
     def describe(self) -> str:
         cfg = self.cfg
         return (
-            f"BiLSTM on {cfg.inputs} (encoder {'finetuned' if cfg.finetune_encoder else 'frozen'}"
-            f"{'; ELMo also at the task BiLSTM output' if cfg.elmo_output else ''})"
+            f"BiLSTM on {cfg.inputs.use} (encoder {'finetuned' if cfg.training.finetune_encoder else 'frozen'}"
+            f"{'; ELMo also at the task BiLSTM output' if cfg.head.elmo_output else ''})"
         )
 
     @classmethod
     def for_job(cls, job, splits) -> BiLSTMTaskModel:
         """A new model for ``job`` (its inputs loaded), its word table from the training sentences."""
         encoder, word2vec = job.inputs
-        word2vec = word2vec if job.cfg.inputs != "elmo" else None
+        word2vec = word2vec if job.cfg.inputs.use != "elmo" else None
         texts = [s for e in splits.train.sentences for s in sides(e)]
         model = cls(job.cfg, splits.labels, encoder, word2vec, train_sentences=texts, pairs=splits.pairs)
         model.task.init_head(model.head, splits.train)
@@ -118,7 +117,7 @@ class BiLSTMTaskModel(nn.Module, TaskModel):
 
     def share_layers(self, kept: dict) -> None:
         """Reuse the frozen biLM layers in ``kept`` (``tuple(tokens) → layers``) and add new ones to it."""
-        if self.features.encoder is not None and not self.cfg.finetune_encoder:
+        if self.features.encoder is not None and not self.cfg.training.finetune_encoder:
             self.features.share_layers(kept)
 
     # --- the model directory -----------------------------------------------------------------

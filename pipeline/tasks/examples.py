@@ -93,7 +93,7 @@ def line_example(text: str, tokenize, pairs: bool, where: str):
 def read_tagged(cfg: FinetuneConfig, path: str | Path, tokenize=str.split) -> TaskData:
     """Entity tags: a CoNLL column file as ``cfg`` describes it (columns, tag scheme), converted to
     ``model_scheme``; ``tokenize`` is unused (the file is tokenized)."""
-    return read_token_tags(cfg, path, cfg.tag_scheme)
+    return read_token_tags(cfg, path, cfg.data.tag_scheme)
 
 
 def read_token_tags(cfg: FinetuneConfig, path: str | Path, scheme=None) -> TaskData:
@@ -106,10 +106,12 @@ def read_token_tags(cfg: FinetuneConfig, path: str | Path, scheme=None) -> TaskD
 
     stats = ReadStats()
     if scheme is None and is_conllu(path):
-        d = read_conllu(path, cfg.conllu_tags, cfg.encoding_errors, stats)
+        d = read_conllu(path, cfg.data.conllu_tags, cfg.data.encoding_errors, stats)
     else:
-        col = (cfg.token_column, cfg.label_column)
-        d = read_conll(path, *col, scheme, cfg.model_scheme, cfg.invalid_tags, cfg.encoding_errors, stats)
+        col = (cfg.data.token_column, cfg.data.label_column)
+        d = read_conll(
+            path, *col, scheme, cfg.head.model_scheme, cfg.data.invalid_tags, cfg.data.encoding_errors, stats
+        )
     return TaskData(
         str(path),
         d.sentences,
@@ -148,7 +150,9 @@ def read_text_examples(
 
     stats = ReadStats()
     picker = pair_picker(cfg, path, pairs)
-    rows = read_fields(path, text_fields(cfg, path, pairs), cfg.format, cfg.encoding_errors, stats, cfg.header, picker)
+    rows = read_fields(
+        path, text_fields(cfg, path, pairs), cfg.data.format, cfg.data.encoding_errors, stats, cfg.data.header, picker
+    )
     return tokenized(path, texts_and_targets(rows, target), tokenize, stats)
 
 
@@ -174,13 +178,13 @@ def tokenized(path, data, tokenize, stats) -> TaskData:
 
 def text_fields(cfg: FinetuneConfig, path, pairs: bool | None) -> dict:
     """The fields to read (role → name or column number) before the header is seen."""
-    fields = {"text_field": cfg.text_field, "label_field": cfg.label_field}
-    if cfg.text_pair_field is not None and pairs is not False:
-        fields["text_pair_field"] = cfg.text_pair_field
-    elif pairs and isinstance(cfg.label_field, int):
+    fields = {"text_field": cfg.data.text_field, "label_field": cfg.data.label_field}
+    if cfg.data.text_pair_field is not None and pairs is not False:
+        fields["text_pair_field"] = cfg.data.text_pair_field
+    elif pairs and isinstance(cfg.data.label_field, int):
         raise PipelineError(
             f"{path}: without a header row, give the second text's column too: "
-            f"--set text_pair_field=N (and text_field, label_field as column numbers)"
+            f"--set data.text_pair_field=N (and text_field, label_field as column numbers)"
         )
     return fields
 
@@ -190,7 +194,7 @@ def pair_picker(cfg: FinetuneConfig, path, pairs: bool | None):
     (or a file without ``text_field`` that names a pair) whose ``text_pair_field`` is not set."""
 
     def pick(names: list[str]) -> dict:
-        if cfg.text_pair_field is not None or pairs is False or (not pairs and cfg.text_field in names):
+        if cfg.data.text_pair_field is not None or pairs is False or (not pairs and cfg.data.text_field in names):
             return {}
         found = next(((a, b) for a, b in PAIR_NAMES if a in names and b in names), None)
         if found is not None:
@@ -214,32 +218,32 @@ def read_multilabel(cfg: FinetuneConfig, path: str | Path, tokenize) -> TaskData
     from pipeline.data.labelled import label_list, read_fields, texts_and_targets, zero_one_columns
     from pipeline.data.lines import ReadStats
 
-    fields: dict = {"text_field": cfg.text_field}
+    fields: dict = {"text_field": cfg.data.text_field}
     by_column = False
 
     def pick(names: list[str]) -> dict:
         nonlocal by_column
-        if cfg.label_field in names:
-            return {"label_field": cfg.label_field}
+        if cfg.data.label_field in names:
+            return {"label_field": cfg.data.label_field}
         by_column = True
-        return {f"label:{n}": n for n in names if n != cfg.text_field}
+        return {f"label:{n}": n for n in names if n != cfg.data.text_field}
 
-    if isinstance(cfg.label_field, int):
-        fields["label_field"] = cfg.label_field
+    if isinstance(cfg.data.label_field, int):
+        fields["label_field"] = cfg.data.label_field
     stats = ReadStats()
-    rows = read_fields(path, fields, cfg.format, cfg.encoding_errors, stats, cfg.header, pick)
+    rows = read_fields(path, fields, cfg.data.format, cfg.data.encoding_errors, stats, cfg.data.header, pick)
     columns = zero_one_columns(rows) if by_column else []
     if by_column and not columns:
         raise PipelineError(
-            f"{path}:1: no {cfg.label_field!r} field and no 0/1 label columns; set label_field to a field of "
-            f"labels separated by {cfg.label_separator!r}, or give one 0/1 column per label"
+            f"{path}:1: no {cfg.data.label_field!r} field and no 0/1 label columns; set label_field to a field of "
+            f"labels separated by {cfg.data.label_separator!r}, or give one 0/1 column per label"
         )
 
     def labels_of(rows, i: int) -> list[str]:
         v = rows.values[i]
         if by_column:
             return sorted(c for c in columns if str(v[f"label:{c}"]).strip() == "1")
-        return sorted(set(label_list(v["label_field"], cfg.label_separator, rows.where(i))))
+        return sorted(set(label_list(v["label_field"], cfg.data.label_separator, rows.where(i))))
 
     out = tokenized(path, texts_and_targets(rows, labels_of), tokenize, stats)
     out.label_names = columns

@@ -207,36 +207,38 @@ def build_features(
 ) -> Features:
     """The inputs ``cfg`` (a FinetuneConfig) asks for. A new model's word table comes from
     ``train_sentences`` and ``word2vec``; a loaded model passes its saved ``words`` and ``word_dim``."""
-    use_words, use_elmo = cfg.inputs in ("both", "word2vec"), cfg.inputs in ("both", "elmo")
+    use_words, use_elmo = cfg.inputs.use in ("both", "word2vec"), cfg.inputs.use in ("both", "elmo")
     word_part: WordEmbedding | LookupVectors | None = None
-    if use_words and cfg.word_vectors == "lookup":
+    if use_words and cfg.inputs.word_vectors == "lookup":
         word_part = LookupVectors(word2vec)
     elif use_words:
         dim = word_dim or (word2vec.dim if word2vec is not None else 100)
         init = None
         if words is None:
-            words = build_word_list(train_sentences, word2vec, cfg.max_words)
-            init = init_vectors(words, word2vec, dim, cfg.seed)
+            words = build_word_list(train_sentences, word2vec, cfg.inputs.max_words)
+            init = init_vectors(words, word2vec, dim, cfg.training.seed)
         counts = Counter(t.lower() for s in train_sentences for t in s)
         word_part = WordEmbedding(
             words,
             dim,
             init,
-            cfg.word_vectors == "trainable",
-            cfg.word_dropout,
+            cfg.inputs.word_vectors == "trainable",
+            cfg.inputs.word_dropout,
             {w for w, c in counts.items() if c == 1},
         )
     chars = (
-        TaskCharCNN(cfg.char_dim, cfg.char_filters, cfg.char_width, cfg.dropout) if cfg.char_encoder == "cnn" else None
+        TaskCharCNN(cfg.inputs.char_dim, cfg.inputs.char_filters, cfg.inputs.char_width, cfg.head.dropout)
+        if cfg.inputs.char_encoder == "cnn"
+        else None
     )
     return Features(
         encoder if use_elmo else None,
         word_part,
         chars,
-        layer_norm=cfg.layer_norm,
-        elmo_dropout=cfg.elmo_dropout,
-        finetune_encoder=cfg.finetune_encoder,
-        elmo_output=cfg.elmo_output,
+        layer_norm=cfg.inputs.layer_norm,
+        elmo_dropout=cfg.inputs.elmo_dropout,
+        finetune_encoder=cfg.training.finetune_encoder,
+        elmo_output=cfg.head.elmo_output,
     )
 
 

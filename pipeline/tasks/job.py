@@ -25,7 +25,7 @@ class FinetuneJob:
     """What one run of finetuning is asked to do.
 
     ``inputs``: an already loaded ``(encoder, word2vec)`` pair (reused across seeds and candidates;
-    None: loaded as ``cfg.inputs`` asks); ``layer_cache``: frozen-biLM layers per sentence, shared
+    None: loaded as ``cfg.inputs.use`` asks); ``layer_cache``: frozen-biLM layers per sentence, shared
     by every model of the run that uses that encoder."""
 
     cfg: FinetuneConfig
@@ -51,7 +51,7 @@ class FinetuneJob:
     @property
     def encoder(self):
         """The loaded encoder when the inputs use ELMo, else None."""
-        if self.inputs is None or self.cfg.inputs == "word2vec":
+        if self.inputs is None or self.cfg.inputs.use == "word2vec":
             return None
         return self.inputs[0]
 
@@ -61,16 +61,16 @@ class FinetuneJob:
 
 
 def load_inputs(cfg: FinetuneConfig):
-    """(encoder, word2vec lookup) as ``cfg.inputs`` asks; unused ones are not loaded."""
+    """(encoder, word2vec lookup) as ``cfg.inputs.use`` asks; unused ones are not loaded."""
     encoder = word2vec = None
-    if cfg.inputs in ("both", "elmo"):
+    if cfg.inputs.use in ("both", "elmo"):
         from pipeline.encoder import Encoder
 
-        encoder = Encoder.from_pretrained(cfg.encoder or "")  # validate() requires it for these inputs
-    if cfg.inputs in ("both", "word2vec"):
+        encoder = Encoder.from_pretrained(cfg.inputs.encoder or "")  # validate() requires it for these inputs
+    if cfg.inputs.use in ("both", "word2vec"):
         from pipeline.word2vec import load_word2vec_lookup
 
-        word2vec = load_word2vec_lookup(cfg.word2vec or "", cfg.seed)  # validate() requires it
+        word2vec = load_word2vec_lookup(cfg.inputs.word2vec or "", cfg.training.seed)  # validate() requires it
     return encoder, word2vec
 
 
@@ -143,14 +143,14 @@ class TaskSplits:
 def read_splits(cfg: FinetuneConfig, tokenize, log=print) -> TaskSplits:
     """Read train/dev(/test); the label set comes from train, and dev/test may use only those labels."""
     task = task_named(cfg.task)
-    train = task.read(cfg, cfg.train, tokenize)
+    train = task.read(cfg, cfg.data.train, tokenize)
     train_idx = [i for i, s in enumerate(train.sentences) if s]
     if not train_idx:  # before reading dev, so the error names the file that is wrong
-        raise PipelineError(f"{cfg.train}: no labelled examples")
-    dev = task.read(cfg, cfg.dev, tokenize)
-    test = task.read(cfg, cfg.test, tokenize) if cfg.test else None
+        raise PipelineError(f"{cfg.data.train}: no labelled examples")
+    dev = task.read(cfg, cfg.data.dev, tokenize)
+    test = task.read(cfg, cfg.data.test, tokenize) if cfg.data.test else None
     if not dev.sentences:
-        raise PipelineError(f"{cfg.dev}: no labelled examples")
+        raise PipelineError(f"{cfg.data.dev}: no labelled examples")
     for d in (dev, test):
         if d is not None:
             check_same_shape(d, train.pairs, f"{train.path} holds")
@@ -172,7 +172,7 @@ def fitted_result(job: FinetuneJob, model, splits: TaskSplits, start: float, his
     result = {
         "task": cfg.task,
         "model": cfg.model,
-        "seed": cfg.seed,
+        "seed": cfg.training.seed,
         "labels": model.labels,
         "data": splits.counts(),
         "epochs_run": max(len(history), 1),

@@ -122,7 +122,7 @@ class TagTask(Task):
     unseen_labels_ok = True  # a rare tag (NN|SYM) of dev may be missing from a small training set
     trivial_hint = (
         "hint: the dev token accuracy never beat always predicting the most frequent tag ({trivial:.4f}). "
-        "Check the columns (--set token_column=N --set label_column=N), and train longer (--epochs) "
+        "Check the columns (--set data.token_column=N --set data.label_column=N), and train longer (--epochs) "
         "or with another --lr"
     )
     empty_prediction: list = []
@@ -144,7 +144,7 @@ class TagTask(Task):
         return max(counts.values()) / sum(counts.values()) if counts else 0.0
 
     def build_head(self, cfg, input_dim, extra_dim, labels, pairs=False):
-        return Tagger(input_dim, len(labels), cfg.hidden, cfg.dropout, extra_dim=extra_dim)
+        return Tagger(input_dim, len(labels), cfg.head.hidden, cfg.head.dropout, extra_dim=extra_dim)
 
     def loss(self, head, inputs, targets, index):
         x, mask, extra = inputs
@@ -178,28 +178,28 @@ class NerTask(TagTask):
     reads = "CoNLL columns"
     unseen_labels_ok = False
     trivial_hint = (
-        "hint: the dev F1 stayed 0. Check the columns (--set token_column=N --set label_column=N), the tag "
-        "scheme (--set tag_scheme=iob1|iob2|bioes), and train longer (--epochs) or with another --lr"
+        "hint: the dev F1 stayed 0. Check the columns (--set data.token_column=N --set data.label_column=N), the tag "
+        "scheme (--set data.tag_scheme=iob1|iob2|bioes), and train longer (--epochs) or with another --lr"
     )
 
     def read(self, cfg, path, tokenize=str.split):
         return read_tagged(cfg, path, tokenize)
 
     def label_set(self, cfg, train):
-        return tag_set(train, cfg.model_scheme)
+        return tag_set(train, cfg.head.model_scheme)
 
     def trivial_score(self, dev):
         return 0.0  # no entities
 
     def build_head(self, cfg, input_dim, extra_dim, labels, pairs=False):
-        allowed, start = crf_constraints(labels, cfg.model_scheme)
-        return Tagger(input_dim, len(labels), cfg.hidden, cfg.dropout, allowed, start, extra_dim=extra_dim)
+        allowed, start = crf_constraints(labels, cfg.head.model_scheme)
+        return Tagger(input_dim, len(labels), cfg.head.hidden, cfg.head.dropout, allowed, start, extra_dim=extra_dim)
 
     def scores(self, cfg, targets, pred, labels):
-        return ner_scores(targets, pred, cfg.model_scheme)
+        return ner_scores(targets, pred, cfg.head.model_scheme)
 
     def record(self, cfg, tokens, pred):
-        spans, _ = to_spans(pred, cfg.model_scheme) if tokens else ([], 0)
+        spans, _ = to_spans(pred, cfg.head.model_scheme) if tokens else ([], 0)
         entities = [{"label": lab, "start": s, "end": e, "text": " ".join(tokens[s:e])} for lab, s, e in spans]
         return {"tokens": tokens, "tags": pred, "entities": entities}
 
@@ -224,7 +224,7 @@ class ClassifyTask(Task):
     reads = "a TSV/CSV/JSONL file with text and label fields"
     trivial_hint = (
         "hint: the dev accuracy never beat always predicting the most frequent label ({trivial:.4f}). "
-        "Check the text and label fields (--set text_field=... --set label_field=...), try "
+        "Check the text and label fields (--set data.text_field=... --set data.label_field=...), try "
         "--set model=tfidf, or train longer (--epochs) or with another --lr"
     )
     empty_prediction: tuple = (None, {})
@@ -302,7 +302,7 @@ class RegressTask(Task):
     reads = "a TSV/CSV/JSONL file with text (or two text) fields and a number field"
     trivial_hint = (
         "hint: the dev Pearson r never rose above 0. Check the text and score fields "
-        "(--set text_field=... --set label_field=...), try --set model=tfidf, or train longer (--epochs)"
+        "(--set data.text_field=... --set data.label_field=...), try --set model=tfidf, or train longer (--epochs)"
     )
 
     def read(self, cfg, path, tokenize=str.split):
@@ -329,7 +329,7 @@ class RegressTask(Task):
         return torch.nn.functional.mse_loss(head(*inputs), head.standardised(targets, device_of(inputs)))
 
     def decode(self, cfg, head, inputs, labels):
-        return head.scores(*inputs, clip=cfg.clip).cpu().tolist()
+        return head.scores(*inputs, clip=cfg.head.clip).cpu().tolist()
 
     def scores(self, cfg, targets, pred, labels):
         return regression_scores(targets, pred)
@@ -357,7 +357,7 @@ class MultilabelTask(Task):
     reads = "a TSV/CSV/JSONL file with a text field and a label-list field or one 0/1 column per label"
     trivial_hint = (
         "hint: the dev Jaccard accuracy never beat predicting no label ({trivial:.4f}). Check the text "
-        "and label fields (--set text_field=... --set label_field=...), or train longer (--epochs)"
+        "and label fields (--set data.text_field=... --set data.label_field=...), or train longer (--epochs)"
     )
     empty_prediction: tuple = ([], {})
 
@@ -417,7 +417,7 @@ class MultilabelTask(Task):
 def pooled_head(cfg: FinetuneConfig, input_dim: int, extra_dim: int, n_out: int, pairs: bool) -> nn.Module:
     """The BiLSTM pooling head of a text (or a pair of texts) with ``n_out`` outputs."""
     head = PairClassifier if pairs else Classifier
-    return head(input_dim, n_out, cfg.hidden, cfg.dropout, cfg.pooling, extra_dim=extra_dim)
+    return head(input_dim, n_out, cfg.head.hidden, cfg.head.dropout, cfg.head.pooling, extra_dim=extra_dim)
 
 
 def score_line(name: str, s: dict, width: int) -> str:

@@ -256,7 +256,7 @@ class LinearModel(TaskModel):
             X = self._features([examples[i] for i in idx])
             if self.target == "score":
                 y = self.estimator.predict(X)
-                if self.cfg.clip and self.range is not None:
+                if self.cfg.head.clip and self.range is not None:
                     y = np.clip(y, *self.range)
                 for i, v in zip(idx, y.tolist()):
                     out[i] = float(v)

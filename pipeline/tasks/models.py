@@ -133,7 +133,9 @@ def candidates(cfg: FinetuneConfig) -> list[ModelType]:
     inputs (no encoder-only model with ``inputs: word2vec``), cheapest first; an ensemble only
     over at least two others."""
     task = task_named(cfg.task)
-    usable = [m for m in MODEL_TYPES.values() if m.learns(task) and not (m.needs_encoder and cfg.inputs == "word2vec")]
+    usable = [
+        m for m in MODEL_TYPES.values() if m.learns(task) and not (m.needs_encoder and cfg.inputs.use == "word2vec")
+    ]
     singles = [m for m in usable if not m.combines]
     return singles + ([m for m in usable if m.combines] if len(singles) > 1 else [])
 
@@ -166,7 +168,7 @@ def check_model(cfg: FinetuneConfig, where: str = "command line", section: str =
                 f"(models for {task.name}: {', '.join(models_for(task))}; "
                 f"{m.name} learns {', '.join(tasks_of(m.name))})"
             )
-        if m.needs_encoder and (cfg.inputs == "word2vec" or not cfg.encoder):
+        if m.needs_encoder and (cfg.inputs.use == "word2vec" or not cfg.inputs.encoder):
             raise PipelineError(
                 f"{where}: {section}.model: {m.name} pools the biLM's layers: it needs an encoder "
                 f"(inputs 'both' or 'elmo')"

@@ -28,7 +28,7 @@ from typing import Any
 
 import torch
 
-from pipeline.config import FinetuneConfig
+from pipeline.config import FinetuneConfig, with_values
 from pipeline.data.batching import cut_sorted
 from pipeline.errors import DeferredTermination, PipelineError
 from pipeline.io import PlotTable, check_plots_dir, check_replaceable, check_run_paths, directory_kind, output_lock
@@ -73,7 +73,9 @@ def task_optimizer(model: BiLSTMTaskModel, cfg: FinetuneConfig) -> torch.optim.O
     update up to rounding), the biLM (when finetuned) in its own group at ``encoder_lr``."""
     bilm = [p for n, p in model.named_parameters() if n.startswith("features.bilm.")]
     rest = [p for n, p in model.named_parameters() if not n.startswith("features.bilm.") and p.requires_grad]
-    groups = [{"params": rest, "lr": cfg.lr}] + ([{"params": bilm, "lr": cfg.encoder_lr}] if bilm else [])
+    groups = [{"params": rest, "lr": cfg.training.lr}] + (
+        [{"params": bilm, "lr": cfg.training.encoder_lr}] if bilm else []
+    )
     return torch.optim.Adam(groups, fused=True)
 
 
@@ -118,8 +120,9 @@ def finetune(
     ``layer_cache``: a dict of frozen-biLM layers per sentence shared across runs with that encoder."""
     check_model(cfg)
     check_run_paths(
-        {"--out": out_dir, "--plots": plots_dir, "checkpoint_dir": cfg.checkpoint_dir},
-        {k: getattr(cfg, k) for k in ("train", "dev", "test", "encoder", "word2vec")},
+        {"--out": out_dir, "--plots": plots_dir, "checkpoint_dir": cfg.training.checkpoint_dir},
+        {f"data.{k}": getattr(cfg.data, k) for k in ("train", "dev", "test")}
+        | {f"inputs.{k}": getattr(cfg.inputs, k) for k in ("encoder", "word2vec")},
     )
     check_replaceable(out_dir, TASK_MODEL_KIND)  # a bad --out or --plots fails now, not after an epoch
     if plots_dir:
@@ -152,14 +155,14 @@ def train_by_epochs(job: FinetuneJob, kind) -> dict:
 
     start = time.time()
     cfg = job.cfg
-    if cfg.finetune_encoder and job.inputs is not None and job.inputs[0] is not None:
+    if cfg.training.finetune_encoder and job.inputs is not None and job.inputs[0] is not None:
         job = job.replace(inputs=(copy.deepcopy(job.inputs[0]), job.inputs[1]))  # the caller's stays as it was
     splits = job.read_splits()
-    random.seed(cfg.seed)
-    torch.manual_seed(cfg.seed)
+    random.seed(cfg.training.seed)
+    torch.manual_seed(cfg.training.seed)
     accelerator = Accelerator(cpu=not torch.cuda.is_available())
     model = kind.build(job, splits)
-    if not cfg.finetune_encoder and model.features.encoder is not None:
+    if not cfg.training.finetune_encoder and model.features.encoder is not None:
         if job.layer_cache is not None:
             model.features.share_layers(job.layer_cache)
         model.features.precompute(splits.all_sentences(), progress=job.progress)
@@ -240,8 +243,9 @@ def _train_candidates(job: FinetuneJob, tmp: Path) -> tuple[dict, dict]:
     results = {}
     for i, kind in enumerate(singles, 1):
         sub = dataclasses.replace(cfg, model=kind.name)
-        if kind.trains_by_epochs and cfg.max_minutes is not None:
-            sub = dataclasses.replace(sub, max_minutes=max(cfg.max_minutes - (time.time() - start) / 60, 0.1))
+        if kind.trains_by_epochs and cfg.training.max_minutes is not None:
+            left = max(cfg.training.max_minutes - (time.time() - start) / 60, 0.1)
+            sub = with_values(sub, {"training": {"max_minutes": left}})
         job.say(f"auto: candidate {kind.name} ({i} of {len(kinds)})")
         plots = job.plots_dir if kind.trains_by_epochs else None
         results[kind.name] = train_task_model(job.replace(cfg=sub, out_dir=tmp / kind.name, plots_dir=plots))
@@ -265,7 +269,7 @@ def _combined(job: FinetuneJob, kind, members: dict[str, TaskModel]) -> tuple[di
     result: dict[str, Any] = {
         "task": cfg.task,
         "model": kind.name,
-        "seed": cfg.seed,
+        "seed": cfg.training.seed,
         "labels": model.labels,
         "data": splits.counts(),
         "epochs_run": 0,
@@ -291,17 +295,15 @@ class FinetunePosition:
 
 
 class FinetuneCheckpoint:
-    """The resumable state of a run in ``cfg.checkpoint_dir`` (one directory, replaced whole)."""
+    """The resumable state of a run in ``cfg.training.checkpoint_dir`` (one directory, replaced whole)."""
 
     def __init__(self, path: str | Path, cfg: FinetuneConfig, net: BiLSTMTaskModel, optimizer):
         self.path, self.net, self.optimizer = Path(path), net, optimizer
         check_replaceable(self.path, FINETUNE_KIND)
         # budgets may change between a run and its resumption; everything else must match
-        settings = {
-            k: v
-            for k, v in dataclasses.asdict(cfg).items()
-            if k not in ("epochs", "max_minutes", "patience", "checkpoint_dir")
-        }
+        settings = dataclasses.asdict(cfg)
+        budgets = ("epochs", "max_minutes", "patience", "checkpoint_dir")
+        settings["training"] = {k: v for k, v in settings["training"].items() if k not in budgets}
         self.fingerprint = settings_fingerprint(settings)
 
     def save(self, best: BestSoFar, pos: FinetunePosition) -> None:
@@ -376,20 +378,24 @@ class FinetuneRun:
         the best weights so far are kept (``best.state``), written only by a run that ends well. With
         ``checkpoint_dir``: resumes from it, saves to it after every epoch and on SIGTERM/SIGHUP."""
         cfg, net = self.cfg, self.net
-        rng = random.Random(cfg.seed)
-        best = BestSoFar(net.task.trivial_score(self.splits.dev), cfg.min_epochs)
-        ckpt = FinetuneCheckpoint(cfg.checkpoint_dir, cfg, net, self.optimizer) if cfg.checkpoint_dir else None
+        rng = random.Random(cfg.training.seed)
+        best = BestSoFar(net.task.trivial_score(self.splits.dev), cfg.training.min_epochs)
+        ckpt = (
+            FinetuneCheckpoint(cfg.training.checkpoint_dir, cfg, net, self.optimizer)
+            if cfg.training.checkpoint_dir
+            else None
+        )
         resumed = ckpt.restore(best, self.log if self.progress else (lambda m: None)) if ckpt else None
         pos = resumed or FinetunePosition()
         tables = self.plot_tables(pos.epoch - 1 if resumed else None)
         lengths = [example_length(e) for e in self.splits.train.sentences]
         with DeferredTermination() as termination:  # a signal stops the run after a batch, checkpointed
-            while pos.epoch <= cfg.epochs:
+            while pos.epoch <= cfg.training.epochs:
                 if pos.epoch_rng is None:
                     pos.epoch_rng = rng.getstate()
                 rng.setstate(pos.epoch_rng)  # a resumed epoch gets the same batches
                 net.train()
-                batches = shuffled_batches(self.splits.train_idx, lengths, cfg.batch_size, rng)
+                batches = shuffled_batches(self.splits.train_idx, lengths, cfg.training.batch_size, rng)
                 if not self.train_epoch(batches, pos, termination):
                     break
                 self.end_epoch(best, pos, tables, time.time() - start)
@@ -418,14 +424,14 @@ class FinetuneRun:
     def should_stop(self, best: BestSoFar, pos: FinetunePosition, start: float) -> bool:
         """Early stopping, or the time budget (said, and recorded in ``best.stopped_by``)."""
         cfg = self.cfg
-        if best.bad_epochs >= cfg.patience:
+        if best.bad_epochs >= cfg.training.patience:
             best.stopped_by = "patience"
             return True
-        if cfg.max_minutes is not None and time.time() - start > 60 * cfg.max_minutes:
+        if cfg.training.max_minutes is not None and time.time() - start > 60 * cfg.training.max_minutes:
             best.stopped_by = "max_minutes"
             self.log(
-                f"finetune: stopped by the time budget (max_minutes={cfg.max_minutes:g}) after epoch "
-                f"{pos.epoch - 1} of at most {cfg.epochs}; the best dev model so far is kept"
+                f"finetune: stopped by the time budget (max_minutes={cfg.training.max_minutes:g}) after epoch "
+                f"{pos.epoch - 1} of at most {cfg.training.epochs}; the best dev model so far is kept"
             )
             return True
         return False
@@ -447,7 +453,7 @@ class FinetuneRun:
         net, train = self.net, self.splits.train
         bar = progress_bar(
             len(batches),
-            f"epoch {pos.epoch}/{self.cfg.epochs}",
+            f"epoch {pos.epoch}/{self.cfg.training.epochs}",
             "batch",
             self.progress,
             initial=pos.batch_pos,
@@ -463,8 +469,8 @@ class FinetuneRun:
                     )
                 self.optimizer.zero_grad()
                 self.accelerator.backward(loss)
-                if self.cfg.grad_clip:
-                    self.accelerator.clip_grad_norm_(net.parameters(), self.cfg.grad_clip)
+                if self.cfg.training.grad_clip:
+                    self.accelerator.clip_grad_norm_(net.parameters(), self.cfg.training.grad_clip)
                 self.optimizer.step()
                 pos.step += 1
                 pos.batch_pos += 1
@@ -494,7 +500,7 @@ class FinetuneRun:
             tables[1].add(epoch=pos.epoch, step=pos.step, **{metric: score})
         if self.progress:
             self.log(
-                f"epoch {pos.epoch}/{self.cfg.epochs}: train loss {loss:.4f}  dev {metric} {score:.4f}"
+                f"epoch {pos.epoch}/{self.cfg.training.epochs}: train loss {loss:.4f}  dev {metric} {score:.4f}"
                 + ("  (best)" if improved else "")
                 + f"  [{elapsed / 60:.1f} min]"
             )
@@ -505,8 +511,8 @@ class FinetuneRun:
         result: dict[str, Any] = {
             "task": cfg.task,
             "model": cfg.model,
-            "inputs": cfg.inputs,
-            "seed": cfg.seed,
+            "inputs": cfg.inputs.use,
+            "seed": cfg.training.seed,
             "labels": splits.labels,
             "data": splits.counts(),
             "epochs_run": len(best.history),

@@ -6,12 +6,12 @@ import random
 
 import pytest
 
-from pipeline.config import FinetuneConfig
 from pipeline.tasks.kinds import task_named
 from pipeline.tasks.models import load_task_model
 from pipeline.train.finetune import finetune
 
 from conftest import shared
+from helpers import finetune_cfg
 
 
 @pytest.mark.slow
@@ -24,7 +24,7 @@ def test_sst2_models_do_not_collapse_on_product_reviews(tmp_path, trained, vecto
     (tmp_path / "cr.tsv").write_text(
         "\n".join(cr[:1] + [f"{t}\t{names[y]}" for t, y in (r.rsplit("\t", 1) for r in cr[1:])]) + "\n"
     )
-    cfg = FinetuneConfig(
+    cfg = finetune_cfg(
         task="classify",
         model="ensemble",
         train=str(tmp_path / "train.tsv"),

@@ -3,10 +3,11 @@ score (always the most frequent label; F1 0 for NER) or after ``min_epochs``."""
 
 import random
 
-from pipeline.config import FinetuneConfig
 from pipeline.tasks.examples import TaskData
 from pipeline.tasks.kinds import task_named
 from pipeline.train.finetune import BestSoFar, finetune
+
+from helpers import finetune_cfg
 
 
 class Net:  # what BestSoFar.update needs of a model: its weights
@@ -50,7 +51,7 @@ def test_a_run_that_never_beats_chance_says_so(tmp_path, vectors):
     dev = ["sentence\tlabel"] + [f"{' '.join(rng.choices(words, k=5))}\ta" for _ in range(20)]
     (tmp_path / "d.tsv").write_text("\n".join(dev) + "\n")  # all one label: chance is 1.0, unbeatable
     said = []
-    cfg = FinetuneConfig(
+    cfg = finetune_cfg(
         task="classify",
         model="bilstm",
         train=str(tmp_path / "t.tsv"),
@@ -75,9 +76,9 @@ def test_a_failed_run_leaves_the_previous_model_as_it_was(tmp_path, vectors):
 
     samples = Path(__file__).resolve().parents[2] / "data" / "samples" / "sentiment"
     files = {k: str(samples / f"{k}.tsv") for k in ("train", "dev")}
-    finetune(FinetuneConfig(task="classify", model="tfidf", **files), tmp_path / "m", progress=False)
+    finetune(finetune_cfg(task="classify", model="tfidf", **files), tmp_path / "m", progress=False)
     before = {p.name: p.read_bytes() for p in (tmp_path / "m").iterdir()}
-    cfg = FinetuneConfig(
+    cfg = finetune_cfg(
         task="classify",
         model="bilstm",
         inputs="word2vec",

@@ -2,7 +2,6 @@ import numpy as np
 import pytest
 import torch
 
-from pipeline.config import FinetuneConfig
 from pipeline.tasks.features import (
     CASE_DIM,
     CASES,
@@ -18,7 +17,7 @@ from pipeline.tasks.features import (
 )
 from pipeline.word2vec import VectorLookup
 
-from helpers import SENTS, TOY, kv_from
+from helpers import SENTS, TOY, finetune_cfg, kv_from
 
 
 def test_lookup_features():
@@ -56,11 +55,11 @@ def test_word_table_from_training_words_and_word2vec():
 
 
 def test_trainable_words_casing_and_chars_learn():
-    cfg = FinetuneConfig(inputs="word2vec", word_dropout=0.0, seed=0)
+    cfg = finetune_cfg(inputs="word2vec", word_dropout=0.0, seed=0)
     w2v = VectorLookup(kv_from(TOY))
     f = build_features(cfg, word2vec=w2v, train_sentences=[["man", "Woman"], ["king"]])
     x, mask, _ = f([["Man", "unseen"], ["king"]])
-    assert x.shape == (2, 2, 4 + CASE_DIM + cfg.char_filters)
+    assert x.shape == (2, 2, 4 + CASE_DIM + cfg.inputs.char_filters)
     assert torch.equal(x[0, 0, :4], torch.tensor(TOY["man"], dtype=torch.float32))  # lower-cased lookup
     assert (x[1, 1] == 0).all()  # padding
     x.sum().backward()
@@ -68,7 +67,7 @@ def test_trainable_words_casing_and_chars_learn():
 
 
 def test_word_dropout_replaces_only_rare_training_words():
-    cfg = FinetuneConfig(inputs="word2vec", word_dropout=1.0)
+    cfg = finetune_cfg(inputs="word2vec", word_dropout=1.0)
     f = build_features(cfg, train_sentences=[["a", "a", "rare"]])
     f.train()
     words, _ = f.words.ids([["a", "rare"]], 1, 2)

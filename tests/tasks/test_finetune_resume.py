@@ -47,7 +47,7 @@ def command(vectors: Path, out: Path, ckpt: Path) -> list[str]:
         "--lr",
         "0.01",
         "--set",
-        "hidden=16",
+        "head.hidden=16",
         "--checkpoint-dir",
         str(ckpt),
         "--metrics",

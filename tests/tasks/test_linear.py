@@ -6,19 +6,22 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 
 from pipeline.config import FinetuneConfig
+from pipeline.errors import PipelineError
 from pipeline.tasks.kinds import task_named
 from pipeline.tasks.models import load_task_model
 from pipeline.train.finetune import finetune
 
 from conftest import REPO
+from helpers import finetune_cfg
 
 SAMPLES = REPO / "data" / "samples" / "sentiment"
 
 
 def test_fit_save_load_predict(tmp_path):
-    cfg = FinetuneConfig(
+    cfg = finetune_cfg(
         task="classify",
         model="tfidf",
         train=str(SAMPLES / "train.tsv"),
@@ -28,7 +31,7 @@ def test_fit_save_load_predict(tmp_path):
     result = finetune(cfg, tmp_path / "m", progress=False)
     assert result["test"]["accuracy"] > 0.7 and result["C"] in [h["C"] for h in result["history"]]
     model = load_task_model(tmp_path / "m")
-    data = task_named(cfg.task).read(cfg, cfg.test)
+    data = task_named(cfg.task).read(cfg, cfg.data.test)
     again = model.predict(data.sentences + [[]])
     assert again[-1] == (None, {})
     assert [p for p, _ in again[:-1]] == [p for p, _ in result["test_predictions"]]
@@ -40,6 +43,27 @@ def test_fit_save_load_predict(tmp_path):
         "tfidf_vocab.json",
     ]
     assert json.loads((tmp_path / "m" / "config.json").read_text())["finetune"]["model"] == "tfidf"
+
+
+def test_a_model_saved_in_the_flat_format_3_loads_with_its_keys_in_sections(tmp_path):
+    cfg = sample_cfg(model="tfidf", **{"data.label_field": "label", "training.seed": 3})
+    finetune(cfg, tmp_path / "m", progress=False)
+    config_file = tmp_path / "m" / "config.json"
+    config = json.loads(config_file.read_text())
+    assert config["format_version"] == 4 and config["finetune"]["data"]["label_field"] == "label"
+    flat = {k: v for k, v in config["finetune"].items() if not isinstance(v, dict)}
+    for section in ("data", "head", "training"):
+        flat |= config["finetune"][section]
+    flat |= {k: v for k, v in config["finetune"]["inputs"].items() if k != "use"} | {"inputs": "both"}
+    config_file.write_text(json.dumps({**config, "format_version": 3, "finetune": flat}))  # as format 3 wrote it
+    old = load_task_model(tmp_path / "m")
+    assert old.cfg == cfg
+    sentences = [["a", "fine", "film"], ["dull"]]
+    assert old.predict(sentences) == load_task_model(tmp_path / "m").predict(sentences)
+    flat["lr"] = "fast"  # a format-3 file with a bad value names the key where it now lives
+    config_file.write_text(json.dumps({**config, "format_version": 3, "finetune": flat}))
+    with pytest.raises(PipelineError, match=r"config\.json: finetune\.training\.lr: expected float"):
+        load_task_model(tmp_path / "m")
 
 
 def test_cli_finetune_predict_evaluate(tmp_path):
@@ -84,7 +108,7 @@ def test_cli_finetune_predict_evaluate(tmp_path):
 
 
 def sample_cfg(**kw) -> FinetuneConfig:
-    return FinetuneConfig(
+    return finetune_cfg(
         task="classify",
         train=str(SAMPLES / "train.tsv"),
         dev=str(SAMPLES / "dev.tsv"),
@@ -100,7 +124,7 @@ def test_linear_uses_the_biLM_and_round_trips(tmp_path, trained):
     model = load_task_model(tmp_path / "m")
     assert model.elmo is not None and model.elmo.mean.shape == (model.elmo.dim,)
     assert (tmp_path / "m" / "encoder" / "config.json").is_file()
-    data = task_named(cfg.task).read(cfg, cfg.test, model.tokenize)
+    data = task_named(cfg.task).read(cfg, cfg.data.test, model.tokenize)
     again = model.predict(data.sentences)
     assert [p for p, _ in again] == [p for p, _ in result["test_predictions"]]
     # raw strings are tokenized like the encoder does; token lists are taken as they are
@@ -144,7 +168,7 @@ def test_ensemble_averages_its_members_and_round_trips(tmp_path, trained, vector
     model = load_task_model(tmp_path / "m")
     assert list(model.members) == ["tfidf", "linear", "bilstm"]
     assert sorted(p.name for p in (tmp_path / "m" / "members").iterdir()) == ["bilstm", "linear", "tfidf"]
-    data = task_named(cfg.task).read(cfg, cfg.test, model.tokenize)
+    data = task_named(cfg.task).read(cfg, cfg.data.test, model.tokenize)
     pred = model.predict(data.sentences[:5])
     each = [m.predict(data.sentences[:5]) for m in model.members.values()]
     for i, (label, probs) in enumerate(pred):
@@ -175,7 +199,7 @@ def test_control_characters_are_read_and_counted(tmp_path):
     rows[1] = rows[1].replace(" ", " \u0097 ", 1)  # a cp1252 dash decoded as Latin-1 upstream
     (tmp_path / "t.tsv").write_text("\n".join(rows) + "\n", encoding="utf-8")
     said = []
-    cfg = FinetuneConfig(task="classify", model="tfidf", train=str(tmp_path / "t.tsv"), dev=str(SAMPLES / "dev.tsv"))
+    cfg = finetune_cfg(task="classify", model="tfidf", train=str(tmp_path / "t.tsv"), dev=str(SAMPLES / "dev.tsv"))
     result = finetune(cfg, tmp_path / "m", progress=False, log=said.append)
     assert result["data"]["controls_as_space"] == 1
     assert said[0] == f"note: {tmp_path / 't.tsv'}: 1 lines had control characters, read as spaces"

@@ -15,7 +15,7 @@ from pipeline.tasks.metrics import multilabel_scores, tune_thresholds
 from pipeline.tasks.models import load_task_model
 from pipeline.train.finetune import finetune
 
-from helpers import elmo
+from helpers import elmo, finetune_cfg
 
 CUES = {"joy": ["happy", "glad"], "anger": ["furious", "mad"], "fear": ["scared", "afraid"]}
 FILLER = ["today", "again", "at", "work", "the", "news", "about", "it", "so", "really"]
@@ -47,7 +47,7 @@ def ml_cfg(d, **kw) -> FinetuneConfig:
     base = dict(task="multilabel", format="tsv", text_field="Tweet", inputs="word2vec", hidden=16, epochs=10)
     base.update({s: str(d / f"{s}.txt") for s in ("train", "dev", "test")}, lr=0.01)
     base.update(kw)
-    return FinetuneConfig(**base)
+    return finetune_cfg(**base)
 
 
 def test_label_columns_lists_and_delimited_fields(emotions, write):
@@ -95,7 +95,7 @@ def test_auto_trains_the_bilstm_beside_tfidf(emotions, tmp_path, vectors):
 def test_cli_predict_and_evaluate(emotions):
     p = elmo(
         "finetune", "--task", "multilabel", "--model", "tfidf", "--train", "train.jsonl", "--dev", "dev.jsonl",
-        "--set", "text_field=text", "--set", "label_field=labels", "--out", "m", cwd=emotions,
+        "--set", "data.text_field=text", "--set", "data.label_field=labels", "--out", "m", cwd=emotions,
     )  # fmt: skip
     assert p.returncode == 0, p.stderr
     (emotions / "in.txt").write_text("furious at the news\n")

@@ -14,7 +14,7 @@ from pipeline.tasks.metrics import regression_scores
 from pipeline.tasks.models import load_task_model
 from pipeline.train.finetune import finetune
 
-from helpers import elmo
+from helpers import elmo, finetune_cfg
 
 NOUNS = ["cat", "dog", "man", "woman", "child", "bird", "horse", "car", "river", "house"]
 VERBS = ["runs", "sleeps", "jumps", "eats", "sings", "waits"]
@@ -62,14 +62,14 @@ def pair_cfg(d, **kw) -> FinetuneConfig:
         lr=0.01,
     )
     base.update(kw)
-    return FinetuneConfig(**base)
+    return finetune_cfg(**base)
 
 
 def sick_cfg(d, **kw) -> FinetuneConfig:
     base = dict(task="regress", format="tsv", text_field=1, text_pair_field=2, label_field=3, inputs="word2vec")
     base.update({s: str(d / f"{s}.txt") for s in ("train", "dev", "test")}, hidden=16, epochs=8, lr=0.01)
     base.update(kw)
-    return FinetuneConfig(**base)
+    return finetune_cfg(**base)
 
 
 def test_pairs_are_found_by_their_usual_names(pairs_dir, write):
@@ -172,7 +172,8 @@ def test_cli_pair_predict_reads_tab_separated_pairs(pairs_dir):
 def test_scores_read_as_classes_get_a_warning(pairs_dir):
     p = elmo(
         "finetune", "--model", "tfidf", "--train", "train.txt", "--dev", "dev.txt", "--format", "tsv",
-        "--set", "text_field=1", "--set", "text_pair_field=2", "--set", "label_field=3", "--out", "m", cwd=pairs_dir,
+        "--set", "data.text_field=1", "--set", "data.text_pair_field=2", "--set", "data.label_field=3",
+        "--out", "m", cwd=pairs_dir,
     )  # fmt: skip
     assert p.returncode == 0, p.stderr
     assert "task: classify" in p.stderr and "labels are numbers with decimals" in p.stderr

@@ -9,12 +9,12 @@ from test_multilabel import tweet
 from test_pairs_and_scores import pair
 from test_tagging import conllu_text, sentence
 
-from pipeline.config import FinetuneConfig
 from pipeline.tasks.kinds import TASKS
 from pipeline.tasks.models import MODEL_TYPES, load_task_model
 from pipeline.train.finetune import finetune
 
 from conftest import REPO
+from helpers import finetune_cfg
 
 SAMPLES = REPO / "data" / "samples"
 PAIRS = [(t, m) for t, task in TASKS.items() for m, kind in MODEL_TYPES.items() if kind.learns(task)]
@@ -47,7 +47,7 @@ def files(task: str, d) -> dict:
 
 @pytest.mark.parametrize("task, model", PAIRS, ids=[f"{t}-{m}" for t, m in PAIRS])
 def test_every_model_type_on_every_task_it_learns(task, model, tmp_path, trained, vectors):
-    cfg = FinetuneConfig(
+    cfg = finetune_cfg(
         task=task,
         model=model,
         **files(task, tmp_path),
@@ -61,7 +61,7 @@ def test_every_model_type_on_every_task_it_learns(task, model, tmp_path, trained
     assert result["model"] == model
     loaded = load_task_model(tmp_path / "m")
     assert type(loaded).__name__ and loaded.cfg.task == task
-    dev = TASKS[task].read(loaded.cfg, cfg.dev, loaded.tokenize)
+    dev = TASKS[task].read(loaded.cfg, cfg.data.dev, loaded.tokenize)
     again = loaded.scores(dev)
     assert again[TASKS[task].metric] == pytest.approx(result["dev"][TASKS[task].metric], abs=1e-6)
     card = (tmp_path / "m" / "README.md").read_text()

@@ -31,7 +31,7 @@ def sweep(out, vectors, *extra):
         "--set",
         f"test={SAMPLES / 'test.tsv'}",
         "--set",
-        "epochs=2",
+        "training.epochs=2",
         *extra,
     ]
     p = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True)
@@ -63,7 +63,7 @@ def test_elmo_rows_record_their_encoder_and_resume_only_on_it(tmp_path, vectors,
     assert all(r["encoder_dir"] == str(trained / "enc") for r in runs)
     assert "| SST-2 | ours + ELMo at the input and the task BiLSTM's output |" in printed
     # the same rows with other overrides are other runs, not resumed ones
-    sweep(out, vectors, "--rows", "both", "--seeds", "0", "--encoder", str(trained / "enc"), "--set", "hidden=8")
+    sweep(out, vectors, "--rows", "both", "--seeds", "0", "--encoder", str(trained / "enc"), "--set", "head.hidden=8")
     assert len(json.loads(out.read_text())["runs"]) == 3
 
 
@@ -93,7 +93,7 @@ def test_files_from_before_rows_print_apart_and_are_not_resumed(tmp_path, vector
         (["--rows", "adapted"], "--adapted sst2=DIR"),
         (["--adapted", "sst2"], "--adapted sst2: expected TASK=DIR"),
         (["--adapted", "imdb=x"], "--adapted imdb=x: expected TASK=DIR"),
-        (["--set", "inputs=elmo"], "--set inputs: set by the rows"),
+        (["--set", "inputs.use=elmo"], "--set inputs.use: set by the rows"),
     ],
 )
 def test_bad_sweep_options_are_one_line(tmp_path, vectors, args, message):

@@ -13,7 +13,7 @@ from pipeline.tasks.metrics import tag_scores
 from pipeline.tasks.models import check_model, load_task_model
 from pipeline.train.finetune import finetune
 
-from helpers import elmo
+from helpers import elmo, finetune_cfg
 
 NOUNS = ["cat", "dog", "fire", "house", "river", "city", "man", "storm"]
 VERBS = ["saw", "left", "burned", "crossed", "found", "hit"]
@@ -69,7 +69,7 @@ def test_conllu_errors_name_the_line(write):
         PipelineError, match=r"bad\.conllu:2: expected 10 tab-separated CoNLL-U columns, got 1 \(a CoNLL column file"
     ):
         read_conllu(write("bad.conllu", "# c\nThe DET\n"))
-    with pytest.raises(PipelineError, match=r"x\.conllu:1: no XPOS tag .*--set conllu_tags=upos"):
+    with pytest.raises(PipelineError, match=r"x\.conllu:1: no XPOS tag .*--set data.conllu_tags=upos"):
         read_conllu(write("x.conllu", "1\tThe\tthe\tDET\t_\t_\t0\troot\t_\t_\n"), "xpos")
 
 
@@ -94,7 +94,7 @@ def tag_cfg(treebank, **kw) -> FinetuneConfig:
         lr=0.01,
     )
     base.update(kw)
-    return FinetuneConfig(**base)
+    return finetune_cfg(**base)
 
 
 def test_majority_tagger_round_trips(treebank, tmp_path):
@@ -123,7 +123,7 @@ def test_auto_tags_with_the_bilstm_and_the_majority_baseline(treebank, tmp_path,
 
 def test_the_tag_task_is_the_only_one_for_majority(treebank):
     with pytest.raises(PipelineError, match=r"model: majority does not learn task classify .* majority learns tag"):
-        check_model(FinetuneConfig(task="classify", model="majority"))
+        check_model(finetune_cfg(task="classify", model="majority"))
     with pytest.raises(
         PipelineError, match=r"model: tfidf does not learn task tag \(models for tag: auto, majority, bil"
     ):
@@ -153,7 +153,7 @@ def test_cli_infers_tag_from_conllu_and_from_non_entity_columns(treebank, tmp_pa
         "--dev",
         "pos.txt",
         "--set",
-        "label_column=1",
+        "data.label_column=1",
         "--model",
         "majority",
         "--out",

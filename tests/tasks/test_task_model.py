@@ -10,7 +10,7 @@ import pytest
 import torch
 import yaml
 
-from pipeline.config import FinetuneConfig
+from pipeline.config import with_values
 from pipeline.encoder import Encoder
 from pipeline.errors import PipelineError
 from pipeline.tasks.crf import crf_constraints
@@ -20,7 +20,7 @@ from pipeline.tasks.models import load_task_model
 from pipeline.train.finetune import finetune
 
 from conftest import REPO
-from helpers import BIN, SENTS, elmo, run, tiny_repo
+from helpers import BIN, SENTS, elmo, finetune_cfg, run, tiny_repo
 
 SAMPLES = REPO / "data" / "samples"
 
@@ -39,7 +39,7 @@ def ner_cfg(trained, vectors, **kw):  # noqa: F811
         lr=0.01,
     )
     base.update(kw)
-    return FinetuneConfig(**base)
+    return finetune_cfg(**base)
 
 
 def cls_cfg(trained, vectors, **kw):  # noqa: F811
@@ -57,7 +57,7 @@ def cls_cfg(trained, vectors, **kw):  # noqa: F811
         model="bilstm",
     )
     base.update(kw)
-    return FinetuneConfig(**base)
+    return finetune_cfg(**base)
 
 
 def test_shipped_samples_match_their_generator():
@@ -80,7 +80,7 @@ def test_crf_constraints_follow_the_scheme():
 
 
 def test_label_sets_and_unseen_dev_labels(tmp_path):
-    cfg = FinetuneConfig(task="ner")
+    cfg = finetune_cfg(task="ner")
     train = task_named(cfg.task).read(cfg, SAMPLES / "ner" / "train.conll")
     labels = task_named(cfg.task).label_set(cfg, train)
     assert labels == ["O", "B-LOC", "I-LOC", "B-MISC", "I-MISC", "B-ORG", "I-ORG", "B-PER", "I-PER"]
@@ -88,7 +88,7 @@ def test_label_sets_and_unseen_dev_labels(tmp_path):
     dev = task_named(cfg.task).read(cfg, tmp_path / "dev.conll")
     with pytest.raises(PipelineError, match=r"dev\.conll:3: label 'B-COMPANY' does not occur in the training"):
         check_labels(dev, labels, task_named("ner").labels_in)
-    c = FinetuneConfig(task="classify")
+    c = finetune_cfg(task="classify")
     (tmp_path / "d.tsv").write_text("label\tsentence\npositive\tgood .\nsarcastic\tgreat , just great .\n")
     with pytest.raises(PipelineError, match=r"d\.tsv:3: label 'sarcastic'"):
         check_labels(
@@ -135,7 +135,7 @@ def test_save_load_predict_identical(trained, vectors, tmp_path, task):  # noqa:
     cfg = (ner_cfg if task == "ner" else cls_cfg)(trained, vectors)
     result = finetune(cfg, tmp_path / "m", tmp_path / "plots", progress=False)
     model = load_task_model(tmp_path / "m")
-    data = task_named(cfg.task).read(cfg, cfg.test, model.tokenize)
+    data = task_named(cfg.task).read(cfg, cfg.data.test, model.tokenize)
     again = model.predict(data.sentences + [[]])
     assert again[-1] == ([] if task == "ner" else (None, {}))
     # training cached the biLM layers in other batches than a fresh model computes them: the labels
@@ -173,14 +173,14 @@ def test_elmo_at_the_output_trains_saves_and_loads(trained, vectors, tmp_path, t
     assert out_mix.scalars.abs().max() > 0 and out_mix.gamma.item() != 1.0
     assert not torch.equal(out_mix.scalars, model.features.mix.scalars)
     assert len(result["output_scalar_mix"]["weights"]) == 3
-    data = task_named(cfg.task).read(cfg, cfg.test, model.tokenize)
+    data = task_named(cfg.task).read(cfg, cfg.data.test, model.tokenize)
     again = model.predict(data.sentences)
     if task == "ner":
         assert again == result["test_predictions"]
     else:
         assert [p for p, _ in again] == [p for p, _ in result["test_predictions"]]
     with pytest.raises(PipelineError, match="elmo_output: needs ELMo"):
-        FinetuneConfig(**{**cfg.__dict__, "inputs": "word2vec"}).validate("x")
+        with_values(cfg, {"inputs": {"use": "word2vec"}}).validate("x")
 
 
 def test_same_seed_same_model(trained, vectors, tmp_path):  # noqa: F811
@@ -209,7 +209,7 @@ def test_finetune_encoder_updates_and_saves_the_bilm(trained, vectors, tmp_path)
     changed = [k for k in after if not torch.equal(before[k], after[k])]
     assert any(k.startswith("forward_stack") for k in changed) and any(k.startswith("token_encoder.") for k in changed)
     model = load_task_model(tmp_path / "m")
-    data = task_named(cfg.task).read(cfg, cfg.test, model.tokenize)
+    data = task_named(cfg.task).read(cfg, cfg.data.test, model.tokenize)
     assert model.predict(data.sentences) == r["test_predictions"]
 
 
@@ -232,7 +232,7 @@ def test_cli_finetune_predict_evaluate(trained, vectors, tmp_path):  # noqa: F81
         "--epochs",
         "2",
         "--set",
-        "hidden=8",
+        "head.hidden=8",
         "--metrics",
         str(tmp_path / "m.json"),
         "-q",
@@ -265,7 +265,7 @@ def test_cli_finetune_predict_evaluate(trained, vectors, tmp_path):  # noqa: F81
 
     # a classifier from a config file; word2vec only (inferred from the options given)
     (tmp_path / "c.yaml").write_text(
-        yaml.safe_dump({"task": "classify", "epochs": 2, "hidden": 8, "pooling": "attention"})
+        yaml.safe_dump({"task": "classify", "training": {"epochs": 2}, "head": {"hidden": 8, "pooling": "attention"}})
     )
     p = elmo(
         "finetune",
@@ -357,7 +357,7 @@ def test_cli_bad_labelled_data_is_one_line_error(trained, vectors, tmp_path):  #
         "--dev",
         str(tmp_path / "rep.conll"),
         "--set",
-        "invalid_tags=error",
+        "data.invalid_tags=error",
         "--word2vec",
         str(vectors),
         "--out",
@@ -376,7 +376,7 @@ def test_cli_bad_labelled_data_is_one_line_error(trained, vectors, tmp_path):  #
         "--dev",
         str(tmp_path / "t.jsonl"),
         "--set",
-        "text_field=text",
+        "data.text_field=text",
         "--word2vec",
         str(vectors),
         "--out",
@@ -394,7 +394,7 @@ def test_cli_bad_labelled_data_is_one_line_error(trained, vectors, tmp_path):  #
         "--dev",
         ok_train,
         "--set",
-        "hidden=zero",
+        "head.hidden=zero",
         "--word2vec",
         str(vectors),
         "--out",
@@ -429,8 +429,8 @@ def test_dvc_repro_runs_both_tasks_with_tiny_presets(tmp_path):
     repo = tiny_repo(
         tmp_path,
         pretrain=dict(max_steps=4, eval_every=4, checkpoint_every=4),
-        finetune_ner=dict(epochs=2, hidden=8),
-        finetune_sentiment=dict(epochs=2, hidden=8),
+        finetune_ner=dict(training=dict(epochs=2), head=dict(hidden=8)),
+        finetune_sentiment=dict(training=dict(epochs=2), head=dict(hidden=8)),
     )
     run([str(BIN / "dvc"), "repro"], cwd=repo, check=True)
     ner = json.loads((repo / "metrics" / "finetune_ner.json").read_text())  # the headline numbers
