@@ -5,9 +5,15 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from pathlib import Path
 
 from pipeline.errors import PipelineError, run_main
+from pipeline.io import NEIGHBOURS_REPORT, SUMMARY_REPORT, is_stdio
+
+
+def _say_to(*outputs):
+    """Where a command's human-readable lines go: standard error when one of its ``outputs`` is
+    ``-`` (standard output then carries that file), else standard output."""
+    return sys.stderr if any(is_stdio(o) for o in outputs) else sys.stdout
 
 
 def _cmd_config(args) -> int:
@@ -26,8 +32,8 @@ def _cmd_prepare(args) -> int:
     params = load_params(args.params)
     stats = prepare_corpus(params.prepare, args.out, progress=not args.quiet)
     if args.metrics:
-        write_json_atomic(args.metrics, stats)
-    if not args.quiet:
+        write_json_atomic(args.metrics, stats, "prepare statistics")
+    if not args.quiet and not is_stdio(args.metrics):
         print(json.dumps(stats, indent=2))
     return 0
 
@@ -38,9 +44,9 @@ def _cmd_word2vec(args) -> int:
     from pipeline.word2vec import run_word2vec
 
     result = run_word2vec(load_params(args.params).word2vec, args.prepared, args.out)
-    write_json_atomic(args.metrics, result["metrics"])
-    write_report_atomic(args.report, "word2vec nearest neighbours", result["neighbours"])
-    if not args.quiet:
+    write_json_atomic(args.metrics, result["metrics"], "word2vec scores")
+    write_report_atomic(args.report, NEIGHBOURS_REPORT, result["neighbours"])
+    if not args.quiet and not is_stdio(args.metrics) and not is_stdio(args.report):
         print(json.dumps(result["metrics"], indent=2))
     return 0
 
@@ -70,8 +76,8 @@ def _cmd_evaluate_lm(args) -> int:
     from pipeline.train.evaluate import evaluate_saved
 
     result = evaluate_saved(args.model, args.prepared, args.split, progress=not args.quiet)
-    write_json_atomic(args.metrics, result)
-    if not args.quiet:
+    write_json_atomic(args.metrics, result, "perplexities")
+    if not args.quiet and not is_stdio(args.metrics):
         print(json.dumps(result, indent=2))
     return 0
 
@@ -85,22 +91,25 @@ def _cmd_word2vec_eval(args) -> int:
     result = {"vectors": str(args.vectors), "words": len(kv), "dim": kv.vector_size, **report}
     a = result["analogy"]
     if args.json:
-        write_json_atomic(args.json, result)
+        write_json_atomic(args.json, result, "word2vec evaluation")
 
     def num(x):
         return "n/a" if x is None else f"{x:.4f}"
 
-    print(f"{args.vectors}: {len(kv)} words x {kv.vector_size} dims")
+    out = _say_to(args.json)
+    print(f"{args.vectors}: {len(kv)} words x {kv.vector_size} dims", file=out)
     print(
         f"analogy    accuracy {num(a['accuracy'])}  semantic {num(a['semantic'])}  "
         f"syntactic {num(a['syntactic'])}  evaluated {a['evaluated']}  oov {a['oov_rate']:.1%}"
-        + (f"  malformed lines {a['malformed_lines']}" if a["malformed_lines"] else "")
+        + (f"  malformed lines {a['malformed_lines']}" if a["malformed_lines"] else ""),
+        file=out,
     )
     for name in ("wordsim353", "simlex999"):
         r = result[name]
         print(
             f"{name:<10} spearman {num(r['spearman'])}  pairs {r['pairs']}  oov {r['oov_rate']:.1%}"
-            + (f"  malformed lines {r['malformed_lines']}" if r["malformed_lines"] else "")
+            + (f"  malformed lines {r['malformed_lines']}" if r["malformed_lines"] else ""),
+            file=out,
         )
     return 0
 
@@ -233,11 +242,12 @@ def _cmd_lm_score(args) -> int:
     if args.json:
         from pipeline.io import write_json_atomic
 
-        write_json_atomic(args.json, result)
+        write_json_atomic(args.json, result, "lm scores")
     print(
         f"{args.input}: {len(lines)} sentences, {s['tokens']} predicted tokens (OOV {result['oov_rate']:.1%}); "
         f"perplexity forward {result['forward_ppl']:.2f}, backward {result['backward_ppl']:.2f}, "
-        f"average {result['average_ppl']:.2f}"
+        f"average {result['average_ppl']:.2f}",
+        file=_say_to(args.json),
     )
     return 0
 
@@ -330,7 +340,7 @@ def _cmd_finetune(args) -> int:
             chosen = "the mean of its members' probabilities"  # the ensemble trains nothing itself
         if "candidates" in result:
             chosen = f"model {result['model']} kept by {result.get('selected_by', 'auto')} on dev, {chosen}"
-        print(line + f" ({chosen}, {result['seconds']:.0f} s)")
+        print(line + f" ({chosen}, {result['seconds']:.0f} s)", file=_say_to(args.metrics))
     return 0
 
 
@@ -347,23 +357,26 @@ def _cmd_report(args) -> int:
     from pipeline.report import summary
 
     text = summary(args.metrics_dir, args.out)
-    if not args.quiet:
+    if not args.quiet and not is_stdio(args.out):
         print(text, end="")
     return 0
 
 
 def _cmd_predict(args) -> int:
     from pipeline.data.lines import ReadStats
-    from pipeline.io import atomic_path, check_output_file
+    from pipeline.io import atomic_path, check_new_file, standard_stream
     from pipeline.tasks.models import load_task_model
 
-    if args.output:
-        check_output_file(args.output, _is_predictions_file, "a JSONL of `elmo predict`")
+    to_file = args.output and not is_stdio(args.output)
+    if to_file:  # its lines carry no mark that tells them from a user's JSONL: a file is never replaced
+        check_new_file(
+            args.output, "`elmo predict` never replaces a file", "give --output - to write to standard output"
+        )
     model = load_task_model(args.model)
     stats = ReadStats()
     tabs_hint = "`elmo evaluate` scores a model on a labelled file"
-    if not args.output:  # streamed to stdout as predicted
-        model.predict_file(args.input, sys.stdout, args.encoding_errors, stats)
+    if not to_file:  # streamed to stdout as predicted
+        model.predict_file(args.input, standard_stream("stdout"), args.encoding_errors, stats)
     else:
         with atomic_path(args.output) as tmp, open(tmp, "w", encoding="utf-8") as out:  # renamed at the end
             n = model.predict_file(args.input, out, args.encoding_errors, stats)
@@ -372,16 +385,6 @@ def _cmd_predict(args) -> int:
     if not args.quiet and not model.pairs:  # a pair model reads two tab-separated texts a line
         _warn_tabs(args.input, stats, tabs_hint)
     return 0
-
-
-def _is_predictions_file(path: Path) -> bool:
-    """Empty, or its first line is a JSON object with a "line" key (what `elmo predict` writes)."""
-    try:
-        with open(path, encoding="utf-8") as f:
-            first = f.readline()
-        return not first or "line" in json.loads(first)
-    except (OSError, ValueError, TypeError):
-        return False
 
 
 # the finetune settings that say how a labelled file is read (`elmo evaluate --set`)
@@ -438,7 +441,8 @@ def _cmd_evaluate(args) -> int:
     if args.metrics:
         from pipeline.io import write_json_atomic
 
-        write_json_atomic(args.metrics, result)
+        write_json_atomic(args.metrics, result, "evaluate scores")
+    out = _say_to(args.metrics)
     counts = [
         f"{n} {what}"
         for n, what in (
@@ -450,9 +454,9 @@ def _cmd_evaluate(args) -> int:
         if n
     ]
     if counts:
-        print(f"{args.file}: " + ", ".join(counts))
+        print(f"{args.file}: " + ", ".join(counts), file=out)
     for line in task.report(scores, args.file, len(data.sentences)):
-        print(line)
+        print(line, file=out)
     return 0
 
 
@@ -538,7 +542,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--params", default="params.yaml", help="params file (default: params.yaml)")
     p.add_argument("--out", default="data/prepared", help="output directory (default: data/prepared)")
     p.add_argument("--metrics", default=None, help="also write the stats JSON here")
-    p.set_defaults(func=_cmd_prepare)
+    p.set_defaults(func=_cmd_prepare, output_kinds={"metrics": "prepare statistics"})
 
     p = sub.add_parser(
         "word2vec", parents=[common], help="train skip-gram vectors on prepared data (the word2vec stage)"
@@ -548,7 +552,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="data/word2vec", help="output directory (default: data/word2vec)")
     p.add_argument("--metrics", default="metrics/word2vec.json", help="intrinsic scores JSON")
     p.add_argument("--report", default="reports/word2vec_neighbours.txt", help="nearest-neighbour report")
-    p.set_defaults(func=_cmd_word2vec)
+    p.set_defaults(func=_cmd_word2vec, output_kinds={"metrics": "word2vec scores", "report": NEIGHBOURS_REPORT})
 
     p = sub.add_parser(
         "pretrain",
@@ -562,14 +566,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--metrics", default="metrics/pretrain.json", help="training summary JSON")
     p.add_argument("--plots", default="plots/pretrain", help="directory for the train/valid curves")
     p.add_argument("--no-resume", action="store_true", help="ignore existing checkpoints")
-    p.set_defaults(func=_cmd_pretrain)
+    p.set_defaults(func=_cmd_pretrain, output_kinds={"metrics": "pretrain summary"})
 
     p = sub.add_parser("evaluate-lm", parents=[common], help="perplexity of a saved biLM on a prepared split")
     p.add_argument("--model", default="models/pretrain/best", help="a saved biLM or checkpoint directory")
     p.add_argument("--prepared", default="data/prepared", help="the prepared data it was trained on")
     p.add_argument("--split", default="test", choices=["train", "valid", "test"])
     p.add_argument("--metrics", default="metrics/evaluate_lm.json", help="perplexities JSON")
-    p.set_defaults(func=_cmd_evaluate_lm)
+    p.set_defaults(func=_cmd_evaluate_lm, output_kinds={"metrics": "perplexities"})
 
     p = sub.add_parser(
         "word2vec-eval",
@@ -587,7 +591,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="consider only this many most frequent words (default: 300000, as gensim)",
     )
     p.add_argument("--json", help="also write the results as JSON here")
-    p.set_defaults(func=_cmd_word2vec_eval)
+    p.set_defaults(func=_cmd_word2vec_eval, output_kinds={"json": "word2vec evaluation"})
 
     p = sub.add_parser(
         "export",
@@ -658,8 +662,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--bf16",
         action="store_true",
-        help="bf16 matmuls in the biLM (faster on AVX512-BF16 CPUs and GPUs; vectors differ from "
-        "fp32 by bf16 rounding)",
+        help="bf16 matmuls in the biLM (faster on AVX512-BF16/AMX CPUs and GPUs; vectors differ from "
+        "fp32 by bf16 rounding; on a CPU without native bf16 it runs in fp32, with a warning)",
     )
     p.set_defaults(func=_cmd_embed)
 
@@ -682,7 +686,7 @@ def build_parser() -> argparse.ArgumentParser:
         default="error",
         help="invalid UTF-8 / control characters: stop with file:line (default) or replace with U+FFFD",
     )
-    p.set_defaults(func=_cmd_lm_score)
+    p.set_defaults(func=_cmd_lm_score, output_kinds={"json": "lm scores"})
 
     p = sub.add_parser(
         "finetune",
@@ -760,7 +764,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="directory for live train.tsv/dev.tsv curves (and confusion.json); curves.png and confusion.png "
         "are drawn at the end",
     )
-    p.set_defaults(func=_cmd_finetune)
+    p.set_defaults(func=_cmd_finetune, output_kinds={"metrics": "finetune scores"})
 
     p = sub.add_parser(
         "plot", parents=[common], help="draw curves.png (and confusion.png) of a plots directory, offline"
@@ -771,7 +775,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("report", parents=[common], help="the headline numbers of the pipeline's stages")
     p.add_argument("--metrics-dir", default="metrics", help="the stages' metrics files (default: metrics)")
     p.add_argument("--out", help="also write the summary to this text file")
-    p.set_defaults(func=_cmd_report)
+    p.set_defaults(func=_cmd_report, output_kinds={"out": SUMMARY_REPORT})
 
     p = sub.add_parser("predict", parents=[common], help="tag or classify each line of a text file → JSONL")
     p.add_argument(
@@ -810,13 +814,27 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"how to read this file when it differs from the training files: {', '.join(READ_KEYS)} "
         "(e.g. --set data.text_field=1 --set data.label_field=0 for a headerless label<TAB>text file)",
     )
-    p.set_defaults(func=_cmd_evaluate)
+    p.set_defaults(func=_cmd_evaluate, output_kinds={"metrics": "evaluate scores"})
     return parser
+
+
+def _check_unknown_flags(parser: argparse.ArgumentParser, args, extra: list[str]) -> None:
+    """A misspelt flag (``--modle``) is a usage error from its subcommand, with the closest flag."""
+    if not extra:
+        return
+    from pipeline.config import did_you_mean
+
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction)).choices[args.command]
+    flags = [s for a in sub._actions for s in a.option_strings if s.startswith("--")]
+    word = next((x for x in extra if x.startswith("-")), extra[0])
+    hint = did_you_mean(word.split("=", 1)[0], flags) if word.startswith("--") else ""
+    sub.error(f"unrecognized argument: {word}{hint}")
 
 
 def main(argv=None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)
+    _check_unknown_flags(parser, args, extra)
     if args.command == "export" and args.format == "elmo":
         given = [
             flag for flag, on in (("--with-softmax", args.with_softmax), ("--test-metrics", args.test_metrics)) if on

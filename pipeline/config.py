@@ -655,13 +655,29 @@ class StrictLoader(yaml.SafeLoader):
     def construct_mapping(self, node, deep=False):
         seen: dict = {}
         for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":  # `<<: *defaults`: its keys may be overridden here
+                continue
             key = self.construct_object(key_node, deep=True)
-            if key in seen:
+            try:
+                first = seen.get(key)
+            except TypeError:  # a list or a mapping as a key
                 raise yaml.constructor.ConstructorError(
-                    None, None, f"duplicate key {key!r} (first on line {seen[key] + 1})", key_node.start_mark
+                    None, None, f"a key must be a plain value, not a {type(key).__name__}", key_node.start_mark
+                ) from None
+            if first is not None:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"duplicate key {key!r} (first on line {first + 1})", key_node.start_mark
                 )
             seen[key] = key_node.start_mark.line
         return super().construct_mapping(node, deep)
+
+    def construct_undefined(self, node):
+        raise yaml.constructor.ConstructorError(
+            None, None, f"the tag {node.tag!r} is not allowed: plain YAML values only", node.start_mark
+        )
+
+
+StrictLoader.add_constructor(None, StrictLoader.construct_undefined)
 
 
 StrictLoader.add_implicit_resolver(

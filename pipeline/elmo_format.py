@@ -49,7 +49,7 @@ from pipeline.data.tokenizers import WhitespaceTokenizer
 from pipeline.encoder import ENCODER_FORMAT, ENCODER_KIND, Encoder
 from pipeline.errors import PipelineError
 from pipeline.export import training_data
-from pipeline.io import atomic_path, check_replaceable, directory_kind, output_lock
+from pipeline.io import atomic_path, check_not_special, check_replaceable, directory_kind, output_lock
 
 OPTIONS_FILE, WEIGHTS_HDF5 = "options.json", "weights.hdf5"  # what export_elmo writes
 EXPORT_MARK = "elmo_pipeline"  # a key of the options.json export_elmo writes (readers ignore unknown keys)
@@ -84,6 +84,7 @@ def _read_options_json(path: Path) -> dict:
     source = str(path)
     if path.is_dir():
         raise PipelineError(f"{source}: is a directory; give the model's options.json file")
+    check_not_special(path, "options file")
     try:
         raw = path.read_bytes()
     except FileNotFoundError:

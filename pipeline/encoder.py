@@ -32,6 +32,7 @@ import numpy as np
 import torch
 
 from pipeline.bilm.model import BiLM, build_bilm
+from pipeline.cpu import bf16_pays
 from pipeline.data.batching import cut_sorted
 from pipeline.data.chars import BOS_TOKEN, EOS_TOKEN, token_char_ids
 from pipeline.data.lines import ReadStats, input_chunks
@@ -40,10 +41,12 @@ from pipeline.data.vocab import Vocab
 from pipeline.errors import PipelineError
 from pipeline.io import (
     CONFIG_FILE,
+    MARK_KEY,
     WEIGHTS_FILE,
     atomic_path,
     check_output_file,
     check_weights,
+    is_stdio,
     output_lock,
     read_model_config,
     read_weights,
@@ -54,6 +57,7 @@ from pipeline.progress import progress_bar
 
 ENCODER_FORMAT = 1
 ENCODER_KIND = "encoder"
+EMBED_MARK = "elmo-pipeline embed"  # the HDF5 root attribute `written_by` of `elmo embed`: replaced only by it
 REQUIRED = (CONFIG_FILE, WEIGHTS_FILE)
 
 
@@ -162,7 +166,8 @@ class Encoder:
     def _encode_tokens(self, tokens: Sequence[str]) -> torch.Tensor:
         """(U,) distinct token strings → (U, P) token-layer vectors, computed by the char CNN."""
         chars = torch.from_numpy(np.stack([token_char_ids(t, self.max_chars) for t in tokens]).astype(np.int64))
-        with torch.no_grad(), torch.autocast(chars.device.type, dtype=torch.bfloat16, enabled=self.bf16):
+        on = self.bf16 and bf16_pays(chars.device.type)
+        with torch.no_grad(), torch.autocast(chars.device.type, dtype=torch.bfloat16, enabled=on):
             return self.model.token_encoder.by_length(chars).float()
 
     def token_vectors(self, tokens: Sequence[str]) -> torch.Tensor:
@@ -209,7 +214,8 @@ class Encoder:
         distinct, index, mask = _rows_index(batch)
         vecs = self.token_vectors(distinct)  # (U, P)
         x = vecs[index] * mask[..., None]  # (B, T, P); padding rows are zero
-        with torch.no_grad(), torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=self.bf16):
+        on = self.bf16 and bf16_pays(x.device.type)
+        with torch.no_grad(), torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=on):
             return self.model.contextualize(x, mask)
 
     def batches(self, sentences: list[list[str]], batch_tokens: int) -> list[list[int]]:
@@ -409,6 +415,8 @@ def embed_file(
     line gets an empty dataset, so line numbers stay aligned. Returns the number of lines;
     ``stats`` (a :class:`ReadStats`) counts replaced lines and a removed byte-order mark.
     """
+    if is_stdio(out_path):
+        raise PipelineError("--out -: HDF5 cannot be written to standard output; give a file path (e.g. out.h5)")
     input_path = Path(input_path)
     total = None
     if progress and input_path.is_file() and input_path.suffix != ".gz":
@@ -432,9 +440,12 @@ def embed_file(
 def _is_embedding_file(path: Path) -> bool:
     import h5py
 
+    if not path.is_file():
+        return False
     try:
         with h5py.File(path, "r") as h5:
-            return "n_layers" in h5.attrs and "layers" in h5.attrs
+            marked = h5.attrs.get(MARK_KEY, EMBED_MARK) == EMBED_MARK  # files of earlier versions: unmarked
+            return marked and "n_layers" in h5.attrs and "layers" in h5.attrs
     except (OSError, ValueError):
         return False
 
@@ -446,6 +457,7 @@ def _embed_into(encoder, input_path, out_path, layers, batch_tokens, chunk_lines
     check_output_file(out_path, _is_embedding_file, "an HDF5 file of `elmo embed`")
     with atomic_path(out_path) as tmp:
         with h5py.File(tmp, "w") as h5:
+            h5.attrs[MARK_KEY] = EMBED_MARK
             h5.attrs["layers"] = layers
             h5.attrs["n_layers"] = encoder.n_layers
             h5.attrs["dim"] = encoder.dim

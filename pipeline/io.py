@@ -21,6 +21,7 @@ import json
 import os
 import shlex
 import shutil
+import stat
 import sys
 import tempfile
 import time
@@ -48,10 +49,43 @@ KINDS = {
 }
 
 
+# --- standard streams and what a path is ------------------------------------------------------
+
+STDIO = "-"  # standard input where a command reads text, standard output where it writes text or JSON
+
+
+def is_stdio(path: str | os.PathLike | None) -> bool:
+    return path is not None and str(path) == STDIO
+
+
+def check_not_special(path: str | os.PathLike, what: str = "file", stdin_ok: bool = False) -> None:
+    """Refuse, before anything opens it, a path that is a pipe, a device or a socket: reading one
+    may wait forever or never end. ``stdin_ok``: the argument takes ``-`` for standard input (said
+    in the message, e.g. for ``/dev/stdin`` on a pipe)."""
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        return  # missing or unreadable: the reader's own error names it
+    if stat.S_ISREG(mode) or stat.S_ISDIR(mode):
+        return
+    hint = "; give - to read standard input" if stdin_ok else "; give a file"
+    raise PipelineError(f"{path}: {what} is not a regular file (a pipe, a device or a socket){hint}")
+
+
+def standard_stream(name: str):
+    """``sys.stdin.buffer`` or ``sys.stdout``; a closed one (``<&-``, a service without it) is a one-line error."""
+    stream = getattr(sys, name)
+    if stream is None:
+        raise PipelineError(f"standard {name[3:]}put is closed; give a file instead of -")
+    return stream.buffer if name == "stdin" else stream
+
+
 # --- directory kinds ---------------------------------------------------------------------------
 
 
 def _json_of(file: Path) -> dict | None:
+    if not file.is_file():  # missing, or a pipe that would never answer
+        return None
     try:
         config = json.loads(file.read_text(encoding="utf-8"))
     except (OSError, ValueError):
@@ -138,8 +172,18 @@ def check_output_file(path: str | os.PathLike, is_ours: Callable[[Path], bool], 
         )
 
 
+def check_new_file(path: str | os.PathLike, why: str, instead: str) -> None:
+    """An output that is never replaced (``why``): refuse a path that exists, saying what to do ``instead``."""
+    path = Path(path)
+    check_replaceable(path)
+    if path.exists() or path.is_symlink():
+        raise PipelineError(f"{path}: exists; {why}: remove it first, choose another path, or {instead}")
+
+
 def is_json(path: Path) -> bool:
     """True for a file that parses as JSON (e.g. an earlier results file of a script)."""
+    if not path.is_file():
+        return False
     try:
         json.loads(path.read_text(encoding="utf-8"))
         return True
@@ -147,25 +191,60 @@ def is_json(path: Path) -> bool:
         return False
 
 
-# Every JSON and text output carries this mark, so a later run replaces only files it wrote itself
-# (never a model's config.json, a package.json or a corpus given by mistake as --metrics/--report).
-MARK_KEY, MARK = "written_by", "elmo-pipeline"
+# Every JSON and text output carries a mark naming its kind, so a later run replaces only a file
+# of the kind it writes: never a model's config.json, a package.json or a corpus given by mistake
+# as --metrics/--report, and never another command's output (`elmo evaluate --metrics` over the
+# stage's metrics/finetune_ner.json). Files marked before kinds were recorded count as any kind.
+MARK_KEY, MARK, KIND_KEY = "written_by", "elmo-pipeline", "output"
 TEXT_MARK = f"# {MARK}"
+JSON_KINDS = {  # kind → what it is, in messages
+    "prepare statistics": "the statistics of `elmo prepare` / the prepare stage",
+    "word2vec scores": "the intrinsic scores of the word2vec stage",
+    "pretrain summary": "the training summary of the pretrain stage",
+    "perplexities": "the perplexities of `elmo evaluate-lm` / the evaluate_lm stage",
+    "word2vec evaluation": "the scores of `elmo word2vec-eval --json`",
+    "lm scores": "the perplexities of `elmo lm-score --json`",
+    "finetune scores": "the scores and history of `elmo finetune --metrics` / a finetune stage's --details",
+    "finetune summary": "the headline numbers of a finetune stage (its --metrics)",
+    "evaluate scores": "the scores of `elmo evaluate --metrics`",
+    "baseline scores": "the scores of scripts/baselines.py",
+    "results": "a results file of a script in scripts/",
+}
+NEIGHBOURS_REPORT = "word2vec nearest neighbours"
+SUMMARY_REPORT = "headline numbers of the pipeline's stages (elmo report)"
+TEXT_KINDS = (NEIGHBOURS_REPORT, SUMMARY_REPORT)
 
 
-def is_marked_json(path: Path) -> bool:
-    """True for a JSON object this pipeline wrote (it has ``"written_by": "elmo-pipeline"``)."""
-    obj = _json_of(path)
-    return obj is not None and obj.get(MARK_KEY) == MARK
+def marked_json_of(kind: str) -> Callable[[Path], bool]:
+    """Whether a file is a JSON output of ``kind`` (see :data:`JSON_KINDS`) this pipeline wrote."""
+
+    def is_ours(path: Path) -> bool:
+        obj = _json_of(path)
+        return obj is not None and obj.get(MARK_KEY) == MARK and obj.get(KIND_KEY, kind) == kind
+
+    return is_ours
 
 
-def is_marked_text(path: Path) -> bool:
-    """True for a text output this pipeline wrote (its first line starts with ``# elmo-pipeline``)."""
-    try:
-        with open(path, encoding="utf-8") as f:
-            return f.readline().startswith(TEXT_MARK)
-    except (OSError, ValueError):
-        return False
+def marked_text_of(kind: str) -> Callable[[Path], bool]:
+    """Whether a file is a text output of ``kind`` (its first line ``# elmo-pipeline: KIND``)."""
+
+    def is_ours(path: Path) -> bool:
+        if not path.is_file():
+            return False
+        try:
+            with open(path, encoding="utf-8") as f:
+                return f.readline().rstrip("\n") == f"{TEXT_MARK}: {kind}"
+        except (OSError, ValueError):
+            return False
+
+    return is_ours
+
+
+def output_check(kind: str) -> tuple[Callable[[Path], bool], str]:
+    """(is an existing file ours to replace, what it must be) for a JSON or text output of ``kind``."""
+    if kind in TEXT_KINDS:
+        return marked_text_of(kind), f"a text output of elmo-pipeline ({kind})"
+    return marked_json_of(kind), f"{JSON_KINDS[kind]} (a JSON output of elmo-pipeline)"
 
 
 def unmarked(obj: dict) -> dict:
@@ -252,23 +331,27 @@ def check_arg_outputs(
     ),
 ) -> None:
     """:func:`check_run_paths` over an argparse namespace's output and input options (those it has),
-    then the JSON/text outputs that exist must carry our mark. Entry points call it before any work."""
+    then each JSON/text output that exists must be one of the kind its option writes
+    (``args.output_kinds``: option → kind, set by each command's parser). Entry points call it
+    before any work. ``-`` (a standard stream) is no path."""
 
     def named(names):  # how the user wrote it: --metrics for an option, OUT_DIR for a positional argument
         return {
             (n.upper() if n in POSITIONAL_ARGS else "--" + n.replace("_", "-")): getattr(args, n)
             for n in names
-            if isinstance(getattr(args, n, None), (str, os.PathLike))
+            if isinstance(getattr(args, n, None), (str, os.PathLike)) and not is_stdio(getattr(args, n))
         }
 
+    kinds = getattr(args, "output_kinds", {})
+    for name in outputs:  # `-` is standard output only for what can stream there (text, JSON, JSONL)
+        if is_stdio(getattr(args, name, None)) and name not in kinds and name != "output":
+            flag = name.upper() if name in POSITIONAL_ARGS else "--" + name.replace("_", "-")
+            raise PipelineError(f"{flag} -: standard output takes only a text or JSON output; give a path")
     check_run_paths(named(outputs), named(inputs))
-    for name, is_ours, what in (
-        ("metrics", is_marked_json, "a JSON output of elmo-pipeline"),
-        ("json", is_marked_json, "a JSON output of elmo-pipeline"),
-        ("report", is_marked_text, "a text report of elmo-pipeline"),
-    ):
-        if isinstance(getattr(args, name, None), str):
-            check_output_file(getattr(args, name), is_ours, what)  # before any work, not after it
+    for name, kind in kinds.items():
+        path = getattr(args, name, None)
+        if isinstance(path, str) and not is_stdio(path):
+            check_output_file(path, *output_check(kind))  # before any work, not after it
 
 
 @contextmanager
@@ -403,6 +486,7 @@ def output_lock(path: str | os.PathLike) -> Iterator[None]:
 def read_text(path: str | os.PathLike, what: str = "file") -> str:
     """A UTF-8 text file's contents; a missing, unreadable or non-UTF-8 file is a one-line error."""
     path = Path(path)
+    check_not_special(path, what)
     try:
         return path.read_text(encoding="utf-8")
     except FileNotFoundError:
@@ -430,18 +514,31 @@ def write_text_atomic(path: str | os.PathLike, text: str) -> None:
         tmp.write_text(text, encoding="utf-8")
 
 
-def write_json_atomic(path: str | os.PathLike, obj: dict, is_ours: Callable[[Path], bool] = is_marked_json) -> None:
-    """Write (or replace) a JSON output, marked as ours; an existing file is replaced only when
-    ``is_ours`` (by default: it carries the mark, i.e. this pipeline wrote it)."""
-    check_output_file(path, is_ours, "a JSON output of elmo-pipeline")
-    write_text_atomic(path, json.dumps({MARK_KEY: MARK, **obj}, indent=2, sort_keys=False) + "\n")
+def write_json_atomic(
+    path: str | os.PathLike, obj: dict, kind: str, is_ours: Callable[[Path], bool] | None = None
+) -> None:
+    """Write (or replace) a JSON output marked with its ``kind`` (a key of :data:`JSON_KINDS`); an
+    existing file is replaced only when it is an output of the same kind (or when ``is_ours`` says
+    so). ``-`` writes it to standard output."""
+    text = json.dumps({MARK_KEY: MARK, KIND_KEY: kind, **obj}, indent=2, sort_keys=False) + "\n"
+    if is_stdio(path):
+        standard_stream("stdout").write(text)
+        return
+    ours, what = output_check(kind)
+    check_output_file(path, is_ours or ours, what)
+    write_text_atomic(path, text)
 
 
-def write_report_atomic(path: str | os.PathLike, title: str, text: str) -> None:
-    """Write (or replace) a text report whose first line is ``# elmo-pipeline: TITLE``; an existing
-    file is replaced only when it carries that mark."""
-    check_output_file(path, is_marked_text, "a text report of elmo-pipeline")
-    write_text_atomic(path, f"{TEXT_MARK}: {title}\n{text}")
+def write_report_atomic(path: str | os.PathLike, kind: str, text: str) -> None:
+    """Write (or replace) a text output whose first line is ``# elmo-pipeline: KIND`` (one of
+    :data:`TEXT_KINDS`); an existing file is replaced only when it has that first line. ``-``
+    writes it to standard output."""
+    text = f"{TEXT_MARK}: {kind}\n{text}"
+    if is_stdio(path):
+        standard_stream("stdout").write(text)
+        return
+    check_output_file(path, *output_check(kind))
+    write_text_atomic(path, text)
 
 
 def write_json(path: Path, obj) -> None:

@@ -9,21 +9,32 @@ of ours (its ``Software`` text chunk names this project).
 from __future__ import annotations
 
 import json
+from collections import Counter
 from pathlib import Path
 
 from pipeline.errors import PipelineError
-from pipeline.io import atomic_path
+from pipeline.io import atomic_path, check_not_special
 
 CURVES_PNG = "curves.png"
 CONFUSION_PNG = "confusion.png"
 PNG_FILES = (CURVES_PNG, CONFUSION_PNG)
 MARK = "elmo-pipeline"  # the PNG's Software text chunk
 NOT_PLOTTED = {"step", "epoch", "elapsed_sec"}  # x axes and clocks, not curves
+# bounds, so a table of many columns or a confusion of many labels draws in seconds (capped, with a note)
+MAX_PANELS = 24
+MAX_POINTS = 5_000  # per curve: longer curves are drawn from evenly spaced rows
+MAX_LABELS = 30  # confusion: the most frequent gold labels
 
 
 def read_table(path: Path) -> tuple[list[str], list[list[float]]]:
     """(column names, rows of numbers) of a TSV curve table; rows that are not numbers are skipped."""
-    lines = path.read_text(encoding="utf-8").splitlines()
+    check_not_special(path, "curve table")
+    try:
+        lines = path.read_bytes().decode("utf-8").splitlines()
+    except UnicodeDecodeError:
+        raise PipelineError(f"{path}: not UTF-8 text: not a curve table (TSV) of the pipeline") from None
+    except OSError as e:
+        raise PipelineError(f"{path}: cannot read the curve table ({e.strerror or e})") from None
     if not lines:
         return [], []
     cols, rows = lines[0].split("\t"), []
@@ -34,6 +45,8 @@ def read_table(path: Path) -> tuple[list[str], list[list[float]]]:
             continue
         if len(row) == len(cols):
             rows.append(row)
+    if len(rows) > MAX_POINTS:
+        rows = [rows[i * (len(rows) - 1) // (MAX_POINTS - 1)] for i in range(MAX_POINTS)]
     return cols, rows
 
 
@@ -41,7 +54,7 @@ def panels(directory: Path) -> list[tuple[str, str, dict[str, tuple[list[float],
     """(title, x name, {curve name: (xs, ys)}) per panel: one panel per column of each table, the
     perplexity columns (``*_ppl``) of a table together."""
     out = []
-    for path in sorted(directory.glob("*.tsv")):
+    for path in sorted(p for p in directory.glob("*.tsv") if not p.is_dir()):
         cols, rows = read_table(path)
         if not rows:
             continue
@@ -90,6 +103,8 @@ def draw_curves(directory: Path) -> Path | None:
     found = panels(directory)
     if not found:
         return None
+    total = len(found)
+    found = found[:MAX_PANELS]
     ncols = 2 if len(found) > 1 else 1
     nrows = (len(found) + ncols - 1) // ncols
     fig, axes = plt.subplots(nrows, ncols, figsize=(6 * ncols, 3.2 * nrows), squeeze=False)
@@ -103,6 +118,8 @@ def draw_curves(directory: Path) -> Path | None:
             ax.legend()
     for ax in list(axes.flat)[len(found) :]:
         ax.axis("off")
+    if total > len(found):
+        fig.suptitle(f"the first {len(found)} of {total} curves (a picture shows at most {MAX_PANELS})")
     fig.tight_layout()
     return _save(fig, directory / CURVES_PNG)
 
@@ -113,13 +130,18 @@ def draw_confusion(directory: Path) -> Path | None:
     if not source.is_file():
         return None
     try:
-        rows = json.loads(source.read_text(encoding="utf-8"))
+        rows = json.loads(source.read_bytes().decode("utf-8"))
+        if not isinstance(rows, list):
+            raise TypeError(f"a JSON {type(rows).__name__}, not a list of rows")
         pairs = [(str(r["actual"]), str(r["predicted"])) for r in rows]
-    except (ValueError, TypeError, KeyError) as e:
+    except (ValueError, TypeError, KeyError, OSError) as e:
         raise PipelineError(f"{source}: not a confusion table of `elmo finetune` ({e})") from None
     plt = _pyplot()
-    labels = sorted({a for a, _ in pairs} | {p for _, p in pairs})
-    counts = [[sum(1 for a, p in pairs if a == gold and p == pred) for pred in labels] for gold in labels]
+    gold = Counter(a for a, _ in pairs)
+    every = sorted(set(gold) | {p for _, p in pairs})
+    labels = every if len(every) <= MAX_LABELS else sorted(g for g, _ in gold.most_common(MAX_LABELS))
+    cells = Counter(pairs)
+    counts = [[cells[(g, p)] for p in labels] for g in labels]
     size = 1.6 + 0.6 * len(labels)
     fig, ax = plt.subplots(figsize=(size + 1, size))
     image = ax.imshow(counts, cmap="Blues")
@@ -132,7 +154,8 @@ def draw_confusion(directory: Path) -> Path | None:
         for j, n in enumerate(row):
             ax.text(j, i, str(n), ha="center", va="center", color="white" if n > top / 2 else "black")
     fig.colorbar(image, ax=ax)
-    ax.set_title(f"confusion ({len(pairs)} examples)")
+    shown = "" if len(labels) == len(every) else f"; the {len(labels)} most frequent of {len(every)} labels"
+    ax.set_title(f"confusion ({len(pairs)} examples{shown})")
     fig.tight_layout()
     return _save(fig, directory / CONFUSION_PNG)
 

@@ -4,52 +4,84 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from pipeline.errors import PipelineError
-from pipeline.io import write_report_atomic
+from pipeline.io import SUMMARY_REPORT, check_not_special, write_report_atomic
 
 
-def _read(metrics_dir: Path, stage: str) -> dict[str, Any] | None:
-    path = metrics_dir / f"{stage}.json"
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    return data if isinstance(data, dict) else None
+class StageMetrics:
+    """One stage's metrics file, read defensively: the fields a line shows are checked as they are
+    read, so a file of the right name and the wrong content is one line naming file and field."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        check_not_special(path, "metrics file")
+        try:
+            data = json.loads(path.read_bytes().decode("utf-8"))
+        except UnicodeDecodeError:
+            raise PipelineError(f"{path}: not UTF-8 text: not a metrics file of the pipeline") from None
+        except ValueError as e:
+            raise PipelineError(f"{path}: not valid JSON ({e}): not a metrics file of the pipeline") from None
+        except OSError as e:
+            raise PipelineError(f"{path}: cannot read it ({e.strerror or e})") from None
+        if not isinstance(data, dict):
+            raise PipelineError(
+                f"{path}: a JSON {type(data).__name__}, not an object: not a metrics file of the pipeline"
+            )
+        self.data = data
+
+    def get(self, key: str, kinds: tuple[type, ...]) -> Any:
+        value = self.data.get(key)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, kinds)):
+            raise PipelineError(f"{self.path}: {key}: expected {' or '.join(k.__name__ for k in kinds)}, got {value!r}")
+        return value
+
+    def num(self, key: str, fmt: str = ".2f") -> str:
+        value = self.get(key, (int, float))
+        return "?" if value is None else format(value, fmt)
+
+    def count(self, key: str) -> str:
+        value = self.get(key, (int,))
+        return "?" if value is None else f"{value:,}"
+
+    def text(self, key: str) -> str:
+        value = self.get(key, (str, int))
+        return "?" if value is None else str(value)
+
+    def has(self, key: str) -> bool:
+        return key in self.data
 
 
-def _num(value: Any, fmt: str = ".2f") -> str:
-    return format(value, fmt) if isinstance(value, (int, float)) else "?"
-
-
-def _finetune_line(m: dict) -> str:
-    metric = "f1" if "dev_f1" in m else "accuracy"
-    test = f"test {metric} {_num(m.get(f'test_{metric}'), '.4f')}, " if f"test_{metric}" in m else ""
-    stop = f", stopped by {m['stopped_by']}" if m.get("stopped_by") else ""
+def _finetune_line(m: StageMetrics) -> str:
+    metric = "f1" if m.has("dev_f1") else "accuracy"
+    test = f"test {metric} {m.num(f'test_{metric}', '.4f')}, " if m.has(f"test_{metric}") else ""
+    stopped = m.text("stopped_by")
+    stop = f", stopped by {stopped}" if stopped != "?" else ""
     return (
-        f"{test}dev {metric} {_num(m.get(f'dev_{metric}'), '.4f')} (model {m.get('model', '?')}, "
-        f"{m.get('train_examples', '?')} training examples{stop})"
+        f"{test}dev {metric} {m.num(f'dev_{metric}', '.4f')} (model {m.text('model')}, "
+        f"{m.count('train_examples')} training examples{stop})"
     )
 
 
-LINES = {
+LINES: dict[str, Callable[[StageMetrics], str]] = {
     "prepare": lambda m: (
-        f"{m.get('train_sentences', 0):,} training sentences, {m.get('train_tokens', 0):,} tokens, "
-        f"vocabulary {m.get('vocab_size', 0):,}"
+        f"{m.count('train_sentences')} training sentences, {m.count('train_tokens')} tokens, "
+        f"vocabulary {m.count('vocab_size')}"
     ),
     "word2vec": lambda m: (
-        f"{m.get('vocab_size', 0):,} words; analogies {_num(m.get('analogy_accuracy'), '.1%')}, "
-        f"WordSim-353 Spearman {_num(m.get('wordsim353_spearman'))}"
+        f"{m.count('vocab_size')} words; analogies {m.num('analogy_accuracy', '.1%')}, "
+        f"WordSim-353 Spearman {m.num('wordsim353_spearman')}"
     ),
     "pretrain": lambda m: (
-        f"{m.get('parameters', 0):,} parameters, {m.get('steps')} steps; best valid perplexity "
-        f"{_num(m.get('best_valid_average_ppl'))} (step {m.get('best_step')}), stopped by {m.get('stopped_by', '?')}"
+        f"{m.count('parameters')} parameters, {m.count('steps')} steps; best valid perplexity "
+        f"{m.num('best_valid_average_ppl')} (step {m.count('best_step')}), stopped by {m.text('stopped_by')}"
     ),
     "evaluate_lm": lambda m: (
-        f"test perplexity {_num(m.get('test_average_ppl'))} "
-        f"(forward {_num(m.get('test_forward_ppl'))}, backward {_num(m.get('test_backward_ppl'))})"
+        f"test perplexity {m.num('test_average_ppl')} "
+        f"(forward {m.num('test_forward_ppl')}, backward {m.num('test_backward_ppl')})"
     ),
     "finetune_ner": _finetune_line,
     "finetune_sentiment": _finetune_line,
@@ -62,9 +94,9 @@ def summary_lines(metrics_dir: str | Path = "metrics") -> list[str]:
     width = max(len(s) for s in LINES)
     out = []
     for stage, line in LINES.items():
-        m = _read(d, stage)
-        if m is not None:
-            out.append(f"{stage:<{width}}  {line(m)}")
+        path = d / f"{stage}.json"
+        if path.exists():
+            out.append(f"{stage:<{width}}  {line(StageMetrics(path))}")
     return out
 
 
@@ -75,5 +107,5 @@ def summary(metrics_dir: str | Path = "metrics", out: str | Path | None = None) 
         raise PipelineError(f"{metrics_dir}: no metrics files of the pipeline's stages (run `dvc repro` first)")
     text = "\n".join(lines) + "\n"
     if out:
-        write_report_atomic(out, "headline numbers of the pipeline's stages (elmo report)", text)
+        write_report_atomic(out, SUMMARY_REPORT, text)
     return text

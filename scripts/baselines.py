@@ -112,7 +112,7 @@ def main(argv=None) -> int:
     if args.json:
         from pipeline.io import write_json_atomic
 
-        write_json_atomic(args.json, result)
+        write_json_atomic(args.json, result, "baseline scores")
     return 0
 
 

@@ -252,7 +252,7 @@ class Sweep:
                         **self.provenance(row, task),
                     }
                     self.results["runs"].append(r)
-                    write_json_atomic(self.out, self.results, is_ours=is_json)
+                    write_json_atomic(self.out, self.results, "results", is_ours=is_json)
                     metric = metric_of(task)
                     print(
                         f"{task} {row} seed {seed}: dev {r['dev'][metric]:.4f} test {r['test'][metric]:.4f} "

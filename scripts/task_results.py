@@ -183,7 +183,7 @@ def sweep(args) -> None:
         if (name, model, seed) not in done:
             r = run_one(name, model, seed, args, inputs, cache)
             results["runs"].append(r)
-            write_json_atomic(out, results)
+            write_json_atomic(out, results, "results")
             print(json.dumps(r), flush=True)
 
 

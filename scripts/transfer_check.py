@@ -71,7 +71,7 @@ class Runs:
 
     def add(self, run: dict) -> None:
         self.results["runs"].append({**run, "encoder": self.args.encoder, "word2vec": self.args.word2vec})
-        write_json_atomic(self.out, self.results, is_ours=is_json)
+        write_json_atomic(self.out, self.results, "results", is_ours=is_json)
 
     def load_inputs(self, seed: int):
         from pipeline.encoder import Encoder

@@ -17,10 +17,11 @@ def main(argv=None):
     p.add_argument("--split", default="test")
     p.add_argument("--metrics", default="metrics/evaluate_lm.json")
     p.add_argument("-q", "--quiet", action="store_true")
+    p.set_defaults(output_kinds={"metrics": "perplexities"})
     args = p.parse_args(argv)
     check_arg_outputs(args)
     result = evaluate_saved(args.model, args.prepared, args.split, progress=not args.quiet)
-    write_json_atomic(args.metrics, result)
+    write_json_atomic(args.metrics, result, "perplexities")
     if not args.quiet:
         print(f"evaluate_lm: {args.split} perplexity {result[f'{args.split}_average_ppl']:.2f} (both directions)")
 

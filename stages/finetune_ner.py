@@ -23,6 +23,7 @@ def main(argv=None, section: str = "finetune_ner"):
     p.add_argument("--details", required=True, help="every score, the history, the candidates (JSON)")
     p.add_argument("--plots", required=True)
     p.add_argument("-q", "--quiet", action="store_true")
+    p.set_defaults(output_kinds={"metrics": "finetune summary", "details": "finetune scores"})
     args = p.parse_args(argv)
     check_arg_outputs(args)
     cfg = getattr(load_params(args.params), args.section)

@@ -16,11 +16,12 @@ def main(argv=None):
     p.add_argument("--params", default="params.yaml")
     p.add_argument("--out", default="data/prepared")
     p.add_argument("--metrics", default="metrics/prepare.json")
+    p.set_defaults(output_kinds={"metrics": "prepare statistics"})
     args = p.parse_args(argv)
     check_arg_outputs(args)
     params = load_params(args.params)
     stats = prepare_corpus(params.prepare, args.out)
-    write_json_atomic(args.metrics, stats)
+    write_json_atomic(args.metrics, stats, "prepare statistics")
 
 
 if __name__ == "__main__":

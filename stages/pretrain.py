@@ -21,6 +21,7 @@ def main(argv=None):
     p.add_argument("--plots", default="plots/pretrain")
     p.add_argument("--no-resume", action="store_true", help="ignore existing checkpoints")
     p.add_argument("-q", "--quiet", action="store_true")
+    p.set_defaults(output_kinds={"metrics": "pretrain summary"})
     args = p.parse_args(argv)
     check_arg_outputs(args)
     die_with_launcher()  # a trainer never outlives its launcher (ours, accelerate launch, torchrun)

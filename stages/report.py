@@ -7,7 +7,7 @@ import check_env  # noqa: F401  (first: a clear error outside the project's envi
 import argparse
 
 from pipeline.errors import run_main
-from pipeline.io import check_arg_outputs
+from pipeline.io import SUMMARY_REPORT, check_arg_outputs
 from pipeline.report import summary
 
 
@@ -16,6 +16,7 @@ def main(argv=None):
     p.add_argument("--metrics-dir", default="metrics")
     p.add_argument("--out", default="reports/summary.txt")
     p.add_argument("-q", "--quiet", action="store_true")
+    p.set_defaults(output_kinds={"out": SUMMARY_REPORT})
     args = p.parse_args(argv)
     check_arg_outputs(args)
     text = summary(args.metrics_dir, args.out)

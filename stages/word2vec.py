@@ -7,7 +7,7 @@ import argparse
 
 from pipeline.config import load_params
 from pipeline.errors import run_main
-from pipeline.io import check_arg_outputs, write_json_atomic, write_report_atomic
+from pipeline.io import NEIGHBOURS_REPORT, check_arg_outputs, write_json_atomic, write_report_atomic
 from pipeline.word2vec import run_word2vec
 
 
@@ -18,12 +18,13 @@ def main(argv=None):
     p.add_argument("--out", default="data/word2vec")
     p.add_argument("--metrics", default="metrics/word2vec.json")
     p.add_argument("--report", default="reports/word2vec_neighbours.txt")
+    p.set_defaults(output_kinds={"metrics": "word2vec scores", "report": NEIGHBOURS_REPORT})
     args = p.parse_args(argv)
     check_arg_outputs(args)
     params = load_params(args.params)
     result = run_word2vec(params.word2vec, args.prepared, args.out)
-    write_json_atomic(args.metrics, result["metrics"])
-    write_report_atomic(args.report, "word2vec nearest neighbours", result["neighbours"])
+    write_json_atomic(args.metrics, result["metrics"], "word2vec scores")
+    write_report_atomic(args.report, NEIGHBOURS_REPORT, result["neighbours"])
 
 
 if __name__ == "__main__":

@@ -32,6 +32,20 @@ def elmo(*args: str, cwd: Path) -> subprocess.CompletedProcess:
     return run([sys.executable, "-m", "pipeline.cli", *args], cwd=cwd)
 
 
+def cli(*args, cwd, stdin=subprocess.DEVNULL, timeout: float = 300, **kw) -> subprocess.CompletedProcess:
+    """``elmo ARGS`` (any values, as strings) in ``cwd``; no standard input unless ``stdin``/``input`` given."""
+    return subprocess.run(
+        [sys.executable, "-m", "pipeline.cli", *map(str, args)],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        env=env(),
+        stdin=stdin,
+        timeout=timeout,
+        **kw,
+    )
+
+
 def copy_repo(dest: Path) -> Path:
     """Copy what `dvc repro` needs into ``dest`` and make it a DVC project (no git)."""
     for name in ("dvc.yaml", "params.yaml"):

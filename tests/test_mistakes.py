@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from conftest import REPO
-from helpers import env
+from helpers import cli, env
 
 SAMPLES = REPO / "data" / "samples"
 
@@ -20,18 +20,6 @@ def snapshot(path: Path) -> dict:
     if path.is_file():
         return {".": path.read_bytes()}
     return {str(p.relative_to(path)): p.read_bytes() for p in sorted(path.rglob("*")) if p.is_file()}
-
-
-def cli(*args, cwd) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "pipeline.cli", *map(str, args)],
-        capture_output=True,
-        text=True,
-        cwd=cwd,
-        env=env(),
-        stdin=subprocess.DEVNULL,
-        timeout=300,
-    )
 
 
 def stage(name, *args, cwd) -> subprocess.CompletedProcess:
@@ -78,7 +66,7 @@ def test_a_json_output_replaces_only_a_file_it_wrote(work):
     mine.write_text('{"name": "my-app", "version": "1.0.0"}\n')
     before = snapshot(mine)
     p = cli("lm-score", work / "text.txt", "--encoder", work / "enc", "--json", mine, cwd=work)
-    one_line(p, "package.json: exists and is not a JSON output of elmo-pipeline")
+    one_line(p, "package.json: exists and is not the perplexities of `elmo lm-score --json`")
     assert snapshot(mine) == before
     for _ in range(2):  # its own output is replaced
         assert (
@@ -86,6 +74,10 @@ def test_a_json_output_replaces_only_a_file_it_wrote(work):
             == 0
         )
     assert json.loads((work / "s.json").read_text())["written_by"] == "elmo-pipeline"
+    # another command's marked output is not its kind: refused too
+    (work / "w.json").write_text('{"written_by": "elmo-pipeline", "output": "word2vec evaluation"}\n')
+    p = cli("lm-score", work / "text.txt", "--encoder", work / "enc", "--json", work / "w.json", cwd=work)
+    one_line(p, "w.json: exists and is not the perplexities of `elmo lm-score --json`")
 
 
 def test_word2vec_stage_outputs_never_land_on_its_prepared_data(work):
@@ -241,7 +233,8 @@ def test_a_damaged_gzip_corpus_or_a_pipe_is_one_line(work):
     os.mkfifo(work / "fifo")
     one_line(
         cli("embed", work / "fifo", "--encoder", work / "enc", "--out", work / "o.h5", cwd=work),
-        "fifo: not a regular file",
+        "fifo: input file is not a regular file",
+        "give - to read standard input",
     )
 
 

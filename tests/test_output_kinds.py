@@ -146,11 +146,20 @@ def test_single_file_outputs_replace_only_their_own_kind(trained, ner_model, tmp
     # their own earlier outputs are replaced
     for args in (
         ("embed", str(text), "--encoder", str(trained / "enc"), "--out", "o.h5"),
-        ("predict", str(text), "--model", str(ner_model), "--output", "p.jsonl"),
         ("lm-score", str(text), "--encoder", str(trained / "enc"), "--json", "s.json"),
     ):
         for _ in range(2):
             assert elmo("-q", *args, cwd=tmp_path).returncode == 0
+    # predictions carry no mark that tells them from a user's JSONL: never replaced, - is stdout
+    assert (
+        elmo("-q", "predict", str(text), "--model", str(ner_model), "--output", "p.jsonl", cwd=tmp_path).returncode == 0
+    )
+    before = snapshot(tmp_path / "p.jsonl")
+    p = elmo("-q", "predict", str(text), "--model", str(ner_model), "--output", "p.jsonl", cwd=tmp_path)
+    refused(p, tmp_path / "p.jsonl", before)
+    assert "never replaces a file" in p.stderr and "--output -" in p.stderr
+    p = elmo("-q", "predict", str(text), "--model", str(ner_model), "--output", "-", cwd=tmp_path)
+    assert p.returncode == 0 and json.loads(p.stdout)["line"] == 1 and not (tmp_path / "-").exists()
 
 
 def test_pretraining_refuses_an_output_directory_of_another_kind(trained, tmp_path):

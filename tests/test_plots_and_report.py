@@ -74,7 +74,12 @@ def test_finetune_from_python_draws_its_pictures(tmp_path):
     samples = REPO / "data" / "samples" / "sentiment"
     cfg = load_finetune_config(
         None,
-        {"task": "classify", "model": "tfidf", "train": str(samples / "train.tsv"), "dev": str(samples / "dev.tsv")},
+        {
+            "task": "classify",
+            "model": "tfidf",
+            "data.train": str(samples / "train.tsv"),
+            "data.dev": str(samples / "dev.tsv"),
+        },
     )
     result = finetune(cfg, tmp_path / "clf", tmp_path / "plots", progress=False)
     assert result["dev"]["accuracy"] > 0.5
@@ -129,4 +134,4 @@ def test_evaluate_reads_a_headerless_file_with_set(tmp_path):
     p = subprocess.run([*evaluate, "--set", "head.hidden=3"], capture_output=True, text=True)
     assert p.returncode == 1 and "evaluate takes only how the file is read" in p.stderr
     p = subprocess.run([*evaluate, "--set", "text_filed=1"], capture_output=True, text=True)
-    assert p.returncode == 1 and "read (did you mean 'text_field'?)" in p.stderr
+    assert p.returncode == 1 and "read (did you mean 'data.text_field'?)" in p.stderr

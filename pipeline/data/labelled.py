@@ -11,6 +11,7 @@ import csv
 import itertools
 import json
 import math
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -42,6 +43,8 @@ def one_example_per_line(path: str | Path, sample_lines: int = 50) -> bool:
     unreadable file is left to the reader's error (False)."""
     if format_of(path) in ("csv", "jsonl"):
         return True
+    if not Path(path).is_file():  # missing, or a pipe that a sniff would wait on: the reader says which
+        return False
     try:
         with open(path, encoding="utf-8", errors="replace") as f:
             lines = [line for line in itertools.islice(f, 10 * sample_lines) if line.strip()][:sample_lines]
@@ -223,6 +226,28 @@ def _read_rows(rows, fields: dict[str, Field], header, out: Rows, pick) -> None:
             raise PipelineError(f"{out.path}:{lineno}: expected {width} columns like {what}, got {len(row)}")
         out.values.append({role: row[i] for role, i in index.items()})
         out.lines.append(lineno)
+    if header is None and not has_header:
+        _refuse_a_header_read_as_data(out, first)
+
+
+NAME_LIKE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(?: [A-Za-z0-9_]+)?")  # a column name: one or two plain words
+
+
+def _refuse_a_header_read_as_data(rows: Rows, first: list[str]) -> None:
+    """A file read by column numbers whose first row looks like a header (every field a plain
+    name, and its label occurring in no other row) would train on that row as an example."""
+    if len(rows.values) < 3 or "label_field" not in rows.values[0]:
+        return
+    label = str(rows.values[0]["label_field"]).strip()
+    if not all(NAME_LIKE.fullmatch(f.strip()) for f in first) or label.isdigit():
+        return
+    if any(str(v["label_field"]).strip() == label for v in rows.values[1:]):
+        return
+    raise PipelineError(
+        f"{rows.path}:1: the first row ({', '.join(first)}) looks like a header: its label {label!r} occurs "
+        f"in no other row; set data.header=true (fields may stay column numbers), or data.header=false "
+        f"if it is data"
+    )
 
 
 Target = Callable[[Rows, int], object]  # the target of row i, or an error naming its file and line
@@ -311,6 +336,8 @@ def read_classification(
 def conll_tags_look_like_entities(path: str | Path, label_column: int = -1, sample_lines: int = 200) -> bool | None:
     """Whether a CoNLL column file's tags (its first ``sample_lines`` token lines) are all entity
     tags (O, B-X, I-X, ...); None when the file cannot be read or holds no token line."""
+    if not Path(path).is_file():
+        return None
     try:
         with open(path, encoding="utf-8", errors="replace") as f:
             rows = [line.split() for line in itertools.islice(f, 10 * sample_lines)]

@@ -22,13 +22,13 @@ import gzip
 import itertools
 import os
 import re
-import sys
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from pipeline.errors import PipelineError
+from pipeline.io import check_not_special, is_stdio, standard_stream
 
 BOM = b"\xef\xbb\xbf"
 # separators that str.splitlines() breaks at but a line of text may hold: read as a space
@@ -57,28 +57,45 @@ class Line:
     lineno: int  # 1-based line (or row) number within ``source``
 
 
-def open_binary(path: Path):
-    if path.exists() and not path.is_file() and not path.is_dir():  # a FIFO or a device would block or never end
-        raise PipelineError(f"{path}: not a regular file (a pipe or a device); give a file")
+# how to read past bad bytes: a command's flag, or the key of a config section (prepare, finetune's data)
+REPLACE_HINT = "--encoding-errors replace, or encoding_errors: replace in a config,"
+
+
+def open_binary(path: Path, what: str = "file", stdin_ok: bool = False):
+    check_not_special(path, what, stdin_ok)  # a FIFO or a device would block or never end
     if path.suffix == ".gz":
         return gzip.open(path, "rb")
     return open(path, "rb")
 
 
-def _refuse_binary(path: Path, head: bytes) -> None:
-    """A file whose first bytes are mostly NULs or invalid UTF-8 is not text."""
+_BINARY_BYTES = re.compile(rb"[\x00-\x08\x0e-\x1a\x1c-\x1f]")  # in no text encoding's text
+
+
+def _valid_utf8(raw: bytes) -> bool:
+    try:
+        raw.decode("utf-8")
+        return True
+    except UnicodeDecodeError:
+        return False
+
+
+def _refuse_binary(path: Path, head: bytes, errors: str) -> None:
+    """A file whose first lines mostly hold NULs, or bytes that are neither UTF-8 nor text in an
+    8-bit encoding, is not text. Lines of 8-bit text (Latin-1, cp1252) are an error that says so,
+    unless ``errors`` is "replace" (they are then read with U+FFFD, line by line)."""
     lines = [x for x in head.split(b"\n")[: -1 if len(head) == SNIFF_BYTES else None] if x] or [head]
-    bad = 0
-    for raw in lines:
-        try:
-            raw.decode("utf-8")
-            bad += b"\x00" in raw
-        except UnicodeDecodeError:
-            bad += 1
-    if head and bad * 2 > len(lines):
+    invalid = [raw for raw in lines if not _valid_utf8(raw)]
+    binary = sum(1 for raw in lines if b"\x00" in raw or (raw in invalid and _BINARY_BYTES.search(raw)))
+    if head and binary * 2 > len(lines):
         raise PipelineError(
-            f"{path}: looks like a binary file ({bad} of the first {len(lines)} lines hold NUL "
-            f"bytes or invalid UTF-8); give a UTF-8 text file"
+            f"{path}: looks like a binary file ({binary} of the first {len(lines)} lines hold NUL "
+            f"or other non-text bytes); give a UTF-8 text file"
+        )
+    if head and len(invalid) * 2 > len(lines) and errors == "error":
+        raise PipelineError(
+            f"{path}: not UTF-8: {len(invalid)} of the first {len(lines)} lines look like text in another "
+            f"encoding (Latin-1 or cp1252?); convert it (e.g. iconv -f cp1252 -t utf-8), or give "
+            f"{REPLACE_HINT} to read such bytes as U+FFFD"
         )
 
 
@@ -92,7 +109,7 @@ def decode_line(raw: bytes, where: str, errors: str, soft_controls: bool = False
     except UnicodeDecodeError as e:
         if errors == "error":
             raise PipelineError(
-                f"{where}: invalid UTF-8 at byte {e.start} (encoding_errors: replace would replace such bytes)"
+                f"{where}: invalid UTF-8 at byte {e.start} ({REPLACE_HINT} reads such bytes as U+FFFD)"
             ) from None
         text, bad = raw.decode("utf-8", errors="replace"), True
     softened = bool(soft_controls and _SOFT_CONTROL.search(text))
@@ -113,7 +130,7 @@ def clean_text(text: str, where: str, errors: str) -> tuple[str, bool]:
         if errors == "error":
             raise PipelineError(
                 f"{where}: control character U+{ord(m.group()):04X} at column {m.start() + 1} "
-                f"(encoding_errors: replace would replace it)"
+                f"({REPLACE_HINT} reads it as U+FFFD)"
             )
         text, bad = _CONTROL.sub("\ufffd", text), True
     return text.translate(_AS_SPACE), bad
@@ -138,9 +155,10 @@ def iter_lines(
     stats = stats if stats is not None else ReadStats()
     stats.sources.append(str(path))
     try:
-        with contextlib.nullcontext(sys.stdin.buffer) if stdin and str(path) == "-" else open_binary(path) as f:
+        source = standard_stream("stdin") if stdin and is_stdio(path) else None
+        with contextlib.nullcontext(source) if source else open_binary(path, what, stdin) as f:
             head = f.read(SNIFF_BYTES)
-            _refuse_binary(path, head)
+            _refuse_binary(path, head, errors)
             if head.startswith(BOM):
                 head = head[len(BOM) :]
                 stats.bom += 1

@@ -26,12 +26,24 @@ Span = tuple[str, int, int]
 TAG_LIKE = re.compile(r"^(O|[BIESLU]-\S+)$")
 
 
-def _split(tag: str) -> tuple[str, str]:
+class TagError(ValueError):
+    """A tag a scheme cannot read, at ``position`` in its sentence."""
+
+    def __init__(self, message: str, position: int):
+        super().__init__(message)
+        self.position = position
+
+
+def _split(tag: str, i: int) -> tuple[str, str]:
     if tag == "O":
         return "O", ""
     prefix, sep, label = tag.partition("-")
+    if sep and label and prefix in ("L", "U"):
+        raise TagError(
+            f"tag {tag!r} is BILOU, which is not read: write L- as E- and U- as S- and set data.tag_scheme=bioes", i
+        )
     if not sep or prefix not in ("B", "I", "E", "S") or not label:
-        raise ValueError(f"malformed tag {tag!r} (expected O or B-/I-/E-/S-LABEL)")
+        raise TagError(f"malformed tag {tag!r} (expected O or B-/I-/E-/S-LABEL)", i)
     return prefix, label
 
 
@@ -48,7 +60,7 @@ def to_spans(tags: list[str], scheme: Scheme) -> tuple[list[Span], list[int]]:
             cur = None
 
     for i, tag in enumerate(tags):
-        prefix, label = _split(tag)
+        prefix, label = _split(tag, i)
         if prefix == "O":
             close(i)
         elif prefix == "B":
@@ -62,7 +74,9 @@ def to_spans(tags: list[str], scheme: Scheme) -> tuple[list[Span], list[int]]:
                 cur = (label, i)
         elif prefix in ("E", "S"):
             if scheme != "bioes":
-                raise ValueError(f"tag {tag!r} does not exist in {scheme.upper()}")
+                raise TagError(
+                    f"tag {tag!r} does not exist in {scheme.upper()}; for BIOES tags set data.tag_scheme=bioes", i
+                )
             if prefix == "S" or cur is None or cur[0] != label:
                 if prefix == "E":
                     bad.append(i)
@@ -116,9 +130,9 @@ def _in_scheme(path: Path, first_line: int, tags: list[str], scheme: Scheme, tar
     """One sentence's tags read under ``scheme`` and written in ``target``; (tags, repaired count)."""
     try:
         spans, bad = to_spans(tags, scheme)
-    except ValueError as e:
-        hint = "" if "does not exist in" in str(e) else "; --task tag reads any per-token tags (POS, chunks)"
-        raise PipelineError(f"{path}:{first_line}: {e}{hint}") from None
+    except TagError as e:
+        hint = "; --task tag reads any per-token tags (POS, chunks)" if "malformed" in str(e) else ""
+        raise PipelineError(f"{path}:{first_line + e.position}: {e}{hint}") from None
     if bad and invalid == "error":
         raise PipelineError(
             f"{path}:{first_line + bad[0]}: tag {tags[bad[0]]!r} does not continue a chunk "

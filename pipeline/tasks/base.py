@@ -147,6 +147,20 @@ STOPS = {
 }
 
 
+def per_label_lines(config: dict, top: int = 20) -> list[str]:
+    """The card's line of per-label precision/recall/F1 (support) of a classifier, most frequent first."""
+    split = "test" if config.get("test_scores") else "dev"
+    per = (config.get(f"{split}_scores") or {}).get("per_label")
+    if not per:
+        return []
+    ranked = sorted(per.items(), key=lambda kv: -kv[1]["support"])
+    shown = "; ".join(
+        f"{k} {v['precision']:.2f}/{v['recall']:.2f}/{v['f1']:.2f} ({v['support']})" for k, v in ranked[:top]
+    )
+    more = f"; {len(ranked) - top} more in config.json" if len(ranked) > top else ""
+    return [f"- {split} per label, precision/recall/F1 (support): {shown}{more}"]
+
+
 def task_model_card(config: dict, described: str) -> str:
     """README.md of a task-model directory: what it is (``described``: the model type's words for
     its inputs), how good, how it was made, its limits."""
@@ -164,6 +178,7 @@ def task_model_card(config: dict, described: str) -> str:
         s = config.get(f"{split}_scores")
         if s:
             lines.append(f"- {split} {metric}: {s[metric]:.4f}")
+    lines += per_label_lines(config)
     if config.get("candidates"):
         how = (
             "kept by `model: auto`, the best dev"

@@ -275,6 +275,22 @@ def tag_set(train: TaskData, scheme: Scheme) -> list[str]:
     return ["O"] + [f"{p}-{t}" for t in types for p in prefixes]
 
 
+def short(text: str, width: int = 30) -> str:
+    """``text`` cut to ``width`` characters for a message (a label that is really a sentence)."""
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def check_labels_look_like_labels(data: TaskData, labels: list[str]) -> None:
+    """Many labels of several words each are texts: the text and label fields given the wrong way round."""
+    wordy = [label for label in labels if len(label.split()) >= 3]
+    if len(labels) > 20 and len(wordy) * 2 > len(labels):
+        raise PipelineError(
+            f"{data.path}: {len(labels)} different labels, most of several words (e.g. {short(wordy[0])!r}): "
+            f"that is text; are the text and label fields the wrong way round? "
+            f"(--set data.text_field=... --set data.label_field=...)"
+        )
+
+
 def check_labels(data: TaskData, labels: list[str], labels_in: Callable[[Any], list[str]], unseen_ok: bool = False):
     """A dev/test label the model cannot predict is an error naming its file and line; with
     ``unseen_ok`` (tags, where a rare tag of dev may be missing from a small training set) it is
@@ -288,8 +304,8 @@ def check_labels(data: TaskData, labels: list[str], labels_in: Callable[[Any], l
             unseen += len(bad)
         elif bad:
             raise PipelineError(
-                f"{data.path}:{data.lines[i]}: label {bad[0]!r} does not occur in the training "
-                f"data (known: {', '.join(labels[:12])}{' ...' if len(labels) > 12 else ''})"
+                f"{data.path}:{data.lines[i]}: label {short(bad[0])!r} does not occur in the training "
+                f"data (known: {', '.join(map(short, labels[:12]))}{' ...' if len(labels) > 12 else ''})"
             )
     if unseen:
         return f"note: {data.path}: {unseen} tokens have tags that never occur in the training data (scored as errors)"

@@ -16,7 +16,14 @@ from pathlib import Path
 
 from pipeline.config import FinetuneConfig
 from pipeline.errors import PipelineError
-from pipeline.tasks.examples import TaskData, check_labels, check_same_shape, sides, tokenizer_for
+from pipeline.tasks.examples import (
+    TaskData,
+    check_labels,
+    check_labels_look_like_labels,
+    check_same_shape,
+    sides,
+    tokenizer_for,
+)
 from pipeline.tasks.kinds import task_named
 
 
@@ -155,6 +162,7 @@ def read_splits(cfg: FinetuneConfig, tokenize, log=print) -> TaskSplits:
         if d is not None:
             check_same_shape(d, train.pairs, f"{train.path} holds")
     labels = task.label_set(cfg, train)
+    check_labels_look_like_labels(train, labels)
     notes = [check_labels(d, labels, task.labels_in, task.unseen_labels_ok) for d in (dev, test) if d is not None]
     splits = TaskSplits(train, dev, test, labels, train_idx)
     for note in [n for n in notes if n] + splits.notes():

@@ -268,14 +268,20 @@ class ClassifyTask(Task):
 
     def report(self, scores, where, n, top: int = 20):
         labels, confusion = scores["labels"], scores["confusion"]
-        width = max(len(str(x)) for x in labels + [c for row in confusion for c in row])
         positive = f" F1 of {scores['positive']!r} {scores['positive_f1']:.4f}" if "positive_f1" in scores else ""
         lines = [
-            f"{where}: {n} examples; accuracy {scores['accuracy']:.4f} macro-F1 {scores['macro_f1']:.4f}{positive}",
-            " " * (width + 3) + " ".join(f"{x:>{width}}" for x in labels) + "   (rows gold, columns predicted)",
+            f"{where}: {n} examples; accuracy {scores['accuracy']:.4f} macro-F1 {scores['macro_f1']:.4f}{positive}"
         ]
-        lines += [f"  {lab:>{width}} " + " ".join(f"{c:>{width}}" for c in row) for lab, row in zip(labels, confusion)]
-        return lines
+        if len(labels) <= top:  # a matrix of more labels does not fit a screen (it is in --metrics)
+            width = max(len(str(x)) for x in labels + [c for row in confusion for c in row])
+            lines.append(
+                " " * (width + 3) + " ".join(f"{x:>{width}}" for x in labels) + "   (rows gold, columns predicted)"
+            )
+            lines += [
+                f"  {lab:>{width}} " + " ".join(f"{c:>{width}}" for c in row) for lab, row in zip(labels, confusion)
+            ]
+        width = min(max(len(str(x)) for x in labels), 30)
+        return lines + most_supported(scores["per_label"], top, width, "labels")
 
 
 class PairTask(ClassifyTask):

@@ -90,13 +90,15 @@ def positive_label(labels: list[str]) -> str | None:
 
 
 def classification_scores(gold: list[str], pred: list[str], labels: list[str]) -> dict:
-    """Accuracy, macro-F1 and the confusion matrix (rows gold, columns predicted) with scikit-learn;
-    for two labels also the F1 of the positive class (:func:`positive_label`)."""
-    from sklearn.metrics import accuracy_score, confusion_matrix, f1_score
+    """Accuracy, macro-F1, per-label precision/recall/F1/support and the confusion matrix (rows
+    gold, columns predicted) with scikit-learn; for two labels also the F1 of the positive class
+    (:func:`positive_label`)."""
+    from sklearn.metrics import accuracy_score, confusion_matrix, f1_score, precision_recall_fscore_support
 
     out = {
         "accuracy": round(float(accuracy_score(gold, pred)), 6),
         "macro_f1": round(float(f1_score(gold, pred, labels=labels, average="macro", zero_division=0)), 6),
+        "per_label": per_label(labels, *precision_recall_fscore_support(gold, pred, labels=labels, zero_division=0)),
         "labels": labels,
         "confusion": confusion_matrix(gold, pred, labels=labels).tolist(),
     }

@@ -233,6 +233,18 @@ def candidate_summary(result: dict, metric: str) -> dict:
     return {"dev": dev[metric], **others, **test, "seconds": result["seconds"]}
 
 
+def auto_plan(cfg: FinetuneConfig) -> str:
+    """The line ``model: auto`` says before it trains: its candidates, the slow one, the budget."""
+    kinds = candidates(cfg)
+    slow = " and ".join(m.name for m in kinds if m.trains_by_epochs)
+    budget = cfg.training.max_minutes
+    return (
+        f"auto: {len(kinds)} candidates, the best on dev kept: {', '.join(m.name for m in kinds)}"
+        + (f"; {slow} trains by epochs (up to {cfg.training.epochs}) and takes the longest" if slow else "")
+        + (f"; budget {budget:g} min in all" if budget else "; --max-minutes bounds it")
+    )
+
+
 def _train_candidates(job: FinetuneJob, tmp: Path) -> tuple[dict, dict]:
     """The candidates of ``model: auto``, each saved in ``tmp/<name>`` (the ensemble made from the
     others): name → its result, name → its loaded model."""
@@ -240,6 +252,7 @@ def _train_candidates(job: FinetuneJob, tmp: Path) -> tuple[dict, dict]:
     cfg = job.cfg
     kinds = candidates(cfg)
     singles = [m for m in kinds if not m.combines]
+    job.say(auto_plan(cfg))
     results = {}
     for i, kind in enumerate(singles, 1):
         sub = dataclasses.replace(cfg, model=kind.name)
@@ -556,9 +569,9 @@ def write_outputs(result: dict, metrics: str | Path | None = None, summary: str 
 
     full = {k: v for k, v in result.items() if k not in ("test_predictions", "test_targets")}
     if metrics:
-        write_json_atomic(metrics, full)
+        write_json_atomic(metrics, full, "finetune scores")
     if summary:
-        write_json_atomic(summary, summary_metrics(result))
+        write_json_atomic(summary, summary_metrics(result), "finetune summary")
     return full
 
 

@@ -41,6 +41,7 @@ import torch
 
 from pipeline.bilm.model import BiLM, batch_inputs
 from pipeline.config import ModelConfig, PretrainConfig
+from pipeline.cpu import bf16_pays
 from pipeline.data.batching import BucketBatcher, make_batch
 from pipeline.data.prepared import PreparedData
 from pipeline.errors import DeferredTermination, PipelineError
@@ -184,6 +185,8 @@ class PretrainRun:
         self.cfg = cfg
         mp = cfg.mixed_precision
         self.mp = ("bf16" if torch.cuda.is_available() else "no") if mp == "auto" else mp
+        if self.mp == "bf16" and not torch.cuda.is_available() and not bf16_pays("cpu"):
+            self.mp = "no"
         # why: adaptive softmax leaves tail clusters without gradient in batches that lack their words
         ddp = [DistributedDataParallelKwargs(find_unused_parameters=True)] if model_cfg.softmax == "adaptive" else []
         # cpu=True without a GPU: accelerate then treats torchrun/accelerate-launch workers as MULTI_CPU (gloo)
@@ -578,6 +581,6 @@ def pretrain(
             write_json(Path(out_dir) / "run.json", {"kind": PRETRAIN_RUN_KIND, "stopped_by": metrics["stopped_by"]})
             draw_plots(plots_dir)
         if run.main and metrics_file:
-            write_json_atomic(metrics_file, metrics)
+            write_json_atomic(metrics_file, metrics, "pretrain summary")
         run.accelerator.wait_for_everyone()
     return metrics

@@ -59,6 +59,13 @@ def test_binary_files_are_refused_in_either_mode(write):
         read_lines(nuls, "replace")
 
 
+def test_text_in_an_8_bit_encoding_is_not_binary_and_says_how_to_read_it(write):
+    p = write("l.txt", "café crème\nnaïve\n".encode("cp1252"))
+    with pytest.raises(PipelineError, match=r"l\.txt: not UTF-8: 2 of the first 2 lines .* \(Latin-1 or cp1252\?\)"):
+        read_lines(p)
+    assert read_lines(p, "replace") == ["caf\ufffd cr\ufffdme", "na\ufffdve"]
+
+
 def test_long_files_are_read_across_chunks(write):
     text = "".join(f"line {i} " + "x" * (i % 300) + "\n" for i in range(5000))
     p = write("long.txt", text)
