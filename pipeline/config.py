@@ -21,7 +21,7 @@ import typing
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import yaml
 
@@ -29,6 +29,15 @@ from pipeline.errors import PipelineError
 
 PRESET_DIR = Path(__file__).resolve().parent / "configs" / "presets"  # package data: works from a wheel
 MAX_SEED = 2**32 - 1  # numpy's RandomState takes seeds below 2**32
+
+
+def check_limits(cfg: Any, bad: Callable[[str, str], PipelineError]) -> None:
+    """Every key of ``cfg.LIMITS`` at most its bound: sizes far beyond any use are refused in one
+    line before they reach the allocator or a shape mismatch."""
+    for key, high in getattr(cfg, "LIMITS", {}).items():
+        value = getattr(cfg, key)
+        if value is not None and value > high:
+            raise bad(key, f"must be at most {high:,}, got {value:,}")
 
 
 def check_seed(value: int, where: str) -> None:
@@ -66,9 +75,19 @@ class PrepareConfig:
     max_sentence_length: int = 100  # longer lines are split into pieces of this many tokens
     shard_tokens: int = 5_000_000  # tokens per on-disk shard
 
+    LIMITS: ClassVar[dict[str, int]] = {
+        "sp_vocab_size": 1_000_000,
+        "max_chars": 1_000,
+        "max_sentence_length": 100_000,
+        "shard_tokens": 1_000_000_000,
+        "max_vocab_size": 10_000_000,
+    }
+
     def validate(self, where: str) -> None:
         def bad(key: str, msg: str) -> PipelineError:
             return PipelineError(f"{where}: prepare.{key}: {msg}")
+
+        check_limits(self, bad)
 
         for key in ("valid_fraction", "test_fraction"):
             v = getattr(self, key)
@@ -110,7 +129,17 @@ class Word2VecConfig:
     probe_words: list[str] = field(default_factory=list)  # nearest-neighbour report; [] = frequent words
     n_neighbours: int = 10
 
+    LIMITS: ClassVar[dict[str, int]] = {
+        "vector_size": 10_000,
+        "window": 1_000,
+        "negative": 1_000,
+        "epochs": 10_000,
+        "workers": 1_024,
+        "n_neighbours": 1_000,
+    }
+
     def validate(self, where: str) -> None:
+        check_limits(self, lambda key, msg: PipelineError(f"{where}: word2vec.{key}: {msg}"))
         for key in (
             "vector_size",
             "window",
@@ -166,9 +195,23 @@ class ModelConfig:
     def n_filters(self) -> int:  # F
         return sum(n for _, n in self.filters)
 
+    LIMITS: ClassVar[dict[str, int]] = {
+        "char_embed_dim": 4_096,
+        "n_highway": 32,
+        "projection_dim": 16_384,
+        "cell_dim": 65_536,
+        "n_layers": 64,
+        "tcn_kernel": 64,
+        "n_samples": 10_000_000,
+    }
+
     def validate(self, where: str) -> None:
         def bad(key, msg):
             return PipelineError(f"{where}: model.{key}: {msg}")
+
+        check_limits(self, bad)
+        if len(self.filters) > 64 or any(len(f) == 2 and (f[0] > 1_000 or f[1] > 65_536) for f in self.filters):
+            raise bad("filters", "at most 64 [width, filters] pairs, widths up to 1,000 and 65,536 filters each")
 
         if not self.filters or any(len(f) != 2 or f[0] < 1 or f[1] < 1 for f in self.filters):
             raise bad("filters", "must be a non-empty list of [width, filters] pairs of positive ints")
@@ -192,6 +235,14 @@ class ModelConfig:
         for key in ("cell_clip", "proj_clip"):
             if getattr(self, key) is not None and getattr(self, key) <= 0:
                 raise bad(key, f"must be positive or null, got {getattr(self, key)}")
+
+    def parameter_estimate(self, vocab_size: int) -> int:
+        """About how many parameters the biLM has (the char CNN, highway, projection, both bodies
+        and the softmax; biases and small tables left out): for a memory check before building it."""
+        F, P, H, L = self.n_filters, self.projection_dim, self.cell_dim, self.n_layers
+        cnn = self.char_embed_dim * sum(w * n for w, n in self.filters)
+        body = 2 * L * (self.tcn_kernel * 2 * P * H if self.body == "tcn" else 9 * H * P)
+        return cnn + self.n_highway * 2 * F * F + F * P + body + vocab_size * P
 
     def check_vocab(self, vocab_size: int, where: str) -> None:
         """Adaptive-softmax cutoffs must lie inside the vocabulary."""
@@ -236,7 +287,16 @@ class PretrainConfig:
     log_every: int = 10
     mixed_precision: Literal["auto", "no", "bf16", "fp16"] = "auto"  # auto = bf16 on GPU, no on CPU
 
+    LIMITS: ClassVar[dict[str, int]] = {
+        "max_tokens": 10_000_000,
+        "grad_accum": 100_000,
+        "epochs": 100_000,
+        "eval_max_tokens": 10_000_000,
+        "keep_checkpoints": 1_000,
+    }
+
     def validate(self, where: str) -> None:
+        check_limits(self, lambda key, msg: PipelineError(f"{where}: pretrain.{key}: {msg}"))
         for key in (
             "max_tokens",
             "grad_accum",
@@ -329,7 +389,15 @@ class InputsConfig:
     elmo_dropout: float = 0.5  # dropout on the ELMo part of the input
     mix_l2: float = 0.0  # L2 penalty on the ScalarMix weights
 
+    LIMITS: ClassVar[dict[str, int]] = {
+        "char_dim": 4_096,
+        "char_filters": 65_536,
+        "char_width": 1_000,
+        "max_words": 100_000_000,
+    }
+
     def validate(self, bad: Callable[[str, str], PipelineError]) -> None:
+        check_limits(self, bad)
         for key in ("char_dim", "char_filters", "char_width"):
             at_least(bad, self, key, 1)
         at_least(bad, self, "max_words", 2)
@@ -350,7 +418,10 @@ class HeadConfig:
     elmo_output: bool = False  # ELMo also at the task BiLSTM's output (ELMo §3.3): a second scalar mix
     model_scheme: Literal["iob2", "bioes"] = "iob2"  # ner: the scheme the CRF learns (converted on read)
 
+    LIMITS: ClassVar[dict[str, int]] = {"hidden": 65_536}
+
     def validate(self, bad: Callable[[str, str], PipelineError]) -> None:
+        check_limits(self, bad)
         at_least(bad, self, "hidden", 1)
         dropout_rate(bad, self, "dropout")
 
@@ -375,7 +446,15 @@ class TrainingConfig:
     # epoch and on SIGTERM/SIGHUP; a run with the same settings resumes from it. null: none
     checkpoint_dir: str | None = None
 
+    LIMITS: ClassVar[dict[str, int]] = {
+        "epochs": 100_000,
+        "batch_size": 1_000_000,
+        "patience": 100_000,
+        "min_epochs": 100_000,
+    }
+
     def validate(self, bad: Callable[[str, str], PipelineError]) -> None:
+        check_limits(self, bad)
         for key in ("epochs", "batch_size", "patience", "min_epochs"):
             at_least(bad, self, key, 1)
         if self.grad_clip is not None and self.grad_clip <= 0:

@@ -39,6 +39,31 @@ def features_line(flags: frozenset[str] | None = None) -> str:
     return " ".join(shown) or "unknown"
 
 
+def available_memory() -> int | None:
+    """Bytes of memory available to a new allocation (MemAvailable), None where unknown."""
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
+def check_fits_memory(parameters: int, copies: int, what: str, where: str) -> None:
+    """Refuse, before allocating, ``parameters`` fp32 values held ``copies`` times (4 to train with
+    Adam: weights, gradients, two moments) when they exceed the memory available (CPU runs)."""
+    from pipeline.errors import PipelineError
+
+    need, free = 4 * parameters * copies, available_memory()
+    if free is not None and need > free:
+        raise PipelineError(
+            f"{where}: {what}: about {parameters / 1e6:,.0f}M parameters need about {need / 2**30:,.1f} GiB "
+            f"({copies}× the weights), and {free / 2**30:,.1f} GiB of memory are available: choose smaller "
+            f"sizes (projection_dim, cell_dim, filters, the vocabulary)"
+        )
+
+
 @functools.cache
 def bf16_pays(device_type: str) -> bool:
     """Whether bf16 autocast should run on ``device_type``: always on a GPU; on a CPU only with

@@ -234,3 +234,49 @@ def test_bf16_counts_as_native_only_with_avx512_bf16_or_amx():
     assert native_bf16(frozenset({"avx2", "avx512f", "avx512_bf16"})) is True
     assert native_bf16(frozenset({"avx2", "amx_bf16", "amx_tile"})) is True
     assert native_bf16(frozenset({"neon", "asimd"})) is None  # not x86: bf16 as asked
+
+
+# --- sizes and saved models -----------------------------------------------------------------------
+
+
+def test_sizes_beyond_reason_are_refused_before_allocation(tmp_path):
+    from pipeline.config import ModelConfig, load_finetune_config, load_params
+    from pipeline.cpu import available_memory, check_fits_memory
+    from pipeline.errors import PipelineError
+
+    with pytest.raises(PipelineError, match=r"finetune\.head\.hidden: must be at most 65,536, got 10,000,000"):
+        load_finetune_config(None, {"head.hidden": 10_000_000})
+    (tmp_path / "params.yaml").write_text("model:\n  cell_dim: 100000000\n")
+    with pytest.raises(PipelineError, match=r"params\.yaml: model\.cell_dim: must be at most 65,536"):
+        load_params(tmp_path / "params.yaml")
+    huge = ModelConfig(projection_dim=16_000, cell_dim=65_000)  # within the bounds, beyond this machine
+    if available_memory() is not None:
+        with pytest.raises(PipelineError, match=r"about [\d,]+M parameters need about [\d,.]+ GiB .* available"):
+            check_fits_memory(huge.parameter_estimate(100_000), 4, "model", "params.yaml")
+    # the estimate is close to a real biLM's count (the default preset, a 5,000-word vocabulary)
+    from pipeline.bilm.model import BiLM
+
+    real = sum(p.numel() for p in BiLM(ModelConfig(), 5_000).parameters())
+    assert 0.9 < ModelConfig().parameter_estimate(5_000) / real < 1.1
+
+
+def test_a_saved_model_that_contradicts_itself_is_one_line_naming_it(model, tmp_path):
+    import shutil
+
+    def broken(name, change):
+        d = tmp_path / name
+        shutil.copytree(model, d)
+        change(d)
+        return one_line(cli("predict", SAMPLES / "test.tsv", "--model", d, cwd=tmp_path), name)
+
+    def config_edit(**fields):
+        def change(d):
+            c = json.loads((d / "config.json").read_text())
+            c.update({k: v(c) for k, v in fields.items()})
+            (d / "config.json").write_text(json.dumps(c))
+
+        return change
+
+    assert "coef has 3 rows for 4 labels" in broken("labels", config_edit(labels=lambda c: c["labels"] + ["x"]))
+    assert "model 'bilstm' disagrees" in broken("kind", config_edit(model=lambda c: "bilstm"))
+    assert "needs tfidf_vocab.json, which is missing" in broken("files", lambda d: (d / "tfidf_vocab.json").unlink())

@@ -35,6 +35,7 @@ from pipeline.bilm.bodies import LSTMStack, make_stack, n_stack_outputs, reverse
 from pipeline.bilm.softmax import SoftmaxHead
 from pipeline.bilm.tokens import TokenEncoder
 from pipeline.config import ModelConfig
+from pipeline.cpu import check_fits_memory
 from pipeline.errors import PipelineError
 
 
@@ -165,6 +166,7 @@ def build_bilm(config: dict, source: str) -> BiLM:
         model_cfg.check_vocab(vocab_size, source)
         if "max_chars" in config:
             model_cfg.check_max_chars(int(config["max_chars"]), source)
+        check_fits_memory(model_cfg.parameter_estimate(vocab_size), 1, "model", source)
         return BiLM(model_cfg, vocab_size)
     except PipelineError:
         raise

@@ -77,6 +77,10 @@ class EnsembleClassifier(TaskModel):
         names = config.get("members")
         if not isinstance(names, list) or not names or not all(isinstance(n, str) for n in names):
             raise PipelineError(f"{d / 'config.json'}: an ensemble needs a list of member names")
-        model = cls(cfg, {name: load_member(d / MEMBERS_DIR / name) for name in names})
+        members = {name: load_member(d / MEMBERS_DIR / name) for name in names}
+        for name, m in members.items():
+            if m.labels != list(config.get("labels", m.labels)):
+                raise PipelineError(f"{d / MEMBERS_DIR / name}: its labels differ from the ensemble's config.json")
+        model = cls(cfg, members)
         model.config = config
         return model

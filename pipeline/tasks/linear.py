@@ -327,6 +327,9 @@ class LinearModel(TaskModel):
             if labels:
                 estimator.classes_ = np.array(labels)
             estimator.coef_, estimator.intercept_ = t["coef"].numpy(), t["intercept"].numpy()
+            rows = estimator.coef_.shape[0]
+            if labels and rows not in (len(labels), 1 if len(labels) == 2 else len(labels)):
+                raise ValueError(f"coef has {rows} rows for {len(labels)} labels in config.json")
             if config.get("encoder"):
                 from pipeline.encoder import Encoder
 

@@ -29,10 +29,10 @@ from pipeline.config import FinetuneConfig, ModelName
 from pipeline.errors import PipelineError
 from pipeline.tasks.base import TaskModel, read_saved
 from pipeline.tasks.bilstm import BiLSTMTaskModel
-from pipeline.tasks.ensemble import EnsembleClassifier
+from pipeline.tasks.ensemble import MEMBERS_DIR, EnsembleClassifier
 from pipeline.tasks.kinds import Task, task_named
-from pipeline.tasks.linear import LinearModel, fit_linear
-from pipeline.tasks.majority import MajorityTagger, fit_majority
+from pipeline.tasks.linear import VOCAB_FILE, LinearModel, fit_linear
+from pipeline.tasks.majority import TABLE_FILE, MajorityTagger, fit_majority
 
 Loader = Callable[[Path, dict, FinetuneConfig, list[str]], TaskModel]
 
@@ -48,6 +48,7 @@ class ModelType:
     combine: Callable | None = None  # combine(cfg, {name: trained model}) -> a model of the others
     needs_encoder: bool = False  # it reads the biLM's layers whatever `inputs` says
     uses_inputs: bool = False  # it reads the configured inputs (encoder and/or word2vec)
+    files: tuple[str, ...] = ()  # the side files its directory must hold (checked before loading)
 
     @property
     def trains_by_epochs(self) -> bool:
@@ -81,6 +82,7 @@ MODEL_TYPES: dict[str, ModelType] = {
             learns=lambda t: t.name == "tag",
             load=MajorityTagger.load,
             fit=fit_majority,
+            files=(TABLE_FILE,),
         ),
         ModelType(
             "tfidf",
@@ -89,6 +91,7 @@ MODEL_TYPES: dict[str, ModelType] = {
             learns=_texts,
             load=LinearModel.load,
             fit=partial(fit_linear, with_elmo=False),
+            files=(VOCAB_FILE,),
         ),
         ModelType(
             "linear",
@@ -98,6 +101,7 @@ MODEL_TYPES: dict[str, ModelType] = {
             load=LinearModel.load,
             fit=partial(fit_linear, with_elmo=True),
             needs_encoder=True,
+            files=(VOCAB_FILE,),
         ),
         ModelType(
             "bilstm",
@@ -114,6 +118,7 @@ MODEL_TYPES: dict[str, ModelType] = {
             learns=_labelled_texts,
             load=_load_ensemble,
             combine=EnsembleClassifier,
+            files=(MEMBERS_DIR,),
         ),
     )
 }
@@ -184,4 +189,16 @@ def load_task_model(directory: str | Path) -> TaskModel:
     d = Path(directory)
     config, cfg, labels = read_saved(d)
     # a tagger that `model: auto` trained alone was saved as "auto" before the registry said "bilstm"
-    return model_type("bilstm" if cfg.model == "auto" else cfg.model).load(d, config, cfg, labels)
+    kind = model_type("bilstm" if cfg.model == "auto" else cfg.model)
+    for key in ("task", "model"):  # the directory's own record and its finetune settings must agree
+        if config.get(key, getattr(cfg, key)) != getattr(cfg, key):
+            raise PipelineError(
+                f"{d / 'config.json'}: {key} {config[key]!r} disagrees with its finetune settings' "
+                f"{getattr(cfg, key)!r}: the directory was edited or mixed; re-train or re-copy it"
+            )
+    missing = [f for f in kind.files if not (d / f).exists()]
+    if missing:
+        raise PipelineError(
+            f"{d}: a {kind.name} model needs {', '.join(missing)}, which is missing: an incomplete copy?"
+        )
+    return kind.load(d, config, cfg, labels)

@@ -41,7 +41,7 @@ import torch
 
 from pipeline.bilm.model import BiLM, batch_inputs
 from pipeline.config import ModelConfig, PretrainConfig
-from pipeline.cpu import bf16_pays
+from pipeline.cpu import bf16_pays, check_fits_memory
 from pipeline.data.batching import BucketBatcher, make_batch
 from pipeline.data.prepared import PreparedData
 from pipeline.errors import DeferredTermination, PipelineError
@@ -210,6 +210,8 @@ class PretrainRun:
         self.V = len(self.data.vocab)
         model_cfg.check_vocab(self.V, f"{prepared_dir}")
         model_cfg.check_max_chars(self.data.max_chars, f"{prepared_dir}")
+        if not torch.cuda.is_available():  # weights, gradients and Adam's two moments in this machine's memory
+            check_fits_memory(model_cfg.parameter_estimate(self.V), 4, "model", "params")
         self.fp = run_fingerprint(model_cfg, cfg, self.data, init_state)
         self._build(model_cfg, init_state)
 
