@@ -68,11 +68,17 @@ def check_fits_memory(parameters: int, copies: int, what: str, where: str) -> No
 def bf16_pays(device_type: str) -> bool:
     """Whether bf16 autocast should run on ``device_type``: always on a GPU; on a CPU only with
     native bf16 (else one warning line, and fp32)."""
-    if device_type != "cpu" or native_bf16() is not False:
+    import torch
+
+    # PyTorch's kernels may be capped below the CPU (ATEN_CPU_CAPABILITY=avx2): then it emulates too
+    capped = torch.backends.cpu.get_cpu_capability() in ("DEFAULT", "AVX2")
+    native = native_bf16()
+    if device_type != "cpu" or native is None or (native and not capped):
         return True
+    why = "PyTorch runs with AVX2 kernels only" if native else "no AVX512-BF16 or AMX"
     print(
-        "warning: this CPU has no native bf16 (no AVX512-BF16 or AMX): bf16 would be emulated, many times "
-        "slower than fp32, so this run uses fp32",
+        f"warning: bf16 is not native here ({why}): it would be emulated, many times slower than fp32, "
+        "so this run uses fp32",
         file=sys.stderr,
     )
     return False

@@ -280,3 +280,15 @@ def test_a_saved_model_that_contradicts_itself_is_one_line_naming_it(model, tmp_
     assert "coef has 3 rows for 4 labels" in broken("labels", config_edit(labels=lambda c: c["labels"] + ["x"]))
     assert "model 'bilstm' disagrees" in broken("kind", config_edit(model=lambda c: "bilstm"))
     assert "needs tfidf_vocab.json, which is missing" in broken("files", lambda d: (d / "tfidf_vocab.json").unlink())
+
+
+def test_bf16_where_pytorch_would_emulate_it_runs_in_fp32_with_one_warning(tmp_path):
+    from pipeline.cpu import native_bf16
+
+    if native_bf16() is None:
+        pytest.skip("not an x86 CPU whose flags we read")
+    code = "from pipeline.cpu import bf16_pays; print(bf16_pays('cpu'), bf16_pays('cpu'), bf16_pays('cuda'))"
+    capped = {**env(), "ATEN_CPU_CAPABILITY": "avx2"}  # PyTorch's kernels held to AVX2, as on an AVX2-only EPYC
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=capped, cwd=REPO)
+    assert p.stdout.split() == ["False", "False", "True"], p.stderr
+    assert p.stderr.count("warning: bf16 is not native here") == 1  # said once
