@@ -321,7 +321,7 @@ def _cmd_finetune(args) -> int:
     cfg = load_finetune_config(args.config, overrides, infer_inputs=True, infer_task=infer_task)
     for key in ("train", "dev"):
         if not getattr(cfg.data, key):
-            raise PipelineError(f"--{key} is required (or `{key}:` in the --config file)")
+            raise PipelineError(f"--{key} is required (or `data: {{{key}: ...}}` in the --config file)")
     check_model(cfg, str(args.config) if args.config else "command line")
     if inferred and not args.quiet:
         print(inferred[0], file=sys.stderr)
@@ -842,6 +842,8 @@ def main(argv=None) -> int:
         if given:  # a usage error (exit 2): ELMo weight files hold the encoder only
             parser.error(f"{given[0]} does not apply to --format elmo (ELMo weight files hold no softmax or metrics)")
     args.quiet = args.quiet or args.quiet_all
+    if sys.stdout is None and not args.quiet:  # what it would say would be lost without a word
+        raise PipelineError("standard output is closed: redirect it to a file, or give -q")
     from pipeline.io import check_arg_outputs
 
     check_arg_outputs(args)  # an output path that would be refused fails before any work

@@ -671,7 +671,8 @@ def check_section(cls: type, data: Any, where: str) -> dict:
         return {}
     if not isinstance(data, dict):
         raise PipelineError(f"{where}: expected a mapping of keys, got {type(data).__name__}")
-    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}  # not the ClassVar LIMITS
+    hints = {k: v for k, v in typing.get_type_hints(cls).items() if k in names}
     out: dict = {}
     for key, value in data.items():
         head, dot, rest = str(key).partition(".")
@@ -778,7 +779,9 @@ def _read_yaml(path: Path) -> dict:
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         line = f":{mark.line + 1}" if mark is not None else ""
-        raise PipelineError(f"{path}{line}: invalid YAML: {getattr(e, 'problem', e)}") from None
+        why = getattr(e, "problem", None) or getattr(e, "reason", None) or e
+        where = f" (position {e.position})" if isinstance(e, yaml.reader.ReaderError) else ""
+        raise PipelineError(f"{path}{line}: invalid YAML: {' '.join(str(why).split())}{where}") from None
     if data is None:
         return {}
     if not isinstance(data, dict):
@@ -865,7 +868,7 @@ def load_finetune_config(
             where = f"{path}: {next(iter(data))}"
             data = next(iter(data.values())) or {}  # a section copied from params.yaml, header and all
         elif others:
-            hint = did_you_mean(str(others[0]), list(FINETUNE_SECTIONS))
+            hint = "" if others[0] in FINETUNE_SECTIONS else did_you_mean(str(others[0]), list(FINETUNE_SECTIONS))
             raise PipelineError(
                 f"{path}: {others[0]}: a finetune config holds one task's keys, alone or under one "
                 f"section header ({' or '.join(FINETUNE_SECTIONS)}){hint}"

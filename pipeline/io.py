@@ -76,7 +76,7 @@ def standard_stream(name: str):
     """``sys.stdin.buffer`` or ``sys.stdout``; a closed one (``<&-``, a service without it) is a one-line error."""
     stream = getattr(sys, name)
     if stream is None:
-        raise PipelineError(f"standard {name[3:]}put is closed; give a file instead of -")
+        raise PipelineError(f"standard {name[3:]}put is closed; give a file path instead")
     return stream.buffer if name == "stdin" else stream
 
 
@@ -88,7 +88,7 @@ def _json_of(file: Path) -> dict | None:
         return None
     try:
         config = json.loads(file.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+    except (OSError, ValueError, RecursionError):  # RecursionError: JSON nested thousands deep
         return None
     return config if isinstance(config, dict) else None
 
@@ -187,7 +187,7 @@ def is_json(path: Path) -> bool:
     try:
         json.loads(path.read_text(encoding="utf-8"))
         return True
-    except (OSError, ValueError):
+    except (OSError, ValueError, RecursionError):
         return False
 
 
@@ -265,6 +265,10 @@ def check_run_paths(outputs: dict[str, str | os.PathLike | None], inputs: dict[s
         real = out.resolve()
         if real in seen:
             raise PipelineError(f"{out}: given as both {seen[real]} and {flag}; give each output its own path")
+        for other, other_flag in seen.items():
+            if other in real.parents or real in other.parents:
+                inner, outer = (flag, other_flag) if other in real.parents else (other_flag, flag)
+                raise PipelineError(f"{out}: {inner} lies inside {outer}; give each output its own path")
         seen[real] = flag
         for in_flag, inp in ins.items():
             in_real = inp.resolve()
@@ -343,6 +347,10 @@ def check_arg_outputs(
         }
 
     kinds = getattr(args, "output_kinds", {})
+    for name in (*outputs, *inputs):
+        if getattr(args, name, None) == "":
+            flag = name.upper() if name in POSITIONAL_ARGS else "--" + name.replace("_", "-")
+            raise PipelineError(f"{flag} '': an empty path; give a file or directory")
     for name in outputs:  # `-` is standard output only for what can stream there (text, JSON, JSONL)
         if is_stdio(getattr(args, name, None)) and name not in kinds and name != "output":
             flag = name.upper() if name in POSITIONAL_ARGS else "--" + name.replace("_", "-")
@@ -502,7 +510,7 @@ def read_json_output(path: str | os.PathLike, what: str) -> dict:
     a missing, damaged or non-object file is a one-line error."""
     try:
         obj = json.loads(read_text(path, what))
-    except ValueError as e:
+    except (ValueError, RecursionError) as e:
         raise PipelineError(f"{path}: {what} is not valid JSON ({e})") from None
     if not isinstance(obj, dict):
         raise PipelineError(f"{path}: {what} is not a JSON object")
@@ -510,8 +518,8 @@ def read_json_output(path: str | os.PathLike, what: str) -> dict:
 
 
 def write_text_atomic(path: str | os.PathLike, text: str) -> None:
-    with atomic_path(path) as tmp:
-        tmp.write_text(text, encoding="utf-8")
+    with atomic_path(path) as tmp:  # a lone surrogate (from an edited JSON file) is written escaped
+        tmp.write_text(text, encoding="utf-8", errors="backslashreplace")
 
 
 def write_json_atomic(
@@ -630,8 +638,8 @@ def read_model_config(path: str | os.PathLike, kind: str, format_version: int | 
         raise PipelineError(f"{cfg_file}: not a valid JSON object")
     version = config.get("format_version")
     if format_version is not None:
-        if not isinstance(version, int):
-            raise PipelineError(f"{cfg_file}: no integer format_version: not {KINDS[kind]}")
+        if isinstance(version, bool) or not isinstance(version, int) or version < 1:
+            raise PipelineError(f"{cfg_file}: no format_version of 1 or more: not {KINDS[kind]}")
         if version > format_version:
             raise PipelineError(
                 f"{cfg_file}: format version {version} is newer than this code "

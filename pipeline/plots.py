@@ -9,6 +9,7 @@ of ours (its ``Software`` text chunk names this project).
 from __future__ import annotations
 
 import json
+import math
 from collections import Counter
 from pathlib import Path
 
@@ -40,11 +41,13 @@ def read_table(path: Path) -> tuple[list[str], list[list[float]]]:
     cols, rows = lines[0].split("\t"), []
     for line in lines[1:]:
         try:
-            row = [float(x) for x in line.split("\t")]
+            row = [v if abs(v) <= 1e100 else math.nan for v in map(float, line.split("\t"))]  # no axis spans 1e308
         except ValueError:
             continue
         if len(row) == len(cols):
             rows.append(row)
+    if not rows and len(lines) > 1:
+        raise PipelineError(f"{path}: its rows are not numbers: not a curve table of the pipeline")
     if len(rows) > MAX_POINTS:
         rows = [rows[i * (len(rows) - 1) // (MAX_POINTS - 1)] for i in range(MAX_POINTS)]
     return cols, rows
@@ -85,13 +88,23 @@ def _pyplot():
     return pyplot
 
 
+def printable(name: str, width: int = 40) -> str:
+    """A label or column name as drawn: printable, at most ``width`` characters (a picture of a
+    200,000-character label would never finish)."""
+    text = "".join(c if c.isprintable() and not 0xD800 <= ord(c) <= 0xDFFF else "?" for c in name[: width + 1])
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
 def _save(fig, path: Path) -> Path:
     """Write ``fig`` as our PNG at ``path`` (only over a picture of ours) and close it."""
     try:
         if path.exists() and not (path.is_file() and is_ours(path)):
             raise PipelineError(f"{path}: exists and is not a picture elmo-pipeline drew; not replacing it")
         with atomic_path(path) as tmp:
-            fig.savefig(tmp, format="png", dpi=100, metadata={"Software": MARK})
+            try:
+                fig.savefig(tmp, format="png", dpi=100, metadata={"Software": MARK})
+            except (ValueError, OverflowError) as e:  # e.g. values near 1e308: no axis can span them
+                raise PipelineError(f"{path}: cannot draw these values ({e})") from None
     finally:
         _pyplot().close(fig)
     return path
@@ -110,9 +123,9 @@ def draw_curves(directory: Path) -> Path | None:
     fig, axes = plt.subplots(nrows, ncols, figsize=(6 * ncols, 3.2 * nrows), squeeze=False)
     for ax, (title, x, curves) in zip(axes.flat, found):
         for name, (xs, ys) in curves.items():
-            ax.plot(xs, ys, marker="o" if len(xs) < 30 else None, markersize=3, label=name)
-        ax.set_title(title)
-        ax.set_xlabel(x)
+            ax.plot(xs, ys, marker="o" if len(xs) < 30 else None, markersize=3, label=printable(name))
+        ax.set_title(printable(title, 60))
+        ax.set_xlabel(printable(x))
         ax.grid(alpha=0.3)
         if len(curves) > 1:
             ax.legend()
@@ -134,7 +147,7 @@ def draw_confusion(directory: Path) -> Path | None:
         if not isinstance(rows, list):
             raise TypeError(f"a JSON {type(rows).__name__}, not a list of rows")
         pairs = [(str(r["actual"]), str(r["predicted"])) for r in rows]
-    except (ValueError, TypeError, KeyError, OSError) as e:
+    except (ValueError, TypeError, KeyError, OSError, RecursionError) as e:
         raise PipelineError(f"{source}: not a confusion table of `elmo finetune` ({e})") from None
     plt = _pyplot()
     gold = Counter(a for a, _ in pairs)
@@ -145,8 +158,8 @@ def draw_confusion(directory: Path) -> Path | None:
     size = 1.6 + 0.6 * len(labels)
     fig, ax = plt.subplots(figsize=(size + 1, size))
     image = ax.imshow(counts, cmap="Blues")
-    ax.set_xticks(range(len(labels)), labels, rotation=45, ha="right")
-    ax.set_yticks(range(len(labels)), labels)
+    ax.set_xticks(range(len(labels)), [printable(x) for x in labels], rotation=45, ha="right")
+    ax.set_yticks(range(len(labels)), [printable(x) for x in labels])
     ax.set_xlabel("predicted")
     ax.set_ylabel("actual")
     top = max(max(row) for row in counts) if counts else 0

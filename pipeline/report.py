@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -23,7 +24,7 @@ class StageMetrics:
             data = json.loads(path.read_bytes().decode("utf-8"))
         except UnicodeDecodeError:
             raise PipelineError(f"{path}: not UTF-8 text: not a metrics file of the pipeline") from None
-        except ValueError as e:
+        except (ValueError, RecursionError) as e:
             raise PipelineError(f"{path}: not valid JSON ({e}): not a metrics file of the pipeline") from None
         except OSError as e:
             raise PipelineError(f"{path}: cannot read it ({e.strerror or e})") from None
@@ -41,6 +42,10 @@ class StageMetrics:
 
     def num(self, key: str, fmt: str = ".2f") -> str:
         value = self.get(key, (int, float))
+        if value is not None and not math.isfinite(value):
+            raise PipelineError(f"{self.path}: {key}: expected a finite number, got {value!r}")
+        if value is not None and abs(value) >= 1e9:
+            return format(value, ".4g")  # never hundreds of digits
         return "?" if value is None else format(value, fmt)
 
     def count(self, key: str) -> str:
@@ -48,8 +53,12 @@ class StageMetrics:
         return "?" if value is None else f"{value:,}"
 
     def text(self, key: str) -> str:
+        """A short field (a model name, a stop reason) as one printable line of at most 40 characters."""
         value = self.get(key, (str, int))
-        return "?" if value is None else str(value)
+        if value is None:
+            return "?"
+        shown = "".join(c if c.isprintable() else "?" for c in str(value))
+        return shown if len(shown) <= 40 else shown[:39] + "…"
 
     def has(self, key: str) -> bool:
         return key in self.data

@@ -292,3 +292,70 @@ def test_bf16_where_pytorch_would_emulate_it_runs_in_fp32_with_one_warning(tmp_p
     p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=capped, cwd=REPO)
     assert p.stdout.split() == ["False", "False", "True"], p.stderr
     assert p.stderr.count("warning: bf16 is not native here") == 1  # said once
+
+
+# --- a careless user's second hour (found by trying them; each was a traceback, a hang or a loss) ---
+
+
+def test_a_rerun_never_deletes_a_users_file_inside_the_model_directory(model, tmp_path):
+    import shutil
+
+    T = ["--task", "classify", "--model", "tfidf", "--train", SAMPLES / "train.tsv", "--dev", SAMPLES / "dev.tsv"]
+    shutil.copytree(model, tmp_path / "m")
+    (tmp_path / "m" / "notes.txt").write_text("precious\n")
+    one_line(cli("finetune", *T, "--out", "m", cwd=tmp_path), "m: holds files a task model does not write (notes.txt)")
+    assert (tmp_path / "m" / "notes.txt").read_text() == "precious\n"
+    one_line(cli("finetune", *T, "--out", "n", "--plots", "n/plots", cwd=tmp_path), "--plots lies inside --out")
+    one_line(cli("predict", SAMPLES / "test.tsv", "--model", model, "--output", "", cwd=tmp_path), "an empty path")
+
+
+def test_odd_keys_deep_json_and_values_no_axis_can_span_are_one_line(model, tmp_path):
+    p = cli("finetune", "--task", "classify", "--model", "tfidf", "--train", SAMPLES / "train.tsv",
+            "--dev", SAMPLES / "dev.tsv", "--out", "m", "--set", "training.LIMITS=1", cwd=tmp_path)  # fmt: skip
+    one_line(p, "finetune.training.LIMITS: unknown key")
+    (tmp_path / "metrics").mkdir()
+    (tmp_path / "metrics" / "prepare.json").write_text("[" * 100_000 + "]" * 100_000)
+    one_line(cli("report", "--metrics-dir", "metrics", cwd=tmp_path), "prepare.json: not valid JSON")
+    (tmp_path / "metrics" / "evaluate_lm.json").write_text('{"test_average_ppl": NaN}')
+    (tmp_path / "metrics" / "prepare.json").unlink()
+    one_line(cli("report", "--metrics-dir", "metrics", cwd=tmp_path), "test_average_ppl: expected a finite number")
+    plots = tmp_path / "plots"
+    plots.mkdir()
+    (plots / "curves.tsv").write_text("step\tloss\n1\t1e308\n2\t-1e308\n3\t2.5\n")
+    (plots / "confusion.json").write_text(json.dumps([{"actual": "x" * 200_000, "predicted": "\ud800"}] * 3))
+    start = time.time()
+    p = cli("plot", plots, cwd=tmp_path)
+    assert p.returncode == 0 and time.time() - start < 60, p.stderr
+
+
+@pytest.mark.parametrize(
+    "edit, expect",
+    [
+        (lambda c: c.update(labels=["a", "a", "a"]), "labels: expected a list of distinct strings"),
+        (lambda c: c.update(labels="negative"), "labels: expected a list of distinct strings"),
+        (lambda c: c["finetune"]["training"].update(lr=-5), "finetune.training.lr: must be positive"),
+        (lambda c: c.update(format_version=True), "no format_version of 1 or more"),
+    ],
+)
+def test_an_edited_model_config_is_checked_on_load(model, tmp_path, edit, expect):
+    import shutil
+
+    shutil.copytree(model, tmp_path / "m")
+    config = json.loads((tmp_path / "m" / "config.json").read_text())
+    edit(config)
+    (tmp_path / "m" / "config.json").write_text(json.dumps(config))
+    one_line(cli("predict", SAMPLES / "test.tsv", "--model", "m", cwd=tmp_path), expect)
+
+
+def test_a_pipe_among_a_models_files_and_a_closed_stdout_are_one_line(model, tmp_path):
+    import shutil
+
+    shutil.copytree(model, tmp_path / "m")
+    (tmp_path / "m" / "tfidf_vocab.json").unlink()
+    os.mkfifo(tmp_path / "m" / "tfidf_vocab.json")
+    one_line(cli("predict", SAMPLES / "test.tsv", "--model", "m", cwd=tmp_path), "tfidf_vocab.json", "not a regular")
+    p = subprocess.run(
+        f"{sys.executable} -m pipeline.cli evaluate {SAMPLES / 'test.tsv'} --model {model} >&-",
+        shell=True, capture_output=True, text=True, env=env(), cwd=tmp_path, timeout=120,
+    )  # fmt: skip
+    one_line(p, "standard output is closed", "-q")

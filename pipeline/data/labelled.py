@@ -91,7 +91,7 @@ def check_format(path: Path, fmt: str | None) -> Format:
     if fmt not in ("tsv", "csv", "jsonl"):
         raise PipelineError(
             f"{path}: cannot tell the format from the file name; give it with "
-            f"--format tsv (or csv, jsonl; `format:` in a config file)"
+            f"--format tsv (or csv, jsonl; `data.format` in a config file)"
         )
     return fmt  # type: ignore[return-value]
 

@@ -58,7 +58,7 @@ class Line:
 
 
 # how to read past bad bytes: a command's flag, or the key of a config section (prepare, finetune's data)
-REPLACE_HINT = "--encoding-errors replace, or encoding_errors: replace in a config,"
+REPLACE_HINT = "--encoding-errors replace (prepare: encoding_errors; finetune: data.encoding_errors)"
 
 
 def open_binary(path: Path, what: str = "file", stdin_ok: bool = False):
@@ -109,7 +109,7 @@ def decode_line(raw: bytes, where: str, errors: str, soft_controls: bool = False
     except UnicodeDecodeError as e:
         if errors == "error":
             raise PipelineError(
-                f"{where}: invalid UTF-8 at byte {e.start} ({REPLACE_HINT} reads such bytes as U+FFFD)"
+                f"{where}: invalid UTF-8 at byte {e.start}; {REPLACE_HINT} reads such bytes as U+FFFD"
             ) from None
         text, bad = raw.decode("utf-8", errors="replace"), True
     softened = bool(soft_controls and _SOFT_CONTROL.search(text))
@@ -129,8 +129,8 @@ def clean_text(text: str, where: str, errors: str) -> tuple[str, bool]:
     if m:
         if errors == "error":
             raise PipelineError(
-                f"{where}: control character U+{ord(m.group()):04X} at column {m.start() + 1} "
-                f"({REPLACE_HINT} reads it as U+FFFD)"
+                f"{where}: control character U+{ord(m.group()):04X} at column {m.start() + 1}; "
+                f"{REPLACE_HINT} reads it as U+FFFD"
             )
         text, bad = _CONTROL.sub("\ufffd", text), True
     return text.translate(_AS_SPACE), bad

@@ -20,7 +20,7 @@ from typing import TextIO
 
 from pipeline.config import FinetuneConfig, check_section, nest_flat_finetune, with_values
 from pipeline.errors import PipelineError
-from pipeline.io import CONFIG_FILE, read_model_config, run_record, write_model_dir
+from pipeline.io import CONFIG_FILE, check_not_special, read_model_config, run_record, write_model_dir
 from pipeline.tasks.examples import TaskData
 from pipeline.tasks.kinds import Task, task_named
 
@@ -129,14 +129,21 @@ def read_saved(directory: str | Path) -> tuple[dict, FinetuneConfig, list[str]]:
     d = Path(directory)
     config = read_model_config(d, TASK_MODEL_KIND, TASK_MODEL_FORMAT, hint=LOAD_HINT)
     cfg_file = d / CONFIG_FILE
+    for entry in d.iterdir():  # a pipe among the side files would block its reader
+        check_not_special(entry, "a file of the task model")
     try:
         saved = dict(config["finetune"])
         if config["format_version"] < 4:
             saved = nest_flat_finetune(saved)
         cfg = with_values(FinetuneConfig(), check_section(FinetuneConfig, saved, f"{cfg_file}: finetune"))
-        labels = [str(x) for x in config["labels"]]
-    except (KeyError, TypeError) as e:
+        labels = config["labels"]
+    except (KeyError, TypeError, ValueError) as e:
         raise PipelineError(f"{cfg_file}: missing or bad field ({e})") from None
+    cfg.validate(str(cfg_file), "finetune")
+    if not isinstance(labels, list) or not all(isinstance(x, str) for x in labels) or len(set(labels)) < len(labels):
+        raise PipelineError(f"{cfg_file}: labels: expected a list of distinct strings, got {str(labels)[:80]}")
+    if not labels and task_named(cfg.task).target != "score":
+        raise PipelineError(f"{cfg_file}: labels: empty, but a {cfg.task} model predicts labels")
     return config, cfg, labels
 
 

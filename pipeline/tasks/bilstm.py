@@ -32,6 +32,8 @@ from pipeline.tasks.examples import as_examples, example_length, sides, tokenize
 from pipeline.tasks.features import WORDS_FILE, WordEmbedding, build_features
 from pipeline.word2vec import VectorLookup
 
+BILSTM_FILES = (WORDS_FILE, "encoder", "word2vec.safetensors", "word2vec.vocab.txt")  # its side files
+
 # --- the model ---------------------------------------------------------------------------------
 
 

@@ -316,7 +316,7 @@ class LinearModel(TaskModel):
         try:
             vocab = json.loads((d / VOCAB_FILE).read_text(encoding="utf-8"))
             word, char = _vectorizers(vocab["word"], vocab["char"])
-        except (OSError, ValueError, KeyError) as e:
+        except (OSError, ValueError, KeyError, TypeError, RecursionError) as e:
             raise PipelineError(f"{d / VOCAB_FILE}: cannot read the TF-IDF vocabularies ({e})") from None
         t = read_weights(d)
         pairs = bool(config.get("pairs", False))

@@ -73,7 +73,7 @@ class MajorityTagger(TaskModel):
         try:
             table = json.loads((d / TABLE_FILE).read_text(encoding="utf-8"))
             words, lower, unseen = dict(table["words"]), dict(table["lower"]), str(table["unseen"])
-        except (OSError, ValueError, KeyError, TypeError) as e:
+        except (OSError, ValueError, KeyError, TypeError, RecursionError) as e:
             raise PipelineError(f"{d / TABLE_FILE}: cannot read the tag table ({e})") from None
         unknown = {t for t in [*words.values(), *lower.values(), unseen] if t not in set(labels)}
         if unknown:

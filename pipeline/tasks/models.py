@@ -28,7 +28,7 @@ from pathlib import Path
 from pipeline.config import FinetuneConfig, ModelName
 from pipeline.errors import PipelineError
 from pipeline.tasks.base import TaskModel, read_saved
-from pipeline.tasks.bilstm import BiLSTMTaskModel
+from pipeline.tasks.bilstm import BILSTM_FILES, BiLSTMTaskModel
 from pipeline.tasks.ensemble import MEMBERS_DIR, EnsembleClassifier
 from pipeline.tasks.kinds import Task, task_named
 from pipeline.tasks.linear import VOCAB_FILE, LinearModel, fit_linear
@@ -124,6 +124,10 @@ MODEL_TYPES: dict[str, ModelType] = {
 }
 assert ["auto", *MODEL_TYPES] == list(typing.get_args(ModelName)), "config.ModelName names MODEL_TYPES"
 MODEL_CHOICES = ["auto", *MODEL_TYPES]  # what `model:` and `--model` take
+# every name a task-model directory may hold (a re-run replaces the directory whole, so any other
+# file in it, a user's notes or a .git, makes the re-run refuse instead of deleting it)
+TASK_MODEL_FILES = {"config.json", "model.safetensors", "README.md", *BILSTM_FILES}
+TASK_MODEL_FILES |= {f for m in MODEL_TYPES.values() for f in m.files}
 
 
 def model_type(name: str) -> ModelType:
