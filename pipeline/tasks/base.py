@@ -140,7 +140,11 @@ def read_saved(directory: str | Path) -> tuple[dict, FinetuneConfig, list[str]]:
     except (KeyError, TypeError, ValueError) as e:
         raise PipelineError(f"{cfg_file}: missing or bad field ({e})") from None
     cfg.validate(str(cfg_file), "finetune")
-    if not isinstance(labels, list) or not all(isinstance(x, str) for x in labels) or len(set(labels)) < len(labels):
+    if (
+        not isinstance(labels, list)
+        or not all(isinstance(x, str) and x.isprintable() for x in labels)  # no control characters or surrogates
+        or len(set(labels)) < len(labels)
+    ):
         raise PipelineError(f"{cfg_file}: labels: expected a list of distinct strings, got {str(labels)[:80]}")
     if not labels and task_named(cfg.task).target != "score":
         raise PipelineError(f"{cfg_file}: labels: empty, but a {cfg.task} model predicts labels")
