@@ -249,7 +249,7 @@ def output_check(kind: str) -> tuple[Callable[[Path], bool], str]:
 
 def unmarked(obj: dict) -> dict:
     """A JSON output as read back, without the mark."""
-    return {k: v for k, v in obj.items() if k != MARK_KEY}
+    return {k: v for k, v in obj.items() if k not in (MARK_KEY, KIND_KEY)}
 
 
 def check_run_paths(outputs: dict[str, str | os.PathLike | None], inputs: dict[str, str | os.PathLike | None]) -> None:

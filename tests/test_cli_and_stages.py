@@ -25,7 +25,7 @@ def test_dvc_repro_prepare_in_a_copy_of_the_repo(tmp_path):
     assert "Running stage 'prepare'" in p.stdout
     metrics = json.loads((repo / "metrics" / "prepare.json").read_text())
     meta = json.loads((repo / "data" / "prepared" / "meta.json").read_text())
-    assert metrics == {"written_by": "elmo-pipeline", **meta["stats"]}
+    assert metrics == {"written_by": "elmo-pipeline", "output": "prepare statistics", **meta["stats"]}
     assert metrics["train_sentences"] + metrics["valid_sentences"] + metrics["test_sentences"] == 120
     assert meta["config"]["corpus"] == "data/raw/corpus.txt"
     # up to date until a param or the corpus changes

@@ -124,7 +124,7 @@ def _tamper(trained, tmp_path, edit):
         (lambda d, c: c["model"].update(n_layers=3), "weights do not match config.json"),
         (lambda d, c: c.update(vocab_size=5), "vocab.txt has .* tokens but config.json says 5"),
         (lambda d, c: c["model"].update(bogus=1), "bad or missing architecture field"),
-        (lambda d, c: c.pop("format_version"), "no integer format_version"),
+        (lambda d, c: c.pop("format_version"), "no format_version of 1 or more"),
         (lambda d, c: (d / "model.safetensors").unlink(), r"not an exported encoder \(model.safetensors missing"),
         (lambda d, c: c["model"].update(projection_dim=64), "projection_dim: must be smaller than cell_dim"),
         (lambda d, c: c["model"].update(filters=[[1, "a"]]), "bad or missing architecture field"),

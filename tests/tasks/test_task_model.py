@@ -241,7 +241,7 @@ def test_cli_finetune_predict_evaluate(trained, vectors, tmp_path):  # noqa: F81
     assert p.returncode == 0, p.stderr
     m = json.loads((tmp_path / "m.json").read_text())
     assert m["inputs"] == "both" and m["epochs_run"] == 2 and "test_predictions" not in m
-    assert json.loads((out / "config.json").read_text())["finetune"]["hidden"] == 8
+    assert json.loads((out / "config.json").read_text())["finetune"]["head"]["hidden"] == 8
     (tmp_path / "in.txt").write_text("John Howard visited Sydney .\n\nQantas said so .\n")
     p = elmo("predict", "--model", str(out), str(tmp_path / "in.txt"), cwd=tmp_path)
     assert p.returncode == 0, p.stderr

@@ -28,7 +28,11 @@ def test_tiny_model_overfits_twenty_sentences(twenty, tmp_path):
     cfg = PretrainConfig(max_tokens=1000, epochs=60, lr=0.01, eval_every=30, checkpoint_every=30, log_every=10)
     m = pretrain(ModelConfig(**SMALL), cfg, twenty, tmp_path / "out", tmp_path / "m.json", progress=False)
     assert m["best_valid_average_ppl"] < 5  # from ~250 (the vocabulary size) at the start
-    assert json.loads((tmp_path / "m.json").read_text()) == {"written_by": "elmo-pipeline", **m}
+    assert json.loads((tmp_path / "m.json").read_text()) == {
+        "written_by": "elmo-pipeline",
+        "output": "pretrain summary",
+        **m,
+    }
     test = evaluate_saved(tmp_path / "out" / "best", twenty)
     assert test["test_average_ppl"] == pytest.approx(m["best_valid_average_ppl"], rel=1e-6)  # same text
     rows = (tmp_path / "out" / "plots" / "train.tsv").read_text().splitlines()
@@ -174,7 +178,14 @@ def test_dvc_repro_pretrain_and_evaluate_lm_with_tiny_preset(tmp_path):
     m = json.loads((repo / "metrics" / "pretrain.json").read_text())
     assert m["steps"] == 8 and m["best_valid_average_ppl"] > 1
     t = json.loads((repo / "metrics" / "evaluate_lm.json").read_text())
-    assert set(t) == {"written_by", "test_forward_ppl", "test_backward_ppl", "test_average_ppl", "test_tokens"}
+    assert set(t) == {
+        "written_by",
+        "output",
+        "test_forward_ppl",
+        "test_backward_ppl",
+        "test_average_ppl",
+        "test_tokens",
+    }
     assert (repo / "models" / "pretrain" / "best" / "model.safetensors").is_file()
     assert len((repo / "plots" / "pretrain" / "valid.tsv").read_text().splitlines()) == 1 + 2
     shown = run([str(BIN / "dvc"), "metrics", "show", "--json"], cwd=repo, check=True).stdout
