@@ -27,12 +27,12 @@ def _cmd_config(args) -> int:
 def _cmd_prepare(args) -> int:
     from pipeline.config import load_params
     from pipeline.data.prepare import prepare_corpus
-    from pipeline.io import write_json_atomic
+    from pipeline.io import write_option_output
 
     params = load_params(args.params)
     stats = prepare_corpus(params.prepare, args.out, progress=not args.quiet)
     if args.metrics:
-        write_json_atomic(args.metrics, stats, "prepare statistics")
+        write_option_output(args, "metrics", stats)
     if not args.quiet and not is_stdio(args.metrics):
         print(json.dumps(stats, indent=2))
     return 0
@@ -40,12 +40,12 @@ def _cmd_prepare(args) -> int:
 
 def _cmd_word2vec(args) -> int:
     from pipeline.config import load_params
-    from pipeline.io import write_json_atomic, write_report_atomic
+    from pipeline.io import write_option_output
     from pipeline.word2vec import run_word2vec
 
     result = run_word2vec(load_params(args.params).word2vec, args.prepared, args.out)
-    write_json_atomic(args.metrics, result["metrics"], "word2vec scores")
-    write_report_atomic(args.report, NEIGHBOURS_REPORT, result["neighbours"])
+    write_option_output(args, "metrics", result["metrics"])
+    write_option_output(args, "report", result["neighbours"])
     if not args.quiet and not is_stdio(args.metrics) and not is_stdio(args.report):
         print(json.dumps(result["metrics"], indent=2))
     return 0
@@ -72,18 +72,18 @@ def _cmd_pretrain(args) -> int:
 
 
 def _cmd_evaluate_lm(args) -> int:
-    from pipeline.io import write_json_atomic
+    from pipeline.io import write_option_output
     from pipeline.train.evaluate import evaluate_saved
 
     result = evaluate_saved(args.model, args.prepared, args.split, progress=not args.quiet)
-    write_json_atomic(args.metrics, result, "perplexities")
+    write_option_output(args, "metrics", result)
     if not args.quiet and not is_stdio(args.metrics):
         print(json.dumps(result, indent=2))
     return 0
 
 
 def _cmd_word2vec_eval(args) -> int:
-    from pipeline.io import write_json_atomic
+    from pipeline.io import write_option_output
     from pipeline.word2vec import evaluation_report, load_vectors
 
     kv = load_vectors(args.vectors)
@@ -91,7 +91,7 @@ def _cmd_word2vec_eval(args) -> int:
     result = {"vectors": str(args.vectors), "words": len(kv), "dim": kv.vector_size, **report}
     a = result["analogy"]
     if args.json:
-        write_json_atomic(args.json, result, "word2vec evaluation")
+        write_option_output(args, "json", result)
 
     def num(x):
         return "n/a" if x is None else f"{x:.4f}"
@@ -240,9 +240,9 @@ def _cmd_lm_score(args) -> int:
         "sentences": len(lines),
     }
     if args.json:
-        from pipeline.io import write_json_atomic
+        from pipeline.io import write_option_output
 
-        write_json_atomic(args.json, result, "lm scores")
+        write_option_output(args, "json", result)
     print(
         f"{args.input}: {len(lines)} sentences, {s['tokens']} predicted tokens (OOV {result['oov_rate']:.1%}); "
         f"perplexity forward {result['forward_ppl']:.2f}, backward {result['backward_ppl']:.2f}, "
@@ -396,7 +396,6 @@ READ_KEYS = tuple(
 
 
 def _cmd_evaluate(args) -> int:
-
     from pipeline.config import did_you_mean, load_finetune_config, parse_set, with_values
     from pipeline.data.labelled import format_of
     from pipeline.tasks.examples import check_labels, check_same_shape
@@ -439,9 +438,9 @@ def _cmd_evaluate(args) -> int:
         **scores,
     }
     if args.metrics:
-        from pipeline.io import write_json_atomic
+        from pipeline.io import write_option_output
 
-        write_json_atomic(args.metrics, result, "evaluate scores")
+        write_option_output(args, "metrics", result)
     out = _say_to(args.metrics)
     counts = [
         f"{n} {what}"

@@ -525,7 +525,10 @@ class FinetuneConfig:
             raise PipelineError(f"{where}: {section}.inputs.word2vec: inputs.use {use!r} needs a word2vec vector file")
 
 
-SECTIONS_OF_FINETUNE = ("data", "inputs", "head", "training")
+# the dataclass fields of FinetuneConfig: data, inputs, head, training
+SECTIONS_OF_FINETUNE = tuple(
+    n for n, tp in typing.get_type_hints(FinetuneConfig).items() if dataclasses.is_dataclass(tp)
+)
 
 
 def _dotted_keys() -> dict[str, str]:

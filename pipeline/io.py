@@ -25,7 +25,7 @@ import stat
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -126,11 +126,12 @@ def describe(path: Path) -> str:
     return KINDS[kind] if kind else "files that are not this pipeline's output"
 
 
-def check_replaceable(path: str | os.PathLike, kind: str | None = None) -> None:
+def check_replaceable(path: str | os.PathLike, kind: str | None = None, own: Collection[str] = ()) -> None:
     """Raise unless ``path`` may be (re)written with an output of ``kind`` (None: a single file).
 
     Call it before long work, so a bad output path fails at once. A missing path or an empty
-    directory is always fine; a directory is replaced only when it holds the same kind.
+    directory is always fine; a directory is replaced only when it holds the same kind, and, where
+    ``own`` lists every name such a directory may hold, nothing else (a user's notes, a .git).
     """
     path = Path(path)
     if not (path.is_dir() and not path.is_symlink()):
@@ -139,7 +140,15 @@ def check_replaceable(path: str | os.PathLike, kind: str | None = None) -> None:
         return
     if kind is None:
         raise PipelineError(f"{path}: is a directory; give a file path")
-    if not any(path.iterdir()) or directory_kind(path) == kind:
+    if not any(path.iterdir()):
+        return
+    if directory_kind(path) == kind:
+        others = sorted(p.name for p in path.iterdir() if own and p.name not in own)
+        if others:
+            raise PipelineError(
+                f"{path}: holds files {KINDS[kind]} does not write ({', '.join(others[:3])}); it is replaced "
+                f"whole: move them out, or choose another path"
+            )
         return
     raise PipelineError(
         f"{path}: holds {describe(path)}; refusing to replace it with {KINDS[kind]}: "
@@ -339,9 +348,12 @@ def check_arg_outputs(
     (``args.output_kinds``: option → kind, set by each command's parser). Entry points call it
     before any work. ``-`` (a standard stream) is no path."""
 
-    def named(names):  # how the user wrote it: --metrics for an option, OUT_DIR for a positional argument
+    def flag(name: str) -> str:  # how the user wrote it: --metrics for an option, OUT_DIR for a positional argument
+        return name.upper() if name in POSITIONAL_ARGS else "--" + name.replace("_", "-")
+
+    def named(names):
         return {
-            (n.upper() if n in POSITIONAL_ARGS else "--" + n.replace("_", "-")): getattr(args, n)
+            flag(n): getattr(args, n)
             for n in names
             if isinstance(getattr(args, n, None), (str, os.PathLike)) and not is_stdio(getattr(args, n))
         }
@@ -349,12 +361,10 @@ def check_arg_outputs(
     kinds = getattr(args, "output_kinds", {})
     for name in (*outputs, *inputs):
         if getattr(args, name, None) == "":
-            flag = name.upper() if name in POSITIONAL_ARGS else "--" + name.replace("_", "-")
-            raise PipelineError(f"{flag} '': an empty path; give a file or directory")
+            raise PipelineError(f"{flag(name)} '': an empty path; give a file or directory")
     for name in outputs:  # `-` is standard output only for what can stream there (text, JSON, JSONL)
         if is_stdio(getattr(args, name, None)) and name not in kinds and name != "output":
-            flag = name.upper() if name in POSITIONAL_ARGS else "--" + name.replace("_", "-")
-            raise PipelineError(f"{flag} -: standard output takes only a text or JSON output; give a path")
+            raise PipelineError(f"{flag(name)} -: standard output takes only a text or JSON output; give a path")
     check_run_paths(named(outputs), named(inputs))
     for name, kind in kinds.items():
         path = getattr(args, name, None)
@@ -547,6 +557,16 @@ def write_report_atomic(path: str | os.PathLike, kind: str, text: str) -> None:
         return
     check_output_file(path, *output_check(kind))
     write_text_atomic(path, text)
+
+
+def write_option_output(args, name: str, content: dict | str) -> None:
+    """Write the output of option ``name`` (a dict as JSON, a str as text) as the kind its parser
+    declared in ``args.output_kinds``: the kind checked before the work is the kind written."""
+    kind, path = args.output_kinds[name], getattr(args, name)
+    if isinstance(content, str):
+        write_report_atomic(path, kind, content)
+    else:
+        write_json_atomic(path, content, kind)
 
 
 def write_json(path: Path, obj) -> None:

@@ -91,7 +91,7 @@ def _pyplot():
 def printable(name: str, width: int = 40) -> str:
     """A label or column name as drawn: printable, at most ``width`` characters (a picture of a
     200,000-character label would never finish)."""
-    text = "".join(c if c.isprintable() and not 0xD800 <= ord(c) <= 0xDFFF else "?" for c in name[: width + 1])
+    text = "".join(c if c.isprintable() else "?" for c in name[: width + 1])  # lone surrogates are not printable
     return text if len(text) <= width else text[: width - 1] + "…"
 
 

@@ -11,6 +11,7 @@ from typing import Any
 
 from pipeline.errors import PipelineError
 from pipeline.io import SUMMARY_REPORT, check_not_special, write_report_atomic
+from pipeline.plots import printable
 
 
 class StageMetrics:
@@ -42,11 +43,11 @@ class StageMetrics:
 
     def num(self, key: str, fmt: str = ".2f") -> str:
         value = self.get(key, (int, float))
-        if value is not None and not math.isfinite(value):
+        if value is None:
+            return "?"
+        if not math.isfinite(value):
             raise PipelineError(f"{self.path}: {key}: expected a finite number, got {value!r}")
-        if value is not None and abs(value) >= 1e9:
-            return format(value, ".4g")  # never hundreds of digits
-        return "?" if value is None else format(value, fmt)
+        return format(value, ".4g" if abs(value) >= 1e9 else fmt)  # never hundreds of digits
 
     def count(self, key: str) -> str:
         value = self.get(key, (int,))
@@ -55,10 +56,7 @@ class StageMetrics:
     def text(self, key: str) -> str:
         """A short field (a model name, a stop reason) as one printable line of at most 40 characters."""
         value = self.get(key, (str, int))
-        if value is None:
-            return "?"
-        shown = "".join(c if c.isprintable() else "?" for c in str(value))
-        return shown if len(shown) <= 40 else shown[:39] + "…"
+        return "?" if value is None else printable(str(value))
 
     def has(self, key: str) -> bool:
         return key in self.data

@@ -6,7 +6,7 @@ import check_env  # noqa: F401  (first: a clear error outside the project's envi
 import argparse
 
 from pipeline.errors import run_main
-from pipeline.io import check_arg_outputs, write_json_atomic
+from pipeline.io import check_arg_outputs, write_option_output
 from pipeline.train.evaluate import evaluate_saved
 
 
@@ -21,7 +21,7 @@ def main(argv=None):
     args = p.parse_args(argv)
     check_arg_outputs(args)
     result = evaluate_saved(args.model, args.prepared, args.split, progress=not args.quiet)
-    write_json_atomic(args.metrics, result, "perplexities")
+    write_option_output(args, "metrics", result)
     if not args.quiet:
         print(f"evaluate_lm: {args.split} perplexity {result[f'{args.split}_average_ppl']:.2f} (both directions)")
 

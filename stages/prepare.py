@@ -8,7 +8,7 @@ import argparse
 from pipeline.config import load_params
 from pipeline.data.prepare import prepare_corpus
 from pipeline.errors import run_main
-from pipeline.io import check_arg_outputs, write_json_atomic
+from pipeline.io import check_arg_outputs, write_option_output
 
 
 def main(argv=None):
@@ -21,7 +21,7 @@ def main(argv=None):
     check_arg_outputs(args)
     params = load_params(args.params)
     stats = prepare_corpus(params.prepare, args.out)
-    write_json_atomic(args.metrics, stats, "prepare statistics")
+    write_option_output(args, "metrics", stats)
 
 
 if __name__ == "__main__":

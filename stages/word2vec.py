@@ -7,7 +7,7 @@ import argparse
 
 from pipeline.config import load_params
 from pipeline.errors import run_main
-from pipeline.io import NEIGHBOURS_REPORT, check_arg_outputs, write_json_atomic, write_report_atomic
+from pipeline.io import NEIGHBOURS_REPORT, check_arg_outputs, write_option_output
 from pipeline.word2vec import run_word2vec
 
 
@@ -23,8 +23,8 @@ def main(argv=None):
     check_arg_outputs(args)
     params = load_params(args.params)
     result = run_word2vec(params.word2vec, args.prepared, args.out)
-    write_json_atomic(args.metrics, result["metrics"], "word2vec scores")
-    write_report_atomic(args.report, NEIGHBOURS_REPORT, result["neighbours"])
+    write_option_output(args, "metrics", result["metrics"])
+    write_option_output(args, "report", result["neighbours"])
 
 
 if __name__ == "__main__":

@@ -303,7 +303,10 @@ def test_a_rerun_never_deletes_a_users_file_inside_the_model_directory(model, tm
     T = ["--task", "classify", "--model", "tfidf", "--train", SAMPLES / "train.tsv", "--dev", SAMPLES / "dev.tsv"]
     shutil.copytree(model, tmp_path / "m")
     (tmp_path / "m" / "notes.txt").write_text("precious\n")
-    one_line(cli("finetune", *T, "--out", "m", cwd=tmp_path), "m: holds files a task model does not write (notes.txt)")
+    one_line(
+        cli("finetune", *T, "--out", "m", cwd=tmp_path),
+        "m: holds files a finetuned task model does not write (notes.txt)",
+    )
     assert (tmp_path / "m" / "notes.txt").read_text() == "precious\n"
     one_line(cli("finetune", *T, "--out", "n", "--plots", "n/plots", cwd=tmp_path), "--plots lies inside --out")
     one_line(cli("predict", SAMPLES / "test.tsv", "--model", model, "--output", "", cwd=tmp_path), "an empty path")

@@ -84,16 +84,19 @@ def _refuse_binary(path: Path, head: bytes, errors: str) -> None:
     8-bit encoding, is not text. Lines of 8-bit text (Latin-1, cp1252) are an error that says so,
     unless ``errors`` is "replace" (they are then read with U+FFFD, line by line)."""
     lines = [x for x in head.split(b"\n")[: -1 if len(head) == SNIFF_BYTES else None] if x] or [head]
-    invalid = [raw for raw in lines if not _valid_utf8(raw)]
-    binary = sum(1 for raw in lines if b"\x00" in raw or (raw in invalid and _BINARY_BYTES.search(raw)))
+    invalid = binary = 0
+    for raw in lines:
+        utf8 = _valid_utf8(raw)
+        invalid += not utf8
+        binary += b"\x00" in raw or (not utf8 and _BINARY_BYTES.search(raw) is not None)
     if head and binary * 2 > len(lines):
         raise PipelineError(
             f"{path}: looks like a binary file ({binary} of the first {len(lines)} lines hold NUL "
             f"or other non-text bytes); give a UTF-8 text file"
         )
-    if head and len(invalid) * 2 > len(lines) and errors == "error":
+    if head and invalid * 2 > len(lines) and errors == "error":
         raise PipelineError(
-            f"{path}: not UTF-8: {len(invalid)} of the first {len(lines)} lines look like text in another "
+            f"{path}: not UTF-8: {invalid} of the first {len(lines)} lines look like text in another "
             f"encoding (Latin-1 or cp1252?); convert it (e.g. iconv -f cp1252 -t utf-8), or give "
             f"{REPLACE_HINT} to read such bytes as U+FFFD"
         )

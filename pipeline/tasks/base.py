@@ -22,7 +22,7 @@ from pipeline.config import FinetuneConfig, check_section, nest_flat_finetune, w
 from pipeline.errors import PipelineError
 from pipeline.io import CONFIG_FILE, check_not_special, read_model_config, run_record, write_model_dir
 from pipeline.tasks.examples import TaskData
-from pipeline.tasks.kinds import Task, task_named
+from pipeline.tasks.kinds import Task, by_support, task_named
 
 TASK_MODEL_KIND = "task-model"
 # 3: one format for every model type ("model" recorded); 4: the finetune config in sections
@@ -164,7 +164,7 @@ def per_label_lines(config: dict, top: int = 20) -> list[str]:
     per = (config.get(f"{split}_scores") or {}).get("per_label")
     if not per:
         return []
-    ranked = sorted(per.items(), key=lambda kv: -kv[1]["support"])
+    ranked = by_support(per)
     shown = "; ".join(
         f"{k} {v['precision']:.2f}/{v['recall']:.2f}/{v['f1']:.2f} ({v['support']})" for k, v in ranked[:top]
     )

@@ -431,9 +431,14 @@ def score_line(name: str, s: dict, width: int) -> str:
     return f"  {name:<{width}} P {s['precision']:.4f}  R {s['recall']:.4f}  F1 {s['f1']:.4f}  support {s['support']}"
 
 
+def by_support(per: dict) -> list[tuple[str, dict]]:
+    """(name, scores) of a per-label/tag/type dict, the most frequent in the gold data first."""
+    return sorted(per.items(), key=lambda kv: -kv[1]["support"])
+
+
 def most_supported(per: dict, top: int, width: int, noun: str) -> list[str]:
     """The ``top`` most frequent of ``per`` (name → scores) as report lines, and a line for the rest."""
-    ranked = sorted(per.items(), key=lambda kv: -kv[1]["support"])
+    ranked = by_support(per)
     lines = [score_line(name, s, width) for name, s in ranked[:top]]
     return lines + ([f"  ... {len(ranked) - top} rarer {noun} (all in --metrics)"] if len(ranked) > top else [])
 

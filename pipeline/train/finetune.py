@@ -124,8 +124,7 @@ def finetune(
         {f"data.{k}": getattr(cfg.data, k) for k in ("train", "dev", "test")}
         | {f"inputs.{k}": getattr(cfg.inputs, k) for k in ("encoder", "word2vec")},
     )
-    check_replaceable(out_dir, TASK_MODEL_KIND)  # a bad --out or --plots fails now, not after an epoch
-    check_only_model_files(Path(out_dir))
+    check_replaceable(out_dir, TASK_MODEL_KIND, TASK_MODEL_FILES)  # a bad --out fails now, not after an epoch
     if plots_dir:
         check_plots_dir(plots_dir, PLOT_FILES)
     job = FinetuneJob(cfg, Path(out_dir), Path(plots_dir) if plots_dir else None, progress, inputs, log, layer_cache)
@@ -232,17 +231,6 @@ def candidate_summary(result: dict, metric: str) -> dict:
     others = {f"dev_{k}": v for k, v in dev.items() if k != metric and isinstance(v, float)}
     test = {"test": result["test"][metric]} if "test" in result else {}
     return {"dev": dev[metric], **others, **test, "seconds": result["seconds"]}
-
-
-def check_only_model_files(out_dir: Path) -> None:
-    """An earlier task model at ``out_dir`` is replaced whole: refuse when it holds anything else."""
-    if out_dir.is_dir() and any(out_dir.iterdir()):
-        others = sorted(p.name for p in out_dir.iterdir() if p.name not in TASK_MODEL_FILES)
-        if others:
-            raise PipelineError(
-                f"{out_dir}: holds files a task model does not write ({', '.join(others[:3])}); the model "
-                f"directory is replaced whole: move them out, or choose another --out"
-            )
 
 
 def auto_plan(cfg: FinetuneConfig) -> str:
