@@ -439,6 +439,9 @@ class TrainingConfig:
     patience: int = 5
     min_epochs: int = 10
     max_minutes: float | None = None  # wall-clock budget (checked after each epoch)
+    # model: auto: a candidate trained by epochs (bilstm) gets at most this many times the time the
+    # TF-IDF and linear candidates took (null: no such bound; max_minutes still holds)
+    auto_budget: float | None = 3.0
     finetune_encoder: bool = False  # update the biLM too (with encoder_lr); default frozen
     encoder_lr: float = 1e-4
     seed: int = 0
@@ -462,8 +465,9 @@ class TrainingConfig:
         for key in ("lr", "encoder_lr"):
             if getattr(self, key) <= 0:
                 raise bad(key, f"must be positive, got {getattr(self, key)}")
-        if self.max_minutes is not None and self.max_minutes <= 0:
-            raise bad("max_minutes", "must be positive or null")
+        for key in ("max_minutes", "auto_budget"):
+            if getattr(self, key) is not None and getattr(self, key) <= 0:
+                raise bad(key, "must be positive or null")
         try:
             check_seed(self.seed, "seed")
         except PipelineError as e:

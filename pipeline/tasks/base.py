@@ -196,8 +196,10 @@ def task_model_card(config: dict, described: str) -> str:
             if config.get("selected_by", "auto") == "auto"
             else f"`model: {config['selected_by']}`; dev"
         )
-        scores = ", ".join(f"{name} {c['dev']:.4f}" for name, c in config["candidates"].items())
-        lines.append(f"- {how} {metric} among: {scores}")
+        on = config.get("selected_on", metric)
+        key = "dev" if on == metric else f"dev_{on}"
+        scores = ", ".join(f"{name} {c[key]:.4f}" for name, c in config["candidates"].items())
+        lines.append(f"- {how} {on} among: {scores}")
     if config.get("stopped_by"):
         lines.append(f"- training stopped by: {STOPS.get(config['stopped_by'], config['stopped_by'])}")
     if config.get("date"):

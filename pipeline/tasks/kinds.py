@@ -42,6 +42,10 @@ from pipeline.tasks.metrics import (
     tune_thresholds,
 )
 
+# a classifier's training labels are imbalanced when the commonest is at least this many times as
+# frequent as the rarest (a 75/25 binary set); `model: auto` then picks by macro-F1
+IMBALANCED = 3
+
 
 class Task:
     """One kind of task. ``metric``: the dev score that picks the best model (higher is better).
@@ -70,6 +74,10 @@ class Task:
     def trivial_score(self, dev: TaskData) -> float:
         """The dev score of a model that learned nothing."""
         raise NotImplementedError
+
+    def selection_metric(self, train: TaskData) -> str:
+        """The dev score that picks among ``model: auto``'s candidates for this training data."""
+        return self.metric
 
     def build_head(
         self, cfg: FinetuneConfig, input_dim: int, extra_dim: int, labels: list[str], pairs: bool = False
@@ -244,6 +252,12 @@ class ClassifyTask(Task):
 
     def trivial_score(self, dev):
         return max(Counter(dev.targets).values()) / len(dev.targets) if dev.targets else 0.0
+
+    def selection_metric(self, train):
+        """Macro-F1 where the commonest training label is at least :data:`IMBALANCED` times as
+        frequent as the rarest (accuracy would favour a model that predicts the common label)."""
+        counts = Counter(t for s, t in zip(train.sentences, train.targets) if s).values()
+        return "macro_f1" if counts and max(counts) >= IMBALANCED * min(counts) else self.metric
 
     def build_head(self, cfg, input_dim, extra_dim, labels, pairs=False):
         return pooled_head(cfg, input_dim, extra_dim, len(labels), pairs)

@@ -9,7 +9,8 @@ inputs), how it trains, how its saved directory loads. How it trains is one of t
 - ``combine(cfg, members)``: made from the other candidates of ``model: auto`` (the ensemble).
 
 ``model: auto`` is no model type: it trains every type that learns the task (:func:`candidates`,
-cheapest first) and keeps the best on the task's primary metric on dev.
+cheapest first) and keeps the best on dev by the task's selection metric; a candidate trained by
+epochs gets ``training.auto_budget`` times the time of the ``sets_budget`` ones before it.
 
 A new model type = its own module (a :class:`~pipeline.tasks.base.TaskModel`) + one entry in
 :data:`MODEL_TYPES` (and its name in ``config.ModelName``).
@@ -49,6 +50,9 @@ class ModelType:
     needs_encoder: bool = False  # it reads the biLM's layers whatever `inputs` says
     uses_inputs: bool = False  # it reads the configured inputs (encoder and/or word2vec)
     files: tuple[str, ...] = ()  # the side files its directory must hold (checked before loading)
+    # under `model: auto`, its time sets the budget of the candidates trained by epochs
+    # (training.auto_budget × the time of such candidates): the quick models a user tries first
+    sets_budget: bool = False
 
     @property
     def trains_by_epochs(self) -> bool:
@@ -92,6 +96,7 @@ MODEL_TYPES: dict[str, ModelType] = {
             load=LinearModel.load,
             fit=partial(fit_linear, with_elmo=False),
             files=(VOCAB_FILE,),
+            sets_budget=True,
         ),
         ModelType(
             "linear",
@@ -102,6 +107,7 @@ MODEL_TYPES: dict[str, ModelType] = {
             fit=partial(fit_linear, with_elmo=True),
             needs_encoder=True,
             files=(VOCAB_FILE,),
+            sets_budget=True,
         ),
         ModelType(
             "bilstm",

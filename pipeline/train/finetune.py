@@ -38,9 +38,9 @@ from pipeline.tasks.base import TASK_MODEL_KIND, TaskModel
 from pipeline.tasks.bilstm import BiLSTMTaskModel
 from pipeline.tasks.examples import example_length
 from pipeline.tasks.job import FinetuneJob, TaskSplits
-from pipeline.tasks.kinds import task_named
+from pipeline.tasks.kinds import IMBALANCED, task_named
 from pipeline.tasks.metrics import scores_on_test
-from pipeline.tasks.models import TASK_MODEL_FILES, candidates, check_model, chosen, load_task_model
+from pipeline.tasks.models import TASK_MODEL_FILES, candidates, check_model, chosen, load_task_model, model_type
 from pipeline.train.checkpoint import (
     DAMAGED,
     FINETUNE_KIND,
@@ -185,17 +185,18 @@ def _once(log, said: set):
 
 
 def train_auto(job: FinetuneJob) -> dict:
-    """``model: auto``: every candidate that learns the task trained (the ones trained by epochs on
-    what is left of ``max_minutes``), and their ensemble where there is one; the best on the task's
-    primary dev score kept in ``out_dir`` (by construction never below the cheapest candidate on
-    dev). ``model: ensemble`` keeps the ensemble. The candidates train in a temporary directory
-    beside ``out_dir``; the metrics hold every candidate's scores."""
+    """``model: auto``: every candidate that learns the task trained (the ones trained by epochs
+    within their budget, :func:`epoch_budget`), and their ensemble where there is one; the best on
+    the dev selection metric (:meth:`Task.selection_metric`) kept in ``out_dir`` (by construction
+    never below the cheapest candidate on dev). ``model: ensemble`` keeps the ensemble. The
+    candidates train in a temporary directory beside ``out_dir``; the metrics hold every
+    candidate's scores (the task's primary metric; the others as ``dev_<name>``)."""
     start = time.time()
     cfg = job.cfg
-    metric = task_named(cfg.task).metric
     # each candidate reads the files: their notes are said once; the biLM layers are computed once
     job = job.replace(log=_once(job.log, set()), layer_cache={} if job.layer_cache is None else job.layer_cache)
     job = job.with_inputs()
+    metric = selection_metric(job)
     parent = job.out_dir.absolute().parent
     parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{job.out_dir.name}.auto-", dir=parent))
@@ -205,8 +206,9 @@ def train_auto(job: FinetuneJob) -> dict:
         keep = (
             max(order, key=lambda n: (results[n]["dev"][metric], -order.index(n))) if cfg.model == "auto" else cfg.model
         )
-        table = {n: candidate_summary(results[n], metric) for n in order}
-        result = {**results[keep], "model": keep, "selected_by": cfg.model, "candidates": table}
+        table = {n: candidate_summary(results[n], task_named(cfg.task).metric) for n in order}
+        picked = {"selected_by": cfg.model, "selected_on": metric, "candidates": table}
+        result = {**results[keep], "model": keep, **picked}
         models[keep].save(
             job.out_dir,
             {
@@ -214,15 +216,28 @@ def train_auto(job: FinetuneJob) -> dict:
                 "test_scores": result.get("test"),
                 "epoch": result["best_epoch"],
                 "stopped_by": result.get("stopped_by"),
-                "selected_by": cfg.model,
-                "candidates": table,
+                **picked,
             },
         )
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    job.say(f"auto: dev {metric} " + ", ".join(f"{n} {c['dev']:.4f}" for n, c in table.items()) + f"; kept {keep}")
+    dev = ", ".join(f"{n} {results[n]['dev'][metric]:.4f}" for n in order)
+    job.say(f"auto: dev {metric} {dev}; kept {keep}")
     result["seconds"] = round(time.time() - start, 1)
     return result
+
+
+def selection_metric(job: FinetuneJob) -> str:
+    """The dev score ``model: auto`` picks by for this job's training data (said when it is not the
+    task's primary metric)."""
+    task = task_named(job.cfg.task)
+    metric = task.selection_metric(job.read_splits().train)
+    if metric != task.metric:
+        job.log(
+            f"note: the training labels are imbalanced (the commonest at least {IMBALANCED}x the rarest): "
+            f"candidates are picked by dev {metric}, not {task.metric}"
+        )
+    return metric
 
 
 def candidate_summary(result: dict, metric: str) -> dict:
@@ -230,19 +245,43 @@ def candidate_summary(result: dict, metric: str) -> dict:
     dev = result["dev"]
     others = {f"dev_{k}": v for k, v in dev.items() if k != metric and isinstance(v, float)}
     test = {"test": result["test"][metric]} if "test" in result else {}
-    return {"dev": dev[metric], **others, **test, "seconds": result["seconds"]}
+    trained = {k: result[k] for k in ("epochs_run", "stopped_by") if result.get("stopped_by")}  # by epochs
+    return {"dev": dev[metric], **others, **test, **trained, "seconds": result["seconds"]}
 
 
 def auto_plan(cfg: FinetuneConfig) -> str:
     """The line ``model: auto`` says before it trains: its candidates, the slow one, the budget."""
     kinds = candidates(cfg)
     slow = " and ".join(m.name for m in kinds if m.trains_by_epochs)
-    budget = cfg.training.max_minutes
+    quick = ", ".join(m.name for m in kinds if m.sets_budget)
+    ratio, budget = cfg.training.auto_budget, cfg.training.max_minutes
+    bounds = ([f"{ratio:g}x the time of {quick} (training.auto_budget)"] if ratio and quick and slow else []) + (
+        [f"{budget:g} min in all (max_minutes)"] if budget else []
+    )
     return (
         f"auto: {len(kinds)} candidates, the best on dev kept: {', '.join(m.name for m in kinds)}"
         + (f"; {slow} trains by epochs (up to {cfg.training.epochs}) and takes the longest" if slow else "")
-        + (f"; budget {budget:g} min in all" if budget else "; --max-minutes bounds it")
+        + (f"; budget {' and '.join(bounds)}" if bounds else ("; --max-minutes bounds it" if slow else ""))
     )
+
+
+def epoch_budget(cfg: FinetuneConfig, results: dict, start: float) -> tuple[float | None, str]:
+    """The ``max_minutes`` of a candidate trained by epochs under ``model: auto``: what is left of
+    the run's ``max_minutes``, and at most ``auto_budget`` times the time the ``sets_budget``
+    candidates took (their ``seconds``); with the words that say why (empty: no bound)."""
+    bounds = []
+    if cfg.training.max_minutes is not None:
+        bounds.append((max(cfg.training.max_minutes - (time.time() - start) / 60, 0.1), "left of max_minutes"))
+    quick = {n: r["seconds"] for n, r in results.items() if model_type(n).sets_budget}
+    if cfg.training.auto_budget and quick:
+        took = sum(quick.values())
+        minutes = max(cfg.training.auto_budget * took / 60, 1e-3)
+        why = f"training.auto_budget {cfg.training.auto_budget:g} x the {seconds(took)} of {', '.join(quick)}"
+        bounds.append((minutes, why))
+    if not bounds:
+        return None, ""
+    minutes, why = min(bounds)
+    return minutes, f"up to {seconds(60 * minutes)} ({why})"
 
 
 def _train_candidates(job: FinetuneJob, tmp: Path) -> tuple[dict, dict]:
@@ -253,13 +292,13 @@ def _train_candidates(job: FinetuneJob, tmp: Path) -> tuple[dict, dict]:
     kinds = candidates(cfg)
     singles = [m for m in kinds if not m.combines]
     job.say(auto_plan(cfg))
-    results = {}
+    results: dict[str, dict] = {}
     for i, kind in enumerate(singles, 1):
-        sub = dataclasses.replace(cfg, model=kind.name)
-        if kind.trains_by_epochs and cfg.training.max_minutes is not None:
-            left = max(cfg.training.max_minutes - (time.time() - start) / 60, 0.1)
-            sub = with_values(sub, {"training": {"max_minutes": left}})
-        job.say(f"auto: candidate {kind.name} ({i} of {len(kinds)})")
+        sub, bound = dataclasses.replace(cfg, model=kind.name), ""
+        if kind.trains_by_epochs:
+            minutes, bound = epoch_budget(cfg, results, start)
+            sub = with_values(sub, {"training": {"max_minutes": minutes}})
+        job.say(f"auto: candidate {kind.name} ({i} of {len(kinds)})" + (f", {bound}" if bound else ""))
         plots = job.plots_dir if kind.trains_by_epochs else None
         results[kind.name] = train_task_model(job.replace(cfg=sub, out_dir=tmp / kind.name, plots_dir=plots))
     models = {n: load_task_model(tmp / n) for n in results}
@@ -443,7 +482,7 @@ class FinetuneRun:
         if cfg.training.max_minutes is not None and time.time() - start > 60 * cfg.training.max_minutes:
             best.stopped_by = "max_minutes"
             self.log(
-                f"finetune: stopped by the time budget (max_minutes={cfg.training.max_minutes:g}) after epoch "
+                f"finetune: stopped by the time budget ({seconds(60 * cfg.training.max_minutes)}) after epoch "
                 f"{pos.epoch - 1} of at most {cfg.training.epochs}; the best dev model so far is kept"
             )
             return True
@@ -545,6 +584,11 @@ class FinetuneRun:
         saved = {"dev_scores": best.dev, "test_scores": result.get("test"), "epoch": best.epoch}
         net.save(self.out_dir, {**saved, "stopped_by": best.stopped_by})
         return result
+
+
+def seconds(s: float) -> str:
+    """A duration in words: ``"0.4 s"``, ``"39 s"``."""
+    return f"{s:.1f} s" if s < 10 else f"{s:.0f} s"
 
 
 def summary_metrics(result: dict) -> dict:

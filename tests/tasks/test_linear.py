@@ -8,7 +8,7 @@ import sys
 import numpy as np
 import pytest
 
-from pipeline.config import FinetuneConfig
+from pipeline.config import FinetuneConfig, with_values
 from pipeline.errors import PipelineError
 from pipeline.tasks.kinds import task_named
 from pipeline.tasks.models import load_task_model
@@ -159,6 +159,29 @@ def test_auto_keeps_the_best_dev_candidate(tmp_path, trained, vectors):
     assert [p.name for p in tmp_path.iterdir()] == ["m"]  # the candidates' directory is gone
     model = load_task_model(tmp_path / "m")
     assert model.predict(["a superb and moving film", []])[1] == (None, {})
+
+
+def test_auto_bounds_the_bilstm_by_the_quick_candidates_and_picks_by_macro_f1_when_imbalanced(tmp_path, trained):
+    rows = (SAMPLES / "train.tsv").read_text().splitlines()
+    neutral = [r for r in rows[1:] if r.startswith("neutral")]
+    kept = [rows[0]] + [r for r in rows[1:] if not r.startswith("neutral")] + neutral[:40]  # 148 : 147 : 40
+    (tmp_path / "train.tsv").write_text("\n".join(kept) + "\n")
+    cfg = sample_cfg(model="auto", encoder=str(trained / "enc"), inputs="elmo", epochs=200, min_epochs=200)
+    cfg = with_values(cfg, {"data": {"train": str(tmp_path / "train.tsv")}, "training": {"auto_budget": 0.5}})
+    said: list[str] = []
+    result = finetune(cfg, tmp_path / "m", progress=True, log=said.append)
+    assert any("imbalanced" in s and "picked by dev macro_f1, not accuracy" in s for s in said), said
+    quick = result["candidates"]["tfidf"]["seconds"] + result["candidates"]["linear"]["seconds"]
+    bilstm = result["candidates"]["bilstm"]
+    assert any(s.startswith("auto: candidate bilstm (3 of 4), up to ") and "auto_budget 0.5 x" in s for s in said)
+    # stopped by the budget (checked after each epoch), long before its 200 epochs, and recorded
+    assert bilstm["stopped_by"] == "max_minutes" and bilstm["epochs_run"] < 200, bilstm
+    assert bilstm["seconds"] < 0.5 * quick + 30
+    picked = max(result["candidates"].values(), key=lambda c: c["dev_macro_f1"])
+    assert result["selected_on"] == "macro_f1" and result["dev"]["macro_f1"] == picked["dev_macro_f1"]
+    assert "the best dev macro_f1 among: tfidf" in (tmp_path / "m" / "README.md").read_text()
+    balanced = task_named("classify").read(cfg, SAMPLES / "train.tsv")
+    assert task_named("classify").selection_metric(balanced) == "accuracy"  # 148 : 147 : 105
 
 
 def test_ensemble_averages_its_members_and_round_trips(tmp_path, trained, vectors):
