@@ -830,8 +830,26 @@ def _check_unknown_flags(parser: argparse.ArgumentParser, args, extra: list[str]
     sub.error(f"unrecognized argument: {word}{hint}")
 
 
+def _check_command_word(parser: argparse.ArgumentParser, argv: list[str]) -> None:
+    """A misspelt command (``elmo finetnue``) or a command's flag before the command (``elmo
+    --model m predict``) is a usage error naming the closest command, or where the flag goes."""
+    from pipeline.config import did_you_mean
+
+    commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction)).choices
+    own = {s for a in parser._actions for s in a.option_strings}
+    for word in argv:
+        if word.startswith("-") and word.split("=", 1)[0] not in own:
+            parser.error(f"{word} before the command: a command's flags go after it (elmo COMMAND {word} ...)")
+        if not word.startswith("-"):
+            if word not in commands:
+                parser.error(f"unknown command {word!r}{did_you_mean(word, list(commands))} (elmo --help lists them)")
+            return
+
+
 def main(argv=None) -> int:
     parser = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
+    _check_command_word(parser, argv)
     args, extra = parser.parse_known_args(argv)
     _check_unknown_flags(parser, args, extra)
     if args.command == "export" and args.format == "elmo":

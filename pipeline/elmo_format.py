@@ -46,7 +46,7 @@ from pipeline.bilm.model import BiLM, load_bilm
 from pipeline.config import ModelConfig
 from pipeline.data.chars import BOS_CHAR, BOW_CHAR, EOS_CHAR, EOW_CHAR, N_CHAR_IDS, PAD_CHAR
 from pipeline.data.tokenizers import WhitespaceTokenizer
-from pipeline.encoder import ENCODER_FORMAT, ENCODER_KIND, Encoder
+from pipeline.encoder import ENCODER_FILES, ENCODER_FORMAT, ENCODER_KIND, Encoder
 from pipeline.errors import PipelineError
 from pipeline.export import training_data
 from pipeline.io import atomic_path, check_not_special, check_replaceable, directory_kind, output_lock
@@ -364,7 +364,7 @@ def imported_config(cfg: ModelConfig, max_chars: int, options: str | Path, weigh
 
 def import_elmo(options: str | Path, weights: str | Path, out_dir: str | Path) -> Path:
     """ELMo ``options.json`` + weights ``.hdf5`` → an encoder directory at ``out_dir`` (atomically)."""
-    check_replaceable(out_dir, ENCODER_KIND)
+    check_replaceable(out_dir, ENCODER_KIND, ENCODER_FILES)
     with output_lock(out_dir):
         cfg, max_chars = read_options(options)
         state = state_from_arrays(read_weight_file(weights, cfg), cfg)
@@ -417,7 +417,7 @@ def export_elmo(src: str | Path, out_dir: str | Path, prepared: str | Path | Non
     a max_chars other than 50, no skip connections) is written with a note. ``out_dir`` is replaced
     only if empty or an earlier export (marked in its options.json)."""
     src = Path(src)
-    check_replaceable(out_dir, "elmo-weights")
+    check_replaceable(out_dir, "elmo-weights", (OPTIONS_FILE, WEIGHTS_HDF5))
     with output_lock(out_dir):
         model, max_chars, tokenizer = _load_for_export(src, Path(prepared) if prepared else None)
         cfg = model.cfg
@@ -431,7 +431,7 @@ def export_elmo(src: str | Path, out_dir: str | Path, prepared: str | Path | Non
         for note in _export_notes(src, cfg, max_chars, tokenizer):
             log(f"note: {note}")
         arrays = arrays_from_state(model.state_dict(), cfg)
-        with atomic_path(out_dir, kind="elmo-weights") as tmp:
+        with atomic_path(out_dir, kind="elmo-weights", own=(OPTIONS_FILE, WEIGHTS_HDF5)) as tmp:
             tmp.mkdir()
             (tmp / OPTIONS_FILE).write_text(json.dumps(options_of(cfg, max_chars), indent=2) + "\n", encoding="utf-8")
             write_weight_file(tmp / WEIGHTS_HDF5, arrays)

@@ -59,6 +59,8 @@ ENCODER_FORMAT = 1
 ENCODER_KIND = "encoder"
 EMBED_MARK = "elmo-pipeline embed"  # the HDF5 root attribute `written_by` of `elmo embed`: replaced only by it
 REQUIRED = (CONFIG_FILE, WEIGHTS_FILE)
+# every name an encoder directory may hold: a re-export replaces it whole, so it refuses one with others
+ENCODER_FILES = (*REQUIRED, "vocab.txt", SP_MODEL_FILE, "README.md")
 
 
 def _rows_index(batch: list[list[str]]):
@@ -151,7 +153,8 @@ class Encoder:
             (tmp / "README.md").write_text(readme or encoder_card(self.config), encoding="utf-8")
 
         skip = () if self.has_softmax else ("softmax.",)
-        write_model_dir(directory, ENCODER_KIND, self.config, state_dict_cpu(self.model, skip), side_files)
+        config, weights = self.config, state_dict_cpu(self.model, skip)
+        write_model_dir(directory, ENCODER_KIND, config, weights, side_files, own=ENCODER_FILES)
 
     # --- the token layer, cached ---------------------------------------------------------------
 

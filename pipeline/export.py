@@ -12,7 +12,7 @@ from pathlib import Path
 from pipeline.bilm.model import load_bilm
 from pipeline.data.prepared import PreparedData
 from pipeline.data.tokenizers import SP_MODEL_FILE, make_tokenizer
-from pipeline.encoder import ENCODER_FORMAT, ENCODER_KIND, Encoder
+from pipeline.encoder import ENCODER_FILES, ENCODER_FORMAT, ENCODER_KIND, Encoder
 from pipeline.errors import PipelineError
 from pipeline.io import check_replaceable, directory_kind, output_lock, run_record
 
@@ -46,7 +46,7 @@ def export_encoder(
     presets: list[str] | None = None,
 ) -> Path:
     """Turn a trained biLM (``models/pretrain/best`` or a checkpoint) into an encoder directory."""
-    check_replaceable(out_dir, ENCODER_KIND)  # a bad output path fails before any work
+    check_replaceable(out_dir, ENCODER_KIND, ENCODER_FILES)  # a bad output path fails before any work
     with output_lock(out_dir):  # one run per output directory
         model, train_cfg = load_bilm(model_dir)
         data = training_data(model_dir, train_cfg, prepared_dir)

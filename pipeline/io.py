@@ -373,15 +373,17 @@ def check_arg_outputs(
 
 
 @contextmanager
-def atomic_path(path: str | os.PathLike, suffix: str = "", kind: str | None = None) -> Iterator[Path]:
+def atomic_path(
+    path: str | os.PathLike, suffix: str = "", kind: str | None = None, own: Collection[str] = ()
+) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; rename it onto ``path`` only on success.
 
     Works for files and directories (whatever the body creates at the yielded path). On an
     exception the temporary is removed and ``path`` is left as it was. An existing directory is
-    replaced only when :func:`check_replaceable` allows it for ``kind``.
+    replaced only when :func:`check_replaceable` allows it for ``kind`` (and ``own``).
     """
     path = Path(path)
-    check_replaceable(path, kind)
+    check_replaceable(path, kind, own)
     with disk_full_names(path):
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
@@ -622,13 +624,19 @@ def state_dict_cpu(module, skip_prefixes: tuple[str, ...] = ()) -> dict:
 
 
 def write_model_dir(
-    path: str | os.PathLike, kind: str, config: dict, tensors: dict, side_files: Callable[[Path], None] | None = None
+    path: str | os.PathLike,
+    kind: str,
+    config: dict,
+    tensors: dict,
+    side_files: Callable[[Path], None] | None = None,
+    own: Collection[str] = (),
 ) -> None:
     """Write ``config.json`` (with ``kind``), ``model.safetensors`` and ``side_files(tmp_dir)``
-    as one directory, atomically; ``path`` is replaced only if it holds the same kind."""
+    as one directory, atomically; ``path`` is replaced only if it holds the same kind (and, where
+    ``own`` lists the names such a directory may hold, nothing else)."""
     from safetensors.torch import save_file
 
-    with atomic_path(path, kind=kind) as tmp:
+    with atomic_path(path, kind=kind, own=own) as tmp:
         tmp.mkdir()
         save_file(tensors, str(tmp / WEIGHTS_FILE))
         write_json(tmp / CONFIG_FILE, {"kind": kind, **{k: v for k, v in config.items() if k != "kind"}})

@@ -29,11 +29,21 @@ import numpy as np
 from pipeline.config import Word2VecConfig
 from pipeline.data.lines import read_lines
 from pipeline.errors import PipelineError
-from pipeline.io import atomic_path
+from pipeline.io import atomic_path, check_replaceable
 
 OUT_KV = "vectors.kv"
 OUT_MATRIX = "embeddings.npy"
 OUT_ALIGN = "embeddings.json"
+# every name a word2vec directory may hold (gensim writes large arrays beside the .kv file)
+WORD2VEC_FILES = (
+    OUT_KV,
+    f"{OUT_KV}.vectors.npy",
+    OUT_MATRIX,
+    OUT_ALIGN,
+    "vectors.bin",
+    "vectors.txt",
+    "neighbours.txt",
+)
 
 
 def gensim_datapath(name: str) -> Path:
@@ -384,6 +394,7 @@ def run_word2vec(cfg: Word2VecConfig, prepared_dir: str | Path, out_dir: str | P
     from pipeline.data.prepared import PreparedData
     from pipeline.data.vocab import SPECIALS
 
+    check_replaceable(out_dir, "word2vec", WORD2VEC_FILES)  # a bad output path fails before any work
     data = PreparedData(prepared_dir)
     model, train_stats = train_word2vec(data.text_file("train"), cfg, progress)
     kv = model.wv
@@ -396,7 +407,7 @@ def run_word2vec(cfg: Word2VecConfig, prepared_dir: str | Path, out_dir: str | P
     probes = cfg.probe_words or default_probes(kv)
     report = neighbours_report(kv, probes, cfg.n_neighbours)
 
-    with atomic_path(out_dir, kind="word2vec") as tmp:
+    with atomic_path(out_dir, kind="word2vec", own=WORD2VEC_FILES) as tmp:
         tmp.mkdir()
         kv.lifecycle_events = None  # gensim would pickle a dated event log: same inputs, different bytes
         kv.save(str(tmp / OUT_KV))

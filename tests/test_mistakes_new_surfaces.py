@@ -205,6 +205,25 @@ def test_a_misspelt_flag_gets_did_you_mean_from_its_subcommand(tmp_path):
     one_line(p, "elmo finetune: error: unrecognized argument: --modle (did you mean '--model'?)", code=2)
 
 
+def test_a_misspelt_command_and_a_flag_before_the_command_are_usage_errors(tmp_path):
+    one_line(cli("finetnue", cwd=tmp_path), "unknown command 'finetnue' (did you mean 'finetune'?)", code=2)
+    one_line(
+        cli("--model", "m", "predict", "x.txt", cwd=tmp_path),
+        "--model before the command: a command's flags go after it",
+        code=2,
+    )
+    assert cli("-q", "predict", "--help", cwd=tmp_path).returncode == 0  # elmo's own flags stay before it
+
+
+def test_a_conll_file_given_to_a_sentence_task_names_the_tasks_that_read_it(tmp_path):
+    conll = REPO / "data" / "samples" / "ner" / "train.conll"
+    (tmp_path / "train.txt").write_text(conll.read_text())  # a name that says nothing: the lines say it
+    for train in (conll, tmp_path / "train.txt"):
+        p = cli("finetune", "--task", "classify", "--model", "tfidf", "--train", train, "--dev", conll,
+                "--out", "m", cwd=tmp_path)  # fmt: skip
+        one_line(p, "CoNLL columns (a token and its tags per line)", "--task ner", "--task tag")
+
+
 def test_an_invalid_byte_names_the_flag_that_reads_past_it(model, tmp_path):
     (tmp_path / "latin1.txt").write_bytes("caf\xe9 cr\xe8me\n".encode("latin-1"))
     p = cli("predict", "latin1.txt", "--model", model, cwd=tmp_path)
@@ -280,6 +299,8 @@ def test_a_saved_model_that_contradicts_itself_is_one_line_naming_it(model, tmp_
     assert "coef has 3 rows for 4 labels" in broken("labels", config_edit(labels=lambda c: c["labels"] + ["x"]))
     assert "model 'bilstm' disagrees" in broken("kind", config_edit(model=lambda c: "bilstm"))
     assert "needs tfidf_vocab.json, which is missing" in broken("files", lambda d: (d / "tfidf_vocab.json").unlink())
+    # a single-text model told it reads pairs: its weights take a quarter of the features (was a matmul error)
+    assert "its weights take 1054 features" in broken("pairs", config_edit(pairs=lambda c: True))
 
 
 def test_bf16_where_pytorch_would_emulate_it_runs_in_fp32_with_one_warning(tmp_path):
@@ -362,3 +383,23 @@ def test_a_pipe_among_a_models_files_and_a_closed_stdout_are_one_line(model, tmp
         shell=True, capture_output=True, text=True, env=env(), cwd=tmp_path, timeout=120,
     )  # fmt: skip
     one_line(p, "standard output is closed", "-q")
+
+
+def test_a_rerun_never_deletes_a_users_file_inside_an_encoder_or_word2vec_directory(trained, tmp_path):
+    import shutil
+
+    from pipeline.config import Word2VecConfig
+    from pipeline.errors import PipelineError
+    from pipeline.export import export_encoder
+    from pipeline.word2vec import run_word2vec
+
+    shutil.copytree(trained / "enc", tmp_path / "enc")
+    (tmp_path / "enc" / "notes.txt").write_text("precious\n")
+    with pytest.raises(PipelineError, match=r"enc: holds files an exported encoder does not write \(notes.txt\)"):
+        export_encoder(trained / "model" / "best", tmp_path / "enc", trained / "prep")
+    (tmp_path / "w2v").mkdir()
+    run_word2vec(Word2VecConfig(vector_size=8, epochs=1), trained / "prep", tmp_path / "w2v", progress=False)
+    (tmp_path / "w2v" / "notes.txt").write_text("precious\n")
+    with pytest.raises(PipelineError, match=r"w2v: holds files .* does not write \(notes.txt\)"):
+        run_word2vec(Word2VecConfig(vector_size=8, epochs=1), trained / "prep", tmp_path / "w2v", progress=False)
+    assert (tmp_path / "enc" / "notes.txt").read_text() == (tmp_path / "w2v" / "notes.txt").read_text() == "precious\n"

@@ -86,8 +86,31 @@ class Rows:
         return PipelineError(f"{self.where(i)}: field {self.fields[role]!r} is a JSON {json_type(value)}{expected}")
 
 
+CONLL_SUFFIXES = (".conll", ".conllu", ".conllx", ".iob", ".bio")
+
+
+def looks_like_conll(path: Path, sample_lines: int = 50) -> bool:
+    """A CoNLL name, or a file of a token and its tags per line (most sampled lines end in a tag)."""
+    if path.suffix.lower() in CONLL_SUFFIXES:
+        return True
+    if not path.is_file():
+        return False
+    try:
+        with open(path, encoding="utf-8", errors="replace") as f:
+            lines = [line.split() for line in itertools.islice(f, 10 * sample_lines) if line.strip()][:sample_lines]
+    except (OSError, ValueError):
+        return False
+    rows = [w for w in lines if 2 <= len(w) <= 12 and TAG_LIKE.match(w[-1])]
+    return bool(lines) and len(rows) * 2 > len(lines)
+
+
 def check_format(path: Path, fmt: str | None) -> Format:
     fmt = fmt or format_of(path)
+    if fmt not in ("tsv", "csv", "jsonl") and looks_like_conll(Path(path)):
+        raise PipelineError(
+            f"{path}: CoNLL columns (a token and its tags per line), not a text per line: --task ner "
+            f"(entity tags) or --task tag (any tags) reads it; this task reads TSV, CSV or JSONL files"
+        )
     if fmt not in ("tsv", "csv", "jsonl"):
         raise PipelineError(
             f"{path}: cannot tell the format from the file name; give it with "

@@ -50,6 +50,17 @@ from pipeline.errors import PipelineError
 from pipeline.io import atomic_path, check_replaceable, check_run_paths, output_lock, remove_stale_temporaries
 from pipeline.progress import progress_bar
 
+# every name a prepared-data directory may hold: a re-run replaces it whole, so it refuses one with others
+PREPARED_FILES = (
+    *SPLITS,
+    *(f"{s}.txt" for s in SPLITS),
+    "meta.json",
+    "vocab.txt",
+    "extra_types.txt",
+    "char_ids.npy",
+    SP_MODEL_FILE,
+)
+
 SENTENCE_END_TOKENS = {".", "!", "?"}
 
 
@@ -137,10 +148,10 @@ def prepare_corpus(
     softmax must keep its rows; words outside it are <UNK> targets, their characters still read)."""
     out_dir = Path(out_dir)
     check_run_paths({"--out": out_dir}, {f"prepare.{k}": getattr(cfg, k) for k in ("corpus", "valid", "test")})
-    check_replaceable(out_dir, "prepared-data")
+    check_replaceable(out_dir, "prepared-data", PREPARED_FILES)
     with output_lock(out_dir):  # one run per output; a killed run's temporaries are removed by the next
         remove_stale_temporaries(out_dir.parent, out_dir.name)
-        with atomic_path(out_dir, kind="prepared-data") as tmp:
+        with atomic_path(out_dir, kind="prepared-data", own=PREPARED_FILES) as tmp:
             tmp.mkdir()
             stats = _prepare_into(cfg, tmp, progress, vocab, sp_model)
     return stats

@@ -341,6 +341,12 @@ class LinearModel(TaskModel):
         except (KeyError, ValueError) as e:
             raise PipelineError(f"{d / 'model.safetensors'}: weights do not match {VOCAB_FILE} ({e})") from None
         model = cls(cfg, word, char, estimator, float(config.get("C", 1.0)), elmo, pairs)
+        width = model._features([(["a"], ["a"]) if pairs else ["a"]]).shape[1]  # what the weights must take
+        if estimator.coef_.shape[-1] != width:
+            raise PipelineError(
+                f"{d / 'model.safetensors'}: its weights take {estimator.coef_.shape[-1]} features, but {VOCAB_FILE} "
+                f"and config.json (pairs: {str(pairs).lower()}) give {width}: the directory was edited or mixed"
+            )
         if "thresholds" in t:
             model.thresholds = t["thresholds"].numpy()
         model.range = tuple(config["range"]) if config.get("range") else None  # type: ignore[assignment]

@@ -24,7 +24,7 @@ from pipeline.config import PrepareConfig, PretrainConfig
 from pipeline.data.prepare import prepare_corpus
 from pipeline.data.prepared import PreparedData
 from pipeline.data.tokenizers import SP_MODEL_FILE
-from pipeline.encoder import ENCODER_KIND, Encoder
+from pipeline.encoder import ENCODER_FILES, ENCODER_KIND, Encoder
 from pipeline.errors import PipelineError
 from pipeline.export import export_encoder, training_data
 from pipeline.io import check_replaceable, check_run_paths, directory_kind
@@ -72,7 +72,7 @@ def adapt(
     encoder to ``out_dir``. Returns metrics: held-out perplexity before and after, steps, seconds."""
     source, out_dir = Path(source), Path(out_dir)
     check_run_paths({"out_dir": out_dir}, {"source": source, "text": text})
-    check_replaceable(out_dir, ENCODER_KIND)
+    check_replaceable(out_dir, ENCODER_KIND, ENCODER_FILES)
     cfg = cfg or PretrainConfig(**DEFAULTS)
     work = Path(work_dir) if work_dir else out_dir.with_name(out_dir.name + ".adapt")
     model, vocab, tok, max_chars, sp = _source(source)
