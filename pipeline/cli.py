@@ -395,6 +395,39 @@ READ_KEYS = tuple(
 )
 
 
+LOOPBACK = ("127.0.0.1", "localhost", "::1")
+# `elmo serve` flags → the ServeConfig key each sets, with what it bounds
+SERVE_OPTIONS = {
+    "host": "address",
+    "port": "port",
+    "max_body_bytes": "largest request body in bytes (413 beyond)",
+    "max_texts": "texts or pairs per request",
+    "max_chars": "characters per text",
+    "max_tokens": "tokens per text",
+    "max_queue": "texts waiting for a model before new requests get 503",
+    "max_wait_ms": "how long a batch waits for more texts after its first (ms)",
+    "batch_tokens": "padded tokens per model call",
+    "max_embed_values": "numbers in one /embed answer",
+}
+
+
+def _cmd_serve(args) -> int:
+    from pipeline.config import ServeConfig
+    from pipeline.serve.app import serve
+
+    cfg = ServeConfig(**{k: getattr(args, k) for k in SERVE_OPTIONS})
+    cfg.validate()
+    if cfg.host not in LOOPBACK:
+        print(
+            f"warning: serving on {cfg.host}: whoever can reach this machine can use the models "
+            "(no authentication; put a proxy with access control in front)",
+            file=sys.stderr,
+        )
+    quiet = args.quiet
+    serve(args.models, cfg, log=(lambda m: None) if quiet else (lambda m: print(m, file=sys.stderr, flush=True)))
+    return 0
+
+
 def _cmd_evaluate(args) -> int:
     from pipeline.config import did_you_mean, load_finetune_config, parse_set, with_values
     from pipeline.data.labelled import format_of
@@ -814,6 +847,27 @@ def build_parser() -> argparse.ArgumentParser:
         "(e.g. --set data.text_field=1 --set data.label_field=0 for a headerless label<TAB>text file)",
     )
     p.set_defaults(func=_cmd_evaluate, output_kinds={"metrics": "evaluate scores"})
+
+    from pipeline.config import ServeConfig
+
+    p = sub.add_parser(
+        "serve",
+        parents=[common],
+        help="serve task models and encoders over HTTP (JSON; micro-batched; bounded)",
+        description="POST /predict (task models), POST /embed (encoders), GET /health /ready /metadata "
+        "/openapi.json, and a page at / to try them. Loopback only unless --host says otherwise.",
+    )
+    p.add_argument(
+        "models", nargs="+", metavar="MODEL_DIR", help="task-model or encoder directories (named by their names)"
+    )
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
+    p.add_argument("--port", type=int, default=8000, help="port (0: any free port, printed at start)")
+    for key, what in SERVE_OPTIONS.items():
+        if key not in ("host", "port"):
+            default = getattr(ServeConfig, key)
+            p.add_argument(f"--{key.replace('_', '-')}", type=type(default), default=default, metavar="N",
+                           help=f"{what} (default {default:,})")  # fmt: skip
+    p.set_defaults(func=_cmd_serve)
     return parser
 
 

@@ -586,6 +586,47 @@ def _sentiment_defaults() -> FinetuneConfig:
 
 
 @dataclass
+class ServeConfig:
+    """``elmo serve``: where it listens, how it batches, and the bounds of every request (a request
+    over one gets a JSON error naming it; the queue over its bound answers 503)."""
+
+    host: str = "127.0.0.1"  # loopback; another address serves whoever can reach this machine
+    port: int = 8000
+    max_body_bytes: int = 1_048_576  # a request body's size
+    max_texts: int = 256  # texts (or pairs) per request
+    max_chars: int = 20_000  # characters per text
+    max_tokens: int = 1_000  # tokens per text, as the model splits it
+    max_queue: int = 4_096  # texts accepted and waiting for a model; beyond it new requests get 503
+    max_wait_ms: float = 5.0  # how long a batch waits for more texts after its first
+    batch_tokens: int = 4_096  # padded tokens per model call (sorted by length)
+    max_embed_values: int = 10_000_000  # numbers in one /embed answer (about 100 MB of JSON)
+
+    LIMITS: ClassVar[dict[str, int]] = {
+        "port": 65_535,
+        "max_body_bytes": 1 << 30,
+        "max_texts": 100_000,
+        "max_chars": 10_000_000,
+        "max_tokens": 1_000_000,
+        "max_queue": 10_000_000,
+        "max_wait_ms": 10_000,
+        "batch_tokens": 10_000_000,
+        "max_embed_values": 1_000_000_000,
+    }
+
+    def validate(self) -> None:
+        def bad(key: str, why: str) -> PipelineError:
+            return PipelineError(f"--{key.replace('_', '-')}: {why}")
+
+        check_limits(self, bad)
+        for key in ("max_body_bytes", "max_texts", "max_chars", "max_tokens", "max_queue", "batch_tokens",
+                    "max_embed_values"):  # fmt: skip
+            at_least(bad, self, key, 1)
+        at_least(bad, self, "port", 0)
+        if not 0 <= self.max_wait_ms:
+            raise bad("max_wait_ms", f"must be at least 0, got {self.max_wait_ms}")
+
+
+@dataclass
 class Params:
     """The whole pipeline's configuration: one section per stage."""
 
