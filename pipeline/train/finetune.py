@@ -201,13 +201,14 @@ def train_auto(job: FinetuneJob) -> dict:
     parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{job.out_dir.name}.auto-", dir=parent))
     try:
-        results, models = _train_candidates(job, tmp)
+        results, models, skipped = _train_candidates(job, tmp)
         order = [m.name for m in candidates(cfg) if m.name in results]
         keep = (
             max(order, key=lambda n: (results[n]["dev"][metric], -order.index(n))) if cfg.model == "auto" else cfg.model
         )
         table = {n: candidate_summary(results[n], task_named(cfg.task).metric) for n in order}
         picked = {"selected_by": cfg.model, "selected_on": metric, "candidates": table}
+        picked |= {"skipped": skipped} if skipped else {}
         result = {**results[keep], "model": keep, **picked}
         models[keep].save(
             job.out_dir,
@@ -265,18 +266,27 @@ def auto_plan(cfg: FinetuneConfig) -> str:
     )
 
 
+# the share of the quick candidates' time `model: auto` keeps for the ensemble after the BiLSTM
+ENSEMBLE_RESERVE = 0.25
+MIN_EPOCH_BUDGET = 1.0  # seconds: with less left, a candidate trained by epochs is skipped (said)
+
+
 def epoch_budget(cfg: FinetuneConfig, results: dict, start: float) -> tuple[float | None, str]:
-    """The ``max_minutes`` of a candidate trained by epochs under ``model: auto``: what is left of
-    the run's ``max_minutes``, and at most ``auto_budget`` times the time the ``sets_budget``
-    candidates took (their ``seconds``); with the words that say why (empty: no bound)."""
+    """The ``max_minutes`` of a candidate trained by epochs under ``model: auto`` (``start``: when
+    auto began): what is left of the run's ``max_minutes``, and of ``auto_budget`` times the time
+    the ``sets_budget`` candidates took (their ``seconds``: auto as a whole ends within it), less
+    :data:`ENSEMBLE_RESERVE` of it; with the words that say why (empty: no bound). 0 minutes:
+    no time is left for it."""
     bounds = []
+    elapsed = (time.time() - start) / 60
     if cfg.training.max_minutes is not None:
-        bounds.append((max(cfg.training.max_minutes - (time.time() - start) / 60, 0.1), "left of max_minutes"))
+        bounds.append((max(cfg.training.max_minutes - elapsed, 0.0), "left of max_minutes"))
     quick = {n: r["seconds"] for n, r in results.items() if model_type(n).sets_budget}
     if cfg.training.auto_budget and quick:
         took = sum(quick.values())
-        minutes = max(cfg.training.auto_budget * took / 60, 1e-3)
-        why = f"training.auto_budget {cfg.training.auto_budget:g} x the {seconds(took)} of {', '.join(quick)}"
+        minutes = max((cfg.training.auto_budget - ENSEMBLE_RESERVE) * took / 60 - elapsed, 0.0)
+        ratio = cfg.training.auto_budget
+        why = f"auto ends within training.auto_budget {ratio:g} x the {seconds(took)} of {', '.join(quick)}"
         bounds.append((minutes, why))
     if not bounds:
         return None, ""
@@ -284,19 +294,24 @@ def epoch_budget(cfg: FinetuneConfig, results: dict, start: float) -> tuple[floa
     return minutes, f"up to {seconds(60 * minutes)} ({why})"
 
 
-def _train_candidates(job: FinetuneJob, tmp: Path) -> tuple[dict, dict]:
+def _train_candidates(job: FinetuneJob, tmp: Path) -> tuple[dict, dict, dict]:
     """The candidates of ``model: auto``, each saved in ``tmp/<name>`` (the ensemble made from the
-    others): name → its result, name → its loaded model."""
+    others): name → its result, name → its loaded model, name → why it was skipped."""
     start = time.time()
     cfg = job.cfg
     kinds = candidates(cfg)
     singles = [m for m in kinds if not m.combines]
     job.say(auto_plan(cfg))
     results: dict[str, dict] = {}
+    skipped: dict[str, str] = {}
     for i, kind in enumerate(singles, 1):
         sub, bound = dataclasses.replace(cfg, model=kind.name), ""
         if kind.trains_by_epochs:
             minutes, bound = epoch_budget(cfg, results, start)
+            if minutes is not None and minutes < MIN_EPOCH_BUDGET / 60:
+                job.say(f"auto: candidate {kind.name} skipped: no time is left for it ({bound})")
+                skipped[kind.name] = bound
+                continue
             sub = with_values(sub, {"training": {"max_minutes": minutes}})
         job.say(f"auto: candidate {kind.name} ({i} of {len(kinds)})" + (f", {bound}" if bound else ""))
         plots = job.plots_dir if kind.trains_by_epochs else None
@@ -308,7 +323,7 @@ def _train_candidates(job: FinetuneJob, tmp: Path) -> tuple[dict, dict]:
     for kind in kinds:
         if kind.combines:
             results[kind.name], models[kind.name] = _combined(job, kind, {n: models[n] for n in results})
-    return results, models
+    return results, models, skipped
 
 
 def _combined(job: FinetuneJob, kind, members: dict[str, TaskModel]) -> tuple[dict, TaskModel]:
@@ -448,13 +463,14 @@ class FinetuneRun:
                 rng.setstate(pos.epoch_rng)  # a resumed epoch gets the same batches
                 net.train()
                 batches = shuffled_batches(self.splits.train_idx, lengths, cfg.training.batch_size, rng)
+                epoch_start = time.time()
                 if not self.train_epoch(batches, pos, termination):
                     break
                 self.end_epoch(best, pos, tables, time.time() - start)
                 pos = FinetunePosition(pos.epoch + 1, 0, pos.step, epoch_rng=rng.getstate())
                 if ckpt:
                     ckpt.save(best, pos)
-                if self.should_stop(best, pos, start):
+                if self.should_stop(best, pos, start, time.time() - epoch_start):
                     break
         if termination.signum is not None:
             if ckpt:
@@ -473,17 +489,20 @@ class FinetuneRun:
             PlotTable(d / "dev.tsv", ["epoch", "step", self.net.task.metric], keep),
         )
 
-    def should_stop(self, best: BestSoFar, pos: FinetunePosition, start: float) -> bool:
-        """Early stopping, or the time budget (said, and recorded in ``best.stopped_by``)."""
+    def should_stop(self, best: BestSoFar, pos: FinetunePosition, start: float, epoch_seconds: float) -> bool:
+        """Early stopping, or the time budget: stopped when another epoch as long as the last
+        (``epoch_seconds``) would pass it (said, and recorded in ``best.stopped_by``)."""
         cfg = self.cfg
         if best.bad_epochs >= cfg.training.patience:
             best.stopped_by = "patience"
             return True
-        if cfg.training.max_minutes is not None and time.time() - start > 60 * cfg.training.max_minutes:
+        budget = 60 * cfg.training.max_minutes if cfg.training.max_minutes is not None else float("inf")
+        if time.time() - start + epoch_seconds > budget and pos.epoch <= cfg.training.epochs:
             best.stopped_by = "max_minutes"
             self.log(
-                f"finetune: stopped by the time budget ({seconds(60 * cfg.training.max_minutes)}) after epoch "
-                f"{pos.epoch - 1} of at most {cfg.training.epochs}; the best dev model so far is kept"
+                f"finetune: stopped by the time budget ({seconds(budget)}): another epoch "
+                f"(~{seconds(epoch_seconds)}) would pass it; {pos.epoch - 1} of at most {cfg.training.epochs} epochs "
+                f"run, the best dev model so far is kept"
             )
             return True
         return False
