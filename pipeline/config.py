@@ -439,8 +439,8 @@ class TrainingConfig:
     patience: int = 5
     min_epochs: int = 10
     max_minutes: float | None = None  # wall-clock budget (checked after each epoch)
-    # model: auto: a candidate trained by epochs (bilstm) gets at most this many times the time the
-    # TF-IDF and linear candidates took (null: no such bound; max_minutes still holds)
+    # model: auto ends within this many times the time its TF-IDF and linear candidates took: the
+    # BiLSTM gets what is left (skipped when nothing is). null: no such bound; max_minutes holds
     auto_budget: float | None = 3.0
     finetune_encoder: bool = False  # update the biLM too (with encoder_lr); default frozen
     encoder_lr: float = 1e-4

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import http.client
+import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -111,3 +115,35 @@ def finetune_cfg(**keys):
 
     values = check_section(FinetuneConfig, nest_flat_finetune(keys), "test")
     return with_values(FinetuneConfig(), values)
+
+
+class ServeProcess:
+    """``elmo serve ARGS --port 0`` until stopped; ``port`` read from its first line."""
+
+    def __init__(self, *args, cwd):
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "pipeline.cli", "serve", *map(str, args), "--port", "0"],
+            cwd=cwd, env=env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        self.lines: list[str] = []
+        line = self.proc.stderr.readline()
+        while line and not line.startswith("serving "):
+            self.lines.append(line)
+            line = self.proc.stderr.readline()
+        assert line, "".join(self.lines) + self.proc.stderr.read()
+        self.port = int(line.split("http://127.0.0.1:")[1].split()[0])
+        threading.Thread(target=lambda: self.lines.extend(self.proc.stderr), daemon=True).start()
+
+    def request(self, method: str, path: str, body=None, headers=None, timeout: float = 60):
+        c = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
+        data = body if isinstance(body, (bytes, type(None))) else json.dumps(body).encode()
+        c.request(method, path, body=data, headers=headers or {})
+        r = c.getresponse()
+        raw = r.read()
+        c.close()
+        return r.status, (json.loads(raw) if r.getheader("content-type", "").startswith("application/json") else raw)
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            self.proc.wait(timeout=60)
