@@ -31,9 +31,9 @@ from pipeline.train.finetune import finetune  # noqa: E402
 
 CONLL = REPO.parent / "shared" / "data" / "conll2003"
 SETTINGS = {
-    "word vectors only": {"inputs": "word2vec"},
-    "frozen biLM (+ word vectors)": {"inputs": "both"},
-    "finetuned biLM (+ word vectors)": {"inputs": "both", "finetune_encoder": True},
+    "word vectors only": {"inputs.use": "word2vec"},
+    "frozen biLM (+ word vectors)": {"inputs.use": "both"},
+    "finetuned biLM (+ word vectors)": {"inputs.use": "both", "training.finetune_encoder": True},
 }
 
 
@@ -45,7 +45,7 @@ def first_sentences(src: Path, n: int, dest: Path) -> Path:
 
 def seconds(overrides: dict, epochs: int, out: Path) -> float:
     """Wall time of a whole `finetune` call (loading the inputs included)."""
-    cfg = load_finetune_config(None, {**overrides, "epochs": epochs, "patience": epochs})
+    cfg = load_finetune_config(None, {**overrides, "training.epochs": epochs, "training.patience": epochs})
     t = time.perf_counter()
     finetune(cfg, out, progress=False, log=lambda m: None)
     return time.perf_counter() - t
@@ -61,10 +61,10 @@ def main() -> int:
         tmp = Path(tmp)
         base = {
             "task": "ner",
-            "train": str(first_sentences(CONLL / "train.txt", args.sentences, tmp / "train.txt")),
-            "dev": str(first_sentences(CONLL / "valid.txt", 300, tmp / "dev.txt")),
-            "encoder": args.encoder,
-            "word2vec": args.word2vec,
+            "data.train": str(first_sentences(CONLL / "train.txt", args.sentences, tmp / "train.txt")),
+            "data.dev": str(first_sentences(CONLL / "valid.txt", 300, tmp / "dev.txt")),
+            "inputs.encoder": args.encoder,
+            "inputs.word2vec": args.word2vec,
         }
         print(f"CoNLL-2003: {args.sentences} training sentences, 300 dev; encoder {args.encoder}")
         print(f"{'setting':<34} {'1-epoch run, s':>15} {'3-epoch run, s':>15} {'later epochs sent/s':>20}")

@@ -183,13 +183,14 @@ async def faults(port: int, path: str, bodies: list[bytes]) -> dict:
 
 
 async def sigterm_mid_load(server: Server, path: str, bodies: list[bytes]) -> dict:
+    seen = len(server.log)  # the lines of this phase only
     task = asyncio.create_task(load(server.port, path, bodies, 32, 100_000, 60))
     await asyncio.sleep(2.0)
     server.proc.send_signal(signal.SIGTERM)
     result = await task
     code = await asyncio.get_running_loop().run_in_executor(None, server.proc.wait)
     await asyncio.sleep(0.5)  # the log reader's last lines
-    handled = [line for line in server.log if line.startswith("POST ")]
+    handled = [line for line in server.log[seen:] if line.startswith("POST ")]
     unanswered = [line for line in handled if line.split()[2] not in ("200", "503")]
     return {"answered": result["requests"], "statuses": result["statuses"], "cut_connections": result["errors"],
             "server_log_requests": len(handled), "begun_but_unanswered": len(unanswered), "exit": code}  # fmt: skip

@@ -117,6 +117,8 @@ def _cmd_word2vec_eval(args) -> int:
 def _cmd_export(args) -> int:
     if args.format == "elmo":
         return _export_elmo(args)
+    if args.format == "onnx":
+        return _export_onnx(args)
     from pipeline.export import export_encoder
     from pipeline.io import read_json_output
 
@@ -124,6 +126,19 @@ def _cmd_export(args) -> int:
     out = export_encoder(args.checkpoint, args.out_dir, args.prepared, args.with_softmax, test)
     if not args.quiet:
         print(f"exported encoder to {out}")
+    return 0
+
+
+def _export_onnx(args) -> int:
+    from pipeline.export_onnx import export_onnx
+
+    say = (lambda m: None) if args.quiet else (lambda m: print(m, file=sys.stderr))
+    report = export_onnx(
+        args.checkpoint, args.out_dir, args.prepared, args.int8, args.int8_min_cosine, args.check_text, say
+    )
+    if not args.quiet:
+        speed = ", ".join(f"{k} {v:.2f}x PyTorch" for k, v in report["speed_vs_pytorch"].items())
+        print(f"wrote {args.out_dir}/model.onnx ({'int8' if args.int8 else 'fp32'}; {speed}); parity in onnx.json")
     return 0
 
 
@@ -633,16 +648,25 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "checkpoint",
         help="models/pretrain/best or a checkpoint directory (step-NNNNNNN); "
-        "with --format elmo also an encoder directory",
+        "with --format elmo or onnx also an encoder directory",
     )
     p.add_argument("out_dir", help="directory to write (replaced atomically)")
     p.add_argument(
         "--format",
-        choices=["encoder", "elmo"],
+        choices=["encoder", "elmo", "onnx"],
         default="encoder",
         help="encoder: our encoder directory (default); elmo: options.json + weights.hdf5 in the "
-        "bilm-tf layout that AllenNLP's Elmo reads",
+        "bilm-tf layout that AllenNLP's Elmo reads; onnx: an encoder directory with the biLM as an ONNX "
+        "graph (model.onnx), checked against PyTorch",
     )
+    p.add_argument("--int8", action="store_true", help="onnx: quantize the graph's weights to int8 (dynamic)")
+    p.add_argument(
+        "--int8-min-cosine",
+        type=float,
+        default=0.99,
+        help="onnx --int8: refuse when an int8 vector's cosine with fp32's falls below this (default 0.99)",
+    )
+    p.add_argument("--check-text", help="onnx: sentences (one per line) to check the graph on (default: built in)")
     p.add_argument("--prepared", help="the prepared data it was trained on (default: recorded at training)")
     p.add_argument("--with-softmax", action="store_true", help="include the softmax (for lm-score, generate)")
     p.add_argument("--test-metrics", help="a JSON of test perplexities for the model card")

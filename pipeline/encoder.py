@@ -34,7 +34,7 @@ import torch
 from pipeline.bilm.model import BiLM, build_bilm
 from pipeline.cpu import bf16_pays
 from pipeline.data.batching import cut_sorted
-from pipeline.data.chars import BOS_TOKEN, EOS_TOKEN, token_char_ids
+from pipeline.data.chars import BOS_TOKEN, EOS_TOKEN, PAD_CHAR, token_char_ids
 from pipeline.data.lines import ReadStats, input_chunks
 from pipeline.data.tokenizers import SP_MODEL_FILE, SentencePieceTokenizer, make_tokenizer
 from pipeline.data.vocab import Vocab
@@ -59,8 +59,9 @@ ENCODER_FORMAT = 1
 ENCODER_KIND = "encoder"
 EMBED_MARK = "elmo-pipeline embed"  # the HDF5 root attribute `written_by` of `elmo embed`: replaced only by it
 REQUIRED = (CONFIG_FILE, WEIGHTS_FILE)
+ONNX_FILE, ONNX_REPORT = "model.onnx", "onnx.json"  # an ONNX export's graph and its parity report
 # every name an encoder directory may hold: a re-export replaces it whole, so it refuses one with others
-ENCODER_FILES = (*REQUIRED, "vocab.txt", SP_MODEL_FILE, "README.md")
+ENCODER_FILES = (*REQUIRED, "vocab.txt", SP_MODEL_FILE, "README.md", ONNX_FILE, ONNX_REPORT)
 
 
 def _rows_index(batch: list[list[str]]):
@@ -114,11 +115,15 @@ class Encoder:
     # --- loading and saving --------------------------------------------------------------------
 
     @classmethod
-    def from_pretrained(cls, directory: str | Path, cache_size: int = 50_000, bf16: bool = False) -> Encoder:
+    def from_pretrained(
+        cls, directory: str | Path, cache_size: int = 50_000, bf16: bool = False, runtime: str = "auto"
+    ) -> Encoder:
         """The encoder in ``directory``. ``cache_size``: token-layer vectors kept for known words (0:
         none); ``bf16``: bf16 autocast for the token encoder and the sequence body (faster on CPUs with
         AVX512-BF16 and GPUs). Loaded for use: its weights do not require gradients
-        (``enc.model.requires_grad_(True)`` before training them)."""
+        (``enc.model.requires_grad_(True)`` before training them). ``runtime``: ``"auto"`` runs the
+        biLM in ONNX Runtime when the directory is an ONNX export (holds ``model.onnx``), else in
+        PyTorch; ``"torch"`` or ``"onnx"`` choose."""
         d = Path(directory)
         config = read_model_config(d, ENCODER_KIND, ENCODER_FORMAT, hint=" (see `elmo export`)")
         missing = [f for f in REQUIRED if not (d / f).is_file()]
@@ -140,6 +145,8 @@ class Encoder:
         model.requires_grad_(False)  # loaded for use (kept weights: pipeline.bilm.lstmp.inference_weights)
         encoder = cls(model, config, vocab, _load_tokenizer(d, config.get("tokenizer", {})), cache_size, bf16)
         encoder.source = d
+        if runtime == "onnx" or (runtime == "auto" and (d / ONNX_FILE).is_file()):
+            return OnnxEncoder(encoder, d / ONNX_FILE)
         return encoder
 
     def save_pretrained(self, directory: str | Path, readme: str | None = None) -> None:
@@ -472,3 +479,58 @@ def _embed_into(encoder, input_path, out_path, layers, batch_tokens, chunk_lines
                 if bar is not None:
                     bar.update(len(chunk))
     return n
+
+
+class OnnxEncoder(Encoder):
+    """An encoder whose biLM runs in ONNX Runtime (an ``elmo export --format onnx`` directory's
+    ``model.onnx``; :mod:`pipeline.bilm.exported` describes the graph): the same ``embed``,
+    ``lm_sums`` and batching as :class:`Encoder`, one graph call per batch. Every position's
+    characters go through the token encoder (no token cache); ``bf16`` does not apply."""
+
+    def __init__(self, base: Encoder, graph: Path):
+        self.__dict__.update(base.__dict__)
+        self.session = onnx_session(graph)
+        self.graph = graph
+
+    def token_vectors(self, tokens: Sequence[str]) -> torch.Tensor:
+        chars = np.stack([token_char_ids(t, self.max_chars) for t in tokens]).astype(np.int64)[:, None]  # (U, 1, C)
+        ones = np.ones(len(tokens), dtype=np.int64)
+        layers = self.session.run(None, {"chars": chars, "lengths": ones})[0]  # (L+1, U, 1, 2P)
+        return torch.from_numpy(layers[0, :, 0, : self.dim // 2].copy())
+
+    def precompute_vocab(self, batch: int = 4096) -> None:
+        """Nothing to precompute: the graph encodes every position."""
+
+    def run(self, batch: list[list[str]]):
+        """Sentences (token lists, non-empty) → BiLMOutput over [<S>, tokens..., </S>]."""
+        from pipeline.bilm.model import BiLMOutput
+
+        rows = [[BOS_TOKEN, *s, EOS_TOKEN] for s in batch]
+        B, T = len(rows), max(len(r) for r in rows)
+        chars = np.full((B, T, self.max_chars), PAD_CHAR, dtype=np.int64)
+        for b, r in enumerate(rows):
+            chars[b, : len(r)] = [token_char_ids(t, self.max_chars) for t in r]
+        lengths = np.array([len(r) for r in rows], dtype=np.int64)
+        layers = torch.from_numpy(self.session.run(None, {"chars": chars, "lengths": lengths})[0])  # (L+1, B, T, 2P)
+        mask = torch.arange(T)[None, :] < torch.from_numpy(lengths)[:, None]
+        P = layers.shape[-1] // 2
+        return BiLMOutput(list(layers), layers[-1][..., :P], layers[-1][..., P:], mask)
+
+
+def onnx_session(graph: Path):
+    """An ONNX Runtime session of ``graph`` on the CPU, with PyTorch's thread count."""
+    try:
+        import onnxruntime as ort
+    except ImportError:
+        raise PipelineError(
+            f"{graph}: running an ONNX export needs ONNX Runtime: pip install 'elmo-pipeline[onnx]' (or onnxruntime)"
+        ) from None
+    if not graph.is_file():
+        raise PipelineError(f"{graph}: not found: this encoder is no ONNX export (see `elmo export --format onnx`)")
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = torch.get_num_threads()
+    options.log_severity_level = 3  # errors only
+    try:
+        return ort.InferenceSession(str(graph), options, providers=["CPUExecutionProvider"])
+    except Exception as e:  # a damaged or foreign file: onnxruntime's own exception types
+        raise PipelineError(f"{graph}: ONNX Runtime cannot load it ({str(e).splitlines()[0][:200]})") from None

@@ -89,10 +89,10 @@ class Runs:
             {
                 "task": "classify",
                 "model": model,
-                "seed": seed,
-                **files,
-                "encoder": self.args.encoder,
-                "word2vec": self.args.word2vec,
+                "training.seed": seed,
+                **{f"data.{k}": v for k, v in files.items()},
+                "inputs.encoder": self.args.encoder,
+                "inputs.word2vec": self.args.word2vec,
             },
         )
         return finetune(cfg, out, progress=False, inputs=self.load_inputs(seed), layer_cache=cache, log=lambda m: None)

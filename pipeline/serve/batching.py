@@ -4,9 +4,14 @@
 
     request A (3 texts) ─┐
     request B (1 text)  ─┼─▶ waiting texts ─▶ worker: after the first text, wait up to max_wait_ms
-    request C (5 texts) ─┘                    for more; take texts in arrival order up to
-                                              batch_tokens; sort them by length; one model call
-                                              in the model thread ─▶ each result to its request
+    request C (5 texts) ─┘                    for more (only while requests come together); take
+                                              texts in arrival order up to batch_tokens; sort them
+                                              by length; one model call in the model thread
+                                              ─▶ each result to its request
+
+The wait pays only under concurrency: it runs while the last model call held texts of more than
+one request, so a lone client is answered at once (no added latency) and concurrent clients share
+fuller calls.
 
 One worker per served model; every model call runs in one shared thread (PyTorch uses its own
 threads inside a call), so the event loop keeps reading requests while a batch runs. The queue is
@@ -33,6 +38,7 @@ class Waiting:
     example: Any  # what the model's call takes for one text
     length: int  # its tokens
     future: asyncio.Future
+    request: int  # which submit() it came from
 
 
 class MicroBatcher:
@@ -48,6 +54,8 @@ class MicroBatcher:
         self.idle = asyncio.Event()
         self.idle.set()
         self.batches = self.texts = 0  # model calls made and texts they ran (/metadata, the load benchmark)
+        self.requests = 0  # submit() calls so far (each text records its own)
+        self.together = False  # the last model call held texts of more than one request
         self.task: asyncio.Task | None = None
 
     @property
@@ -63,7 +71,8 @@ class MicroBatcher:
         if self.pending + len(examples) > self.max_queue:
             raise QueueFull(f"{self.pending} texts are waiting; the queue holds {self.max_queue} (--max-queue)")
         loop = asyncio.get_running_loop()
-        items = [Waiting(e, n, loop.create_future()) for e, n in zip(examples, lengths)]
+        self.requests += 1
+        items = [Waiting(e, n, loop.create_future(), self.requests) for e, n in zip(examples, lengths)]
         self.waiting.extend(items)
         self.idle.clear()
         self.arrived.set()
@@ -83,7 +92,7 @@ class MicroBatcher:
         while not self.waiting:
             self.arrived.clear()
             await self.arrived.wait()
-        deadline = asyncio.get_running_loop().time() + self.max_wait
+        deadline = asyncio.get_running_loop().time() + (self.max_wait if self.together else 0.0)
         while self.tokens_waiting() < self.batch_tokens:
             left = deadline - asyncio.get_running_loop().time()
             if left <= 0:
@@ -109,6 +118,7 @@ class MicroBatcher:
         """One model call for ``batch`` (sorted by length), each result set on its future."""
         batch.sort(key=lambda w: w.length)
         self.running = len(batch)
+        self.together = len({w.request for w in batch}) > 1
         try:
             loop = asyncio.get_running_loop()
             results = await loop.run_in_executor(self.executor, self.run, [w.example for w in batch])

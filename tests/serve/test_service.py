@@ -114,20 +114,24 @@ def test_a_body_past_its_bound_without_a_length_and_a_client_that_leaves_mid_bod
 
 
 def test_concurrent_requests_share_model_calls(models, tmp_path):
-    s = Server(models[0], "--max-wait-ms", "200", cwd=tmp_path)
+    s = Server(models[0], "--max-wait-ms", "200", "--batch-tokens", "100000", cwd=tmp_path)
     try:
         results = []
-        threads = [
+        big = {"texts": [" ".join(["a long and rather dull film"] * 30)] * 256}  # a slow call: the others queue
+        threads = [threading.Thread(target=lambda: results.append(s.request("POST", "/predict", big)))]
+        threads += [
             threading.Thread(target=lambda i=i: results.append(s.request("POST", "/predict", {"texts": [f"film {i}"]})))
             for i in range(12)
         ]
         for t in threads:
             t.start()
+            time.sleep(0.005)
         for t in threads:
             t.join()
-        assert [r[0] for r in results] == [200] * 12
+        assert [r[0] for r in results] == [200] * 13
         meta = s.request("GET", "/metadata")[1]["models"][0]
-        assert meta["texts"] == 12 + 0 and meta["batches"] < 12, meta  # grouped (the warm-up call is not counted)
+        assert meta["texts"] == 256 + 12 and meta["batches"] < 13, meta  # grouped (the warm-up call is not counted)
+        assert s.request("POST", "/predict", {"texts": ["alone"]})[0] == 200  # a lone request is not held back
     finally:
         s.stop()
 
