@@ -44,7 +44,14 @@ class Service:
 
     def __init__(self, served: dict[str, Served], cfg: ServeConfig, log=print):
         self.served, self.cfg, self.log = served, cfg, log
-        self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="model")
+        import torch
+
+        # the model calls get every core but one; the event loop (HTTP, JSON) keeps one. Measured on
+        # 2 cores (bench/serve_load.py, concurrency 32): 1 model thread 417 texts/s, 2 threads 109
+        threads = max(1, torch.get_num_threads() - 1)
+        self.executor = ThreadPoolExecutor(
+            max_workers=1, thread_name_prefix="model", initializer=torch.set_num_threads, initargs=(threads,)
+        )
         self.batchers: dict[str, MicroBatcher] = {}
         self.draining = False
         self.ready = False
@@ -104,6 +111,9 @@ async def read_body(request: Request, limit: int) -> bytes:
     if declared is not None and not declared.isdigit():
         raise RequestError(400, f"Content-Length is not a number: {declared[:40]!r}")
     if declared is not None and int(declared) > limit:
+        if int(declared) <= DRAINED_BYTES:  # read and dropped, so the client, still sending, gets the answer
+            async for _ in request.stream():
+                pass
         raise RequestError(413, f"the body is {int(declared):,} bytes, over the bound of {limit:,} (--max-body-bytes)")
     chunks, size = [], 0
     async for chunk in request.stream():
@@ -112,6 +122,11 @@ async def read_body(request: Request, limit: int) -> bytes:
             raise RequestError(413, f"the body is over the bound of {limit:,} bytes (--max-body-bytes)")
         chunks.append(chunk)
     return b"".join(chunks)
+
+
+# a body over the bound but under this many bytes is read (not kept) before the 413, so a client that
+# sends it whole reads the answer; a larger one gets the answer at once, and its connection is closed
+DRAINED_BYTES = 16 << 20
 
 
 def error(status: int, message: str) -> JSONResponse:

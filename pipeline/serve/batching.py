@@ -10,8 +10,8 @@
                                               ─▶ each result to its request
 
 The wait pays only under concurrency: it runs while the last model call held texts of more than
-one request, so a lone client is answered at once (no added latency) and concurrent clients share
-fuller calls.
+one request, and only until as many texts wait as that call held, so a lone client is answered at
+once (no added latency) and concurrent clients share full calls without idle waits.
 
 One worker per served model; every model call runs in one shared thread (PyTorch uses its own
 threads inside a call), so the event loop keeps reading requests while a batch runs. The queue is
@@ -56,6 +56,7 @@ class MicroBatcher:
         self.batches = self.texts = 0  # model calls made and texts they ran (/metadata, the load benchmark)
         self.requests = 0  # submit() calls so far (each text records its own)
         self.together = False  # the last model call held texts of more than one request
+        self.last_size = 1  # texts in the last model call
         self.task: asyncio.Task | None = None
 
     @property
@@ -87,13 +88,14 @@ class MicroBatcher:
                 self.idle.set()
 
     async def next_batch(self) -> list[Waiting]:
-        """The next texts to run: wait for one, then up to ``max_wait`` for more (less once the
-        waiting texts fill ``batch_tokens``); texts of cancelled requests dropped."""
+        """The next texts to run: wait for one, then (under concurrency) up to ``max_wait`` for as
+        many as the last call held (less once they fill ``batch_tokens``); texts of cancelled
+        requests dropped."""
         while not self.waiting:
             self.arrived.clear()
             await self.arrived.wait()
         deadline = asyncio.get_running_loop().time() + (self.max_wait if self.together else 0.0)
-        while self.tokens_waiting() < self.batch_tokens:
+        while len(self.waiting) < self.last_size and self.tokens_waiting() < self.batch_tokens:
             left = deadline - asyncio.get_running_loop().time()
             if left <= 0:
                 break
@@ -119,6 +121,7 @@ class MicroBatcher:
         batch.sort(key=lambda w: w.length)
         self.running = len(batch)
         self.together = len({w.request for w in batch}) > 1
+        self.last_size = len(batch)
         try:
             loop = asyncio.get_running_loop()
             results = await loop.run_in_executor(self.executor, self.run, [w.example for w in batch])
