@@ -69,13 +69,25 @@ def write_graph(encoder: Encoder, path: Path) -> None:
     rows = [["<S>", "a", "b", "</S>"], ["<S>", "c", "</S>"]]
     chars, lengths = _inputs(encoder, [r[1:-1] for r in rows])
     B, T = torch.export.Dim("batch"), torch.export.Dim("length")
-    with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
-        warnings.simplefilter("ignore")
+    with quiet():
         torch.onnx.export(
             graph, (torch.from_numpy(chars), torch.from_numpy(lengths)), str(path), dynamo=True,
             input_names=["chars", "lengths"], output_names=["layers"], dynamic_shapes=({0: B, 1: T}, {0: B}),
             external_data=False, verbose=False,
         )  # fmt: skip
+
+
+@contextlib.contextmanager
+def quiet():
+    """The exporter's and quantizer's own chatter (progress on stdout, warnings, log lines about
+    optional packages and graph pre-processing) kept off the user's terminal."""
+    with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
+        warnings.simplefilter("ignore")
+        logging.disable(logging.WARNING)
+        try:
+            yield
+        finally:
+            logging.disable(logging.NOTSET)
 
 
 def _inputs(encoder: Encoder, sentences: list[list[str]]) -> tuple[np.ndarray, np.ndarray]:
@@ -196,14 +208,9 @@ def check_graphs(encoder: Encoder, tmp: Path, sentences: list[str], int8: bool, 
 def quantize_checked(encoder, tmp: Path, sentences, reference, min_cosine: float, seconds: dict, log) -> dict:
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
-    with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        logging.disable(logging.WARNING)  # its advice to pre-process the graph, on the root logger
-        try:
-            quantize_dynamic(tmp / "fp32.onnx", tmp / "int8.onnx", weight_type=QuantType.QInt8,
-                             extra_options={"EnableSubgraph": True})  # fmt: skip
-        finally:
-            logging.disable(logging.NOTSET)
+    with quiet():
+        quantize_dynamic(tmp / "fp32.onnx", tmp / "int8.onnx", weight_type=QuantType.QInt8,
+                         extra_options={"EnableSubgraph": True})  # fmt: skip
     q = OnnxEncoder(encoder, tmp / "int8.onnx")
     drift = compare(reference, q.embed(sentences))
     lowest = min(drift["lowest_cosine"])
