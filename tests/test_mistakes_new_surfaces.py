@@ -243,7 +243,8 @@ def test_evaluate_and_the_card_give_per_label_scores_and_auto_says_its_candidate
 
     plan = auto_plan(load_finetune_config(None, {"task": "classify", "training.max_minutes": 5}))
     assert plan.startswith("auto: 4 candidates, the best on dev kept: tfidf, linear, bilstm, ensemble"), plan
-    assert "bilstm trains by epochs" in plan and "budget 5 min" in plan
+    assert "bilstm trains by epochs" in plan and "ends within 3x the time of tfidf, linear" in plan
+    assert "within 5 min (max_minutes)" in plan
 
 
 def test_bf16_counts_as_native_only_with_avx512_bf16_or_amx():

@@ -256,13 +256,13 @@ def auto_plan(cfg: FinetuneConfig) -> str:
     slow = " and ".join(m.name for m in kinds if m.trains_by_epochs)
     quick = ", ".join(m.name for m in kinds if m.sets_budget)
     ratio, budget = cfg.training.auto_budget, cfg.training.max_minutes
-    bounds = ([f"{ratio:g}x the time of {quick} (training.auto_budget)"] if ratio and quick and slow else []) + (
-        [f"{budget:g} min in all (max_minutes)"] if budget else []
+    bounds = ([f"within {ratio:g}x the time of {quick} (training.auto_budget)"] if ratio and quick and slow else []) + (
+        [f"within {budget:g} min (max_minutes)"] if budget else []
     )
     return (
         f"auto: {len(kinds)} candidates, the best on dev kept: {', '.join(m.name for m in kinds)}"
         + (f"; {slow} trains by epochs (up to {cfg.training.epochs}) and takes the longest" if slow else "")
-        + (f"; budget {' and '.join(bounds)}" if bounds else ("; --max-minutes bounds it" if slow else ""))
+        + (f"; ends {' and '.join(bounds)}" if bounds else ("; --max-minutes bounds it" if slow else ""))
     )
 
 
@@ -644,6 +644,7 @@ def write_plots(result: dict, plots_dir: str | Path) -> None:
     directory (:mod:`pipeline.plots`)."""
     from pipeline.io import write_text_atomic
 
+    Path(plots_dir).mkdir(parents=True, exist_ok=True)  # no curves when auto skipped the BiLSTM
     scores = result["test" if "test" in result else "dev"]
     if "confusion" in scores:  # a classifier's
         rows = [

@@ -125,12 +125,12 @@ def test_bad_input_errors_and_nothing_half_written(write, tmp_path):
     out = tmp_path / "out"
     ok = write("ok.txt", "a b c\n" * 40)
     prepare_corpus(PrepareConfig(corpus=str(ok), valid=str(ok), test=str(ok)), out, progress=False)  # a previous run
-    (out / "sentinel").write_text("previous run")
+    previous = {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()}
 
     def fails(cfg, pattern):
         with pytest.raises(PipelineError, match=pattern):
             prepare_corpus(cfg, out, progress=False)
-        assert (out / "sentinel").read_text() == "previous run"  # untouched
+        assert {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()} == previous  # untouched
         assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".out")] == []  # no temp left
         assert (out / "meta.json").is_file()
 
@@ -145,7 +145,7 @@ def test_bad_input_errors_and_nothing_half_written(write, tmp_path):
     bad = write("bad.txt", b"ok line\n" * 50 + b"caf\xe9\n")  # latin-1 byte: invalid UTF-8
     fails(PrepareConfig(corpus=str(bad), encoding_errors="error"), r"bad\.txt:51: invalid UTF-8")
     stats = prepare_corpus(PrepareConfig(corpus=str(bad), valid=str(one), test=str(one)), out, progress=False)
-    assert stats["invalid_utf8_lines_replaced"] == 1 and not (out / "sentinel").exists()
+    assert stats["invalid_utf8_lines_replaced"] == 1 and (out / "train.txt").read_bytes() != previous["train.txt"]
 
 
 def test_refuses_to_replace_an_unrelated_directory(write, tmp_path):

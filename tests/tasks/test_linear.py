@@ -169,7 +169,7 @@ def test_auto_bounds_the_bilstm_by_the_quick_candidates_and_picks_by_macro_f1_wh
     cfg = sample_cfg(model="auto", encoder=str(trained / "enc"), inputs="elmo", epochs=200, min_epochs=200)
     cfg = with_values(cfg, {"data": {"train": str(tmp_path / "train.tsv")}, "training": {"auto_budget": 1.0}})
     said: list[str] = []
-    result = finetune(cfg, tmp_path / "m", progress=True, log=said.append)
+    result = finetune(cfg, tmp_path / "m", tmp_path / "plots", progress=True, log=said.append)
     assert any("imbalanced" in s and "picked by dev macro_f1, not accuracy" in s for s in said), said
     # auto ends within 1x the time of tfidf and linear: nothing is left for the BiLSTM; said and recorded
     assert any(s.startswith("auto: candidate bilstm skipped: no time is left") for s in said), said
