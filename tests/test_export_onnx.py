@@ -72,3 +72,17 @@ def test_int8_is_written_when_close_to_fp32_and_refused_past_the_bound(trained, 
     (tmp_path / "empty").mkdir()
     p = cli("export", tmp_path / "empty", "x", "--format", "onnx", cwd=tmp_path)
     assert p.returncode == 1 and "not an encoder directory or a pretrained biLM" in p.stderr
+
+
+def test_elmo_serve_answers_embed_from_an_onnx_export(trained, exported, tmp_path):
+    from helpers import ServeProcess
+
+    out, _, _ = exported
+    server = ServeProcess(out, cwd=tmp_path)
+    try:
+        status, answer = server.request("POST", "/embed", {"texts": SENTENCES[:2], "layers": "top"})
+        assert status == 200 and [len(v) for v in answer["embeddings"]] == [5, 2]  # a vector per token
+        reference = Encoder.from_pretrained(trained / "enc").embed(SENTENCES[:2])
+        assert np.abs(np.array(answer["embeddings"][1]) - reference[1][-1]).max() < 1e-4
+    finally:
+        server.stop()
