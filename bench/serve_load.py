@@ -10,7 +10,8 @@ pooling), on real SST-2 test sentences, one text per request:
   on one sentence at a time (the median latency over 100);
 - under load: ``--levels`` clients at once, each on its own keep-alive connection sending a request
   as soon as the last is answered, ``--requests`` requests per level (at most ``--seconds``):
-  texts/s, its ratio to the offline rate, and the p50 / p95 / p99 latency;
+  texts/s, its ratio to the offline rate, and the p50 / p95 / p99 latency (one client: a blocking
+  http.client connection, the others asyncio streams);
 - ``--soak N``: N requests at concurrency 32, the server's resident memory before and after;
 - ``--faults``: during a load at concurrency 8, malformed bodies, oversized bodies and clients
   that leave mid-request; every fault must get a one-line JSON error (or, for the clients that
@@ -233,12 +234,37 @@ def main() -> None:
             server.stop()
 
 
+def one_client(port: int, path: str, bodies: list[bytes], n: int) -> dict:
+    """One client with a blocking HTTP connection (http.client): the latency of a lone client
+    without the asyncio load generator's own overhead (about 3 ms per request here)."""
+    import http.client
+
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+    latencies, statuses = [], {}
+    start = time.perf_counter()
+    for body in bodies[:n]:
+        t = time.perf_counter()
+        conn.request("POST", path, body=body, headers={"Content-Type": "application/json"})
+        r = conn.getresponse()
+        r.read()
+        latencies.append(1000 * (time.perf_counter() - t))
+        statuses[r.status] = statuses.get(r.status, 0) + 1
+    wall = time.perf_counter() - start
+    ms = sorted(latencies)
+    pct = {p: ms[min(len(ms) - 1, int(p * len(ms)))] for p in (0.5, 0.95, 0.99)}
+    return {"requests": len(ms), "per_s": len(ms) / wall, "p50": pct[0.5], "p95": pct[0.95], "p99": pct[0.99],
+            "statuses": statuses, "errors": 0}  # fmt: skip
+
+
 def run_levels(server: Server, route: str, bodies: list[bytes], args, rate: float, one_ms: float) -> None:
     print("| clients | requests | texts/s | of offline | p50 ms | p95 ms | p99 ms | p99 / one text | failed |")
     print("|---|---|---|---|---|---|---|---|---|")
     for c in args.levels:
         n = args.requests // 10 if c == 1 else args.requests
-        r = asyncio.run(load(server.port, f"/{route}", bodies, c, n, args.seconds))
+        if c == 1:
+            r = one_client(server.port, f"/{route}", bodies, n)
+        else:
+            r = asyncio.run(load(server.port, f"/{route}", bodies, c, n, args.seconds))
         failed = r["errors"] + sum(v for k, v in r["statuses"].items() if k != 200)
         print(f"| {c} | {r['requests']:,} | {r['per_s']:,.0f} | {r['per_s'] / rate:.0%} | {r['p50']:.1f} | "
               f"{r['p95']:.1f} | {r['p99']:.1f} | {r['p99'] / one_ms:.1f}x | {failed} |")  # fmt: skip
