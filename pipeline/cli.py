@@ -640,6 +640,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", help="also write the results as JSON here")
     p.set_defaults(func=_cmd_word2vec_eval, output_kinds={"json": "word2vec evaluation"})
 
+    from pipeline.config import INT8_MIN_COSINE
+
     p = sub.add_parser(
         "export",
         parents=[common],
@@ -663,8 +665,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--int8-min-cosine",
         type=float,
-        default=0.99,
-        help="onnx --int8: refuse when an int8 vector's cosine with fp32's falls below this (default 0.99)",
+        default=INT8_MIN_COSINE,
+        help=f"onnx --int8: refuse when an int8 vector's cosine with fp32's falls below this "
+        f"(default {INT8_MIN_COSINE})",
     )
     p.add_argument("--check-text", help="onnx: sentences (one per line) to check the graph on (default: built in)")
     p.add_argument("--prepared", help="the prepared data it was trained on (default: recorded at training)")

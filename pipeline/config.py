@@ -587,6 +587,9 @@ def _sentiment_defaults() -> FinetuneConfig:
     )
 
 
+INT8_MIN_COSINE = 0.99  # `elmo export --format onnx --int8`: the default lowest cosine of int8 vectors with fp32's
+
+
 @dataclass
 class ServeConfig:
     """``elmo serve``: where it listens, how it batches, and the bounds of every request (a request

@@ -33,6 +33,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from pipeline.config import INT8_MIN_COSINE
 from pipeline.encoder import ENCODER_FILES, ENCODER_KIND, ONNX_FILE, ONNX_REPORT, Encoder, OnnxEncoder
 from pipeline.errors import PipelineError
 from pipeline.io import atomic_path, check_replaceable, directory_kind, output_lock
@@ -128,7 +129,7 @@ def export_onnx(
     out_dir: str | Path,
     prepared: str | Path | None = None,
     int8: bool = False,
-    int8_min_cosine: float = 0.99,
+    int8_min_cosine: float = INT8_MIN_COSINE,
     check_text: str | Path | None = None,
     log=print,
 ) -> dict:

@@ -33,7 +33,7 @@ from starlette.routing import Route
 from pipeline.config import ServeConfig
 from pipeline.errors import PipelineError
 from pipeline.serve.batching import MicroBatcher, QueueFull
-from pipeline.serve.models import Served, ServedEncoder, load_served
+from pipeline.serve.models import Served, load_served
 from pipeline.serve.page import PAGE
 from pipeline.serve.requests import RequestError, parse_body
 from pipeline.tasks.examples import example_length
@@ -100,9 +100,7 @@ class Service:
             raise RequestError(503, f"busy: {e}; retry later") from None
         except PipelineError as e:
             raise RequestError(422, str(e)) from None
-        if isinstance(served, ServedEncoder):
-            return {"model": served.name, "embeddings": served.answer(data, results)}
-        return {"model": served.name, "predictions": results}
+        return {"model": served.name, **served.answer(data, results)}
 
 
 async def read_body(request: Request, limit: int) -> bytes:

@@ -49,6 +49,7 @@ class MicroBatcher:
         self.run, self.executor = run, executor
         self.max_queue, self.max_wait, self.batch_tokens = max_queue, max_wait_ms / 1000, batch_tokens
         self.waiting: deque[Waiting] = deque()
+        self.waiting_tokens = 0  # the padded tokens of ``waiting`` (kept, not summed at each wake-up)
         self.running = 0  # texts in the model call now
         self.arrived = asyncio.Event()
         self.idle = asyncio.Event()
@@ -75,6 +76,7 @@ class MicroBatcher:
         self.requests += 1
         items = [Waiting(e, n, loop.create_future(), self.requests) for e, n in zip(examples, lengths)]
         self.waiting.extend(items)
+        self.waiting_tokens += sum(w.length + 2 for w in items)
         self.idle.clear()
         self.arrived.set()
         return list(await asyncio.gather(*(w.future for w in items)))
@@ -95,7 +97,7 @@ class MicroBatcher:
             self.arrived.clear()
             await self.arrived.wait()
         deadline = asyncio.get_running_loop().time() + (self.max_wait if self.together else 0.0)
-        while len(self.waiting) < self.last_size and self.tokens_waiting() < self.batch_tokens:
+        while len(self.waiting) < self.last_size and self.waiting_tokens < self.batch_tokens:
             left = deadline - asyncio.get_running_loop().time()
             if left <= 0:
                 break
@@ -108,13 +110,11 @@ class MicroBatcher:
         tokens = 0
         while self.waiting and (not batch or tokens + self.waiting[0].length + 2 <= self.batch_tokens):
             w = self.waiting.popleft()
+            self.waiting_tokens -= w.length + 2
             if not w.future.done():  # done: its request was cancelled
                 batch.append(w)
                 tokens += w.length + 2
         return batch
-
-    def tokens_waiting(self) -> int:
-        return sum(w.length + 2 for w in self.waiting)
 
     async def call(self, batch: list[Waiting]) -> None:
         """One model call for ``batch`` (sorted by length), each result set on its future."""

@@ -46,6 +46,10 @@ class Served:
         """The model on ``examples`` (in the model thread): a result per example."""
         raise NotImplementedError
 
+    def answer(self, data: dict, results: list) -> dict:
+        """The response body's fields for a request's results (beside ``model``)."""
+        raise NotImplementedError
+
 
 class ServedTaskModel(Served):
     FIELDS = {
@@ -65,6 +69,9 @@ class ServedTaskModel(Served):
 
     def run(self, examples: list) -> list[dict]:
         return self.model.records(examples)
+
+    def answer(self, data: dict, results: list) -> dict:
+        return {"predictions": results}
 
 
 class ServedEncoder(Served):
@@ -118,22 +125,24 @@ class ServedEncoder(Served):
     def run(self, examples: list) -> list[np.ndarray]:
         return self.model.embed(examples)  # (L+1, n, 2P) each
 
-    def answer(self, data: dict, arrays: list[np.ndarray]) -> list:
-        """The vectors a request asked for, as JSON arrays."""
+    def answer(self, data: dict, results: list) -> dict:
+        """The vectors a request asked for (``results``: (L+1, n, 2P) per text), as JSON arrays."""
+        mix = np.asarray(data["mix"], dtype=np.float32) if "mix" in data else None
+        layers = None if mix is not None else self.layer_numbers(data.get("layers", "all"))
+        pool = data.get("pool", "none")
         out = []
-        for a in arrays:
-            if "mix" in data:
-                v = np.tensordot(np.asarray(data["mix"], dtype=np.float32), a, axes=1)[None]  # (1, n, 2P)
+        for a in results:
+            if mix is not None:
+                v = np.tensordot(mix, a, axes=1)[None]  # (1, n, 2P)
             else:
-                v = a[self.layer_numbers(data.get("layers", "all"))]  # (k, n, 2P)
+                v = a[layers]  # (k, n, 2P)
                 if data.get("layers") == "average":
                     v = v.mean(0, keepdims=True)
-            pool = data.get("pool", "none")
             if pool != "none":
                 v = v.mean(1) if pool == "mean" else v.max(1)  # (k, 2P)
             v = v[0] if v.shape[0] == 1 else v
             out.append(np.round(v.astype(np.float64), 6).tolist())
-        return out
+        return {"embeddings": out}
 
 
 def _number(x: Any) -> bool:

@@ -232,7 +232,7 @@ def selection_metric(job: FinetuneJob) -> str:
     """The dev score ``model: auto`` picks by for this job's training data (said when it is not the
     task's primary metric)."""
     task = task_named(job.cfg.task)
-    metric = task.selection_metric(job.read_splits().train)
+    metric = task.selection_metric(task.read(job.cfg, job.cfg.data.train))  # labels only: any tokenizer
     if metric != task.metric:
         job.log(
             f"note: the training labels are imbalanced (the commonest at least {IMBALANCED}x the rarest): "
