@@ -130,12 +130,21 @@ def _cmd_export(args) -> int:
 
 
 def _export_onnx(args) -> int:
-    from pipeline.export_onnx import export_onnx
+    from pipeline.io import directory_kind
 
     say = (lambda m: None) if args.quiet else (lambda m: print(m, file=sys.stderr))
-    report = export_onnx(
-        args.checkpoint, args.out_dir, args.prepared, args.int8, args.int8_min_cosine, args.check_text, say
-    )
+    if directory_kind(args.checkpoint) == "task-model":
+        from pipeline.tasks.export_onnx import export_task_onnx
+
+        report = export_task_onnx(
+            args.checkpoint, args.out_dir, args.int8, args.int8_max_drop, args.dev, args.check_text, say
+        )
+    else:
+        from pipeline.export_onnx import export_onnx
+
+        report = export_onnx(
+            args.checkpoint, args.out_dir, args.prepared, args.int8, args.int8_min_cosine, args.check_text, say
+        )
     if not args.quiet:
         speed = ", ".join(f"{k} {v:.2f}x PyTorch" for k, v in report["speed_vs_pytorch"].items())
         print(f"wrote {args.out_dir}/model.onnx ({'int8' if args.int8 else 'fp32'}; {speed}); parity in onnx.json")
@@ -640,7 +649,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", help="also write the results as JSON here")
     p.set_defaults(func=_cmd_word2vec_eval, output_kinds={"json": "word2vec evaluation"})
 
-    from pipeline.config import INT8_MIN_COSINE
+    from pipeline.config import INT8_MAX_DROP, INT8_MIN_COSINE
 
     p = sub.add_parser(
         "export",
@@ -650,7 +659,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "checkpoint",
         help="models/pretrain/best or a checkpoint directory (step-NNNNNNN); "
-        "with --format elmo or onnx also an encoder directory",
+        "with --format elmo or onnx also an encoder directory; with --format onnx also a task model (bilstm)",
     )
     p.add_argument("out_dir", help="directory to write (replaced atomically)")
     p.add_argument(
@@ -658,8 +667,8 @@ def build_parser() -> argparse.ArgumentParser:
         choices=["encoder", "elmo", "onnx"],
         default="encoder",
         help="encoder: our encoder directory (default); elmo: options.json + weights.hdf5 in the "
-        "bilm-tf layout that AllenNLP's Elmo reads; onnx: an encoder directory with the biLM as an ONNX "
-        "graph (model.onnx), checked against PyTorch",
+        "bilm-tf layout that AllenNLP's Elmo reads; onnx: the encoder or task model directory with the biLM "
+        "(and the task's head) as an ONNX graph (model.onnx), checked against PyTorch",
     )
     p.add_argument("--int8", action="store_true", help="onnx: quantize the graph's weights to int8 (dynamic)")
     p.add_argument(
@@ -668,6 +677,18 @@ def build_parser() -> argparse.ArgumentParser:
         default=INT8_MIN_COSINE,
         help=f"onnx --int8: refuse when an int8 vector's cosine with fp32's falls below this "
         f"(default {INT8_MIN_COSINE})",
+    )
+    p.add_argument(
+        "--int8-max-drop",
+        type=float,
+        default=INT8_MAX_DROP,
+        help=f"onnx --int8 of a task model: refuse when the dev score (its task's metric) drops by more than this "
+        f"(default {INT8_MAX_DROP}: one point)",
+    )
+    p.add_argument(
+        "--dev",
+        help="onnx of a task model: a labelled file (the model's task format) to check parity and int8's score on "
+        "(default: the model's own dev file, when it is there)",
     )
     p.add_argument("--check-text", help="onnx: sentences (one per line) to check the graph on (default: built in)")
     p.add_argument("--prepared", help="the prepared data it was trained on (default: recorded at training)")

@@ -588,6 +588,9 @@ def _sentiment_defaults() -> FinetuneConfig:
 
 
 INT8_MIN_COSINE = 0.99  # `elmo export --format onnx --int8`: the default lowest cosine of int8 vectors with fp32's
+# `elmo export --format onnx --int8` of a task model: the default largest drop of its dev score
+# (accuracy, F1, ...: in the metric's own units, 0.01 = one point) from the PyTorch model's
+INT8_MAX_DROP = 0.01
 
 
 @dataclass

@@ -81,6 +81,8 @@ def _rows_index(batch: list[list[str]]):
 class Encoder:
     """A pretrained biLM for embedding text (and, with its softmax, scoring and sampling)."""
 
+    runtime = "pytorch"  # what runs the biLM ("onnxruntime": an ONNX export, :class:`OnnxEncoder`)
+
     def __init__(
         self, model: BiLM, config: dict, vocab: Vocab | None, tokenizer, cache_size: int = 50_000, bf16: bool = False
     ):
@@ -486,6 +488,8 @@ class OnnxEncoder(Encoder):
     ``model.onnx``; :mod:`pipeline.bilm.exported` describes the graph): the same ``embed``,
     ``lm_sums`` and batching as :class:`Encoder`, one graph call per batch. Every position's
     characters go through the token encoder (no token cache); ``bf16`` does not apply."""
+
+    runtime = "onnxruntime"
 
     def __init__(self, base: Encoder, graph: Path):
         self.__dict__.update(base.__dict__)

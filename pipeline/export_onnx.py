@@ -28,6 +28,7 @@ import statistics
 import tempfile
 import time
 import warnings
+from collections.abc import Collection, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -138,26 +139,36 @@ def export_onnx(
     out_dir = Path(out_dir)
     check_replaceable(out_dir, ENCODER_KIND, ENCODER_FILES)
     sentences = check_sentences(check_text)
-    with output_lock(out_dir), tempfile.TemporaryDirectory(prefix=f".{out_dir.name}.onnx-", dir=_parent(out_dir)) as t:
-        tmp = Path(t)
+    with export_workspace(out_dir) as tmp:
         encoder_dir = _encoder_dir(Path(source), tmp / "encoder", prepared)
         encoder = Encoder.from_pretrained(encoder_dir, runtime="torch")
         log(f"export: writing the ONNX graph of {source} ({encoder.n_layers} layers of {encoder.dim})")
         write_graph(encoder, tmp / "fp32.onnx")
         report = check_graphs(encoder, tmp, sentences, int8, int8_min_cosine, log)
-        with atomic_path(out_dir, kind=ENCODER_KIND, own=ENCODER_FILES) as target:
-            shutil.copytree(encoder_dir, target)
-            shutil.copy(tmp / ("int8.onnx" if int8 else "fp32.onnx"), target / ONNX_FILE)
-            (target / ONNX_REPORT).write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
-            with open(target / "README.md", "a", encoding="utf-8") as card:
-                card.write("\n" + onnx_card(report))
+        write_export(out_dir, (ENCODER_KIND, ENCODER_FILES), encoder_dir, tmp, report, onnx_card(report))
     return report
 
 
-def _parent(out_dir: Path) -> Path:
+@contextlib.contextmanager
+def export_workspace(out_dir: Path) -> Iterator[Path]:
+    """A temporary directory beside ``out_dir`` (same file system: the export is renamed into
+    place), while ``out_dir``'s lock is held."""
     parent = out_dir.absolute().parent
     parent.mkdir(parents=True, exist_ok=True)
-    return parent
+    with output_lock(out_dir), tempfile.TemporaryDirectory(prefix=f".{out_dir.name}.onnx-", dir=parent) as t:
+        yield Path(t)
+
+
+def write_export(out_dir: Path, kind: tuple[str, Collection[str]], model_dir: Path, tmp: Path, report: dict, card: str):
+    """``out_dir``, atomically: ``model_dir``'s files (without an older graph), the graph checked in
+    ``tmp`` (``int8.onnx`` or ``fp32.onnx``, as ``report`` says), ``onnx.json`` and the card's
+    ``card`` section. ``kind``: the directory's kind and the names it may hold."""
+    with atomic_path(out_dir, kind=kind[0], own=kind[1]) as target:
+        shutil.copytree(model_dir, target, ignore=shutil.ignore_patterns(ONNX_FILE, ONNX_REPORT))
+        shutil.copy(tmp / ("int8.onnx" if report["int8"] else "fp32.onnx"), target / ONNX_FILE)
+        (target / ONNX_REPORT).write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+        with open(target / "README.md", "a", encoding="utf-8") as f:
+            f.write("\n" + card)
 
 
 def _encoder_dir(source: Path, tmp: Path, prepared) -> Path:

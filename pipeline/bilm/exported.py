@@ -54,14 +54,19 @@ def stack_outputs(stack: nn.Module, x: torch.Tensor) -> list[torch.Tensor]:
     return outs
 
 
-def lstm_scan(lstm: nn.LSTM, x: torch.Tensor, cell_clip: float | None, proj_clip: float | None) -> torch.Tensor:
-    """One projected LSTM layer (``nn.LSTM(proj_size=P)`` weights, gate order i, f, g, o) over
-    x (B, T, P) from a zero state → (B, T, P); the cell clamped at ``cell_clip``, the projection at
-    ``proj_clip`` (None: not clipped)."""
-    w_ih, w_hh, w_hr = (cast(torch.Tensor, getattr(lstm, f"weight_{n}_l0")) for n in ("ih", "hh", "hr"))
-    bias = cast(torch.Tensor, lstm.bias_ih_l0) + cast(torch.Tensor, lstm.bias_hh_l0)  # (4H,)
-    gx = (x @ w_ih.T + bias).transpose(0, 1)  # (T, B, 4H); w_ih (4H, P), w_hh (4H, P), w_hr (P, H)
-    B, H, P = x.shape[0], w_hr.shape[1], w_hr.shape[0]
+def lstm_scan(
+    lstm: nn.LSTM, x: torch.Tensor, cell_clip: float | None = None, proj_clip: float | None = None, suffix: str = "_l0"
+) -> torch.Tensor:
+    """One LSTM layer of ``lstm`` (its weights ``weight_*{suffix}``, gate order i, f, g, o; with a
+    projection when it has ``proj_size``) over x (B, T, D) from a zero state → (B, T, P), P the
+    projection (else the cell) size; the cell clamped at ``cell_clip``, the output at ``proj_clip``
+    (None: not clipped)."""
+    w_ih, w_hh = (cast(torch.Tensor, getattr(lstm, f"weight_{n}{suffix}")) for n in ("ih", "hh"))
+    w_hr = cast(torch.Tensor, getattr(lstm, f"weight_hr{suffix}")) if lstm.proj_size else None  # (P, H)
+    bias = cast(torch.Tensor, getattr(lstm, f"bias_ih{suffix}")) + cast(torch.Tensor, getattr(lstm, f"bias_hh{suffix}"))
+    gx = (x @ w_ih.T + bias).transpose(0, 1)  # (T, B, 4H); w_ih (4H, D), w_hh (4H, P)
+    B, H = x.shape[0], w_hh.shape[0] // 4
+    P = w_hh.shape[1]
 
     def step(state, g_t):
         h, c = state
@@ -70,7 +75,9 @@ def lstm_scan(lstm: nn.LSTM, x: torch.Tensor, cell_clip: float | None, proj_clip
         c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
         if cell_clip is not None:
             c = c.clamp(-cell_clip, cell_clip)
-        h = (torch.sigmoid(o) * torch.tanh(c)) @ w_hr.T
+        h = torch.sigmoid(o) * torch.tanh(c)
+        if w_hr is not None:
+            h = h @ w_hr.T
         if proj_clip is not None:
             h = h.clamp(-proj_clip, proj_clip)
         return (h, c), h.clone()
@@ -78,3 +85,12 @@ def lstm_scan(lstm: nn.LSTM, x: torch.Tensor, cell_clip: float | None, proj_clip
     init = (x.new_zeros(B, P), x.new_zeros(B, H))
     _, out = scan(step, init, gx)  # (T, B, P)
     return out.transpose(0, 1)
+
+
+def bilstm_scan(lstm: nn.LSTM, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+    """A one-layer bidirectional ``lstm`` over x (B, T, D) with rows of ``lengths`` (B,) → (B, T, 2H),
+    ``[forward ; backward]``, zero past each row's length (as a packed sequence gives)."""
+    fwd = lstm_scan(lstm, x)
+    bwd = reverse_padded(lstm_scan(lstm, reverse_padded(x, lengths), suffix="_l0_reverse"), lengths)
+    mask = torch.arange(x.shape[1], device=x.device)[None, :] < lengths[:, None]  # (B, T)
+    return torch.cat([fwd, bwd], dim=-1) * mask[..., None].to(x.dtype)

@@ -182,13 +182,14 @@ def _load_one(d: Path, name: str, versions: dict) -> Served:
 
         m = load_task_model(d)
         info = {"kind": "task model", "task": m.cfg.task, "model_type": m.cfg.model, "labels": m.labels,
-                "pairs": m.pairs, "format_version": m.config.get("format_version"), "versions": versions}  # fmt: skip
+                "pairs": m.pairs, "format_version": m.config.get("format_version"), "runtime": m.runtime,
+                "versions": versions}  # fmt: skip
         return ServedTaskModel(name, d, "predict", m, info)
     if kind == "encoder":
         from pipeline.encoder import Encoder
 
         e = Encoder.from_pretrained(d)
-        info = {"kind": "encoder", "layers": e.n_layers, "dim": e.dim, "versions": versions}
+        info = {"kind": "encoder", "layers": e.n_layers, "dim": e.dim, "runtime": e.runtime, "versions": versions}
         return ServedEncoder(name, d, "embed", e, info)
     raise PipelineError(
         f"{d}: not a task model (`elmo finetune --out`) or an encoder (`elmo export`) directory: nothing to serve"

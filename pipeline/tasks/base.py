@@ -74,6 +74,7 @@ class TaskModel:
         return scores[self.task.metric]
 
     pairs: bool = False  # its examples are pairs of texts
+    runtime = "pytorch"  # what runs it ("onnxruntime": an ONNX export)
 
     def records(self, sentences: list) -> list[dict]:
         """JSON-able prediction records (ner: tokens, tags, entities as token spans, end exclusive;

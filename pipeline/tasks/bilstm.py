@@ -80,21 +80,30 @@ class BiLSTMTaskModel(nn.Module, TaskModel):
                     loss = loss + self.cfg.inputs.mix_l2 * mix.penalty()
         return loss
 
-    @torch.no_grad()
     def predict(self, sentences: Sequence[Sequence[str] | str], batch_size: int = 64) -> list:
         """ner: a tag list per sentence; classify: (label, {label: probability}) per sentence.
         A sentence is a token list or raw text (tokenized like ``Encoder.embed``). An empty
         sentence gets [] or (None, {}), not an error."""
+        return self.predict_with(self.outputs, sentences, batch_size)
+
+    @torch.no_grad()
+    def predict_with(self, outputs, sentences: Sequence[Sequence[str] | str], batch_size: int = 64) -> list:
+        """:meth:`predict` with the head's outputs of a batch from ``outputs(batch)`` (this model's
+        own :meth:`outputs`, or its ONNX graph's: :class:`pipeline.tasks.onnx.OnnxTaskModel`)."""
         examples = as_examples(sentences, self.tokenize, self.pairs)
         self.eval()
         out: list = [self.task.empty_prediction for _ in examples]
         lengths = [example_length(e) for e in examples]
         real = sorted((i for i, e in enumerate(examples) if all(sides(e))), key=lambda i: lengths[i])
         for idx in cut_sorted(real, lengths, max_rows=batch_size):
-            inputs = self.encode([examples[i] for i in idx], store=False)
-            for i, p in zip(idx, self.task.decode(self.cfg, self.head, inputs, self.labels)):
+            batch = [examples[i] for i in idx]
+            for i, p in zip(idx, self.task.decode(self.cfg, self.head, outputs(batch), batch, self.labels)):
                 out[i] = p
         return out
+
+    def outputs(self, batch: list) -> torch.Tensor:
+        """The head's outputs for a batch of non-empty examples (:meth:`Task.outputs`)."""
+        return self.task.outputs(self.cfg, self.head, self.encode(batch, store=False))
 
     def set_thresholds(self, thresholds: list[float]) -> None:
         """A multi-label head's decision thresholds (picked on dev)."""

@@ -23,7 +23,8 @@ from pipeline.tasks.crf import CRF
 
 class TaskBiLSTM(nn.Module):
     """The task's own BiLSTM over its input vectors: (B, T, D) → (B, T, 2H).
-    Padding is skipped by packing, so it never reaches real positions."""
+    Padding is skipped by packing, so it never reaches real positions; under ``torch.export`` (the
+    ONNX export), where packed sequences do not trace, the same LSTM runs as a scan over time."""
 
     def __init__(self, input_dim: int, hidden: int, dropout: float = 0.5):
         super().__init__()
@@ -31,6 +32,10 @@ class TaskBiLSTM(nn.Module):
         self.lstm = nn.LSTM(input_dim, hidden, batch_first=True, bidirectional=True)
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        if torch.compiler.is_exporting():
+            from pipeline.bilm.exported import bilstm_scan
+
+            return bilstm_scan(self.lstm, x, mask.sum(1))  # eval mode: no dropout
         lengths = mask.sum(1).cpu()
         packed = pack_padded_sequence(self.dropout(x), lengths, batch_first=True, enforce_sorted=False)
         out, _ = self.lstm(packed)

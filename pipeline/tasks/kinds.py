@@ -97,8 +97,16 @@ class Task:
         """Mean loss of a batch; ``inputs`` = (x, mask, extra) from the features."""
         raise NotImplementedError
 
-    def decode(self, cfg: FinetuneConfig, head: nn.Module, inputs: tuple, labels: list[str]) -> list:
-        """One prediction per row of the batch."""
+    def outputs(self, cfg: FinetuneConfig, head: nn.Module, inputs: tuple) -> torch.Tensor:
+        """What the head answers for a batch, before decoding: probabilities, scores or tag scores
+        (the output of an ONNX export, :mod:`pipeline.tasks.onnx`)."""
+        raise NotImplementedError
+
+    def decode(
+        self, cfg: FinetuneConfig, head: nn.Module, outputs: torch.Tensor, batch: list, labels: list[str]
+    ) -> list:
+        """One prediction per example of ``batch`` from its :meth:`outputs` (the head gives what
+        decoding needs besides them: a CRF's transitions, a multi-label head's thresholds)."""
         raise NotImplementedError
 
     empty_prediction: Any = None  # the prediction for an empty sentence
@@ -161,8 +169,13 @@ class TagTask(Task):
             y[b, : len(tags)] = torch.tensor([index[t] for t in tags])
         return head.loss(x, mask, y, extra)
 
-    def decode(self, cfg, head, inputs, labels):
-        return [[labels[t] for t in path] for path in head.decode(*inputs)]
+    def outputs(self, cfg, head, inputs):
+        return head.emissions(*inputs)  # (B, T, K)
+
+    def decode(self, cfg, head, outputs, batch, labels):
+        lengths = torch.tensor([len(e) for e in batch])
+        mask = torch.arange(outputs.shape[1])[None, :] < lengths[:, None]
+        return [[labels[t] for t in path] for path in head.crf.viterbi(outputs, mask)]
 
     def scores(self, cfg, targets, pred, labels):
         return tag_scores(targets, pred, labels)
@@ -266,9 +279,11 @@ class ClassifyTask(Task):
         y = torch.tensor([index[t] for t in targets], device=device_of(inputs))
         return torch.nn.functional.cross_entropy(head(*inputs), y)
 
-    def decode(self, cfg, head, inputs, labels):
-        probs = torch.softmax(head(*inputs), dim=-1).cpu().tolist()
-        return [(labels[int(np.argmax(p))], dict(zip(labels, p))) for p in probs]
+    def outputs(self, cfg, head, inputs):
+        return torch.softmax(head(*inputs), dim=-1)  # (B, C)
+
+    def decode(self, cfg, head, outputs, batch, labels):
+        return [(labels[int(np.argmax(p))], dict(zip(labels, p))) for p in outputs.cpu().tolist()]
 
     def scores(self, cfg, targets, pred, labels):
         return classification_scores(targets, [p for p, _ in pred], labels)
@@ -348,8 +363,11 @@ class RegressTask(Task):
     def loss(self, head, inputs, targets, index):
         return torch.nn.functional.mse_loss(head(*inputs), head.standardised(targets, device_of(inputs)))
 
-    def decode(self, cfg, head, inputs, labels):
-        return head.scores(*inputs, clip=cfg.head.clip).cpu().tolist()
+    def outputs(self, cfg, head, inputs):
+        return head.scores(*inputs, clip=cfg.head.clip)  # (B,)
+
+    def decode(self, cfg, head, outputs, batch, labels):
+        return outputs.cpu().tolist()
 
     def scores(self, cfg, targets, pred, labels):
         return regression_scores(targets, pred)
@@ -406,8 +424,11 @@ class MultilabelTask(Task):
             y[b, [index[x] for x in t]] = 1.0
         return torch.nn.functional.binary_cross_entropy_with_logits(logits, y)
 
-    def decode(self, cfg, head, inputs, labels):
-        probs = torch.sigmoid(head(*inputs)).cpu()
+    def outputs(self, cfg, head, inputs):
+        return torch.sigmoid(head(*inputs))  # (B, K)
+
+    def decode(self, cfg, head, outputs, batch, labels):
+        probs = outputs.cpu()
         chosen = (probs >= head.thresholds.cpu()).tolist()
         return [([x for x, c in zip(labels, row) if c], dict(zip(labels, p))) for row, p in zip(chosen, probs.tolist())]
 

@@ -27,6 +27,7 @@ from functools import partial
 from pathlib import Path
 
 from pipeline.config import FinetuneConfig, ModelName
+from pipeline.encoder import ONNX_FILE, ONNX_REPORT
 from pipeline.errors import PipelineError
 from pipeline.tasks.base import TaskModel, read_saved
 from pipeline.tasks.bilstm import BILSTM_FILES, BiLSTMTaskModel
@@ -132,7 +133,7 @@ assert ["auto", *MODEL_TYPES] == list(typing.get_args(ModelName)), "config.Model
 MODEL_CHOICES = ["auto", *MODEL_TYPES]  # what `model:` and `--model` take
 # every name a task-model directory may hold (a re-run replaces the directory whole, so any other
 # file in it, a user's notes or a .git, makes the re-run refuse instead of deleting it)
-TASK_MODEL_FILES = {"config.json", "model.safetensors", "README.md", *BILSTM_FILES}
+TASK_MODEL_FILES = {"config.json", "model.safetensors", "README.md", ONNX_FILE, ONNX_REPORT, *BILSTM_FILES}
 TASK_MODEL_FILES |= {f for m in MODEL_TYPES.values() for f in m.files}
 
 
@@ -194,8 +195,10 @@ def check_model(cfg: FinetuneConfig, where: str = "command line", section: str =
         cfg.validate_inputs(where, section)
 
 
-def load_task_model(directory: str | Path) -> TaskModel:
-    """The task model saved in ``directory`` (by ``elmo finetune`` or ``TaskModel.save``)."""
+def load_task_model(directory: str | Path, runtime: str = "auto") -> TaskModel:
+    """The task model saved in ``directory`` (by ``elmo finetune`` or ``TaskModel.save``).
+    ``runtime``: "auto" runs an ONNX export (``elmo export --format onnx``) in ONNX Runtime and
+    anything else in PyTorch; "torch" always PyTorch."""
     d = Path(directory)
     config, cfg, labels = read_saved(d)
     # a tagger that `model: auto` trained alone was saved as "auto" before the registry said "bilstm"
@@ -211,4 +214,11 @@ def load_task_model(directory: str | Path) -> TaskModel:
         raise PipelineError(
             f"{d}: a {kind.name} model needs {', '.join(missing)}, which is missing: an incomplete copy?"
         )
-    return kind.load(d, config, cfg, labels)
+    model = kind.load(d, config, cfg, labels)
+    if runtime == "auto" and (d / ONNX_FILE).is_file():
+        from pipeline.tasks.onnx import OnnxTaskModel
+
+        if not isinstance(model, BiLSTMTaskModel):
+            raise PipelineError(f"{d / ONNX_FILE}: a {kind.name} model has no ONNX graph: the directory was mixed")
+        return OnnxTaskModel(model, d / ONNX_FILE)
+    return model
