@@ -109,7 +109,8 @@ class ServedEncoder(Served):
             if not (isinstance(mix, list) and len(mix) == n and all(_number(w) for w in mix)):
                 raise RequestError(422, f"mix: expected an array of {n} numbers (one per layer), got {json_type(mix)}")
             return dim
-        return len(self.layer_numbers(data.get("layers", "all"))) * dim
+        layers = data.get("layers", "all")
+        return dim if layers == "average" else len(self.layer_numbers(layers)) * dim
 
     def layer_numbers(self, layers: Any) -> list[int]:
         n = self.model.n_layers

@@ -11,6 +11,7 @@ import sys
 import threading
 import time
 
+import numpy as np
 import pytest
 
 from conftest import REPO
@@ -31,7 +32,8 @@ def models(tmp_path_factory, trained):
 
 @pytest.fixture(scope="module")
 def server(models, tmp_path_factory):
-    s = Server(*models, "--max-texts", "8", "--max-tokens", "40", "--max-body-bytes", "4000", cwd=models[0].parent)
+    bounds = ("--max-texts", "8", "--max-tokens", "40", "--max-body-bytes", "4000", "--max-embed-values", "500")
+    s = Server(*models, *bounds, cwd=models[0].parent)
     yield s
     s.stop()
 
@@ -48,6 +50,8 @@ def test_predict_embed_and_the_routes_that_describe_them(server):
     assert [len(answer["embeddings"][0]), len(answer["embeddings"][0][0])] == [3, 32]  # (layers, 2P)
     _, top = server.request("POST", "/embed", {"texts": ["a fine film"], "layers": "top"})
     assert [len(top["embeddings"][0]), len(top["embeddings"][0][0])] == [3, 32]  # (tokens, 2P)
+    status, average = server.request("POST", "/embed", {"texts": ["a b c d e f"], "layers": "average"})
+    assert status == 200 and np.array(average["embeddings"][0]).shape == (6, 32)  # one layer's numbers: in the bound
     _, mixed = server.request("POST", "/embed", {"texts": ["a fine film"], "mix": [0, 0, 1], "pool": "max"})
     assert len(mixed["embeddings"][0]) == 32
     assert server.request("GET", "/health") == (200, {"status": "ok"})
@@ -85,6 +89,7 @@ def test_predict_embed_and_the_routes_that_describe_them(server):
         ("/embed", {"texts": ["a"], "layers": [7]}, 422, "layers: expected 'all', 'top', 'average' or layer numbers"),
         ("/embed", {"texts": ["a"], "mix": [1]}, 422, "mix: expected an array of 3 numbers"),
         ("/embed", {"texts": ["a"], "pool": "sum"}, 422, "pool: expected 'none', 'mean' or 'max'"),
+        ("/embed", {"texts": ["a b c d e f"]}, 413, "the answer would hold 576 numbers, over the bound of 500"),
         ("/predict", b"x" * 5000, 413, "the body is 5,000 bytes, over the bound of 4,000 (--max-body-bytes)"),
         ("/nowhere", {}, 404, "no such path: /nowhere"),
     ],
