@@ -7,7 +7,9 @@ For each served model (a task model answers POST /predict, an encoder POST /embe
 pooling), on real SST-2 test sentences, one text per request:
 
 - offline: the model's own call on all the sentences at once (texts/s, the median of 3 runs), and
-  on one sentence at a time (the median latency over 100);
+  on one sentence at a time (the median latency over 100); and its ceiling at 32 clients: the
+  model's call on batches of 32 sentences in arrival order (the largest batch 32 clients can form)
+  with the server's model-thread count (all cores but one), no HTTP;
 - under load: ``--levels`` clients at once, each on its own keep-alive connection sending a request
   as soon as the last is answered, ``--requests`` requests per level (at most ``--seconds``):
   texts/s, its ratio to the offline rate, and the p50 / p95 / p99 latency (one client: a blocking
@@ -27,6 +29,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import random
 import re
 import signal
@@ -50,8 +53,9 @@ def sentences(n: int = 2000) -> list[str]:
     return (texts * (n // len(texts) + 1))[:n]
 
 
-def offline(directory: str, texts: list[str]) -> tuple[str, float, float]:
-    """(route, texts/s on all at once, median ms for one text) of the model in ``directory``."""
+def offline(directory: str, texts: list[str]) -> tuple[str, float, float, float]:
+    """(route, texts/s on all at once, median ms for one text, texts/s in arrival-order batches of
+    32 on the server's thread count) of the model in ``directory``."""
     from pipeline.io import directory_kind
 
     if directory_kind(directory) == "encoder":
@@ -76,7 +80,26 @@ def offline(directory: str, texts: list[str]) -> tuple[str, float, float]:
         s = time.perf_counter()
         run([t])
         one.append(time.perf_counter() - s)
-    return route, rate, 1000 * statistics.median(one)
+    return route, rate, 1000 * statistics.median(one), batches_of_32(run, texts)
+
+
+def batches_of_32(run, texts: list[str]) -> float:
+    """Texts/s of ``run`` on batches of 32 texts in arrival order with all cores but one (as the
+    server's model thread), the median of 3."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(max(1, (os.cpu_count() or 2) - 1))
+    try:
+        times = []
+        for _ in range(3):
+            start = time.perf_counter()
+            for i in range(0, len(texts), 32):
+                run(texts[i : i + 32])
+            times.append(time.perf_counter() - start)
+    finally:
+        torch.set_num_threads(threads)
+    return len(texts) / statistics.median(times)
 
 
 class Server:
@@ -215,8 +238,10 @@ def main() -> None:
     print(features_line())
     texts = sentences()
     for directory in args.models:
-        route, rate, one_ms = offline(directory, texts)
-        print(f"\n{directory} (POST /{route}): offline {rate:,.0f} texts/s all at once; one text {one_ms:.2f} ms")
+        route, rate, one_ms, by_32 = offline(directory, texts)
+        print(f"\n{directory} (POST /{route}): offline {rate:,.0f} texts/s all at once; one text {one_ms:.2f} ms; "
+              f"batches of 32 in arrival order on the server's threads {by_32:,.0f} texts/s "
+              f"({by_32 / rate:.0%} of offline: the ceiling at 32 clients)")  # fmt: skip
         body = (lambda t: {"texts": [t], "pool": "mean"}) if route == "embed" else (lambda t: {"texts": [t]})
         bodies = [json.dumps(body(t)).encode() for t in texts]
         server = Server([directory], args.serve_args.split())

@@ -12,9 +12,14 @@ from typing import cast
 import torch
 import torch.nn.functional as Fn
 from torch import nn
+from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from pipeline.bilm.lstmp import lstmp_scan, lstmp_steps, scan_inputs
 from pipeline.config import ModelConfig
+
+# a batch whose real positions are fewer than this share of B × T skips its padding (packed): above
+# it, packing costs more than the padding (measured on sorted batches of SST sentences)
+PACK_BELOW = 0.75
 
 # PyTorch notes once that oneDNN lacks projected LSTMs and uses its own C++ kernel: expected here.
 warnings.filterwarnings("ignore", message="LSTM with projections is not supported with oneDNN")
@@ -33,9 +38,15 @@ class LSTMLayer(nn.Module):
         self.lstm = nn.LSTM(dim, cell, batch_first=True, proj_size=dim)
         self.cell_clip, self.proj_clip = cell_clip, proj_clip
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
+        """``lengths`` (B,): each row's length, to skip the padding (a packed sequence; zero there).
+        Why: a batch of texts of mixed lengths (a served batch) otherwise runs every row to the
+        longest (measured: 32 SST sentences in arrival order cost 2.3× their sorted padding-free time)."""
         if self.cell_clip is None and self.proj_clip is None:
-            return self.lstm(x)[0]
+            if lengths is None or int(lengths.sum()) > PACK_BELOW * lengths.numel() * x.shape[1]:
+                return self.lstm(x)[0]
+            packed = pack_padded_sequence(x, lengths.cpu(), batch_first=True, enforce_sorted=False)
+            return pad_packed_sequence(self.lstm(packed)[0], batch_first=True, total_length=x.shape[1])[0]
         return lstmp_scan(x[None], [self.lstm], self.cell_clip, self.proj_clip)[0]
 
 
@@ -58,10 +69,11 @@ class LSTMStack(nn.Module):
         self.dropout = nn.Dropout(cfg.dropout)
         self.skip = cfg.skip_connections
 
-    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
+    def forward(self, x: torch.Tensor, lengths: torch.Tensor | None = None) -> list[torch.Tensor]:
+        """x (B, T, P) → L × (B, T, P); ``lengths`` (B,): skip each row's padding (see :class:`LSTMLayer`)."""
         outs = []
         for k, layer in enumerate(self.layers):
-            h = layer(self.dropout(x))  # (B, T, P)
+            h = layer(self.dropout(x), lengths)  # (B, T, P)
             x = h + x if k > 0 and self.skip else h  # residual between LSTM layers (ELMo)
             outs.append(x)
         return outs

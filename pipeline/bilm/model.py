@@ -97,6 +97,8 @@ class BiLM(nn.Module):
         if self.uses_scan(x):
             stacks = [cast(LSTMStack, self.forward_stack), cast(LSTMStack, self.backward_stack)]  # body "lstm"
             fwd, bwd = scan_stacks(stacks, [x, x_rev], self.kernels.native_cell)  # 2 × L × (B, T, P)
+        elif self.cfg.body == "lstm":
+            fwd, bwd = self.forward_stack(x, lengths), self.backward_stack(x_rev, lengths)
         else:
             fwd, bwd = self.forward_stack(x), self.backward_stack(x_rev)
         bwd = [reverse_padded(h, lengths) for h in bwd]
