@@ -279,7 +279,7 @@ def _json(schema: dict) -> dict:
 def serve(directories: list[str], cfg: ServeConfig, log=print) -> None:
     """Load ``directories`` and serve them until SIGTERM/SIGINT (answering what was accepted)."""
     cfg.validate()
-    served = load_served(directories)
+    served = load_served(directories, log)
     for s in served.values():  # the first call sets up lazily (caches, threads): not a user's request
         s.run([(["warm"], ["up"])] if getattr(s.model, "pairs", False) else [["warm", "up"]])
     service = Service(served, cfg, log)

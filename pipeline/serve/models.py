@@ -154,8 +154,9 @@ def _int(x: Any) -> bool:
     return isinstance(x, int) and not isinstance(x, bool)
 
 
-def load_served(directories: list[str]) -> dict[str, Served]:
-    """Each directory loaded (a task model or an encoder), by its name; one line for anything else."""
+def load_served(directories: list[str], log=print) -> dict[str, Served]:
+    """Each directory loaded (a task model or an encoder), by its name, said as it starts (a large
+    encoder takes seconds); one line for anything else."""
     from importlib.metadata import PackageNotFoundError, version
 
     import torch
@@ -172,6 +173,7 @@ def load_served(directories: list[str]) -> dict[str, Served]:
             raise PipelineError(
                 f"{d}: two served models named {name!r}: serve them from directories of different names"
             )
+        log(f"loading {d} ...")
         served[name] = _load_one(d, name, versions)
     return served
 

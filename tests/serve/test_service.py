@@ -39,6 +39,7 @@ def server(models, tmp_path_factory):
 
 
 def test_predict_embed_and_the_routes_that_describe_them(server):
+    assert [line.split()[0] for line in server.lines[:2]] == ["loading", "loading"]  # said while it starts
     status, answer = server.request("POST", "/predict", {"texts": ["a superb and moving film", ["dull", "."]]})
     assert status == 200 and answer["model"] == "sentiment"
     first, second = answer["predictions"]
