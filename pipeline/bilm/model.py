@@ -31,7 +31,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from pipeline.bilm.bodies import LSTMStack, make_stack, n_stack_outputs, reverse_padded, scan_stacks
+from pipeline.bilm.bodies import PACK_BELOW, LSTMStack, make_stack, n_stack_outputs, reverse_padded, scan_stacks
+from pipeline.bilm.native import cell_kernel
 from pipeline.bilm.softmax import SoftmaxHead
 from pipeline.bilm.tokens import TokenEncoder
 from pipeline.config import ModelConfig
@@ -94,7 +95,7 @@ class BiLM(nn.Module):
         """Token layer x (B, T, P) and mask (B, T) → :class:`BiLMOutput` (the LSTM stacks)."""
         lengths = mask.sum(dim=1)  # (B,)
         x_rev = reverse_padded(x, lengths)
-        if self.uses_scan(x):
+        if self.uses_scan(x, lengths):
             stacks = [cast(LSTMStack, self.forward_stack), cast(LSTMStack, self.backward_stack)]  # body "lstm"
             fwd, bwd = scan_stacks(stacks, [x, x_rev], self.kernels.native_cell)  # 2 × L × (B, T, P)
         elif self.cfg.body == "lstm":
@@ -105,21 +106,30 @@ class BiLM(nn.Module):
         layers = [torch.cat([x, x], dim=-1)] + [torch.cat([f, b], dim=-1) for f, b in zip(fwd, bwd)]
         return BiLMOutput(layers, fwd[-1], bwd[-1], mask)
 
-    def uses_scan(self, x: torch.Tensor) -> bool:
+    def uses_scan(self, x: torch.Tensor, lengths: torch.Tensor | None = None) -> bool:
         """Whether the LSTM stacks run through :class:`LSTMPScan` rather than PyTorch's kernel.
 
-        Measured (bench/): in fp32 training on CPU both run at the same speed, and the scan is what
-        gives bf16 matmuls and clipping; for fp32 inference PyTorch's kernel is ~1.5× faster than
-        the scan with the PyTorch cell and level with the compiled cell (`cpu` 988 vs 991, `small`
-        477 vs 483 sentences/s, medians of 5 alternating runs), so it stays. On a GPU cuDNN's fused
-        projected LSTM is used unless clipping is set."""
+        Training on CPU (and clipping, bf16) always scans. At fp32 inference on CPU the scan with
+        the compiled cell runs both directions as one batch and is the faster on batches of
+        similar lengths (the `make repro` sentiment model's predict on 2,000 SST-2 sentences all
+        at once: 1,731 and 1,676 against 1,444 and 1,499 texts/s with PyTorch's kernel, two
+        alternating runs), while PyTorch's kernel skips padding (:class:`LSTMLayer`) and is the
+        faster on batches of mixed lengths (arrival-order batches of 32: 736 and 705 against 638
+        and 651): so the scan when at least ``PACK_BELOW`` of the positions (``lengths``) are real
+        and the compiled cell is there. On a GPU cuDNN's fused projected LSTM is used unless
+        clipping is set."""
         cfg = self.cfg
         if cfg.body != "lstm" or not self.kernels.scan:
             return False
         if cfg.cell_clip is not None or cfg.proj_clip is not None:
             return True
         dev = x.device.type
-        return dev == "cpu" and (torch.is_grad_enabled() or torch.is_autocast_enabled(dev))
+        if dev != "cpu":
+            return False
+        if torch.is_grad_enabled() or torch.is_autocast_enabled(dev):
+            return True
+        full = lengths is not None and int(lengths.sum()) >= PACK_BELOW * lengths.numel() * x.shape[1]
+        return full and self.kernels.native_cell and cell_kernel() is not None
 
     @property
     def lm_head(self) -> SoftmaxHead:
