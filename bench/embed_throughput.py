@@ -50,6 +50,7 @@ from pretrain_throughput import preset_yaml  # noqa: E402  (bench/ is on the pat
 
 from pipeline.bilm.model import BiLM  # noqa: E402
 from pipeline.config import load_params  # noqa: E402
+from pipeline.cpu import median_seconds  # noqa: E402
 from pipeline.data.chars import char_table  # noqa: E402
 from pipeline.data.tokenizers import WhitespaceTokenizer  # noqa: E402
 from pipeline.data.vocab import Vocab  # noqa: E402
@@ -180,7 +181,7 @@ def elmo_report(names: list[str], n_sentences: int, repeats: int, tmp: Path, siz
         options, weights = elmo_files(name, tmp)
         enc = Encoder.from_pretrained(import_elmo(options, weights, tmp / f"enc-{name}"))
         params = enc.model.n_params()
-        loop = timed(lambda: per_sentence_baseline(enc, sample[:50]), 1) * len(sample) / 50
+        loop = median_seconds(lambda: per_sentence_baseline(enc, sample[:50]), 1) * len(sample) / 50
         for variant, bf16 in (("LRU cache (cold)", False), ("  + bf16", True)):
             enc.bf16 = bf16
 
@@ -188,7 +189,7 @@ def elmo_report(names: list[str], n_sentences: int, repeats: int, tmp: Path, siz
                 enc._cache.clear()
                 enc.embed(sample)
 
-            t = timed(cold, repeats)
+            t = median_seconds(cold, repeats)
             print(
                 f"{name:<9} {params / 1e6:6.1f}M params  {variant:<17} {len(sample) / t:>8,.1f} sent/s "
                 f"{n_tok / t:>9,.0f} tokens/s  {loop / t:>5.2f}x the per-sentence loop",
@@ -197,15 +198,6 @@ def elmo_report(names: list[str], n_sentences: int, repeats: int, tmp: Path, siz
         print(f"{name:<9} {bf16_report(enc, sample[:300])}", flush=True)
         if sizes:
             batch_sweep(enc, name, sample, sizes, repeats)
-
-
-def timed(fn, repeats: int) -> float:
-    times = []
-    for _ in range(repeats):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return statistics.median(times)
 
 
 def main():
@@ -252,22 +244,22 @@ def main():
             elmo_report(args.elmo.split(","), args.elmo_sentences, args.repeats, tmp, sizes)
         for preset in filter(None, args.presets.split(",")):
             enc = build_encoder(preset, lines, tmp)
-            loop = timed(lambda: per_sentence_baseline(enc, base_sample), 1)
+            loop = median_seconds(lambda: per_sentence_baseline(enc, base_sample), 1)
             loop_rate = args.baseline_sentences / loop
             results = []
             size, enc.cache_size = enc.cache_size, 0
-            results.append(("no cache", timed(lambda: enc.embed(sample), args.repeats)))
+            results.append(("no cache", median_seconds(lambda: enc.embed(sample), args.repeats)))
             enc.cache_size = size
 
             def cold():
                 enc._cache.clear()
                 enc.embed(sample)
 
-            results.append(("LRU cache (cold)", timed(cold, args.repeats)))
+            results.append(("LRU cache (cold)", median_seconds(cold, args.repeats)))
             enc.precompute_vocab()
-            results.append(("vocab precomputed", timed(lambda: enc.embed(sample), args.repeats)))
+            results.append(("vocab precomputed", median_seconds(lambda: enc.embed(sample), args.repeats)))
             enc.bf16 = True
-            results.append(("  + bf16", timed(lambda: enc.embed(sample), args.repeats)))
+            results.append(("  + bf16", median_seconds(lambda: enc.embed(sample), args.repeats)))
             enc.bf16 = False
             print(f"{preset:<7} {'per-sentence loop':<22} {loop_rate:>9,.1f} {base_tok / loop:>10,.0f} {1.0:>7.2f}x")
             for name, t in results:

@@ -17,10 +17,8 @@ from __future__ import annotations
 
 import argparse
 import itertools
-import statistics
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
@@ -34,15 +32,6 @@ def words(n: int) -> list[str]:
     text = PTB.read_text(encoding="utf-8") if PTB.is_file() else (SAMPLES / "ner" / "train.conll").read_text()
     pool = [w for w in text.split() if w.isalpha()][:50_000]
     return list(itertools.islice(itertools.cycle(pool), n))
-
-
-def median_seconds(fn, repeats: int) -> float:
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
 
 
 def train_models(encoder_dir: Path, vectors: Path, tmp: Path) -> dict:
@@ -68,7 +57,7 @@ def train_models(encoder_dir: Path, vectors: Path, tmp: Path) -> dict:
 
 
 def main(argv=None) -> None:
-    from pipeline.cpu import features_line
+    from pipeline.cpu import features_line, median_seconds
     from pipeline.encoder import Encoder
 
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)

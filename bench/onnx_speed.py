@@ -25,7 +25,9 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "bench"))
 
-from embed_throughput import PTB_VALID, elmo_files, timed  # noqa: E402
+from embed_throughput import PTB_VALID, elmo_files  # noqa: E402
+
+from pipeline.cpu import median_seconds  # noqa: E402
 
 
 def main() -> None:
@@ -61,8 +63,8 @@ def main() -> None:
         print("|---|---|---|---|---|")
         for name, enc in encoders.items():
             enc.embed(sample[:20])  # warm
-            rate = len(sample) / timed(lambda: enc.embed(sample), args.repeats)
-            one = statistics.median(timed(lambda s=s: enc.embed([s]), 1) for s in sample[:100]) * 1000
+            rate = len(sample) / median_seconds(lambda: enc.embed(sample), args.repeats)
+            one = statistics.median(median_seconds(lambda s=s: enc.embed([s]), 1) for s in sample[:100]) * 1000
             base = base or rate
             cos = ", ".join(f"{c:.5f}" for c in compare(reference, enc.embed(sample[:300]))["lowest_cosine"])
             print(f"| {name} | {rate:,.1f} | {rate / base:.2f}x | {one:.1f} | {cos} |", flush=True)

@@ -6,7 +6,9 @@ fp32 took 11 s), so a bf16 request on such a CPU runs in fp32, said once."""
 from __future__ import annotations
 
 import functools
+import statistics
 import sys
+import time
 from pathlib import Path
 
 NATIVE_BF16 = ("avx512_bf16", "amx_bf16")  # x86 flags of native bf16 matmuls (oneDNN uses either)
@@ -82,3 +84,14 @@ def bf16_pays(device_type: str) -> bool:
         file=sys.stderr,
     )
     return False
+
+
+def median_seconds(fn, repeats: int = 3) -> float:
+    """The median wall time of ``repeats`` calls of ``fn()`` on this machine (the export's speed
+    ratios and bench/: a median, as the machine is noisy)."""
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)

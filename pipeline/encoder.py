@@ -34,7 +34,7 @@ import torch
 from pipeline.bilm.model import BiLM, build_bilm
 from pipeline.cpu import bf16_pays
 from pipeline.data.batching import cut_sorted
-from pipeline.data.chars import BOS_TOKEN, EOS_TOKEN, PAD_CHAR, token_char_ids
+from pipeline.data.chars import BOS_TOKEN, EOS_TOKEN, padded_char_ids, token_char_ids
 from pipeline.data.lines import ReadStats, input_chunks
 from pipeline.data.tokenizers import SP_MODEL_FILE, SentencePieceTokenizer, make_tokenizer
 from pipeline.data.vocab import Vocab
@@ -497,7 +497,7 @@ class OnnxEncoder(Encoder):
         self.graph = graph
 
     def token_vectors(self, tokens: Sequence[str]) -> torch.Tensor:
-        chars = np.stack([token_char_ids(t, self.max_chars) for t in tokens]).astype(np.int64)[:, None]  # (U, 1, C)
+        chars = padded_char_ids([[t] for t in tokens], self.max_chars)  # (U, 1, C)
         ones = np.ones(len(tokens), dtype=np.int64)
         layers = self.session.run(None, {"chars": chars, "lengths": ones})[0]  # (L+1, U, 1, 2P)
         return torch.from_numpy(layers[0, :, 0, : self.dim // 2].copy())
@@ -509,16 +509,18 @@ class OnnxEncoder(Encoder):
         """Sentences (token lists, non-empty) → BiLMOutput over [<S>, tokens..., </S>]."""
         from pipeline.bilm.model import BiLMOutput
 
-        rows = [[BOS_TOKEN, *s, EOS_TOKEN] for s in batch]
-        B, T = len(rows), max(len(r) for r in rows)
-        chars = np.full((B, T, self.max_chars), PAD_CHAR, dtype=np.int64)
-        for b, r in enumerate(rows):
-            chars[b, : len(r)] = [token_char_ids(t, self.max_chars) for t in r]
-        lengths = np.array([len(r) for r in rows], dtype=np.int64)
+        chars, lengths = bilm_graph_inputs(batch, self.max_chars)
         layers = torch.from_numpy(self.session.run(None, {"chars": chars, "lengths": lengths})[0])  # (L+1, B, T, 2P)
-        mask = torch.arange(T)[None, :] < torch.from_numpy(lengths)[:, None]
+        mask = torch.arange(chars.shape[1])[None, :] < torch.from_numpy(lengths)[:, None]
         P = layers.shape[-1] // 2
         return BiLMOutput(list(layers), layers[-1][..., :P], layers[-1][..., P:], mask)
+
+
+def bilm_graph_inputs(sentences: Sequence[Sequence[str]], max_chars: int) -> tuple[np.ndarray, np.ndarray]:
+    """The ONNX biLM graph's inputs for non-empty token lists: ``chars`` (B, T, C) of the rows
+    ``[<S>, tokens..., </S>]`` and their ``lengths`` (B,), both int64."""
+    rows = [[BOS_TOKEN, *s, EOS_TOKEN] for s in sentences]
+    return padded_char_ids(rows, max_chars), np.array([len(r) for r in rows], dtype=np.int64)
 
 
 def onnx_session(graph: Path):

@@ -24,9 +24,7 @@ import io
 import json
 import logging
 import shutil
-import statistics
 import tempfile
-import time
 import warnings
 from collections.abc import Collection, Iterator
 from pathlib import Path
@@ -35,7 +33,16 @@ import numpy as np
 import torch
 
 from pipeline.config import INT8_MIN_COSINE
-from pipeline.encoder import ENCODER_FILES, ENCODER_KIND, ONNX_FILE, ONNX_REPORT, Encoder, OnnxEncoder
+from pipeline.cpu import median_seconds
+from pipeline.encoder import (
+    ENCODER_FILES,
+    ENCODER_KIND,
+    ONNX_FILE,
+    ONNX_REPORT,
+    Encoder,
+    OnnxEncoder,
+    bilm_graph_inputs,
+)
 from pipeline.errors import PipelineError
 from pipeline.io import atomic_path, check_replaceable, directory_kind, output_lock
 
@@ -69,7 +76,7 @@ def write_graph(encoder: Encoder, path: Path) -> None:
 
     graph = ExportedBiLM(encoder.model)
     rows = [["<S>", "a", "b", "</S>"], ["<S>", "c", "</S>"]]
-    chars, lengths = _inputs(encoder, [r[1:-1] for r in rows])
+    chars, lengths = bilm_graph_inputs([r[1:-1] for r in rows], encoder.max_chars)
     B, T = torch.export.Dim("batch"), torch.export.Dim("length")
     with quiet():
         torch.onnx.export(
@@ -92,16 +99,6 @@ def quiet():
             logging.disable(logging.NOTSET)
 
 
-def _inputs(encoder: Encoder, sentences: list[list[str]]) -> tuple[np.ndarray, np.ndarray]:
-    from pipeline.data.chars import BOS_TOKEN, EOS_TOKEN, PAD_CHAR, token_char_ids
-
-    rows = [[BOS_TOKEN, *s, EOS_TOKEN] for s in sentences]
-    chars = np.full((len(rows), max(map(len, rows)), encoder.max_chars), PAD_CHAR, dtype=np.int64)
-    for b, r in enumerate(rows):
-        chars[b, : len(r)] = [token_char_ids(t, encoder.max_chars) for t in r]
-    return chars, np.array([len(r) for r in rows], dtype=np.int64)
-
-
 def compare(reference: list[np.ndarray], other: list[np.ndarray]) -> dict:
     """Per layer, over every token of every sentence: the largest absolute difference and the
     lowest cosine between ``other``'s vectors and ``reference``'s."""
@@ -114,15 +111,6 @@ def compare(reference: list[np.ndarray], other: list[np.ndarray]) -> dict:
         out["max_abs_diff"].append(float(np.abs(a - b).max()))
         out["lowest_cosine"].append(float(cos.min()))
     return out
-
-
-def median_seconds(fn, repeats: int = 3) -> float:
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
 
 
 def export_onnx(
@@ -212,18 +200,30 @@ def check_graphs(encoder: Encoder, tmp: Path, sentences: list[str], int8: bool, 
               "parity_fp32": parity, "int8": int8}  # fmt: skip
     if int8:
         report["int8_vs_fp32"] = quantize_checked(encoder, tmp, sentences, reference, min_cosine, seconds, log)
-    report["seconds"] = {k: round(v, 4) for k, v in seconds.items()}
-    report["speed_vs_pytorch"] = {k: round(seconds["pytorch"] / v, 2) for k, v in seconds.items() if k != "pytorch"}
-    return report
+    return {**report, **speed_fields(seconds)}
 
 
-def quantize_checked(encoder, tmp: Path, sentences, reference, min_cosine: float, seconds: dict, log) -> dict:
+def speed_fields(seconds: dict[str, float]) -> dict:
+    """The report's ``seconds`` per runtime and each ONNX runtime's ``speed_vs_pytorch``."""
+    return {
+        "seconds": {k: round(v, 4) for k, v in seconds.items()},
+        "speed_vs_pytorch": {k: round(seconds["pytorch"] / v, 2) for k, v in seconds.items() if k != "pytorch"},
+    }
+
+
+def quantize(tmp: Path) -> Path:
+    """``tmp/int8.onnx``: ONNX Runtime's dynamic int8 quantization of ``tmp/fp32.onnx`` (the
+    ``Scan`` body's matrix products too)."""
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     with quiet():
         quantize_dynamic(tmp / "fp32.onnx", tmp / "int8.onnx", weight_type=QuantType.QInt8,
                          extra_options={"EnableSubgraph": True})  # fmt: skip
-    q = OnnxEncoder(encoder, tmp / "int8.onnx")
+    return tmp / "int8.onnx"
+
+
+def quantize_checked(encoder, tmp: Path, sentences, reference, min_cosine: float, seconds: dict, log) -> dict:
+    q = OnnxEncoder(encoder, quantize(tmp))
     drift = compare(reference, q.embed(sentences))
     lowest = min(drift["lowest_cosine"])
     log(f"export: int8 against fp32: lowest cosine {lowest:.4f}, max abs diff {max(drift['max_abs_diff']):.3f}")

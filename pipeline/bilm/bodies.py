@@ -21,6 +21,12 @@ from pipeline.config import ModelConfig
 # it, packing costs more than the padding (measured on sorted batches of SST sentences)
 PACK_BELOW = 0.75
 
+
+def mostly_real(lengths: torch.Tensor, T: int) -> bool:
+    """Whether rows of ``lengths`` (B,) fill at least :data:`PACK_BELOW` of a (B, T) batch."""
+    return int(lengths.sum()) >= PACK_BELOW * lengths.numel() * T
+
+
 # PyTorch notes once that oneDNN lacks projected LSTMs and uses its own C++ kernel: expected here.
 warnings.filterwarnings("ignore", message="LSTM with projections is not supported with oneDNN")
 
@@ -29,8 +35,9 @@ class LSTMLayer(nn.Module):
     """One LSTM layer with cell H and projection P: (B, T, P) → (B, T, P), zero initial state.
 
     Holds the weights of PyTorch's ``nn.LSTM(proj_size=P)`` (so saved names stay). Training and
-    inference run them through :func:`scan_stacks`; ``forward`` here is PyTorch's own kernel, kept
-    for the straightforward baseline in bench/ and for generation.
+    inference on batches of similar lengths run them through :func:`scan_stacks`; ``forward`` here
+    is PyTorch's own kernel: inference on batches of mixed lengths (padding skipped), without the
+    compiled cell, the straightforward baseline in bench/, and generation.
     """
 
     def __init__(self, dim: int, cell: int, cell_clip: float | None, proj_clip: float | None):
@@ -43,7 +50,7 @@ class LSTMLayer(nn.Module):
         Why: a batch of texts of mixed lengths (a served batch) otherwise runs every row to the
         longest (measured: 32 SST sentences in arrival order cost 2.3× their sorted padding-free time)."""
         if self.cell_clip is None and self.proj_clip is None:
-            if lengths is None or int(lengths.sum()) > PACK_BELOW * lengths.numel() * x.shape[1]:
+            if lengths is None:
                 return self.lstm(x)[0]
             packed = pack_padded_sequence(x, lengths.cpu(), batch_first=True, enforce_sorted=False)
             return pad_packed_sequence(self.lstm(packed)[0], batch_first=True, total_length=x.shape[1])[0]

@@ -31,7 +31,14 @@ import numpy as np
 import torch
 from torch import nn
 
-from pipeline.bilm.bodies import PACK_BELOW, LSTMStack, make_stack, n_stack_outputs, reverse_padded, scan_stacks
+from pipeline.bilm.bodies import (
+    LSTMStack,
+    make_stack,
+    mostly_real,
+    n_stack_outputs,
+    reverse_padded,
+    scan_stacks,
+)
 from pipeline.bilm.native import cell_kernel
 from pipeline.bilm.softmax import SoftmaxHead
 from pipeline.bilm.tokens import TokenEncoder
@@ -95,18 +102,20 @@ class BiLM(nn.Module):
         """Token layer x (B, T, P) and mask (B, T) → :class:`BiLMOutput` (the LSTM stacks)."""
         lengths = mask.sum(dim=1)  # (B,)
         x_rev = reverse_padded(x, lengths)
-        if self.uses_scan(x, lengths):
+        full = mostly_real(lengths, x.shape[1])
+        if self.uses_scan(x, full):
             stacks = [cast(LSTMStack, self.forward_stack), cast(LSTMStack, self.backward_stack)]  # body "lstm"
             fwd, bwd = scan_stacks(stacks, [x, x_rev], self.kernels.native_cell)  # 2 × L × (B, T, P)
         elif self.cfg.body == "lstm":
-            fwd, bwd = self.forward_stack(x, lengths), self.backward_stack(x_rev, lengths)
+            skip = None if full else lengths  # PyTorch's kernel skips the padding of a batch of mixed lengths
+            fwd, bwd = self.forward_stack(x, skip), self.backward_stack(x_rev, skip)
         else:
             fwd, bwd = self.forward_stack(x), self.backward_stack(x_rev)
         bwd = [reverse_padded(h, lengths) for h in bwd]
         layers = [torch.cat([x, x], dim=-1)] + [torch.cat([f, b], dim=-1) for f, b in zip(fwd, bwd)]
         return BiLMOutput(layers, fwd[-1], bwd[-1], mask)
 
-    def uses_scan(self, x: torch.Tensor, lengths: torch.Tensor | None = None) -> bool:
+    def uses_scan(self, x: torch.Tensor, full: bool = False) -> bool:
         """Whether the LSTM stacks run through :class:`LSTMPScan` rather than PyTorch's kernel.
 
         Training on CPU (and clipping, bf16) always scans. At fp32 inference on CPU the scan with
@@ -115,8 +124,8 @@ class BiLM(nn.Module):
         at once: 1,731 and 1,676 against 1,444 and 1,499 texts/s with PyTorch's kernel, two
         alternating runs), while PyTorch's kernel skips padding (:class:`LSTMLayer`) and is the
         faster on batches of mixed lengths (arrival-order batches of 32: 736 and 705 against 638
-        and 651): so the scan when at least ``PACK_BELOW`` of the positions (``lengths``) are real
-        and the compiled cell is there. On a GPU cuDNN's fused projected LSTM is used unless
+        and 651): so the scan when the batch is ``full`` (at least ``PACK_BELOW`` of its positions
+        real: :func:`mostly_real`) and the compiled cell is there. On a GPU cuDNN's fused projected LSTM is used unless
         clipping is set."""
         cfg = self.cfg
         if cfg.body != "lstm" or not self.kernels.scan:
@@ -128,7 +137,6 @@ class BiLM(nn.Module):
             return False
         if torch.is_grad_enabled() or torch.is_autocast_enabled(dev):
             return True
-        full = lengths is not None and int(lengths.sum()) >= PACK_BELOW * lengths.numel() * x.shape[1]
         return full and self.kernels.native_cell and cell_kernel() is not None
 
     @property

@@ -37,6 +37,17 @@ def token_char_ids(token: str, max_chars: int = 50) -> np.ndarray:
     return out
 
 
+def padded_char_ids(sentences: Sequence[Sequence[str]], max_chars: int, length: int | None = None) -> np.ndarray:
+    """``(B, T, max_chars)`` int64 ids of each sentence's tokens, rows past a sentence's end all
+    padding; T is ``length`` or the longest sentence's."""
+    T = length if length is not None else max((len(s) for s in sentences), default=0)
+    out = np.full((len(sentences), T, max_chars), PAD_CHAR, dtype=np.int64)
+    for b, s in enumerate(sentences):
+        if s:
+            out[b, : len(s)] = np.stack([token_char_ids(t, max_chars) for t in s])
+    return out
+
+
 def char_table(tokens: Sequence[str], max_chars: int = 50, pad_rows: Sequence[int] = ()) -> np.ndarray:
     """``(len(tokens), max_chars)`` int16 ids; rows listed in ``pad_rows`` are all padding."""
     table = np.empty((len(tokens), max_chars), dtype=np.int16)

@@ -23,14 +23,16 @@ import onnxruntime
 import torch
 
 from pipeline.config import INT8_MAX_DROP
+from pipeline.cpu import median_seconds
 from pipeline.encoder import ONNX_FILE
 from pipeline.errors import PipelineError
 from pipeline.export_onnx import (
     PARITY_TOLERANCE,
     check_sentences,
     export_workspace,
-    median_seconds,
+    quantize,
     quiet,
+    speed_fields,
     write_export,
 )
 from pipeline.io import check_not_special, check_replaceable
@@ -143,7 +145,7 @@ def check_task_graphs(model, tmp: Path, examples, targets, where: str, int8: boo
         report["dev"] = {"metric": model.task.metric, "pytorch": dev_score(model, targets, reference),
                          "onnx_fp32": dev_score(model, targets, pred)}  # fmt: skip
     if int8:
-        q = quantize(model, tmp)
+        q = OnnxTaskModel(model, quantize(tmp))
         q_pred = q.predict(examples)
         report["dev"]["onnx_int8"] = dev_score(model, targets, q_pred)
         report["int8_agreement"] = agreement(model, reference, q_pred)
@@ -157,19 +159,7 @@ def check_task_graphs(model, tmp: Path, examples, targets, where: str, int8: boo
                 "(export without --int8, or allow a larger drop)"
             )
         seconds["onnx_int8"] = median_seconds(lambda: q.predict(timed))
-    report["speed_examples"] = len(timed)
-    report["seconds"] = {k: round(v, 4) for k, v in seconds.items()}
-    report["speed_vs_pytorch"] = {k: round(seconds["pytorch"] / v, 2) for k, v in seconds.items() if k != "pytorch"}
-    return report
-
-
-def quantize(model: BiLSTMTaskModel, tmp: Path) -> OnnxTaskModel:
-    from onnxruntime.quantization import QuantType, quantize_dynamic
-
-    with quiet():
-        quantize_dynamic(tmp / "fp32.onnx", tmp / "int8.onnx", weight_type=QuantType.QInt8,
-                         extra_options={"EnableSubgraph": True})  # fmt: skip
-    return OnnxTaskModel(model, tmp / "int8.onnx")
+    return {**report, "speed_examples": len(timed), **speed_fields(seconds)}
 
 
 def run_recording(model: BiLSTMTaskModel, outputs, examples: list) -> tuple[list, list]:

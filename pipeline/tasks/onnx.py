@@ -34,7 +34,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from pipeline.data.chars import BOS_TOKEN, EOS_TOKEN, PAD_CHAR, token_char_ids
+from pipeline.data.chars import BOS_TOKEN, EOS_TOKEN, PAD_CHAR, padded_char_ids, token_char_ids
 from pipeline.errors import PipelineError
 from pipeline.tasks.base import TaskModel
 from pipeline.tasks.bilstm import BiLSTMTaskModel
@@ -159,18 +159,9 @@ def side_inputs(model: BiLSTMTaskModel, sentences: Sequence[Sequence[str]]) -> d
     elif isinstance(f.words, LookupVectors):
         out["word_vectors"] = f.words(sentences, B, T).numpy()
     if f.chars is not None:
-        out["chars"] = char_ids(sentences, T, TaskCharCNN.MAX_CHARS)
+        out["chars"] = padded_char_ids(sentences, TaskCharCNN.MAX_CHARS, T)
     if f.encoder is not None:
-        out["elmo_chars"] = char_ids([f.encoder.as_tokens(s) for s in sentences], T, f.encoder.max_chars)
-    return out
-
-
-def char_ids(sentences: Sequence[Sequence[str]], T: int, max_chars: int) -> np.ndarray:
-    """(B, T, max_chars) int64 byte ids of each token, padding rows all ``PAD_CHAR``."""
-    out = np.full((len(sentences), T, max_chars), PAD_CHAR, dtype=np.int64)
-    for b, s in enumerate(sentences):
-        if s:
-            out[b, : len(s)] = np.stack([token_char_ids(t, max_chars) for t in s])
+        out["elmo_chars"] = padded_char_ids([f.encoder.as_tokens(s) for s in sentences], f.encoder.max_chars, T)
     return out
 
 
