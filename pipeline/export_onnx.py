@@ -191,6 +191,7 @@ def check_graphs(encoder: Encoder, tmp: Path, sentences: list[str], int8: bool, 
         raise PipelineError(
             f"the ONNX graph differs from PyTorch by {worst:.2e} (tolerance {PARITY_TOLERANCE:g}): not written"
         )
+    log(f"export: timing PyTorch and ONNX Runtime on the {len(sentences)} sentences (medians of 3)")
     seconds = {
         "pytorch": median_seconds(lambda: encoder.embed(sentences)),
         "onnx_fp32": median_seconds(lambda: fp32.embed(sentences)),

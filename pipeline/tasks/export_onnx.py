@@ -137,6 +137,7 @@ def check_task_graphs(model, tmp: Path, examples, targets, where: str, int8: boo
                     "checked_on": where, "max_abs_diff": worst, "agreement": agree, "int8": int8,
                     "inputs": input_names(model), **decoding_fields(model)}  # fmt: skip
     timed = examples[:SPEED_EXAMPLES]
+    log(f"export: timing PyTorch and ONNX Runtime on {len(timed)} examples (medians of 3)")
     seconds = {
         "pytorch": median_seconds(lambda: model.predict(timed)),
         "onnx_fp32": median_seconds(lambda: fp32.predict(timed)),

@@ -97,6 +97,8 @@ class Task:
         """Mean loss of a batch; ``inputs`` = (x, mask, extra) from the features."""
         raise NotImplementedError
 
+    output_name: str  # what :meth:`outputs` is, the name of an ONNX export's output
+
     def outputs(self, cfg: FinetuneConfig, head: nn.Module, inputs: tuple) -> torch.Tensor:
         """What the head answers for a batch, before decoding: probabilities, scores or tag scores
         (the output of an ONNX export, :mod:`pipeline.tasks.onnx`)."""
@@ -134,6 +136,7 @@ class TagTask(Task):
     metric = "accuracy"
     example = "tokens"
     target = "tags"
+    output_name = "emissions"  # (B, T, K) tag scores, decoded by the CRF
     reads = "CoNLL columns or CoNLL-U"
     unseen_labels_ok = True  # a rare tag (NN|SYM) of dev may be missing from a small training set
     trivial_hint = (
@@ -242,6 +245,7 @@ class ClassifyTask(Task):
     metric = "accuracy"
     example: Literal["tokens", "text", "pair"] = "text"
     target = "label"
+    output_name = "probabilities"  # (B, C) softmax
     reads = "a TSV/CSV/JSONL file with text and label fields"
     trivial_hint = (
         "hint: the dev accuracy never beat always predicting the most frequent label ({trivial:.4f}). "
@@ -334,6 +338,7 @@ class RegressTask(Task):
     metric = "pearson"
     example = "text"
     target = "score"
+    output_name = "scores"  # (B,) in the training targets' units
     reads = "a TSV/CSV/JSONL file with text (or two text) fields and a number field"
     trivial_hint = (
         "hint: the dev Pearson r never rose above 0. Check the text and score fields "
@@ -392,6 +397,7 @@ class MultilabelTask(Task):
     metric = "jaccard"
     example = "text"
     target = "labels"
+    output_name = "probabilities"  # (B, K) a sigmoid per label
     reads = "a TSV/CSV/JSONL file with a text field and a label-list field or one 0/1 column per label"
     trivial_hint = (
         "hint: the dev Jaccard accuracy never beat predicting no label ({trivial:.4f}). Check the text "

@@ -42,15 +42,6 @@ from pipeline.tasks.crf import CRF
 from pipeline.tasks.features import LookupVectors, TaskCharCNN, WordEmbedding, casing
 
 PAIR_SUFFIX = "_pair"
-OUTPUT_NAMES = {  # the graph's output, by task
-    "probabilities": ("classify", "pair", "multilabel"),
-    "scores": ("regress",),
-    "emissions": ("tag", "ner"),
-}
-
-
-def output_name(task: str) -> str:
-    return next(name for name, tasks in OUTPUT_NAMES.items() if task in tasks)
 
 
 def side_names(model: BiLSTMTaskModel) -> list[str]:
@@ -168,7 +159,7 @@ def side_inputs(model: BiLSTMTaskModel, sentences: Sequence[Sequence[str]]) -> d
 def decoding_fields(model: BiLSTMTaskModel) -> dict:
     """What decoding needs besides the graph's output, for ``onnx.json``: a CRF's scores, a
     multi-label head's thresholds, the labels."""
-    fields: dict = {"task": model.cfg.task, "labels": model.labels, "output": output_name(model.cfg.task)}
+    fields: dict = {"task": model.cfg.task, "labels": model.labels, "output": model.task.output_name}
     if model.task.target == "tags":
         crf = cast(CRF, model.head.crf)
         fields["crf"] = {"transitions": crf._trans().tolist(), "start": crf._start().tolist(), "end": crf.end.tolist()}
